@@ -1,0 +1,43 @@
+import { sql } from 'kysely';
+import type { Db } from '../platform/db/database';
+import type { AccountStatus } from './account.table';
+
+export interface AccountInput {
+  readonly accountId: string;
+  readonly status: AccountStatus;
+  readonly serviceState: string | null;
+  readonly billingState: string | null;
+}
+
+/** Upserts in one statement, whatever the size: unnest keeps it to four parameters. */
+export async function upsertAccounts(db: Db, accounts: readonly AccountInput[]): Promise<number> {
+  if (accounts.length === 0) return 0;
+  const result = await sql`
+    insert into accounts (account_id, status, service_state, billing_state)
+    select * from unnest(
+      ${accounts.map((a) => a.accountId)}::text[],
+      ${accounts.map((a) => a.status)}::text[],
+      ${accounts.map((a) => a.serviceState)}::text[],
+      ${accounts.map((a) => a.billingState)}::text[])
+    on conflict (account_id) do update set
+      status = excluded.status,
+      service_state = excluded.service_state,
+      billing_state = excluded.billing_state,
+      updated_at = now()
+    where (accounts.status, accounts.service_state, accounts.billing_state)
+      is distinct from (excluded.status, excluded.service_state, excluded.billing_state)`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+export async function findAccount(db: Db, accountId: string) {
+  return db
+    .selectFrom('accounts')
+    .select(['account_id', 'status', 'service_state', 'billing_state', 'created_at', 'updated_at'])
+    .where('account_id', '=', accountId)
+    .executeTakeFirst();
+}
+
+/** Locks the account row against concurrent status changes while consents are recorded for it. */
+export async function lockAccount(db: Db, accountId: string) {
+  return db.selectFrom('accounts').select(['account_id', 'status']).where('account_id', '=', accountId).forShare().executeTakeFirst();
+}

@@ -1,0 +1,31 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { requireScope } from '../platform/auth/middleware';
+import type { TokenVerifier } from '../platform/auth/tokens';
+import type { Db } from '../platform/db/database';
+import { jsonBody } from '../platform/http/middleware';
+import { parse } from '../platform/http/validate';
+import { ACCOUNT_ID, upsertAccounts } from './account.service';
+
+const state = z.string().min(1).max(64).nullish().transform((v) => v ?? null);
+const body = z.strictObject({
+  accounts: z
+    .array(
+      z.strictObject({
+        accountId: z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"'),
+        status: z.enum(['active', 'closed']),
+        serviceState: state,
+        billingState: state,
+      }),
+    )
+    .min(1),
+});
+
+export function accountRouter(db: Db, verifier: TokenVerifier): Router {
+  const router = Router();
+  router.post('/v1/accounts', requireScope(verifier, 'accounts:write'), jsonBody('4mb'), async (req, res) => {
+    const { accounts } = parse(body, req.body);
+    res.json(await upsertAccounts(db, accounts));
+  });
+  return router;
+}

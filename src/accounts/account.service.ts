@@ -1,0 +1,39 @@
+import { AppError } from '../platform/errors';
+import type { Db } from '../platform/db/database';
+import * as repo from './account.repository';
+import type { AccountInput } from './account.repository';
+
+export type { AccountInput } from './account.repository';
+
+export const ACCOUNT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export const MAX_ACCOUNTS_PER_CALL = 10_000;
+
+export interface AccountUpsertResult {
+  /** Accounts in the request (after removing repeats). */
+  readonly upserted: number;
+  /** Of those, how many were new or actually changed. */
+  readonly changed: number;
+}
+
+export async function upsertAccounts(db: Db, accounts: readonly AccountInput[]): Promise<AccountUpsertResult> {
+  if (accounts.length > MAX_ACCOUNTS_PER_CALL) {
+    throw new AppError('payload-too-large', `At most ${MAX_ACCOUNTS_PER_CALL} accounts per call.`);
+  }
+  // The last entry for an account wins, as if the entries were applied in order.
+  const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
+  const changed = await repo.upsertAccounts(db, unique);
+  return { upserted: unique.length, changed };
+}
+
+export async function requireAccount(db: Db, accountId: string) {
+  const account = await repo.findAccount(db, accountId);
+  if (!account) throw new AppError('not-found', 'No such account.');
+  return account;
+}
+
+/** For another component that records something about an account: the account must exist; it stays locked until `db`'s transaction ends. */
+export async function requireAccountForUpdate(db: Db, accountId: string) {
+  const account = await repo.lockAccount(db, accountId);
+  if (!account) throw new AppError('not-found', 'No such account.');
+  return account;
+}

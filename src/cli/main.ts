@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+import { ConfigError } from '../platform/config';
+import { UsageError } from './args';
+import { migrateCommand } from './migrate.command';
+import { tokenCommand } from './token.command';
+
+/** `optgate <command>`: operator tools. Results go to stdout, problems to stderr; exit 2 is a usage error. */
+
+const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
+  migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
+  token: { summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]', run: tokenCommand },
+};
+
+async function main([name, ...args]: string[]): Promise<number> {
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    const list = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+    process.stderr.write(`usage: optgate <command> [options]\n\n${list.join('\n')}\n`);
+    return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
+  }
+  return command.run(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    const expected = err instanceof UsageError || err instanceof ConfigError;
+    process.stderr.write(`optgate: ${expected ? err.message : (err.stack ?? err.message)}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

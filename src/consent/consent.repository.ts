@@ -1,0 +1,63 @@
+import { sql } from 'kysely';
+import type { Db } from '../platform/db/database';
+import type { ConsentEventTable, ConsentStateRow } from './consent.table';
+import type { Insertable } from 'kysely';
+
+export type NewConsentEvent = Insertable<ConsentEventTable>;
+
+/** Serialises every consent change of one account (including rows that do not exist yet) until the transaction ends. */
+export async function lockAccountConsents(trx: Db, accountId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${'consent:' + accountId}, 0))`.execute(trx);
+}
+
+export async function findStates(db: Db, accountId: string): Promise<ConsentStateRow[]> {
+  return db
+    .selectFrom('consent_state')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .orderBy('purpose')
+    .orderBy('category')
+    .execute();
+}
+
+/** Inserts events in order; returns their feed ids in the same order. */
+export async function insertEvents(trx: Db, events: readonly NewConsentEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const rows = await trx.insertInto('consent_events').values([...events]).returning(['id', 'event_id']).execute();
+  const ids = new Map(rows.map((r) => [r.event_id, r.id] as const));
+  return events.map((e) => ids.get(e.event_id)!);
+}
+
+export async function upsertStates(trx: Db, states: readonly ConsentStateRow[]): Promise<void> {
+  if (states.length === 0) return;
+  await trx
+    .insertInto('consent_state')
+    .values([...states])
+    .onConflict((oc) =>
+      oc.columns(['account_id', 'purpose', 'category']).doUpdateSet((eb) => ({
+        state: eb.ref('excluded.state'),
+        consent_id: eb.ref('excluded.consent_id'),
+        notice_version: eb.ref('excluded.notice_version'),
+        granted_at: eb.ref('excluded.granted_at'),
+        expires_at: eb.ref('excluded.expires_at'),
+        revoked_at: eb.ref('excluded.revoked_at'),
+        updated_at: eb.ref('excluded.updated_at'),
+        last_event_id: eb.ref('excluded.last_event_id'),
+      })),
+    )
+    .execute();
+}
+
+/** Grants whose term has run out and that no event has marked expired yet, oldest first, locked for the caller's transaction. */
+export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Promise<ConsentStateRow[]> {
+  return trx
+    .selectFrom('consent_state')
+    .selectAll()
+    .where('state', '=', 'granted')
+    .where('expires_at', '<=', now)
+    .orderBy('expires_at')
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+}

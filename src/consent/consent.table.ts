@@ -1,0 +1,51 @@
+import type { ColumnType, Generated, Selectable } from 'kysely';
+
+export type ConsentEventKind = 'granted' | 'renewed' | 'revoked' | 'declined' | 'expired' | 'opted_out' | 'opt_out_withdrawn';
+
+/**
+ * The current state of one account × purpose × category.
+ * `declined`: the subscriber said no and never had an active opt-in; `not_opted_out`: an opt-out was withdrawn.
+ */
+export type ConsentStateValue = 'granted' | 'revoked' | 'declined' | 'expired' | 'opted_out' | 'not_opted_out';
+
+export type ActorType = 'subscriber' | 'staff' | 'system';
+export type Channel = 'portal' | 'api' | 'call_center' | 'point_of_sale' | 'system';
+
+export interface ConsentEventTable {
+  /** bigint: returned as a string by pg. Orders the change feed. */
+  id: Generated<string>;
+  event_id: string;
+  account_id: string;
+  purpose: string;
+  category: string;
+  kind: ConsentEventKind;
+  actor_type: ActorType;
+  actor_id: string | null;
+  channel: Channel;
+  client_id: string | null;
+  notice_version: string;
+  notice_sha256: string;
+  occurred_at: Date;
+  expires_at: Date | null;
+  request_id: string | null;
+  ip_hash: string | null;
+  user_agent_hash: string | null;
+}
+
+export interface ConsentStateTable {
+  account_id: string;
+  purpose: string;
+  category: string;
+  state: ConsentStateValue;
+  /** The event that set this state: for a grant in force, the granted or renewed event that decisions cite. */
+  consent_id: string;
+  notice_version: string;
+  granted_at: Date | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  updated_at: Date;
+  last_event_id: ColumnType<string, string | number | bigint, string | number | bigint>;
+}
+
+export type ConsentEventRow = Selectable<ConsentEventTable>;
+export type ConsentStateRow = Selectable<ConsentStateTable>;

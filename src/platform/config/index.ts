@@ -1,0 +1,132 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { type Catalog, CatalogError, loadCatalog } from './catalog';
+import { projectRoot } from './project-root';
+
+export type { Catalog } from './catalog';
+
+/**
+ * The one configuration: parsed once from the environment and config/, then frozen.
+ * Nothing else reads process.env. A bad value stops the start with a message naming it.
+ */
+
+const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://localhost:5432/optgate'),
+  DB_POOL_SIZE: int(1, 200).default(20),
+  DB_STATEMENT_TIMEOUT_MS: int(50, 120_000).default(2000),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('optgate'),
+  CONFIG_DIR: z.string().min(1).optional(),
+  KEYS_DIR: z.string().min(1).optional(),
+  JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWKS_FILE: z.string().min(1).optional(),
+  SIGNING_KEY_FILE: z.string().min(1).optional(),
+  EVIDENCE_HMAC_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  TOKEN_ISSUER: z.string().min(1).optional(),
+  TOKEN_AUDIENCE: z.string().min(1).default('optgate'),
+  EXPIRY_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  RUN_WORKERS: boolean.default(true),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface AppConfig {
+  readonly env: 'development' | 'production' | 'test';
+  readonly http: { readonly port: number; readonly host: string; readonly shutdownTimeoutMs: number };
+  readonly db: { readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number };
+  readonly redis: { readonly url: string; readonly prefix: string };
+  readonly auth: {
+    /** Development only: where the local key pair and secrets are generated. */
+    readonly keysDir: string;
+    readonly jwksUrl?: string;
+    readonly jwksFile?: string;
+    readonly signingKeyFile?: string;
+    readonly evidenceHmacKey?: string;
+    readonly issuer: string;
+    readonly audience: string;
+  };
+  readonly workers: { readonly enabled: boolean; readonly expirySweepIntervalMs: number };
+  readonly logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  readonly configDir: string;
+  readonly catalog: Catalog;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super('invalid configuration:\n' + problems.map((p) => '  - ' + p).join('\n'));
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  // An empty variable means "not set", as in most shells' `FOO= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.JWKS_URL && e.JWKS_FILE) problems.push('JWKS_URL and JWKS_FILE: set one, not both');
+  if (e.NODE_ENV === 'production') {
+    // No default secrets in production: every key comes from the operator.
+    if (!e.JWKS_URL && !e.JWKS_FILE) problems.push('JWKS_URL or JWKS_FILE: required in production');
+    if (!e.SIGNING_KEY_FILE) problems.push('SIGNING_KEY_FILE: required in production');
+    if (!e.EVIDENCE_HMAC_KEY) problems.push('EVIDENCE_HMAC_KEY: required in production');
+    if (!e.TOKEN_ISSUER) problems.push('TOKEN_ISSUER: required in production');
+  }
+  const root = projectRoot();
+  const configDir = path.resolve(root, e.CONFIG_DIR ?? 'config');
+  let catalog: Catalog | undefined;
+  try {
+    catalog = loadCatalog(configDir);
+  } catch (err) {
+    if (!(err instanceof CatalogError)) throw err;
+    problems.push(...err.message.split('\n'));
+  }
+  if (problems.length || !catalog) throw new ConfigError(problems);
+
+  return deepFreeze({
+    env: e.NODE_ENV,
+    http: { port: e.PORT, host: e.HOST, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    db: { url: withDefaultUser(e.DATABASE_URL, env), poolSize: e.DB_POOL_SIZE, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS },
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    auth: {
+      keysDir: path.resolve(root, e.KEYS_DIR ?? '.keys'),
+      jwksUrl: e.JWKS_URL,
+      jwksFile: e.JWKS_FILE && path.resolve(root, e.JWKS_FILE),
+      signingKeyFile: e.SIGNING_KEY_FILE && path.resolve(root, e.SIGNING_KEY_FILE),
+      evidenceHmacKey: e.EVIDENCE_HMAC_KEY,
+      issuer: e.TOKEN_ISSUER ?? 'optgate-dev',
+      audience: e.TOKEN_AUDIENCE,
+    },
+    workers: { enabled: e.RUN_WORKERS, expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS },
+    logLevel: e.LOG_LEVEL,
+    configDir,
+    catalog,
+  });
+}
+
+/**
+ * A URL without a user name connects as PGUSER, else as the operating-system user, as psql does
+ * (pg itself would fall back to $USER, which is often unset in containers and CI).
+ */
+function withDefaultUser(url: string, env: Record<string, string | undefined>): string {
+  const u = new URL(url);
+  if (!u.username) u.username = encodeURIComponent(env.PGUSER || os.userInfo().username);
+  return u.toString();
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof Map) && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

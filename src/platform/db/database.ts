@@ -1,0 +1,80 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../logger';
+import type { AccountTable } from '../../accounts/account.table';
+import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
+
+export interface Database {
+  accounts: AccountTable;
+  consent_events: ConsentEventTable;
+  consent_state: ConsentStateTable;
+}
+
+export type Db = Kysely<Database>;
+
+export interface DbOptions {
+  url: string;
+  poolSize: number;
+  statementTimeoutMs: number;
+}
+
+/**
+ * Every query is bounded: a statement timeout on the server, a query timeout on the client
+ * (for a server that stops answering) and a connect timeout. A bounded failure becomes a 503;
+ * an unbounded wait would hold callers forever.
+ */
+export function createDb(options: DbOptions, logger: Logger): { db: Db; pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    connectionTimeoutMillis: Math.max(1000, options.statementTimeoutMs),
+    statement_timeout: options.statementTimeoutMs,
+    query_timeout: options.statementTimeoutMs + 1000,
+    idle_in_transaction_session_timeout: options.statementTimeoutMs * 5,
+    application_name: 'optgate',
+  });
+  // A connection lost while idle, or while checked out between queries, must not crash the process (an
+  // 'error' event without a listener would): the query that needed it fails, and is answered 503.
+  const lost = (err: Error) => logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost');
+  pool.on('error', lost);
+  pool.on('connect', (client) => client.on('error', lost));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, pool };
+}
+
+/** Creates the database named in the URL when it does not exist yet (development, CI, tests). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  if (!name) throw new Error('DATABASE_URL names no database');
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (!rowCount) {
+      await client.query(`create database ${quoteIdent(name)}`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created meanwhile by another instance
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function dropDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(`drop database if exists ${quoteIdent(name)} with (force)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export const quoteIdent = (name: string) => '"' + name.replace(/"/g, '""') + '"';

@@ -1,0 +1,39 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely';
+import type { Db } from './database';
+import { projectRoot } from '../config/project-root';
+
+/**
+ * Migrations live in migrations/ (frozen, on Kysely<any>). They are loaded with require() so that
+ * the same provider works for the built service (.js) and under jest (.ts).
+ */
+class FolderMigrationProvider implements MigrationProvider {
+  constructor(private readonly folder: string) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const ext = path.extname(__filename);
+    const migrations: Record<string, Migration> = {};
+    for (const file of readdirSync(this.folder).sort()) {
+      if (path.extname(file) !== ext || file.endsWith('.d.ts')) continue;
+      migrations[path.basename(file, ext)] = require(path.join(this.folder, file)) as Migration;
+    }
+    return migrations;
+  }
+}
+
+function migrationsFolder(): string {
+  // Built: dist/src/platform/db → dist/migrations; source: src/platform/db → migrations.
+  const built = path.join(__dirname, '..', '..', '..', 'migrations');
+  return path.extname(__filename) === '.js' ? built : path.join(projectRoot(), 'migrations');
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new FolderMigrationProvider(migrationsFolder()) });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`);
+  }
+  return (results ?? []).map((r) => r.migrationName);
+}

@@ -1,0 +1,62 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { AppError, problemTypeUri } from '../errors';
+import type { Logger } from '../logger';
+import { requestIdOf } from './middleware';
+
+export function sendProblem(res: Response, err: AppError): void {
+  if (err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res
+    .status(err.status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: problemTypeUri(err.type),
+        title: err.title,
+        status: err.status,
+        detail: err.detail,
+        requestId: requestIdOf(res),
+        ...(err.errors?.length ? { errors: err.errors } : {}),
+      }),
+    );
+}
+
+/** body-parser's errors carry a `type`; they are the caller's fault and map to 4xx. */
+function fromParserError(err: { type?: string; status?: number }): AppError | undefined {
+  switch (err.type) {
+    case 'entity.parse.failed':
+      return new AppError('bad-request', 'The body is not valid JSON.');
+    case 'entity.too.large':
+      return new AppError('payload-too-large', 'The body is larger than this endpoint accepts.');
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new AppError('unsupported-media-type', 'The body encoding is not supported.');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new AppError('bad-request', 'The body could not be read.');
+    default:
+      return undefined;
+  }
+}
+
+export const notFound: RequestHandler = (_req, _res, next) => next(new AppError('not-found', 'There is nothing at this path.'));
+
+/**
+ * The one error handler. Known errors become their problem; anything unexpected is logged and
+ * answered 503, never a partial or optimistic answer: the service fails closed.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const known = err instanceof AppError ? err : fromParserError(err);
+    const problem = known ?? new AppError('unavailable', 'The service could not complete this request. Try again.');
+    if (!known) {
+      logger.error({ requestId: requestIdOf(res), err: { message: err?.message, code: err?.code, name: err?.name, stack: err?.stack } }, 'request failed');
+    }
+    if (res.headersSent) {
+      // A streamed response cannot change its status: cut it so the caller sees it is incomplete.
+      res.destroy();
+      return;
+    }
+    sendProblem(res, problem);
+  };
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../platform/auth/principal';
+import { assertPurposeAllowed } from '../platform/auth/middleware';
+import type { Catalog } from '../platform/config/catalog';
+import type { Db } from '../platform/db/database';
+import { AppError, type FieldProblem, validationError } from '../platform/errors';
+import type { Metrics } from '../platform/metrics';
+import { loadSubjects } from './decision.repository';
+import { type CategoryResult, type Subject, type Verdict, evaluate } from './engine';
+
+export const MAX_BATCH_ACCOUNTS = 10_000;
+
+export interface DecisionRequest {
+  readonly accountId: string;
+  readonly purpose: string;
+  readonly categories: readonly string[];
+  readonly recipient?: string;
+  readonly reference?: string;
+}
+
+export interface BatchRequest {
+  readonly purpose: string;
+  readonly categories: readonly string[];
+  readonly accountIds: readonly string[];
+  readonly recipient?: string;
+  readonly reference?: string;
+}
+
+export interface Decision {
+  readonly decisionId: string;
+  readonly accountId: string;
+  readonly purpose: string;
+  readonly allow: boolean;
+  readonly evaluatedAt: Date;
+  readonly validUntil?: Date;
+  readonly results: readonly CategoryResult[];
+}
+
+export interface BatchDecision {
+  readonly decisionId: string;
+  readonly purpose: string;
+  readonly evaluatedAt: Date;
+  readonly results: readonly {
+    readonly accountId: string;
+    readonly allow: boolean;
+    readonly validUntil?: Date;
+    readonly denied?: readonly { readonly category: string; readonly reason: string }[];
+  }[];
+}
+
+export interface DecisionDeps {
+  readonly db: Db;
+  readonly catalog: Catalog;
+  readonly clock: () => Date;
+  readonly metrics: Metrics;
+}
+
+const UNKNOWN: Subject = { account: null, consents: new Map() };
+
+/** Loads what the engine needs, asks it, and counts the answer. Any failure propagates: the caller answers 503, never an allow. */
+export class DecisionService {
+  constructor(private readonly deps: DecisionDeps) {}
+
+  async decide(principal: Principal, request: DecisionRequest): Promise<Decision> {
+    const started = process.hrtime.bigint();
+    const categories = this.checkRequest(principal, request.purpose, request.categories);
+    const subjects = await loadSubjects(this.deps.db, [request.accountId], request.purpose, categories);
+    const evaluatedAt = this.deps.clock();
+    const verdict = evaluate({ ...request, categories }, subjects.get(request.accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
+    this.count(request.purpose, verdict);
+    this.deps.metrics.decisionDuration.observe({ endpoint: 'single' }, seconds(started));
+    return {
+      decisionId: randomUUID(),
+      accountId: request.accountId,
+      purpose: request.purpose,
+      allow: verdict.allow,
+      evaluatedAt,
+      ...(verdict.allow ? { validUntil: verdict.validUntil } : {}),
+      results: verdict.results,
+    };
+  }
+
+  async decideBatch(principal: Principal, request: BatchRequest): Promise<BatchDecision> {
+    const started = process.hrtime.bigint();
+    if (request.accountIds.length > MAX_BATCH_ACCOUNTS) {
+      throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
+    }
+    const categories = this.checkRequest(principal, request.purpose, request.categories);
+    const subjects = await loadSubjects(this.deps.db, [...new Set(request.accountIds)], request.purpose, categories);
+    const evaluatedAt = this.deps.clock();
+    const input = { purpose: request.purpose, categories, reference: request.reference };
+    const results = request.accountIds.map((accountId) => {
+      const verdict = evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
+      this.count(request.purpose, verdict);
+      return verdict.allow
+        ? { accountId, allow: true, validUntil: verdict.validUntil }
+        : { accountId, allow: false, denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })) };
+    });
+    this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
+    return { decisionId: randomUUID(), purpose: request.purpose, evaluatedAt, results };
+  }
+
+  /** Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns the categories without repeats. */
+  private checkRequest(principal: Principal, purpose: string, categories: readonly string[]): string[] {
+    const { catalog } = this.deps;
+    const problems: FieldProblem[] = [];
+    if (!catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose)) problems.push({ path: 'purpose', message: 'unknown purpose' });
+    categories.forEach((c, i) => {
+      if (!catalog.categories.has(c)) problems.push({ path: `categories.${i}`, message: 'unknown category' });
+    });
+    if (problems.length) throw validationError(problems);
+    assertPurposeAllowed(principal, purpose);
+    return [...new Set(categories)];
+  }
+
+  private count(purpose: string, verdict: Verdict): void {
+    const decisive = verdict.results.find((r) => r.allow === verdict.allow) ?? verdict.results[0];
+    this.deps.metrics.decisions.inc({ purpose, outcome: verdict.allow ? 'allow' : 'deny', reason: decisive?.reason ?? 'none' });
+  }
+}
+
+const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;

@@ -1,0 +1,121 @@
+import type { Catalog, Notice } from '../platform/config/catalog';
+import type { AccountStatus } from '../accounts/account.table';
+import type { ConsentStateValue } from '../consent/consent.table';
+
+/**
+ * The judgement: a pure function of (request, what the store holds, catalog, now). No I/O, no
+ * clock of its own. Everything else (loading, auditing, metrics) lives around it.
+ * Its behaviour is pinned by test/policy/cases/*.json, one case per row of SPEC's decision table.
+ */
+
+export interface DecisionInput {
+  readonly purpose: string;
+  readonly categories: readonly string[];
+  readonly reference?: string;
+}
+
+export interface ConsentSnapshot {
+  readonly state: ConsentStateValue;
+  readonly consentId: string | null;
+  readonly noticeVersion: string;
+  readonly expiresAt: Date | null;
+}
+
+export interface Subject {
+  /** null: the account is unknown. */
+  readonly account: { readonly status: AccountStatus } | null;
+  /** The current consent state for the request's purpose, by category. */
+  readonly consents: ReadonlyMap<string, ConsentSnapshot>;
+}
+
+export type AllowReason = 'exception' | 'consent_granted' | 'not_opted_out';
+export type DenyReason =
+  | 'exception_not_applicable'
+  | 'no_consent'
+  | 'consent_revoked'
+  | 'consent_expired'
+  | 'notice_superseded'
+  | 'opted_out'
+  | 'unknown_account'
+  | 'account_closed'
+  | 'unknown_purpose'
+  | 'unknown_category';
+
+export type CategoryResult =
+  | { readonly category: string; readonly allow: true; readonly reason: AllowReason; readonly consentId?: string; readonly expiresAt?: Date }
+  | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
+
+export type Verdict =
+  | { readonly allow: true; readonly validUntil: Date; readonly results: readonly CategoryResult[] }
+  | { readonly allow: false; readonly results: readonly CategoryResult[] };
+
+export function evaluate(input: DecisionInput, subject: Subject, catalog: Catalog, now: Date): Verdict {
+  const results = input.categories.map((category) => judgeCategory(input, category, subject, catalog, now));
+  // An empty request allows nothing: there is nothing it could be allowed to use.
+  if (results.length === 0 || results.some((r) => !r.allow)) return { allow: false, results };
+  return { allow: true, validUntil: validUntil(input.purpose, results, catalog, now), results };
+}
+
+function judgeCategory(input: DecisionInput, category: string, subject: Subject, catalog: Catalog, now: Date): CategoryResult {
+  const deny = (reason: DenyReason): CategoryResult => ({ category, allow: false, reason });
+  const regime = catalog.categories.get(category)?.regime;
+  if (!regime) return deny('unknown_category');
+  const exception = catalog.exceptions.get(input.purpose);
+  if (!exception && !catalog.purposes.has(input.purpose)) return deny('unknown_purpose');
+  if (!subject.account) return deny('unknown_account');
+  if (subject.account.status !== 'active') return deny('account_closed');
+
+  if (exception) {
+    if (exception.requiresReference && !input.reference?.trim()) return deny('exception_not_applicable');
+    if (exception.onlyCategories && !exception.onlyCategories.includes(category)) return deny('exception_not_applicable');
+    return { category, allow: true, reason: 'exception' };
+  }
+
+  const consent = subject.consents.get(category);
+  if (regime === 'opt_out') {
+    return consent?.state === 'opted_out' ? deny('opted_out') : { category, allow: true, reason: 'not_opted_out' };
+  }
+  switch (consent?.state) {
+    case 'granted':
+      break;
+    case 'revoked':
+      return deny('consent_revoked');
+    case 'expired':
+      return deny('consent_expired');
+    default:
+      // Never asked, declined, or a state that does not belong to an opt-in category.
+      return deny('no_consent');
+  }
+  if (!consent.expiresAt || !consent.consentId || now.getTime() >= consent.expiresAt.getTime()) return deny('consent_expired');
+  const shown = catalog.noticesByVersion.get(consent.noticeVersion);
+  const lastMaterial = lastMaterialChange(catalog, input.purpose, now);
+  // A version the catalog no longer knows cannot be shown to be current: treat it as superseded.
+  if (!shown || (lastMaterial && shown.ordinal < lastMaterial.ordinal)) return deny('notice_superseded');
+  return { category, allow: true, reason: 'consent_granted', consentId: consent.consentId, expiresAt: consent.expiresAt };
+}
+
+/** The latest notice in force at `now` that is a material change for `purpose`. */
+function lastMaterialChange(catalog: Catalog, purpose: string, now: Date): Notice | undefined {
+  let last: Notice | undefined;
+  for (const n of catalog.notices) {
+    if (n.effectiveAt.getTime() > now.getTime()) break;
+    if (n.materialFor.includes(purpose)) last = n;
+  }
+  return last;
+}
+
+/**
+ * An allow may be reused until the earliest expiry of the consents it relied on. With no consent
+ * to rely on (exceptions, opt-out categories), the catalog's reuse window bounds it. A material
+ * notice change scheduled before then ends it early, since the consents stop counting at that moment.
+ */
+function validUntil(purpose: string, results: readonly CategoryResult[], catalog: Catalog, now: Date): Date {
+  let until = Number.POSITIVE_INFINITY;
+  for (const r of results) if (r.allow && r.expiresAt) until = Math.min(until, r.expiresAt.getTime());
+  if (until === Number.POSITIVE_INFINITY) until = now.getTime() + catalog.decisionReuseSeconds * 1000;
+  else {
+    const nextMaterial = catalog.notices.find((n) => n.effectiveAt.getTime() > now.getTime() && n.materialFor.includes(purpose));
+    if (nextMaterial) until = Math.min(until, nextMaterial.effectiveAt.getTime());
+  }
+  return new Date(until);
+}

@@ -1,0 +1,96 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app';
+import { startExpirySweep } from './consent/consent-expiry.job';
+import { ConsentService } from './consent/consent.service';
+import { loadKeys } from './platform/auth/keys';
+import { TokenVerifier } from './platform/auth/tokens';
+import type { AppConfig } from './platform/config';
+import { createDb, ensureDatabase } from './platform/db/database';
+import { migrateToLatest } from './platform/db/migrator';
+import { type Logger, createLogger } from './platform/logger';
+import { createMetrics } from './platform/metrics';
+import { Queues } from './platform/queues';
+import { createRedis } from './platform/redis';
+import { DecisionService } from './policy/decision.service';
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** Tests inject a clock to cross an expiry exactly; the service otherwise reads the system clock. */
+  readonly clock?: () => Date;
+}
+
+export interface RunningService {
+  readonly url: string;
+  readonly port: number;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one optgate instance: database (created and migrated), Redis, keys, HTTP and, when
+ * enabled, the background workers. `close()` shuts it down gracefully.
+ */
+export async function startService(config: AppConfig, options: StartOptions = {}): Promise<RunningService> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const clock = options.clock ?? (() => new Date());
+
+  await ensureDatabase(config.db.url);
+  const { db } = createDb(config.db, logger);
+  const redis = createRedis(config.redis.url, logger, 'commands');
+  const queueConnection = createRedis(config.redis.url, logger, 'queues');
+  const queues = new Queues(queueConnection, config.redis.prefix, logger);
+  const resources = async () => {
+    await queues.close();
+    redis.disconnect();
+    queueConnection.disconnect();
+    await db.destroy();
+  };
+
+  let server: Server | undefined;
+  let shuttingDown = false;
+  try {
+    const migrated = await migrateToLatest(db);
+    if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
+    const keys = await loadKeys(config.auth, config.env);
+    const verifier = new TokenVerifier(keys, config.auth);
+    const metrics = createMetrics();
+    const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
+    const decisions = new DecisionService({ db, catalog: config.catalog, clock, metrics });
+
+    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, isShuttingDown: () => shuttingDown });
+    if (config.workers.enabled) await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
+
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    });
+    server.keepAliveTimeout = 65_000;
+  } catch (err) {
+    await resources().catch(() => undefined);
+    throw err;
+  }
+
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
+  logger.info({ port, workers: config.workers.enabled }, 'optgate listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      const s = server!;
+      // Stop accepting, let requests in flight finish (closing keep-alive connections as they fall
+      // idle), then cut whatever is left at the deadline.
+      const drained = new Promise<void>((resolve) => s.close(() => resolve()));
+      const sweep = setInterval(() => s.closeIdleConnections(), 50);
+      const deadline = setTimeout(() => s.closeAllConnections(), config.http.shutdownTimeoutMs);
+      s.closeIdleConnections();
+      await drained;
+      clearInterval(sweep);
+      clearTimeout(deadline);
+      await resources();
+      logger.info('optgate stopped');
+    })());
+
+  return { url, port, server, close };
+}

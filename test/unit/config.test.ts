@@ -1,0 +1,79 @@
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, cpSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/platform/config';
+
+const problemsOf = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('configuration', () => {
+  it('has working defaults for development', () => {
+    const c = loadConfig({});
+    expect(c.http.port).toBe(8080);
+    expect(c.db.url).toMatch(/^postgres:\/\/[^@]+@localhost:5432\/optgate$/);
+    expect(c.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(c.catalog.categories.size).toBe(15);
+    expect(c.catalog.categories.get('other_customer_info')!.regime).toBe('opt_out');
+    expect([...c.catalog.purposes.keys()]).toEqual(['ad_targeting', 'data_sale', 'third_party_disclosure', 'product_analytics']);
+    expect(c.catalog.exceptions.get('court_order')!.requiresReference).toBe(true);
+    expect(c.catalog.exceptions.get('emergency_services')!.onlyCategories).toEqual(['precise_geolocation']);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.db)).toBe(true);
+  });
+
+  it('names every bad value at once', () => {
+    const problems = problemsOf({ PORT: 'eighty', DATABASE_URL: 'mysql://x/y', LOG_LEVEL: 'chatty' });
+    expect(problems.join('\n')).toMatch(/PORT/);
+    expect(problems.join('\n')).toMatch(/DATABASE_URL/);
+    expect(problems.join('\n')).toMatch(/LOG_LEVEL/);
+  });
+
+  it('has no default secrets in production', () => {
+    const problems = problemsOf({ NODE_ENV: 'production' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^JWKS_URL or JWKS_FILE/),
+        expect.stringMatching(/^SIGNING_KEY_FILE/),
+        expect.stringMatching(/^EVIDENCE_HMAC_KEY/),
+        expect.stringMatching(/^TOKEN_ISSUER/),
+      ]),
+    );
+  });
+
+  it('refuses a catalog with mistakes, naming file and field', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'optgate-catalog-'));
+    cpSync(path.join(__dirname, '../../config/notices'), path.join(dir, 'notices'), { recursive: true });
+    const catalog = JSON.parse(readFileSync(path.join(__dirname, '../../config/catalog.json'), 'utf8'));
+    catalog.categories[0].regime = 'maybe';
+    catalog.exceptions[3].requireReference = true; // a typo must not pass silently
+    catalog.notices[1].materialFor = ['billing'];
+    catalog.notices[2].file = 'notices/missing.md';
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(catalog));
+    const problems = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(problems).toMatch(/catalog\.json: categories\.0\.regime/);
+    expect(problems).toMatch(/exceptions\.3.*requireReference/);
+    const fixed = { ...catalog, categories: catalog.categories.map((c: object, i: number) => (i === 0 ? { ...c, regime: 'opt_in' } : c)) };
+    fixed.exceptions[3] = { id: 'court_order', label: 'x', requiresReference: true };
+    writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
+    const second = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(second).toMatch(/notices\.1\.materialFor: "billing" is not a purpose that needs consent/);
+    fixed.notices[1].materialFor = [];
+    writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
+    expect(problemsOf({ CONFIG_DIR: dir }).join('\n')).toMatch(/notices\.2\.file: .*missing\.md/);
+  });
+
+  it('computes each notice hash from its text', () => {
+    const { createHash } = require('node:crypto') as typeof import('node:crypto');
+    const c = loadConfig({});
+    const v3 = c.catalog.noticesByVersion.get('v3')!;
+    expect(v3.sha256).toBe(createHash('sha256').update(readFileSync(path.join(__dirname, '../../config/notices/v3.md'))).digest('hex'));
+  });
+});
