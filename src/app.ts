@@ -2,6 +2,9 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import { accountRouter } from './accounts/account.router';
+import { auditRouter } from './audit/audit.router';
+import type { AuditService } from './audit/audit.service';
+import type { ExportService } from './audit/export.service';
 import { consentRouter } from './consent/consent.router';
 import type { ConsentService } from './consent/consent.service';
 import { noticeRouter } from './notices/notice.router';
@@ -28,6 +31,8 @@ export interface AppDeps {
   readonly clock: () => Date;
   readonly consents: ConsentService;
   readonly decisions: DecisionService;
+  readonly audit: AuditService;
+  readonly exports: ExportService;
   readonly isShuttingDown: () => boolean;
 }
 
@@ -41,9 +46,10 @@ export function createApp(d: AppDeps): Express {
 
   app.use(opsRouter({ db: d.db, redis: d.redis, metrics: d.metrics, publicJwks: d.keys.publicJwks, isShuttingDown: d.isShuttingDown }));
   app.use(noticeRouter(d.config.catalog, d.clock));
-  app.use(accountRouter(d.db, d.verifier));
+  app.use(accountRouter(d.db, d.verifier, d.clock));
   app.use(consentRouter(d.consents, d.verifier));
   app.use(decisionRouter(d.decisions, d.verifier));
+  app.use(auditRouter(d.audit, d.exports, d.verifier));
 
   app.use(notFound);
   app.use(errorHandler(d.logger));

@@ -1,6 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
+import { startAuditWorkers } from './audit/audit.jobs';
+import { AuditService } from './audit/audit.service';
+import { AuditWriter } from './audit/audit.writer';
+import { ExportService } from './audit/export.service';
 import { startExpirySweep } from './consent/consent-expiry.job';
 import { ConsentService } from './consent/consent.service';
 import { loadKeys } from './platform/auth/keys';
@@ -40,8 +44,10 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   const redis = createRedis(config.redis.url, logger, 'commands');
   const queueConnection = createRedis(config.redis.url, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
+  const auditWriter = new AuditWriter(db, clock);
   const resources = async () => {
     await queues.close();
+    await auditWriter.flushed();
     redis.disconnect();
     queueConnection.disconnect();
     await db.destroy();
@@ -56,10 +62,15 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const verifier = new TokenVerifier(keys, config.auth);
     const metrics = createMetrics();
     const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
-    const decisions = new DecisionService({ db, catalog: config.catalog, clock, metrics });
+    const audit = new AuditService(db, auditWriter, keys, clock, (ids) => consents.eventsByIds(ids));
+    const exports = new ExportService(db, queues, audit, keys, clock);
+    const decisions = new DecisionService({ db, catalog: config.catalog, clock, metrics, audit: config.auditDecisions ? audit : undefined });
 
-    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, isShuttingDown: () => shuttingDown });
-    if (config.workers.enabled) await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
+    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exports, isShuttingDown: () => shuttingDown });
+    if (config.workers.enabled) {
+      await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
+      await startAuditWorkers(queues, audit, exports, config.workers.checkpointIntervalMs, logger);
+    }
 
     server = await new Promise<Server>((resolve, reject) => {
       const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)));

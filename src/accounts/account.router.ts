@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { requireScope } from '../platform/auth/middleware';
+import { principalOf, requireScope } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import type { Db } from '../platform/db/database';
 import { jsonBody } from '../platform/http/middleware';
@@ -21,11 +21,11 @@ const body = z.strictObject({
     .min(1),
 });
 
-export function accountRouter(db: Db, verifier: TokenVerifier): Router {
+export function accountRouter(db: Db, verifier: TokenVerifier, clock: () => Date): Router {
   const router = Router();
   router.post('/v1/accounts', requireScope(verifier, 'accounts:write'), jsonBody('4mb'), async (req, res) => {
     const { accounts } = parse(body, req.body);
-    res.json(await upsertAccounts(db, accounts));
+    res.json(await upsertAccounts(db, principalOf(res).clientId, accounts, clock()));
   });
   return router;
 }

@@ -1,3 +1,4 @@
+import { appendInTransaction } from '../audit/audit.writer';
 import { AppError } from '../platform/errors';
 import type { Db } from '../platform/db/database';
 import * as repo from './account.repository';
@@ -15,13 +16,20 @@ export interface AccountUpsertResult {
   readonly changed: number;
 }
 
-export async function upsertAccounts(db: Db, accounts: readonly AccountInput[]): Promise<AccountUpsertResult> {
+/** An account import is a staff action: its audit record commits with it. */
+export async function upsertAccounts(db: Db, actor: string, accounts: readonly AccountInput[], now: Date): Promise<AccountUpsertResult> {
   if (accounts.length > MAX_ACCOUNTS_PER_CALL) {
     throw new AppError('payload-too-large', `At most ${MAX_ACCOUNTS_PER_CALL} accounts per call.`);
   }
   // The last entry for an account wins, as if the entries were applied in order.
   const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
-  const changed = await repo.upsertAccounts(db, unique);
+  const closed = unique.filter((a) => a.status === 'closed').length;
+  const changed = await db.transaction().execute(async (trx) => {
+    const n = await repo.upsertAccounts(trx, unique);
+    const data = { action: 'accounts_upserted', actor, upserted: unique.length, changed: n, closed };
+    await appendInTransaction(trx, [{ type: 'staff_action', accountId: null, outcome: null, data }], now);
+    return n;
+  });
   return { upserted: unique.length, changed };
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from '../platform/config';
 import { UsageError } from './args';
+import { auditCommand } from './audit.command';
 import { migrateCommand } from './migrate.command';
 import { tokenCommand } from './token.command';
 
@@ -8,6 +9,7 @@ import { tokenCommand } from './token.command';
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
+  audit: { summary: 'verify the audit log: audit verify FILE --manifest M --jwks J, or audit verify --db', run: auditCommand },
   token: { summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]', run: tokenCommand },
 };
 

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { loadKeys } from '../platform/auth/keys';
+import { recordStaffAction } from './staff-action';
 import { SCOPES } from '../platform/auth/principal';
 import { issueToken } from '../platform/auth/tokens';
 import { loadConfig } from '../platform/config';
@@ -25,7 +28,19 @@ export async function tokenCommand(args: string[]): Promise<number> {
   if (unknownPurpose) throw new UsageError(`unknown purpose "${unknownPurpose}"`);
 
   const keys = await loadKeys(config.auth, config.env);
-  const token = await issueToken(keys, config.auth, { subject: values.sub, scopes, purposes, ttlSeconds: parseDuration(values.ttl) });
+  const ttlSeconds = parseDuration(values.ttl);
+  const jti = randomUUID();
+  const token = await issueToken(keys, config.auth, { subject: values.sub, scopes, purposes, ttlSeconds, jti });
+  // Issuing a token is a staff action: it is on the audit record before the token is handed out.
+  await recordStaffAction(config, {
+    action: 'token_issued',
+    actor: `cli:${os.userInfo().username}`,
+    subject: values.sub,
+    scopes,
+    purposes,
+    ttlSeconds,
+    jti,
+  });
   process.stdout.write(token + '\n');
   return 0;
 }

@@ -61,3 +61,8 @@ export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Prom
     .skipLocked()
     .execute();
 }
+
+export async function findEventsByIds(db: Db, eventIds: readonly string[]) {
+  if (eventIds.length === 0) return [];
+  return db.selectFrom('consent_events').selectAll().where('event_id', 'in', [...eventIds]).execute();
+}

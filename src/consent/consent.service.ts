@@ -1,5 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { requireAccount, requireAccountForUpdate } from '../accounts/account.service';
+import { appendInTransaction } from '../audit/audit.writer';
+import type { AuditDraft } from '../audit/chain';
 import type { Catalog } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { type FieldProblem, validationError } from '../platform/errors';
@@ -64,6 +66,7 @@ export interface ConsentDeps {
 }
 
 const DAY_MS = 86_400_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class ConsentService {
   constructor(private readonly deps: ConsentDeps) {}
@@ -74,6 +77,25 @@ export class ConsentService {
     await requireAccount(db, accountId);
     const now = this.deps.clock();
     return (await repo.findStates(db, accountId)).map((row) => toView(row, now));
+  }
+
+  /** Consent events by id, as the audit cites them; evidence is shown as the hashes it is stored as. */
+  async eventsByIds(eventIds: readonly string[]) {
+    const rows = await repo.findEventsByIds(this.deps.db, eventIds.filter((id) => UUID.test(id)));
+    return rows.map((e) => ({
+      eventId: e.event_id,
+      accountId: e.account_id,
+      kind: e.kind,
+      purpose: e.purpose,
+      category: e.category,
+      channel: e.channel,
+      actorType: e.actor_type,
+      ...(e.actor_id ? { actorId: e.actor_id } : {}),
+      noticeVersion: e.notice_version,
+      noticeSha256: e.notice_sha256,
+      occurredAt: e.occurred_at,
+      ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+    }));
   }
 
   /**
@@ -134,6 +156,7 @@ export class ConsentService {
         });
       }
       const seqs = await repo.insertEvents(trx, newEvents);
+      await appendInTransaction(trx, newEvents.map(auditDraft), now);
       const lastSeq = new Map(newEvents.map((e, i) => [key(e.purpose, e.category), seqs[i]!] as const));
       const states = [...next.values()].map((s) => ({ ...s, last_event_id: lastSeq.get(key(s.purpose, s.category))! }));
       await repo.upsertStates(trx, states);
@@ -185,6 +208,7 @@ export class ConsentService {
           user_agent_hash: null,
         }));
         const seqs = await repo.insertEvents(trx, events);
+        await appendInTransaction(trx, events.map(auditDraft), now);
         await repo.upsertStates(
           trx,
           overdue.map((s, i) => ({ ...s, state: 'expired', consent_id: events[i]!.event_id, updated_at: now, last_event_id: seqs[i]! })),
@@ -227,6 +251,32 @@ export class ConsentService {
   private hash(value: string): string {
     return createHmac('sha256', this.deps.evidenceKey).update(value).digest('hex');
   }
+}
+
+/** The audit record of a consent event: committed in the same transaction as the event. */
+function auditDraft(e: repo.NewConsentEvent): AuditDraft {
+  return {
+    type: 'consent_event',
+    accountId: e.account_id,
+    outcome: null,
+    data: {
+      eventId: e.event_id,
+      kind: e.kind,
+      purpose: e.purpose,
+      category: e.category,
+      channel: e.channel,
+      actorType: e.actor_type,
+      actorId: e.actor_id ?? undefined,
+      clientId: e.client_id ?? undefined,
+      noticeVersion: e.notice_version,
+      noticeSha256: e.notice_sha256,
+      occurredAt: e.occurred_at.toISOString(),
+      expiresAt: e.expires_at?.toISOString(),
+      requestId: e.request_id ?? undefined,
+      ipHash: e.ip_hash ?? undefined,
+      userAgentHash: e.user_agent_hash ?? undefined,
+    },
+  };
 }
 
 const key = (purpose: string, category: string) => `${purpose}\u0000${category}`;

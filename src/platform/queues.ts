@@ -9,6 +9,10 @@ import type { Logger } from './logger';
 export interface QueuePayloads {
   /** Appends `expired` events for opt-ins whose term has run out. */
   'consent-expiry': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Signs the audit chain head. */
+  'audit-checkpoint': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Writes one audit export: the id only; the filters (which may name an account) stay in PostgreSQL. */
+  'audit-export': { readonly exportId: string };
 }
 
 export type QueueName = keyof QueuePayloads;

@@ -3,16 +3,18 @@ import { z } from 'zod';
 import { ACCOUNT_ID } from '../accounts/account.service';
 import { principalOf, requireScope } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
-import { jsonBody } from '../platform/http/middleware';
+import { jsonBody, requestIdOf } from '../platform/http/middleware';
 import { parse } from '../platform/http/validate';
 import type { DecisionService } from './decision.service';
 
 const accountId = z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"');
+// Free text goes into the audit record: no control characters.
+const printable = z.string().min(1).max(256).regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
 const common = {
   purpose: z.string().min(1).max(64),
   categories: z.array(z.string().min(1).max(64)).min(1).max(100),
-  recipient: z.string().min(1).max(256).optional(),
-  reference: z.string().min(1).max(256).optional(),
+  recipient: printable.optional(),
+  reference: printable.optional(),
 };
 const single = z.strictObject({ accountId, ...common });
 // No upper bound here: the service answers 413 past its limit.
@@ -23,12 +25,12 @@ export function decisionRouter(decisions: DecisionService, verifier: TokenVerifi
   const auth = requireScope(verifier, 'decisions');
 
   router.post('/v1/decisions', auth, jsonBody('64kb'), async (req, res) => {
-    res.json(await decisions.decide(principalOf(res), parse(single, req.body)));
+    res.json(await decisions.decide({ principal: principalOf(res), requestId: requestIdOf(res) }, parse(single, req.body)));
   });
 
   // 10,000 account ids of up to 64 characters fit in 1 MB; 2 MB leaves room for the rest.
   router.post('/v1/decisions/batch', auth, jsonBody('2mb'), async (req, res) => {
-    res.json(await decisions.decideBatch(principalOf(res), parse(batch, req.body)));
+    res.json(await decisions.decideBatch({ principal: principalOf(res), requestId: requestIdOf(res) }, parse(batch, req.body)));
   });
 
   return router;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { AuditDraft } from '../audit/chain';
 import type { Principal } from '../platform/auth/principal';
 import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Catalog } from '../platform/config/catalog';
@@ -53,6 +54,14 @@ export interface DecisionDeps {
   readonly catalog: Catalog;
   readonly clock: () => Date;
   readonly metrics: Metrics;
+  /** Durable audit: a decision is answered only once its records are committed. Absent only when turned off for a benchmark. */
+  readonly audit?: { record(drafts: readonly AuditDraft[]): Promise<void> };
+}
+
+/** Who asked, for the audit record. */
+export interface Caller {
+  readonly principal: Principal;
+  readonly requestId: string;
 }
 
 const UNKNOWN: Subject = { account: null, consents: new Map() };
@@ -61,16 +70,18 @@ const UNKNOWN: Subject = { account: null, consents: new Map() };
 export class DecisionService {
   constructor(private readonly deps: DecisionDeps) {}
 
-  async decide(principal: Principal, request: DecisionRequest): Promise<Decision> {
+  async decide(caller: Caller, request: DecisionRequest): Promise<Decision> {
     const started = process.hrtime.bigint();
-    const categories = this.checkRequest(principal, request.purpose, request.categories);
+    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
     const subjects = await loadSubjects(this.deps.db, [request.accountId], request.purpose, categories);
     const evaluatedAt = this.deps.clock();
     const verdict = evaluate({ ...request, categories }, subjects.get(request.accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
+    const decisionId = randomUUID();
+    await this.deps.audit?.record([auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt)]);
     this.count(request.purpose, verdict);
     this.deps.metrics.decisionDuration.observe({ endpoint: 'single' }, seconds(started));
     return {
-      decisionId: randomUUID(),
+      decisionId,
       accountId: request.accountId,
       purpose: request.purpose,
       allow: verdict.allow,
@@ -80,24 +91,30 @@ export class DecisionService {
     };
   }
 
-  async decideBatch(principal: Principal, request: BatchRequest): Promise<BatchDecision> {
+  async decideBatch(caller: Caller, request: BatchRequest): Promise<BatchDecision> {
     const started = process.hrtime.bigint();
     if (request.accountIds.length > MAX_BATCH_ACCOUNTS) {
       throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
     }
-    const categories = this.checkRequest(principal, request.purpose, request.categories);
+    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
     const subjects = await loadSubjects(this.deps.db, [...new Set(request.accountIds)], request.purpose, categories);
     const evaluatedAt = this.deps.clock();
+    const decisionId = randomUUID();
     const input = { purpose: request.purpose, categories, reference: request.reference };
-    const results = request.accountIds.map((accountId) => {
-      const verdict = evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
+    const verdicts = request.accountIds.map((accountId) => evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt));
+    // One audit record per account judged, all committed before any answer leaves.
+    await this.deps.audit?.record(
+      verdicts.map((verdict, i) => auditDraft(caller, 'batch', decisionId, request, categories, request.accountIds[i]!, verdict, evaluatedAt)),
+    );
+    const results = verdicts.map((verdict, i) => {
+      const accountId = request.accountIds[i]!;
       this.count(request.purpose, verdict);
       return verdict.allow
         ? { accountId, allow: true, validUntil: verdict.validUntil }
         : { accountId, allow: false, denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })) };
     });
     this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
-    return { decisionId: randomUUID(), purpose: request.purpose, evaluatedAt, results };
+    return { decisionId, purpose: request.purpose, evaluatedAt, results };
   }
 
   /** Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns the categories without repeats. */
@@ -117,6 +134,42 @@ export class DecisionService {
     const decisive = verdict.results.find((r) => r.allow === verdict.allow) ?? verdict.results[0];
     this.deps.metrics.decisions.inc({ purpose, outcome: verdict.allow ? 'allow' : 'deny', reason: decisive?.reason ?? 'none' });
   }
+}
+
+function auditDraft(
+  caller: Caller,
+  endpoint: 'single' | 'batch',
+  decisionId: string,
+  request: { purpose: string; recipient?: string; reference?: string },
+  categories: readonly string[],
+  accountId: string,
+  verdict: Verdict,
+  evaluatedAt: Date,
+): AuditDraft {
+  return {
+    type: 'decision',
+    accountId,
+    outcome: verdict.allow ? 'allow' : 'deny',
+    data: {
+      decisionId,
+      endpoint,
+      clientId: caller.principal.clientId,
+      requestId: caller.requestId,
+      purpose: request.purpose,
+      categories: [...categories],
+      recipient: request.recipient,
+      reference: request.reference,
+      evaluatedAt: evaluatedAt.toISOString(),
+      validUntil: verdict.allow ? verdict.validUntil.toISOString() : undefined,
+      results: verdict.results.map((r) => ({
+        category: r.category,
+        allow: r.allow,
+        reason: r.reason,
+        consentId: r.allow ? r.consentId : undefined,
+        expiresAt: r.allow ? r.expiresAt?.toISOString() : undefined,
+      })),
+    },
+  };
 }
 
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;

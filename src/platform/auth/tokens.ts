@@ -68,6 +68,7 @@ export interface IssueTokenOptions {
   readonly purposes: readonly string[];
   readonly ttlSeconds: number;
   readonly audience?: string;
+  readonly jti?: string;
   readonly extraClaims?: Record<string, unknown>;
 }
 
@@ -80,6 +81,6 @@ export function issueToken(keys: ServiceKeys, settings: TokenSettings, o: IssueT
     .setSubject(o.subject)
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + o.ttlSeconds)
-    .setJti(crypto.randomUUID())
+    .setJti(o.jti ?? crypto.randomUUID())
     .sign(keys.signing.key);
 }

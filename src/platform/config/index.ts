@@ -32,6 +32,8 @@ const envSchema = z.object({
   TOKEN_ISSUER: z.string().min(1).optional(),
   TOKEN_AUDIENCE: z.string().min(1).default('optgate'),
   EXPIRY_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  AUDIT_DECISIONS: boolean.default(true),
+  AUDIT_CHECKPOINT_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   RUN_WORKERS: boolean.default(true),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -52,7 +54,9 @@ export interface AppConfig {
     readonly issuer: string;
     readonly audience: string;
   };
-  readonly workers: { readonly enabled: boolean; readonly expirySweepIntervalMs: number };
+  readonly workers: { readonly enabled: boolean; readonly expirySweepIntervalMs: number; readonly checkpointIntervalMs: number };
+  /** false only for benchmarks that measure what the durable audit costs; refused in production. */
+  readonly auditDecisions: boolean;
   readonly logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   readonly configDir: string;
   readonly catalog: Catalog;
@@ -80,6 +84,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!e.SIGNING_KEY_FILE) problems.push('SIGNING_KEY_FILE: required in production');
     if (!e.EVIDENCE_HMAC_KEY) problems.push('EVIDENCE_HMAC_KEY: required in production');
     if (!e.TOKEN_ISSUER) problems.push('TOKEN_ISSUER: required in production');
+    if (!e.AUDIT_DECISIONS) problems.push('AUDIT_DECISIONS: cannot be turned off in production');
   }
   const root = projectRoot();
   const configDir = path.resolve(root, e.CONFIG_DIR ?? 'config');
@@ -106,7 +111,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       issuer: e.TOKEN_ISSUER ?? 'optgate-dev',
       audience: e.TOKEN_AUDIENCE,
     },
-    workers: { enabled: e.RUN_WORKERS, expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS },
+    workers: { enabled: e.RUN_WORKERS, expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS, checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS },
+    auditDecisions: e.AUDIT_DECISIONS,
     logLevel: e.LOG_LEVEL,
     configDir,
     catalog,

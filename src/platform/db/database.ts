@@ -2,12 +2,24 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logger';
 import type { AccountTable } from '../../accounts/account.table';
+import type {
+  AuditCheckpointTable,
+  AuditExportChunkTable,
+  AuditExportTable,
+  AuditHeadTable,
+  AuditRecordTable,
+} from '../../audit/audit.table';
 import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
 
 export interface Database {
   accounts: AccountTable;
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
+  audit_records: AuditRecordTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointTable;
+  audit_exports: AuditExportTable;
+  audit_export_chunks: AuditExportChunkTable;
 }
 
 export type Db = Kysely<Database>;

@@ -1,0 +1,94 @@
+import { type SelectQueryBuilder, sql } from 'kysely';
+import type { Database, Db } from '../platform/db/database';
+import type { AuditCheckpointRow, AuditRecordRow, ExportFilters } from './audit.table';
+import type { ChainHead, ChainedRecord } from './chain';
+
+/** Locks the chain head until the caller's transaction ends: every append on every instance queues here. */
+export async function lockHead(trx: Db): Promise<ChainHead & { recordedAt: Date }> {
+  const row = await trx.selectFrom('audit_head').select(['seq', 'hash', 'recorded_at']).where('id', '=', 1).forUpdate().executeTakeFirstOrThrow();
+  return { seq: Number(row.seq), hash: row.hash, recordedAt: row.recorded_at };
+}
+
+export async function readHead(db: Db): Promise<ChainHead> {
+  const row = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { seq: Number(row.seq), hash: row.hash };
+}
+
+/** One statement for any number of records: unnest keeps it to eight parameters. */
+export async function insertRecords(trx: Db, records: readonly ChainedRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  await sql`
+    insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
+    select * from unnest(
+      ${records.map((r) => r.seq)}::bigint[],
+      ${records.map((r) => r.recordedAt)}::timestamptz[],
+      ${records.map((r) => r.type)}::text[],
+      ${records.map((r) => r.accountId)}::text[],
+      ${records.map((r) => r.outcome)}::text[],
+      ${records.map((r) => r.content)}::text[],
+      ${records.map((r) => r.prevHash)}::text[],
+      ${records.map((r) => r.hash)}::text[])`.execute(trx);
+  const last = records[records.length - 1]!;
+  await trx.updateTable('audit_head').set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt }).where('id', '=', 1).execute();
+}
+
+export interface RecordQuery extends ExportFilters {
+  /** Records after this sequence number. */
+  readonly afterSeq?: number;
+  /** Records up to and including this one: an export stops at the head it started from. */
+  readonly throughSeq?: number;
+  readonly limit: number;
+}
+
+/** Records matching the filters in sequence order, keyset-paginated: bounded memory, stable order. */
+export async function findRecords(db: Db, q: RecordQuery): Promise<AuditRecordRow[]> {
+  let query = filtered(db.selectFrom('audit_records').selectAll(), q).orderBy('seq').limit(q.limit);
+  if (q.afterSeq !== undefined) query = query.where('seq', '>', String(q.afterSeq));
+  if (q.throughSeq !== undefined) query = query.where('seq', '<=', String(q.throughSeq));
+  return query.execute();
+}
+
+export async function countRecords(db: Db, q: ExportFilters & { throughSeq: number }): Promise<number> {
+  const query = filtered(db.selectFrom('audit_records').select((eb) => eb.fn.countAll<string>().as('n')), q).where('seq', '<=', String(q.throughSeq));
+  return Number((await query.executeTakeFirstOrThrow()).n);
+}
+
+function filtered<O>(query: SelectQueryBuilder<Database, 'audit_records', O>, q: ExportFilters) {
+  if (q.from) query = query.where('recorded_at', '>=', new Date(q.from));
+  if (q.to) query = query.where('recorded_at', '<', new Date(q.to));
+  if (q.accountId) query = query.where('account_id', '=', q.accountId);
+  if (q.types?.length) query = query.where('type', 'in', [...q.types]);
+  if (q.outcome) query = query.where('outcome', '=', q.outcome);
+  return query;
+}
+
+export async function findRecordAt(db: Db, seq: number): Promise<AuditRecordRow | undefined> {
+  return db.selectFrom('audit_records').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
+}
+
+export async function insertCheckpoint(db: Db, c: { seq: number; hash: string; signedAt: Date; kid: string; jws: string }): Promise<boolean> {
+  const r = await db
+    .insertInto('audit_checkpoints')
+    .values({ seq: c.seq, hash: c.hash, signed_at: c.signedAt, kid: c.kid, jws: c.jws })
+    .onConflict((oc) => oc.column('seq').doNothing())
+    .executeTakeFirst();
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+export async function findCheckpoints(db: Db, o: { beforeSeq?: number; limit: number }): Promise<AuditCheckpointRow[]> {
+  let query = db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(o.limit);
+  if (o.beforeSeq !== undefined) query = query.where('seq', '<', String(o.beforeSeq));
+  return query.execute();
+}
+
+/** The latest checkpoint at or below `seq` (any, when no bound). */
+export async function latestCheckpoint(db: Db, atOrBelow?: number): Promise<AuditCheckpointRow | undefined> {
+  let query = db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1);
+  if (atOrBelow !== undefined) query = query.where('seq', '<=', String(atOrBelow));
+  return query.executeTakeFirst();
+}
+
+/** Every checkpoint in seq order, keyset-paginated. */
+export async function checkpointsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
+  return db.selectFrom('audit_checkpoints').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+}

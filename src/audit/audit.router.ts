@@ -1,0 +1,78 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { ACCOUNT_ID } from '../accounts/account.service';
+import { principalOf, requireScope } from '../platform/auth/middleware';
+import type { TokenVerifier } from '../platform/auth/tokens';
+import { jsonBody } from '../platform/http/middleware';
+import { parse } from '../platform/http/validate';
+import { type AuditService, decodeCursor } from './audit.service';
+import type { ExportService } from './export.service';
+
+const type = z.enum(['consent_event', 'decision', 'staff_action']);
+const filters = {
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  accountId: z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"').optional(),
+  outcome: z.enum(['allow', 'deny']).optional(),
+};
+const page = {
+  cursor: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+};
+const eventsQuery = z.strictObject({
+  ...filters,
+  ...page,
+  type: z
+    .string()
+    .transform((s) => s.split(','))
+    .pipe(z.array(type))
+    .optional(),
+  include: z.literal('consents').optional(),
+});
+const checkpointsQuery = z.strictObject(page);
+const exportBody = z.strictObject({ ...filters, types: z.array(type).min(1).optional(), format: z.enum(['ndjson', 'csv']) });
+const exportParam = z.object({ id: z.uuid('not an export id') });
+
+export function auditRouter(audit: AuditService, exports: ExportService, verifier: TokenVerifier): Router {
+  const router = Router();
+  router.use('/v1/audit', requireScope(verifier, 'audit:read'));
+
+  router.get('/v1/audit/events', async (req, res) => {
+    const { cursor, type: types, include, ...q } = parse(eventsQuery, req.query);
+    res.json(await audit.events({ ...q, types, afterSeq: cursor ? decodeCursor(cursor) : undefined, withConsents: include === 'consents' }));
+  });
+
+  router.get('/v1/audit/checkpoints', async (req, res) => {
+    const { cursor, limit } = parse(checkpointsQuery, req.query);
+    res.json(await audit.checkpoints({ beforeSeq: cursor ? decodeCursor(cursor) : undefined, limit }));
+  });
+
+  router.post('/v1/audit/exports', jsonBody('16kb'), async (req, res) => {
+    const { format, ...f } = parse(exportBody, req.body);
+    const exportId = await exports.request(principalOf(res).clientId, f, format);
+    res.status(202).location(`/v1/audit/exports/${exportId}`).json({ exportId, status: 'queued' });
+  });
+
+  router.get('/v1/audit/exports/:id', async (req, res) => {
+    res.json(await exports.status(parse(exportParam, req.params).id));
+  });
+
+  router.get('/v1/audit/exports/:id/manifest', async (req, res) => {
+    res.type('application/jose').send(await exports.manifest(parse(exportParam, req.params).id));
+  });
+
+  router.get('/v1/audit/exports/:id/download', async (req, res) => {
+    const { id } = parse(exportParam, req.params);
+    const file = await exports.fileInfo(id);
+    res.setHeader('content-type', file.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
+    res.setHeader('content-length', String(file.bytes));
+    res.setHeader('content-disposition', `attachment; filename="optgate-audit-${id}.${file.format}"`);
+    res.setHeader('x-content-sha256', file.sha256);
+    for await (const chunk of exports.download(id)) {
+      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+    }
+    res.end();
+  });
+
+  return router;
+}

@@ -1,0 +1,70 @@
+import type { ColumnType, Selectable } from 'kysely';
+import type { AuditType, Outcome } from './chain';
+
+type BigintColumn = ColumnType<string, string | number, string | number>;
+
+export interface AuditRecordTable {
+  seq: BigintColumn;
+  recorded_at: Date;
+  type: AuditType;
+  account_id: string | null;
+  outcome: Outcome | null;
+  content: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: BigintColumn;
+  hash: string;
+  recorded_at: Date;
+}
+
+export interface AuditCheckpointTable {
+  seq: BigintColumn;
+  hash: string;
+  signed_at: Date;
+  kid: string;
+  jws: string;
+}
+
+export type ExportStatus = 'queued' | 'running' | 'completed' | 'failed';
+export type ExportFormat = 'ndjson' | 'csv';
+
+export interface AuditExportTable {
+  id: string;
+  requested_by: string;
+  filters: ColumnType<ExportFilters, string, string>;
+  format: ExportFormat;
+  status: ExportStatus;
+  progress: ColumnType<number, number | undefined, number>;
+  rows: ColumnType<string, string | number | undefined, string | number>;
+  bytes: ColumnType<string, string | number | undefined, string | number>;
+  sha256: string | null;
+  first_seq: BigintColumn | null;
+  last_seq: BigintColumn | null;
+  manifest: string | null;
+  error: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export interface AuditExportChunkTable {
+  export_id: string;
+  n: number;
+  data: Buffer;
+}
+
+/** Which records: every filter is optional; `from` inclusive, `to` exclusive. */
+export interface ExportFilters {
+  readonly from?: string;
+  readonly to?: string;
+  readonly accountId?: string;
+  readonly types?: readonly AuditType[];
+  readonly outcome?: Outcome;
+}
+
+export type AuditRecordRow = Selectable<AuditRecordTable>;
+export type AuditCheckpointRow = Selectable<AuditCheckpointTable>;
+export type AuditExportRow = Selectable<AuditExportTable>;

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The audit hash chain, as pure functions shared by the writer, the database verifier and the
+ * offline verifier of exports.
+ *
+ *   content = canonical JSON of { seq, recordedAt, type, accountId, outcome, data }
+ *   hash    = sha256hex(prevHash + "\n" + content)       (prevHash of seq 1: 64 zeros)
+ *
+ * Canonical JSON: object keys sorted, no whitespace, integers only (no floats, whose text
+ * form differs between encoders), undefined members dropped.
+ */
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type AuditType = 'consent_event' | 'decision' | 'staff_action';
+export type Outcome = 'allow' | 'deny';
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json | undefined };
+
+/** What a caller records; the writer gives it its place in the chain. */
+export interface AuditDraft {
+  readonly type: AuditType;
+  readonly accountId: string | null;
+  readonly outcome: Outcome | null;
+  readonly data: { readonly [key: string]: Json | undefined };
+}
+
+export interface AuditContent extends AuditDraft {
+  readonly seq: number;
+  readonly recordedAt: string;
+}
+
+export interface ChainedRecord {
+  readonly seq: number;
+  readonly recordedAt: Date;
+  readonly type: AuditType;
+  readonly accountId: string | null;
+  readonly outcome: Outcome | null;
+  /** The canonical JSON that was hashed. */
+  readonly content: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export function canonicalJson(value: Json | undefined): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw new TypeError(`canonical JSON holds integers only, not ${value}`);
+      return String(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+      const entries = Object.entries(value as Record<string, Json | undefined>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON cannot hold ${typeof value}`);
+  }
+}
+
+export const chainHash = (prevHash: string, content: string) => createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
+
+export function contentOf(c: AuditContent): string {
+  return canonicalJson({ seq: c.seq, recordedAt: c.recordedAt, type: c.type, accountId: c.accountId, outcome: c.outcome, data: c.data });
+}
+
+/** Places drafts after `head`, in order, all recorded at `recordedAt`. */
+export function seal(drafts: readonly AuditDraft[], head: ChainHead, recordedAt: Date): ChainedRecord[] {
+  let { seq, hash } = head;
+  const at = recordedAt.toISOString();
+  return drafts.map((d) => {
+    seq += 1;
+    const content = contentOf({ ...d, seq, recordedAt: at });
+    const prevHash = hash;
+    hash = chainHash(prevHash, content);
+    return { seq, recordedAt, type: d.type, accountId: d.accountId, outcome: d.outcome, content, prevHash, hash };
+  });
+}

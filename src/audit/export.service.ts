@@ -1,0 +1,219 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { stringify } from 'csv-stringify/sync';
+import type { Job } from 'bullmq';
+import type { ServiceKeys } from '../platform/auth/keys';
+import { signJws } from '../platform/auth/signing';
+import type { Db } from '../platform/db/database';
+import { AppError } from '../platform/errors';
+import type { Queues } from '../platform/queues';
+import * as records from './audit.repository';
+import type { AuditService } from './audit.service';
+import type { AuditExportRow, AuditRecordRow, ExportFilters, ExportFormat } from './audit.table';
+import { canonicalJson } from './chain';
+import * as repo from './export.repository';
+import { CSV_COLUMNS } from './verify';
+
+export const MANIFEST_TYP = 'optgate-export-manifest+jws';
+
+export interface ManifestPayload {
+  readonly iss: 'optgate';
+  readonly exportId: string;
+  readonly createdAt: string;
+  readonly completedAt: string;
+  readonly format: ExportFormat;
+  readonly filters: ExportFilters;
+  /** True when nothing but a time range was asked: the records are contiguous and every link can be checked. */
+  readonly contiguous: boolean;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly first: { readonly seq: number; readonly prevHash: string } | null;
+  readonly last: { readonly seq: number; readonly hash: string } | null;
+  /** The latest checkpoint (its JWS) at or below the export's last record. */
+  readonly checkpoint: string | null;
+}
+
+const PAGE_ROWS = 5000;
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * Audit exports run as BullMQ jobs (payload: the export id only). Rows stream from PostgreSQL
+ * by keyset pages into 1 MiB chunks stored in PostgreSQL, so memory stays bounded whatever the
+ * size, and any instance can serve the download. Done, the export gets a signed manifest.
+ */
+export class ExportService {
+  constructor(
+    private readonly db: Db,
+    private readonly queues: Queues,
+    private readonly audit: AuditService,
+    private readonly keys: ServiceKeys,
+    private readonly clock: () => Date,
+  ) {}
+
+  async request(requestedBy: string, filters: ExportFilters, format: ExportFormat): Promise<string> {
+    const id = randomUUID();
+    await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.clock() });
+    await this.audit.recordStaffAction({ actor: requestedBy, action: 'export_requested', accountId: filters.accountId, details: { exportId: id, format, filters: { ...filters } } });
+    await this.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
+    return id;
+  }
+
+  async status(id: string) {
+    const e = await this.find(id);
+    return {
+      exportId: e.id,
+      status: e.status,
+      progress: e.progress,
+      rows: Number(e.rows),
+      bytes: Number(e.bytes),
+      format: e.format,
+      filters: e.filters,
+      createdAt: e.created_at,
+      ...(e.completed_at ? { completedAt: e.completed_at } : {}),
+      ...(e.sha256 ? { sha256: e.sha256 } : {}),
+      ...(e.error ? { error: e.error } : {}),
+    };
+  }
+
+  async manifest(id: string): Promise<string> {
+    const e = await this.completed(id);
+    return e.manifest!;
+  }
+
+  /** The file's chunks in order, fetched one at a time. */
+  async *download(id: string): AsyncGenerator<Buffer> {
+    await this.completed(id);
+    for (let n = 0; ; n++) {
+      const chunk = await repo.findChunk(this.db, id, n);
+      if (!chunk) return;
+      yield chunk;
+    }
+  }
+
+  async fileInfo(id: string) {
+    const e = await this.completed(id);
+    return { format: e.format, bytes: Number(e.bytes), sha256: e.sha256! };
+  }
+
+  /** The job. Idempotent: a retry starts the file again. */
+  async run(job: Pick<Job, 'updateProgress'>, id: string): Promise<{ rows: number }> {
+    const e = await this.find(id);
+    if (e.status === 'completed') return { rows: Number(e.rows) };
+    await repo.deleteChunks(this.db, id);
+    await repo.updateExport(this.db, id, { status: 'running', progress: 0, rows: 0, bytes: 0, error: null });
+    try {
+      return await this.write(job, e);
+    } catch (err) {
+      await repo.updateExport(this.db, id, { status: 'failed', error: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
+  }
+
+  private async write(job: Pick<Job, 'updateProgress'>, e: AuditExportRow): Promise<{ rows: number }> {
+    const filters = e.filters;
+    // The export covers the chain as it stood when the job started; later records are not chased.
+    const throughSeq = (await records.readHead(this.db)).seq;
+    const total = await records.countRecords(this.db, { ...filters, throughSeq });
+    const hash = createHash('sha256');
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let chunkNo = 0;
+    let bytes = 0;
+    let rows = 0;
+    let first: ManifestPayload['first'] = null;
+    let last: ManifestPayload['last'] = null;
+    const flushChunk = async () => {
+      if (!pendingBytes) return;
+      await repo.insertChunk(this.db, e.id, chunkNo++, Buffer.concat(pending));
+      pending = [];
+      pendingBytes = 0;
+    };
+    const emit = async (text: string) => {
+      const buf = Buffer.from(text);
+      hash.update(buf);
+      bytes += buf.length;
+      pending.push(buf);
+      pendingBytes += buf.length;
+      if (pendingBytes >= CHUNK_BYTES) await flushChunk();
+    };
+
+    if (e.format === 'csv') await emit(stringify([CSV_COLUMNS as unknown as string[]]));
+    let afterSeq: number | undefined;
+    for (;;) {
+      const page = await records.findRecords(this.db, { ...filters, afterSeq, throughSeq, limit: PAGE_ROWS });
+      if (!page.length) break;
+      await emit(e.format === 'csv' ? csvRows(page) : ndjsonLines(page));
+      first ??= { seq: Number(page[0]!.seq), prevHash: page[0]!.prev_hash };
+      const tail = page[page.length - 1]!;
+      last = { seq: Number(tail.seq), hash: tail.hash };
+      afterSeq = last.seq;
+      rows += page.length;
+      const progress = total ? Math.min(99, Math.floor((rows / total) * 100)) : 99;
+      await repo.updateExport(this.db, e.id, { progress, rows, bytes });
+      await job.updateProgress(progress);
+      if (page.length < PAGE_ROWS) break;
+    }
+    await flushChunk();
+
+    const sha256 = hash.digest('hex');
+    // The latest signed head within the export, so that the verifier can tie the file to a signature.
+    const checkpoint = last ? await records.latestCheckpoint(this.db, last.seq) : undefined;
+    const completedAt = this.clock();
+    const manifest: ManifestPayload = {
+      iss: 'optgate',
+      exportId: e.id,
+      createdAt: e.created_at.toISOString(),
+      completedAt: completedAt.toISOString(),
+      format: e.format,
+      filters,
+      contiguous: !filters.accountId && !filters.types?.length && !filters.outcome,
+      rows,
+      bytes,
+      sha256,
+      first,
+      last,
+      checkpoint: checkpoint?.jws ?? null,
+    };
+    await repo.updateExport(this.db, e.id, {
+      status: 'completed',
+      progress: 100,
+      rows,
+      bytes,
+      sha256,
+      first_seq: first?.seq ?? null,
+      last_seq: last?.seq ?? null,
+      manifest: await signJws(this.keys, manifest, MANIFEST_TYP),
+      completed_at: completedAt,
+    });
+    await job.updateProgress(100);
+    return { rows };
+  }
+
+  private async find(id: string): Promise<AuditExportRow> {
+    const e = await repo.findExport(this.db, id);
+    if (!e) throw new AppError('not-found', 'No such export.');
+    return e;
+  }
+
+  private async completed(id: string): Promise<AuditExportRow> {
+    const e = await this.find(id);
+    if (e.status !== 'completed') throw new AppError('conflict', `The export is ${e.status}, not completed.`);
+    return e;
+  }
+}
+
+/** An NDJSON line is the hashed content with prevHash and hash appended: no re-encoding of the content. */
+function ndjsonLines(page: readonly AuditRecordRow[]): string {
+  let out = '';
+  for (const r of page) out += `${r.content.slice(0, -1)},"prevHash":"${r.prev_hash}","hash":"${r.hash}"}\n`;
+  return out;
+}
+
+function csvRows(page: readonly AuditRecordRow[]): string {
+  return stringify(
+    page.map((r) => {
+      const c = JSON.parse(r.content) as { recordedAt: string; data: never };
+      return [r.seq, c.recordedAt, r.type, r.account_id ?? '', r.outcome ?? '', canonicalJson(c.data), r.prev_hash, r.hash];
+    }),
+  );
+}

@@ -1,0 +1,80 @@
+import type { JSONWebKeySet } from 'jose';
+import { verifyJws } from '../platform/auth/signing';
+import type { Db } from '../platform/db/database';
+import * as repo from './audit.repository';
+import { CHECKPOINT_TYP, type CheckpointPayload } from './audit.service';
+import type { AuditRecordRow } from './audit.table';
+import { ChainVerifier } from './verify';
+import { VerifyReport } from './verify-report';
+
+const PAGE = 10_000;
+
+/**
+ * Verifies the whole chain in the database from the genesis: every hash and link, the filter
+ * columns against the hashed content (a changed `outcome` column must not hide an allow), the
+ * head row, and every signed checkpoint against the record it vouches for.
+ */
+export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<VerifyReport> {
+  const report = new VerifyReport();
+  const chain = new ChainVerifier({ contiguous: true, fromGenesis: true });
+  const hashes = new Map<number, string>();
+  let checkpoints = 0;
+  let checkpointAfter = 0;
+
+  const checkCheckpoints = async (throughSeq: number) => {
+    for (;;) {
+      const page = await repo.checkpointsAfter(db, checkpointAfter, 1000);
+      const due = page.filter((c) => Number(c.seq) <= throughSeq);
+      for (const c of due) {
+        const seq = Number(c.seq);
+        checkpointAfter = seq;
+        checkpoints++;
+        let payload: CheckpointPayload | undefined;
+        try {
+          payload = (await verifyJws<CheckpointPayload>(c.jws, jwks, CHECKPOINT_TYP)).payload;
+        } catch (err) {
+          report.fail('checkpoint', `seq ${seq}: signature does not verify (${(err as Error).message})`);
+          continue;
+        }
+        if (payload.seq !== seq || payload.hash !== c.hash) report.fail('checkpoint', `seq ${seq}: the row differs from what was signed`);
+        else if (hashes.has(seq) && hashes.get(seq) !== payload.hash) {
+          report.badRecord({ seq, problem: 'does not match the signed checkpoint (the chain was rewritten)' });
+          report.fail('checkpoint', `seq ${seq}: the record's hash differs from the signed one`);
+        } else if (!hashes.has(seq)) report.fail('checkpoint', `seq ${seq}: signed, but there is no such record`);
+      }
+      if (due.length < page.length || page.length < 1000) return;
+    }
+  };
+
+  let afterSeq = 0;
+  for (;;) {
+    const page = await repo.findRecords(db, { afterSeq, limit: PAGE });
+    hashes.clear();
+    for (const r of page) {
+      chain.push({ seq: Number(r.seq), content: r.content, prevHash: r.prev_hash, hash: r.hash });
+      if (!chain.problem) checkColumns(r, report);
+      hashes.set(Number(r.seq), r.hash);
+    }
+    if (!page.length) break;
+    afterSeq = Number(page[page.length - 1]!.seq);
+    await checkCheckpoints(afterSeq);
+    if (page.length < PAGE) break;
+  }
+  await checkCheckpoints(Number.MAX_SAFE_INTEGER);
+  if (chain.problem) report.badRecord(chain.problem);
+
+  const head = await repo.readHead(db);
+  report.note('records', `${chain.count} (seq ${chain.first?.seq ?? 0} … ${chain.last?.seq ?? 0})`);
+  report.note('chain', chain.problem ? `FAILED at seq ${chain.problem.seq}: ${chain.problem.problem}` : 'every hash recomputed from the genesis, every link and sequence number checked');
+  if (head.seq !== (chain.last?.seq ?? 0) || head.hash !== (chain.last?.hash ?? head.hash)) {
+    report.fail('head', `the head row (seq ${head.seq}) is not the last record (seq ${chain.last?.seq ?? 0})`);
+  } else report.note('head', `seq ${head.seq}, matches the last record`);
+  if (!report.failures.some((f) => f.startsWith('checkpoint'))) report.note('checkpoints', `${checkpoints} signed heads, every signature valid and matching its record`);
+  return report;
+}
+
+function checkColumns(r: AuditRecordRow, report: VerifyReport): void {
+  const c = JSON.parse(r.content) as { seq: number; recordedAt: string; type: string; accountId: string | null; outcome: string | null };
+  const same = c.seq === Number(r.seq) && c.type === r.type && c.accountId === r.account_id && c.outcome === r.outcome && c.recordedAt === r.recorded_at.toISOString();
+  if (!same) report.badRecord({ seq: Number(r.seq), problem: 'altered: the filter columns differ from the hashed content' });
+}

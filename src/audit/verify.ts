@@ -1,0 +1,75 @@
+import { type AuditType, GENESIS_HASH, canonicalJson, chainHash } from './chain';
+
+/**
+ * Checks a stream of chained records: each hash recomputed from its content, and, where the
+ * records are contiguous (the whole chain, or an unfiltered export), every link and every
+ * sequence number. Used on exported files offline and on the database. Remembers the first
+ * problem, naming its sequence number.
+ */
+
+export interface VerifiableRecord {
+  readonly seq: number;
+  readonly content: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface Problem {
+  readonly seq: number;
+  readonly problem: string;
+}
+
+export class ChainVerifier {
+  count = 0;
+  first: VerifiableRecord | undefined;
+  last: VerifiableRecord | undefined;
+  problem: Problem | undefined;
+
+  constructor(private readonly o: { readonly contiguous: boolean; readonly fromGenesis?: boolean }) {}
+
+  push(r: VerifiableRecord): void {
+    this.count++;
+    this.first ??= r;
+    const prev = this.last;
+    this.last = r;
+    if (this.problem) return;
+    if (!Number.isSafeInteger(r.seq) || r.seq < 1) return this.fail(prev ? prev.seq + 1 : 1, 'a record has no valid sequence number');
+    if (this.o.contiguous) {
+      const expected = prev ? prev.seq + 1 : this.o.fromGenesis ? 1 : r.seq;
+      if (r.seq > expected) return this.fail(expected, `missing: the sequence jumps from ${expected - 1} to ${r.seq} (a record was deleted or moved)`);
+      if (r.seq < expected) return this.fail(r.seq, `out of place: seq ${r.seq} comes after seq ${prev?.seq} (a record was inserted, repeated or moved)`);
+      const wantPrev = prev ? prev.hash : this.o.fromGenesis ? GENESIS_HASH : r.prevHash;
+      if (r.prevHash !== wantPrev) {
+        return this.fail(r.seq, prev ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, inserted or removed)` : 'broken link: the first record does not follow the genesis hash');
+      }
+    } else if (prev && r.seq <= prev.seq) {
+      return this.fail(r.seq, `out of order: seq ${r.seq} comes after seq ${prev.seq}`);
+    }
+    if (chainHash(r.prevHash, r.content) !== r.hash) return this.fail(r.seq, 'altered: the content does not match its hash');
+  }
+
+  private fail(seq: number, problem: string): void {
+    this.problem = { seq, problem };
+  }
+}
+
+/** An exported NDJSON line is the content's fields plus prevHash and hash. */
+export function fromNdjsonLine(line: string): VerifiableRecord {
+  const { prevHash, hash, ...content } = JSON.parse(line) as Record<string, unknown>;
+  return { seq: Number(content.seq), content: canonicalJson(content as never), prevHash: String(prevHash), hash: String(hash) };
+}
+
+export const CSV_COLUMNS = ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash'] as const;
+
+export function fromCsvRow(row: Record<(typeof CSV_COLUMNS)[number], string>): VerifiableRecord {
+  const seq = Number(row.seq);
+  const content = canonicalJson({
+    seq,
+    recordedAt: row.recorded_at,
+    type: row.type as AuditType,
+    accountId: row.account_id || null,
+    outcome: row.outcome || null,
+    data: JSON.parse(row.data),
+  });
+  return { seq, content, prevHash: row.prev_hash, hash: row.hash };
+}
