@@ -21,6 +21,9 @@ ENV NODE_ENV=production PORT=8080
 WORKDIR /app
 COPY --chown=root:root package.json ./
 COPY --chown=root:root config config
+# The portal's templates and stylesheet are read at run time from the source tree's place.
+COPY --chown=root:root src/portal/views src/portal/views
+COPY --chown=root:root src/portal/static src/portal/static
 COPY --from=deps --chown=root:root /app/node_modules node_modules
 COPY --from=build --chown=root:root /app/dist dist
 # The code is owned by root and read-only to the service user.
@@ -29,4 +32,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Production needs JWKS_URL or JWKS_FILE, SIGNING_KEY_FILE, EVIDENCE_HMAC_KEY and TOKEN_ISSUER: see README.
+# Behind a TLS-terminating proxy, the portal's cookie is Secure (PORTAL_COOKIE_SECURE defaults to true in production).
 CMD ["node", "dist/src/main.js"]

@@ -9,6 +9,7 @@ import { consentRouter } from './consent/consent.router';
 import type { ConsentService } from './consent/consent.service';
 import { noticeRouter } from './notices/notice.router';
 import { opsRouter } from './ops/ops.router';
+import { type PortalDeps, portalRouter } from './portal/portal.router';
 import type { ServiceKeys } from './platform/auth/keys';
 import type { TokenVerifier } from './platform/auth/tokens';
 import type { AppConfig } from './platform/config';
@@ -33,6 +34,7 @@ export interface AppDeps {
   readonly decisions: DecisionService;
   readonly audit: AuditService;
   readonly exports: ExportService;
+  readonly portal: PortalDeps;
   readonly isShuttingDown: () => boolean;
 }
 
@@ -42,7 +44,24 @@ export function createApp(d: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.set('etag', false);
-  app.use(requestId, accessLog(d.logger, d.metrics), helmet());
+  app.use(
+    requestId,
+    accessLog(d.logger, d.metrics),
+    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at all.
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+        },
+      },
+    }),
+  );
 
   app.use(opsRouter({ db: d.db, redis: d.redis, metrics: d.metrics, publicJwks: d.keys.publicJwks, isShuttingDown: d.isShuttingDown }));
   app.use(noticeRouter(d.config.catalog, d.clock));
@@ -50,6 +69,7 @@ export function createApp(d: AppDeps): Express {
   app.use(consentRouter(d.consents, d.verifier));
   app.use(decisionRouter(d.decisions, d.verifier));
   app.use(auditRouter(d.audit, d.exports, d.verifier));
+  app.use(portalRouter(d.portal));
 
   app.use(notFound);
   app.use(errorHandler(d.logger));

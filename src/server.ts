@@ -17,6 +17,10 @@ import { createMetrics } from './platform/metrics';
 import { Queues } from './platform/queues';
 import { createRedis } from './platform/redis';
 import { DecisionService } from './policy/decision.service';
+import { PortalService } from './portal/portal.service';
+import type { PortalDeps } from './portal/portal.router';
+import { createViews } from './portal/render';
+import { SessionStore } from './portal/session';
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -66,7 +70,16 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const exports = new ExportService(db, queues, audit, keys, clock);
     const decisions = new DecisionService({ db, catalog: config.catalog, clock, metrics, audit: config.auditDecisions ? audit : undefined });
 
-    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exports, isShuttingDown: () => shuttingDown });
+    const portal: PortalDeps = {
+      config,
+      portal: new PortalService(db, config.catalog, consents, audit, keys, clock),
+      sessions: new SessionStore(redis, config.redis.prefix, config.portal.idleSeconds * 1000, config.portal.sessionMaxHours * 3_600_000),
+      views: createViews(config.messages),
+      redis,
+      keys,
+      logger,
+    };
+    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exports, portal, isShuttingDown: () => shuttingDown });
     if (config.workers.enabled) {
       await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
       await startAuditWorkers(queues, audit, exports, config.workers.checkpointIntervalMs, logger);

@@ -92,3 +92,10 @@ export async function latestCheckpoint(db: Db, atOrBelow?: number): Promise<Audi
 export async function checkpointsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
   return db.selectFrom('audit_checkpoints').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
 }
+
+/** One account's records of one type, newest first. */
+export async function findAccountRecordsDesc(db: Db, accountId: string, type: AuditRecordRow['type'], o: { beforeSeq?: number; limit: number }) {
+  let q = db.selectFrom('audit_records').selectAll().where('account_id', '=', accountId).where('type', '=', type).orderBy('seq', 'desc').limit(o.limit);
+  if (o.beforeSeq !== undefined) q = q.where('seq', '<', String(o.beforeSeq));
+  return q.execute();
+}

@@ -17,7 +17,7 @@ export interface CheckpointPayload {
 }
 
 /** The consent component's public lookup of consent events by id. */
-export type ConsentEventLookup = (eventIds: readonly string[]) => Promise<readonly ({ eventId: string } & Record<string, unknown>)[]>;
+export type ConsentEventLookup = (eventIds: readonly string[]) => Promise<readonly { readonly eventId: string }[]>;
 
 export interface AuditEventView {
   readonly seq: number;
@@ -34,7 +34,7 @@ export interface AuditEventView {
 export interface StaffAction {
   /** Who acted: a token subject, or the operating-system user running the CLI. */
   readonly actor: string;
-  readonly action: 'accounts_upserted' | 'export_requested' | 'token_issued';
+  readonly action: 'export_requested';
   readonly details: { readonly [key: string]: Json | undefined };
   readonly accountId?: string;
 }
@@ -71,6 +71,13 @@ export class AuditService {
     }
     const last = rows.length === q.limit ? rows[rows.length - 1] : undefined;
     return { events, nextCursor: last ? encodeCursor(Number(last.seq)) : null };
+  }
+
+  /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
+  async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
+    const rows = await repo.findAccountRecordsDesc(this.db, accountId, 'decision', o);
+    const last = rows.length === o.limit ? rows[rows.length - 1] : undefined;
+    return { events: rows.map(toView), nextCursor: last ? encodeCursor(Number(last.seq)) : null };
   }
 
   /** Signs the current chain head, unless it is already signed. Returns the checkpoint, new or existing. */

@@ -3,6 +3,7 @@ import { ConfigError } from '../platform/config';
 import { UsageError } from './args';
 import { auditCommand } from './audit.command';
 import { migrateCommand } from './migrate.command';
+import { portalLinkCommand } from './portal-link.command';
 import { tokenCommand } from './token.command';
 
 /** `optgate <command>`: operator tools. Results go to stdout, problems to stderr; exit 2 is a usage error. */
@@ -10,13 +11,14 @@ import { tokenCommand } from './token.command';
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
   audit: { summary: 'verify the audit log: audit verify FILE --manifest M --jwks J, or audit verify --db', run: auditCommand },
+  'portal-link': { summary: 'print a portal sign-in URL: --account ID [--ttl 10m] [--base URL]', run: portalLinkCommand },
   token: { summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]', run: tokenCommand },
 };
 
 async function main([name, ...args]: string[]): Promise<number> {
   const command = name ? commands[name] : undefined;
   if (!command) {
-    const list = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+    const list = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(12)} ${c.summary}`);
     process.stderr.write(`usage: optgate <command> [options]\n\n${list.join('\n')}\n`);
     return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
   }

@@ -66,3 +66,10 @@ export async function findEventsByIds(db: Db, eventIds: readonly string[]) {
   if (eventIds.length === 0) return [];
   return db.selectFrom('consent_events').selectAll().where('event_id', 'in', [...eventIds]).execute();
 }
+
+/** One account's events, newest first, keyset-paginated by feed id. */
+export async function findAccountEvents(db: Db, accountId: string, o: { beforeId?: string; limit: number }) {
+  let q = db.selectFrom('consent_events').selectAll().where('account_id', '=', accountId).orderBy('id', 'desc').limit(o.limit);
+  if (o.beforeId) q = q.where('id', '<', o.beforeId);
+  return q.execute();
+}

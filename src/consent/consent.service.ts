@@ -7,7 +7,7 @@ import type { Db } from '../platform/db/database';
 import { type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import * as repo from './consent.repository';
-import type { ActorType, Channel, ConsentEventKind, ConsentStateRow, ConsentStateValue } from './consent.table';
+import type { ActorType, Channel, ConsentEventKind, ConsentEventRow, ConsentStateRow, ConsentStateValue } from './consent.table';
 
 export type Choice = 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
 
@@ -47,6 +47,22 @@ export interface ConsentView {
   readonly updatedAt: Date;
 }
 
+export interface ConsentEventView {
+  readonly eventId: string;
+  readonly seq: string;
+  readonly accountId: string;
+  readonly kind: ConsentEventKind;
+  readonly purpose: string;
+  readonly category: string;
+  readonly channel: Channel;
+  readonly actorType: ActorType;
+  readonly actorId?: string;
+  readonly noticeVersion: string;
+  readonly noticeSha256: string;
+  readonly occurredAt: Date;
+  readonly expiresAt?: Date;
+}
+
 export interface RecordedEvent {
   readonly eventId: string;
   readonly seq: string;
@@ -79,23 +95,15 @@ export class ConsentService {
     return (await repo.findStates(db, accountId)).map((row) => toView(row, now));
   }
 
-  /** Consent events by id, as the audit cites them; evidence is shown as the hashes it is stored as. */
-  async eventsByIds(eventIds: readonly string[]) {
-    const rows = await repo.findEventsByIds(this.deps.db, eventIds.filter((id) => UUID.test(id)));
-    return rows.map((e) => ({
-      eventId: e.event_id,
-      accountId: e.account_id,
-      kind: e.kind,
-      purpose: e.purpose,
-      category: e.category,
-      channel: e.channel,
-      actorType: e.actor_type,
-      ...(e.actor_id ? { actorId: e.actor_id } : {}),
-      noticeVersion: e.notice_version,
-      noticeSha256: e.notice_sha256,
-      occurredAt: e.occurred_at,
-      ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
-    }));
+  /** Consent events by id, as the audit cites them. */
+  async eventsByIds(eventIds: readonly string[]): Promise<ConsentEventView[]> {
+    return (await repo.findEventsByIds(this.deps.db, eventIds.filter((id) => UUID.test(id)))).map(eventView);
+  }
+
+  /** One account's history, newest first; `before` is the feed position of the last event of the previous page. */
+  async history(accountId: string, o: { before?: string; limit: number }): Promise<ConsentEventView[]> {
+    const beforeId = o.before && /^\d{1,19}$/.test(o.before) ? o.before : undefined;
+    return (await repo.findAccountEvents(this.deps.db, accountId, { beforeId, limit: o.limit })).map(eventView);
   }
 
   /**
@@ -297,6 +305,24 @@ function transition(choice: Choice, before: ConsentStateRow | undefined, now: Da
     case 'withdraw_opt_out':
       return { kind: 'opt_out_withdrawn', state: 'not_opted_out' };
   }
+}
+
+function eventView(e: ConsentEventRow): ConsentEventView {
+  return {
+    eventId: e.event_id,
+    seq: e.id,
+    accountId: e.account_id,
+    kind: e.kind,
+    purpose: e.purpose,
+    category: e.category,
+    channel: e.channel,
+    actorType: e.actor_type,
+    ...(e.actor_id ? { actorId: e.actor_id } : {}),
+    noticeVersion: e.notice_version,
+    noticeSha256: e.notice_sha256,
+    occurredAt: e.occurred_at,
+    ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+  };
 }
 
 function toView(row: ConsentStateRow, now: Date): ConsentView {

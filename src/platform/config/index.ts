@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { type Catalog, CatalogError, loadCatalog } from './catalog';
+import { type Messages, loadMessages } from './messages';
 import { projectRoot } from './project-root';
 
 export type { Catalog } from './catalog';
@@ -34,6 +35,13 @@ const envSchema = z.object({
   EXPIRY_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   AUDIT_DECISIONS: boolean.default(true),
   AUDIT_CHECKPOINT_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
+  PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  PORTAL_IDLE_SECONDS: int(1, 86_400).default(900),
+  PORTAL_SESSION_MAX_HOURS: int(1, 72).default(8),
+  PORTAL_COOKIE_SECURE: boolean.optional(),
+  PORTAL_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
+
   RUN_WORKERS: boolean.default(true),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -60,6 +68,16 @@ export interface AppConfig {
   readonly logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   readonly configDir: string;
   readonly catalog: Catalog;
+  readonly messages: Messages;
+  readonly portal: {
+    readonly tokenAudience: string;
+    /** Where subscribers reach the portal: sign-in links point here. */
+    readonly baseUrl: string;
+    readonly idleSeconds: number;
+    readonly sessionMaxHours: number;
+    readonly cookieSecure: boolean;
+    readonly signInPerMinute: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -95,7 +113,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!(err instanceof CatalogError)) throw err;
     problems.push(...err.message.split('\n'));
   }
-  if (problems.length || !catalog) throw new ConfigError(problems);
+  const loaded = catalog ? loadMessages(configDir, catalog) : { problems: [] };
+  problems.push(...loaded.problems);
+  if (problems.length || !catalog || !loaded.messages) throw new ConfigError(problems);
 
   return deepFreeze({
     env: e.NODE_ENV,
@@ -116,6 +136,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     configDir,
     catalog,
+    messages: loaded.messages,
+    portal: {
+      tokenAudience: e.PORTAL_TOKEN_AUDIENCE,
+      baseUrl: (e.PORTAL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
+      idleSeconds: e.PORTAL_IDLE_SECONDS,
+      sessionMaxHours: e.PORTAL_SESSION_MAX_HOURS,
+      cookieSecure: e.PORTAL_COOKIE_SECURE ?? e.NODE_ENV === 'production',
+      signInPerMinute: e.PORTAL_SIGNIN_PER_MINUTE,
+    },
   });
 }
 

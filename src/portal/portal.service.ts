@@ -1,0 +1,208 @@
+import { requireAccount } from '../accounts/account.service';
+import type { AuditService } from '../audit/audit.service';
+import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent/consent.service';
+import type { ServiceKeys } from '../platform/auth/keys';
+import { signJws } from '../platform/auth/signing';
+import { type Catalog, currentNotice } from '../platform/config/catalog';
+import type { Db } from '../platform/db/database';
+import { AppError } from '../platform/errors';
+import { type ConsentSnapshot, evaluate } from '../policy/engine';
+
+export const RECEIPT_TYP = 'optgate-receipt+jws';
+const PAGE = 25;
+const SOON_MS = 30 * 86_400_000;
+/** Uses that the Global Privacy Control signal takes back: a sale or a disclosure. */
+const GPC_PURPOSES = ['data_sale', 'third_party_disclosure'];
+
+export type ItemStatus = 'allowed' | 'askAgain' | 'expired' | 'revoked' | 'declined' | 'notAsked' | 'defaultAllowed' | 'optedOut' | 'allowedOptOut';
+
+export interface ItemView {
+  readonly purpose: string;
+  readonly category: string;
+  readonly regime: 'opt_in' | 'opt_out';
+  readonly status: ItemStatus;
+  /** Expiry (allowed) or lapse (expired). */
+  readonly date?: Date;
+  readonly expiresSoon: boolean;
+  /** What the subscriber chose and still stands; never a default. */
+  readonly chosen: 'allow' | 'deny' | null;
+}
+
+export interface PurposeView {
+  readonly purpose: string;
+  readonly askAgain: boolean;
+  readonly items: readonly ItemView[];
+}
+
+export interface ChoicesView {
+  readonly accountId: string;
+  readonly closed: boolean;
+  readonly noticeVersion: string;
+  readonly purposes: readonly PurposeView[];
+  readonly askAgain: readonly string[];
+  readonly anyAllowed: boolean;
+}
+
+/** Thrown when the subscriber chose under a notice that is no longer the one in force. */
+export class NoticeChangedError extends Error {}
+
+/** What the portal shows and records: choices, saving them, revoke-all, GPC, history, receipts, activity. */
+export class PortalService {
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: Catalog,
+    private readonly consents: ConsentService,
+    private readonly audit: AuditService,
+    private readonly keys: ServiceKeys,
+    private readonly clock: () => Date,
+  ) {}
+
+  /** Every purpose × category with its state, judged by the decision engine itself, so that the page says what pipelines are told. */
+  async choices(accountId: string): Promise<ChoicesView> {
+    const now = this.clock();
+    const account = await requireAccount(this.db, accountId);
+    const states = await this.consents.currentState(accountId);
+    const notice = currentNotice(this.catalog, now);
+    if (!notice) throw new AppError('unavailable', 'No notice is in force.');
+    const categories = [...this.catalog.categories.keys()];
+    const purposes = [...this.catalog.purposes.keys()].map((purpose): PurposeView => {
+      const mine = new Map(states.filter((s) => s.purpose === purpose).map((s) => [s.category, s] as const));
+      const snapshots = new Map<string, ConsentSnapshot>(
+        [...mine].map(([c, s]) => [c, { state: s.state, consentId: s.consentId, noticeVersion: s.noticeVersion, expiresAt: s.expiresAt ?? null }]),
+      );
+      // Judged as if the account were active: a closed account is shown as closed, and its choices as they stand.
+      const verdict = evaluate({ purpose, categories }, { account: { status: 'active' }, consents: snapshots }, this.catalog, now);
+      const items = verdict.results.map((r) => itemView(purpose, r.category, this.catalog.categories.get(r.category)!.regime, r.reason, mine.get(r.category), now));
+      return { purpose, items, askAgain: items.some((i) => i.status === 'askAgain') };
+    });
+    return {
+      accountId,
+      closed: account.status !== 'active',
+      noticeVersion: notice.version,
+      purposes,
+      askAgain: purposes.filter((p) => p.askAgain).map((p) => p.purpose),
+      anyAllowed: purposes.some((p) => p.items.some((i) => i.status === 'allowed')),
+    };
+  }
+
+  /**
+   * Saves the form: `c:<purpose>:<category>` = allow | deny, and `action` = save | allow_all |
+   * decline_all | renew_all | renew:<purpose>:<category>. Only what differs from the current
+   * state is recorded.
+   */
+  async save(accountId: string, form: Record<string, unknown>, provenance: Provenance): Promise<RecordedEvent[]> {
+    const view = await this.choices(accountId);
+    if (form.noticeVersion !== view.noticeVersion) throw new NoticeChangedError();
+    const action = typeof form.action === 'string' ? form.action : 'save';
+    const items = view.purposes.flatMap((p) => p.items);
+    const changes: ConsentChange[] = [];
+    for (const item of items) {
+      const wanted =
+        action === 'allow_all' ? 'allow' : action === 'decline_all' ? 'deny' : action === 'save' ? form[`c:${item.purpose}:${item.category}`] : undefined;
+      const renew = action === 'renew_all' ? item.status === 'allowed' : action === `renew:${item.purpose}:${item.category}` && item.status === 'allowed';
+      const choice = renew ? 'grant' : wanted === 'allow' || wanted === 'deny' ? changeFor(item, wanted) : undefined;
+      if (choice) changes.push({ purpose: item.purpose, category: item.category, choice });
+    }
+    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, true);
+  }
+
+  /** One step: every opt-in that still counts is revoked, and the opt-out categories are opted out. */
+  async revokeAll(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
+    const view = await this.choices(accountId);
+    const changes = view.purposes.flatMap((p) =>
+      p.items.flatMap((item): ConsentChange[] => {
+        if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
+        return item.status === 'allowed' || item.status === 'askAgain' ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
+      }),
+    );
+    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, false);
+  }
+
+  /** Global Privacy Control: opted out of the opt-out categories for every use, sale and disclosure opt-ins taken back. */
+  async applyGpc(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
+    const view = await this.choices(accountId);
+    const changes = view.purposes.flatMap((p) =>
+      p.items.flatMap((item): ConsentChange[] => {
+        if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
+        const counts = item.status === 'allowed' || item.status === 'askAgain';
+        return GPC_PURPOSES.includes(item.purpose) && counts ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
+      }),
+    );
+    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false);
+  }
+
+  history(accountId: string, before?: string) {
+    return this.consents.history(accountId, { before, limit: PAGE });
+  }
+
+  activity(accountId: string, beforeSeq?: number) {
+    return this.audit.accountActivity(accountId, { beforeSeq, limit: PAGE });
+  }
+
+  /** A change of this account, and its receipt signed by the service. Another account's event is not found. */
+  async receipt(accountId: string, eventId: string) {
+    const [event] = await this.consents.eventsByIds([eventId]);
+    if (!event || event.accountId !== accountId) throw new AppError('not-found', 'No such receipt.');
+    const payload = {
+      iss: 'optgate',
+      sub: accountId,
+      eventId: event.eventId,
+      change: event.kind,
+      purpose: event.purpose,
+      category: event.category,
+      channel: event.channel,
+      actor: event.actorId === 'gpc' ? 'gpc' : event.actorType,
+      noticeVersion: event.noticeVersion,
+      noticeSha256: event.noticeSha256,
+      occurredAt: event.occurredAt.toISOString(),
+      ...(event.expiresAt ? { expiresAt: event.expiresAt.toISOString() } : {}),
+      issuedAt: this.clock().toISOString(),
+    };
+    return { event, payload, jws: await signJws(this.keys, payload, RECEIPT_TYP) };
+  }
+
+  private async record(
+    accountId: string,
+    noticeVersion: string,
+    changes: ConsentChange[],
+    provenance: Provenance,
+    actor: { type: 'subscriber'; id?: string },
+    affirmative: boolean,
+  ): Promise<RecordedEvent[]> {
+    if (!changes.length) return [];
+    const { events } = await this.consents.record(accountId, { channel: 'portal', actor, noticeVersion, affirmative, changes }, provenance);
+    return events;
+  }
+}
+
+function itemView(purpose: string, category: string, regime: 'opt_in' | 'opt_out', reason: string, state: ConsentView | undefined, now: Date): ItemView {
+  const base = { purpose, category, regime, expiresSoon: false };
+  switch (reason) {
+    case 'consent_granted': {
+      const date = state!.expiresAt!;
+      return { ...base, status: 'allowed', date, chosen: 'allow', expiresSoon: date.getTime() - now.getTime() < SOON_MS };
+    }
+    case 'notice_superseded':
+      return { ...base, status: 'askAgain', chosen: null };
+    case 'consent_expired':
+      return { ...base, status: 'expired', date: state?.expiresAt, chosen: null };
+    case 'consent_revoked':
+      return { ...base, status: 'revoked', chosen: 'deny' };
+    case 'opted_out':
+      return { ...base, status: 'optedOut', chosen: 'deny' };
+    case 'not_opted_out':
+      return state?.state === 'not_opted_out' ? { ...base, status: 'allowedOptOut', chosen: 'allow' } : { ...base, status: 'defaultAllowed', chosen: null };
+    default:
+      return state?.state === 'declined' ? { ...base, status: 'declined', chosen: 'deny' } : { ...base, status: 'notAsked', chosen: null };
+  }
+}
+
+/** The change that turns the item's current state into the wanted one, if any. */
+function changeFor(item: ItemView, wanted: 'allow' | 'deny'): ConsentChange['choice'] | undefined {
+  if (item.regime === 'opt_out') {
+    if (wanted === 'deny') return item.status === 'optedOut' ? undefined : 'opt_out';
+    return item.status === 'optedOut' ? 'withdraw_opt_out' : undefined;
+  }
+  if (wanted === 'allow') return item.status === 'allowed' ? undefined : 'grant';
+  return item.status === 'revoked' || item.status === 'declined' ? undefined : 'revoke';
+}

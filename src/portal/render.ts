@@ -1,0 +1,60 @@
+import path from 'node:path';
+import type { Request, Response } from 'express';
+import { marked } from 'marked';
+import nunjucks from 'nunjucks';
+import { type Messages, type Translate, translator } from '../platform/config/messages';
+import { projectRoot } from '../platform/config/project-root';
+
+/**
+ * Server-rendered pages: nunjucks with autoescape on (every value is escaped unless a template
+ * says `| safe`, which only the notice text, from config/, does), and every word from the
+ * message catalog of the negotiated language.
+ */
+export function createViews(messages: Messages) {
+  // Templates are read from the source tree in development and in the image alike (the Dockerfile copies them).
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(path.join(projectRoot(), 'src/portal/views')), {
+    autoescape: true,
+    throwOnUndefined: true,
+    trimBlocks: true,
+    lstripBlocks: true,
+  });
+  const formats = new Map<string, { date: Intl.DateTimeFormat; dateTime: Intl.DateTimeFormat }>();
+  const formatsFor = (lang: string) => {
+    let f = formats.get(lang);
+    if (!f) {
+      f = {
+        date: new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeZone: 'UTC' }),
+        dateTime: new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }),
+      };
+      formats.set(lang, f);
+    }
+    return f;
+  };
+
+  return {
+    /** The language for this request, from Accept-Language among the catalog's languages. */
+    languageOf(req: Request): string {
+      return req.acceptsLanguages(...messages.languages) || 'en';
+    },
+    render(res: Response, template: string, context: Record<string, unknown> = {}, status = 200): void {
+      const lang = (res.locals.lang as string | undefined) ?? 'en';
+      const t: Translate = translator(messages, lang);
+      const f = formatsFor(lang);
+      const html = env.render(template, {
+        lang,
+        t,
+        list: (key: string) => messages.lookup(lang, key) ?? [],
+        date: (d: Date | string) => f.date.format(new Date(d)),
+        dateTime: (d: Date | string) => `${f.dateTime.format(new Date(d))} UTC`,
+        markdown: (text: string) => marked.parse(text, { async: false }),
+        session: res.locals.session ?? null,
+        csrf: res.locals.session?.csrf ?? '',
+        gpc: res.locals.gpc ?? null,
+        ...context,
+      });
+      res.status(status).type('html').send(html);
+    },
+  };
+}
+
+export type Views = ReturnType<typeof createViews>;

@@ -1,0 +1,86 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * Portal sessions in Redis, so that any instance serves any subscriber. The cookie holds a
+ * random 256-bit id; Redis holds it only hashed. Sessions slide with activity (idle timeout)
+ * and end at a fixed maximum age whatever the activity.
+ */
+
+export interface PortalSession {
+  readonly id: string;
+  readonly accountId: string;
+  /** Synchronizer token for every form of this session. */
+  readonly csrf: string;
+  readonly createdAt: number;
+  /** The Global Privacy Control signal was applied in this session. */
+  gpcApplied?: boolean;
+  /** Event ids of the last save, for its confirmation page. */
+  lastChange?: string[];
+}
+
+export class SessionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly idleMs: number,
+    private readonly maxMs: number,
+  ) {}
+
+  async create(accountId: string): Promise<PortalSession> {
+    const session: PortalSession = { id: token(), accountId, csrf: token(), createdAt: Date.now() };
+    await this.save(session);
+    return session;
+  }
+
+  /** The session for a cookie value, its idle timer restarted; undefined when unknown, idle too long or too old. */
+  async get(id: string | undefined): Promise<PortalSession | undefined> {
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const raw = await this.redis.get(this.key(id));
+    if (!raw) return undefined;
+    const session = { ...(JSON.parse(raw) as Omit<PortalSession, 'id'>), id };
+    if (Date.now() - session.createdAt >= this.maxMs) {
+      await this.destroy(id);
+      return undefined;
+    }
+    await this.redis.pexpire(this.key(id), this.ttl(session));
+    return session;
+  }
+
+  async save(session: PortalSession): Promise<void> {
+    const { id, ...data } = session;
+    await this.redis.set(this.key(id), JSON.stringify(data), 'PX', this.ttl(session));
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.redis.del(this.key(id));
+  }
+
+  private ttl(session: PortalSession): number {
+    return Math.max(1, Math.min(this.idleMs, session.createdAt + this.maxMs - Date.now()));
+  }
+
+  private key(id: string): string {
+    return `${this.prefix}:portal:session:${createHash('sha256').update(id).digest('hex')}`;
+  }
+}
+
+const token = () => randomBytes(32).toString('base64url');
+
+export function sameToken(a: string | undefined, b: string): boolean {
+  if (typeof a !== 'string') return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** A fixed-window counter shared by every instance. Returns false once `limit` is reached within the window. */
+export async function underLimit(redis: Redis, key: string, limit: number, windowMs: number): Promise<boolean> {
+  const [[, count]] = (await redis.multi().incr(key).pexpire(key, windowMs, 'NX').exec()) as [[Error | null, number]];
+  return count <= limit;
+}
+
+/** Sign-in links are single use: true the first time a token id is seen, until the token would have expired anyway. */
+export async function firstUse(redis: Redis, key: string, untilMs: number): Promise<boolean> {
+  return (await redis.set(key, '1', 'PX', Math.max(1, untilMs - Date.now()), 'NX')) === 'OK';
+}
