@@ -10,6 +10,7 @@ import { ConsentService } from './consent/consent.service';
 import { loadKeys } from './platform/auth/keys';
 import { TokenVerifier } from './platform/auth/tokens';
 import type { AppConfig } from './platform/config';
+import { Semaphore } from './platform/concurrency';
 import { createDb, ensureDatabase } from './platform/db/database';
 import { migrateToLatest } from './platform/db/migrator';
 import { type Logger, createLogger } from './platform/logger';
@@ -44,7 +45,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   const clock = options.clock ?? (() => new Date());
 
   await ensureDatabase(config.db.url);
-  const { db } = createDb(config.db, logger);
+  const { db, pool } = createDb(config.db, logger);
   const redis = createRedis(config.redis.url, logger, 'commands');
   const queueConnection = createRedis(config.redis.url, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
@@ -68,7 +69,14 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
     const audit = new AuditService(db, auditWriter, keys, clock, (ids) => consents.eventsByIds(ids));
     const exports = new ExportService(db, queues, audit, keys, clock);
-    const decisions = new DecisionService({ db, catalog: config.catalog, clock, metrics, audit: config.auditDecisions ? audit : undefined });
+    const decisions = new DecisionService({
+      db,
+      catalog: config.catalog,
+      clock,
+      metrics,
+      audit: config.auditDecisions ? audit : undefined,
+      batches: new Semaphore(config.batches.concurrency, config.batches.queueTimeoutMs),
+    });
 
     const portal: PortalDeps = {
       config,
@@ -111,6 +119,9 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       s.closeIdleConnections();
       await drained;
       clearInterval(sweep);
+      // A handler whose caller hung up is still running: let its queries finish before the pool goes.
+      const until = Date.now() + config.http.shutdownTimeoutMs;
+      while ((pool.totalCount > pool.idleCount || pool.waitingCount > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       clearTimeout(deadline);
       await resources();
       logger.info('optgate stopped');

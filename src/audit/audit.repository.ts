@@ -14,20 +14,18 @@ export async function readHead(db: Db): Promise<ChainHead> {
   return { seq: Number(row.seq), hash: row.hash };
 }
 
-/** One statement for any number of records: unnest keeps it to eight parameters. */
+/**
+ * One statement and one parameter for any number of records: a JSON array of rows. (pg's
+ * encoding of text arrays escapes every string in JavaScript; JSON.stringify is several times
+ * faster, and this runs while the chain head is locked.)
+ */
 export async function insertRecords(trx: Db, records: readonly ChainedRecord[]): Promise<void> {
   if (records.length === 0) return;
+  const rows = JSON.stringify(records.map((r) => [r.seq, r.recordedAt, r.type, r.accountId, r.outcome, r.content, r.prevHash, r.hash]));
   await sql`
     insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
-    select * from unnest(
-      ${records.map((r) => r.seq)}::bigint[],
-      ${records.map((r) => r.recordedAt)}::timestamptz[],
-      ${records.map((r) => r.type)}::text[],
-      ${records.map((r) => r.accountId)}::text[],
-      ${records.map((r) => r.outcome)}::text[],
-      ${records.map((r) => r.content)}::text[],
-      ${records.map((r) => r.prevHash)}::text[],
-      ${records.map((r) => r.hash)}::text[])`.execute(trx);
+    select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
+    from json_array_elements(${rows}::json) as r`.execute(trx);
   const last = records[records.length - 1]!;
   await trx.updateTable('audit_head').set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt }).where('id', '=', 1).execute();
 }

@@ -1,19 +1,20 @@
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
-import { type AuditDraft, type ChainedRecord, seal } from './chain';
+import { type AuditDraft, type ChainedRecord, type PreparedDraft, prepare, seal } from './chain';
 
 /** Appends drafts to the chain inside the caller's transaction (consent events: the event and its record commit together). */
-export async function appendInTransaction(trx: Db, drafts: readonly AuditDraft[], now: Date): Promise<ChainedRecord[]> {
+export async function appendInTransaction(trx: Db, drafts: readonly (AuditDraft | PreparedDraft)[], now: Date): Promise<ChainedRecord[]> {
+  const prepared = drafts.map((d) => ('head' in d ? d : prepare(d)));
   const head = await repo.lockHead(trx);
   // recorded_at never goes backwards along the chain, whatever the instances' clocks say.
   const recordedAt = now.getTime() > head.recordedAt.getTime() ? now : head.recordedAt;
-  const records = seal(drafts, head, recordedAt);
+  const records = seal(prepared, head, recordedAt);
   await repo.insertRecords(trx, records);
   return records;
 }
 
 interface Waiting {
-  readonly drafts: readonly AuditDraft[];
+  readonly drafts: readonly PreparedDraft[];
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -37,8 +38,10 @@ export class AuditWriter {
 
   append(drafts: readonly AuditDraft[]): Promise<void> {
     if (drafts.length === 0) return Promise.resolve();
+    // Encoded now, in the caller's time, not while the chain head is locked.
+    const prepared = drafts.map(prepare);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ drafts, resolve, reject });
+      this.queue.push({ drafts: prepared, resolve, reject });
       this.kick();
     });
   }

@@ -74,13 +74,33 @@ export function contentOf(c: AuditContent): string {
   return canonicalJson({ seq: c.seq, recordedAt: c.recordedAt, type: c.type, accountId: c.accountId, outcome: c.outcome, data: c.data });
 }
 
+/**
+ * A draft with its canonical content computed up to the two fields only the chain can give
+ * (seq, recordedAt). The expensive part (sorting and encoding `data`) happens here, before the
+ * chain head is locked; `seal` then only concatenates and hashes.
+ */
+export interface PreparedDraft {
+  readonly type: AuditType;
+  readonly accountId: string | null;
+  readonly outcome: Outcome | null;
+  /** Canonical JSON up to and including `"recordedAt":` (keys sort as accountId, data, outcome, recordedAt, seq, type). */
+  readonly head: string;
+  /** Canonical JSON from `,"type":` to the end. */
+  readonly tail: string;
+}
+
+export function prepare(d: AuditDraft): PreparedDraft {
+  const head = `{"accountId":${canonicalJson(d.accountId)},"data":${canonicalJson(d.data)},"outcome":${canonicalJson(d.outcome)},"recordedAt":`;
+  return { type: d.type, accountId: d.accountId, outcome: d.outcome, head, tail: `,"type":${canonicalJson(d.type)}}` };
+}
+
 /** Places drafts after `head`, in order, all recorded at `recordedAt`. */
-export function seal(drafts: readonly AuditDraft[], head: ChainHead, recordedAt: Date): ChainedRecord[] {
+export function seal(drafts: readonly PreparedDraft[], head: ChainHead, recordedAt: Date): ChainedRecord[] {
   let { seq, hash } = head;
-  const at = recordedAt.toISOString();
+  const at = JSON.stringify(recordedAt.toISOString());
   return drafts.map((d) => {
     seq += 1;
-    const content = contentOf({ ...d, seq, recordedAt: at });
+    const content = `${d.head}${at},"seq":${seq}${d.tail}`;
     const prevHash = hash;
     hash = chainHash(prevHash, content);
     return { seq, recordedAt, type: d.type, accountId: d.accountId, outcome: d.outcome, content, prevHash, hash };

@@ -5,6 +5,7 @@ import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Catalog } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
+import type { Semaphore } from '../platform/concurrency';
 import type { Metrics } from '../platform/metrics';
 import { loadSubjects } from './decision.repository';
 import { type CategoryResult, type Subject, type Verdict, evaluate } from './engine';
@@ -56,6 +57,7 @@ export interface DecisionDeps {
   readonly metrics: Metrics;
   /** Durable audit: a decision is answered only once its records are committed. Absent only when turned off for a benchmark. */
   readonly audit?: { record(drafts: readonly AuditDraft[]): Promise<void> };
+  readonly batches: Semaphore;
 }
 
 /** Who asked, for the audit record. */
@@ -78,7 +80,7 @@ export class DecisionService {
     const verdict = evaluate({ ...request, categories }, subjects.get(request.accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
     const decisionId = randomUUID();
     await this.deps.audit?.record([auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt)]);
-    this.count(request.purpose, verdict);
+    this.count(request.purpose, [verdict]);
     this.deps.metrics.decisionDuration.observe({ endpoint: 'single' }, seconds(started));
     return {
       decisionId,
@@ -97,6 +99,12 @@ export class DecisionService {
       throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
     }
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
+    const result = await this.deps.batches.run(() => this.evaluateBatch(caller, request, categories));
+    this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
+    return result;
+  }
+
+  private async evaluateBatch(caller: Caller, request: BatchRequest, categories: string[]): Promise<BatchDecision> {
     const subjects = await loadSubjects(this.deps.db, [...new Set(request.accountIds)], request.purpose, categories);
     const evaluatedAt = this.deps.clock();
     const decisionId = randomUUID();
@@ -106,14 +114,13 @@ export class DecisionService {
     await this.deps.audit?.record(
       verdicts.map((verdict, i) => auditDraft(caller, 'batch', decisionId, request, categories, request.accountIds[i]!, verdict, evaluatedAt)),
     );
+    this.count(request.purpose, verdicts);
     const results = verdicts.map((verdict, i) => {
       const accountId = request.accountIds[i]!;
-      this.count(request.purpose, verdict);
       return verdict.allow
         ? { accountId, allow: true, validUntil: verdict.validUntil }
         : { accountId, allow: false, denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })) };
     });
-    this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
     return { decisionId, purpose: request.purpose, evaluatedAt, results };
   }
 
@@ -130,9 +137,18 @@ export class DecisionService {
     return [...new Set(categories)];
   }
 
-  private count(purpose: string, verdict: Verdict): void {
-    const decisive = verdict.results.find((r) => r.allow === verdict.allow) ?? verdict.results[0];
-    this.deps.metrics.decisions.inc({ purpose, outcome: verdict.allow ? 'allow' : 'deny', reason: decisive?.reason ?? 'none' });
+  /** One counter update per (outcome, reason), not per account: a batch has 10,000 verdicts. */
+  private count(purpose: string, verdicts: readonly Verdict[]): void {
+    const tally = new Map<string, number>();
+    for (const v of verdicts) {
+      const decisive = v.results.find((r) => r.allow === v.allow) ?? v.results[0];
+      const key = `${v.allow ? 'allow' : 'deny'} ${decisive?.reason ?? 'none'}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of tally) {
+      const [outcome, reason] = key.split(' ') as [string, string];
+      this.deps.metrics.decisions.inc({ purpose, outcome, reason }, n);
+    }
   }
 }
 

@@ -34,6 +34,8 @@ const envSchema = z.object({
   TOKEN_AUDIENCE: z.string().min(1).default('optgate'),
   EXPIRY_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   AUDIT_DECISIONS: boolean.default(true),
+  BATCH_CONCURRENCY: int(1, 64).default(2),
+  BATCH_QUEUE_TIMEOUT_MS: int(100, 600_000).default(15_000),
   AUDIT_CHECKPOINT_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
   PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -65,6 +67,8 @@ export interface AppConfig {
   readonly workers: { readonly enabled: boolean; readonly expirySweepIntervalMs: number; readonly checkpointIntervalMs: number };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
+  /** Batch decisions evaluated at once per instance, and how long another may wait for its turn. */
+  readonly batches: { readonly concurrency: number; readonly queueTimeoutMs: number };
   readonly logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   readonly configDir: string;
   readonly catalog: Catalog;
@@ -133,6 +137,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     workers: { enabled: e.RUN_WORKERS, expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS, checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS },
     auditDecisions: e.AUDIT_DECISIONS,
+    batches: { concurrency: e.BATCH_CONCURRENCY, queueTimeoutMs: e.BATCH_QUEUE_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     configDir,
     catalog,
