@@ -49,7 +49,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   const redis = createRedis(config.redis.url, logger, 'commands');
   const queueConnection = createRedis(config.redis.url, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
-  const auditWriter = new AuditWriter(db, clock);
+  const auditWriter = new AuditWriter(pool, clock);
   const resources = async () => {
     await queues.close();
     await auditWriter.flushed();

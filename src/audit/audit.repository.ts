@@ -1,7 +1,11 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { type SelectQueryBuilder, sql } from 'kysely';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { Database, Db } from '../platform/db/database';
 import type { AuditCheckpointRow, AuditRecordRow, ExportFilters } from './audit.table';
-import type { ChainHead, ChainedRecord } from './chain';
+import { type ChainHead, type ChainedRecord, type PreparedDraft, seal } from './chain';
 
 /** Locks the chain head until the caller's transaction ends: every append on every instance queues here. */
 export async function lockHead(trx: Db): Promise<ChainHead & { recordedAt: Date }> {
@@ -29,6 +33,46 @@ export async function insertRecords(trx: Db, records: readonly ChainedRecord[]):
   const last = records[records.length - 1]!;
   await trx.updateTable('audit_head').set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt }).where('id', '=', 1).execute();
 }
+
+/**
+ * The group-commit path: one transaction on a pool client, the records streamed with COPY (five
+ * times faster than an INSERT of the same rows, and this runs while the chain head is locked).
+ * pg, not kysely: kysely has no COPY.
+ */
+export async function appendByCopy(pool: pg.Pool, drafts: readonly PreparedDraft[], now: Date): Promise<ChainedRecord[]> {
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('begin');
+    const { rows } = await client.query<{ seq: string; hash: string; recorded_at: Date }>('select seq, hash, recorded_at from audit_head where id = 1 for update');
+    const head = rows[0]!;
+    const recordedAt = now.getTime() > head.recorded_at.getTime() ? now : head.recorded_at;
+    const records = seal(drafts, { seq: Number(head.seq), hash: head.hash }, recordedAt);
+    const at = recordedAt.toISOString();
+    let tsv = '';
+    for (const r of records) {
+      tsv += `${r.seq}\t${at}\t${r.type}\t${r.accountId === null ? '\\N' : copyText(r.accountId)}\t${r.outcome ?? '\\N'}\t${copyText(r.content)}\t${r.prevHash}\t${r.hash}\n`;
+    }
+    await pipeline(
+      Readable.from([tsv]),
+      client.query(copyFrom('copy audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) from stdin')),
+    );
+    const last = records[records.length - 1]!;
+    await client.query('update audit_head set seq = $1, hash = $2, recorded_at = $3 where id = 1', [last.seq, last.hash, recordedAt]);
+    await client.query('commit');
+    return records;
+  } catch (err) {
+    failed = err as Error;
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    // A client that failed mid-COPY may be out of step with the server: it is discarded, not reused.
+    client.release(failed);
+  }
+}
+
+/** COPY's text format: backslash, tab, newline and carriage return are escaped. */
+const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!) : s);
 
 export interface RecordQuery extends ExportFilters {
   /** Records after this sequence number. */

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
 import { type AuditDraft, type ChainedRecord, type PreparedDraft, prepare, seal } from './chain';
@@ -32,7 +33,7 @@ export class AuditWriter {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly pool: pg.Pool,
     private readonly clock: () => Date,
   ) {}
 
@@ -70,7 +71,7 @@ export class AuditWriter {
         size += next.drafts.length;
       }
       try {
-        await this.db.transaction().execute((trx) => appendInTransaction(trx, batch.flatMap((w) => w.drafts), this.clock()));
+        await repo.appendByCopy(this.pool, batch.flatMap((w) => w.drafts), this.clock());
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);

@@ -13,7 +13,7 @@ import { projectRoot } from '../../src/platform/config/project-root';
 
 export const ROOT = projectRoot();
 const OPTGATE_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
-const OPTGATE_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+export const OPTGATE_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const BARE_SERVER = path.join(__dirname, 'bare-server.js');
 
 const children = new Set<ChildProcess>();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
 import { type LoadResult, type LoadSpec, failures, runLoad, stopLoad } from './load';
+import { type ExportResult, exportAndVerify } from './audit-export';
 import { USAGE, UsageError, parseOptions, type BenchOptions } from './options';
 import { type ChildService, ROOT, killAllChildren, mintToken, postgresBackendsCpu, startBare, startOptgate } from './processes';
 import { type Scenario, bareRoute, batchCallSize, batchDecisions, singleDecisions } from './scenarios';
@@ -30,7 +31,12 @@ interface Variant {
   readonly label: string;
   readonly env: Record<string, string>;
 }
-const VARIANTS: readonly Variant[] = [{ label: '', env: {} }];
+const VARIANTS: readonly Variant[] = [
+  // The baseline for what the durable audit costs: decisions answered without writing their records.
+  { label: 'audit off', env: { AUDIT_DECISIONS: 'false' } },
+  // As deployed: every decision is answered only once its audit record is committed. Workers on, for the export.
+  { label: 'audit on', env: { RUN_WORKERS: 'true' } },
+];
 
 interface Row {
   readonly scenario: string;
@@ -111,6 +117,7 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const compared: Row[] = [];
+  let exported: ExportResult | undefined;
   for (const variant of VARIANTS) {
     const name = variant.label ? `optgate (${variant.label})` : 'optgate';
     log(`starting ${name}`);
@@ -122,6 +129,12 @@ async function main(argv: string[]): Promise<number> {
         const label = variant.label ? `${phase.scenario.name} (${variant.label})` : phase.scenario.name;
         const row = await measure(label, service, phase.scenario, phase.connections, phase.decisionsPerCall);
         if (phase.comparesWithBare) compared.push(row);
+      }
+      if (variant.env.RUN_WORKERS === 'true') {
+        log('exporting the whole audit log and verifying the file');
+        const auditToken = await mintToken(env, 'bench-compliance', 'audit:read', []);
+        exported = await exportAndVerify(service.url, auditToken, { PATH: process.env.PATH, KEYS_DIR: keysDir, DATABASE_URL });
+        if (!exported.verified) problems.push(`audit verify failed: ${exported.verifyOutput.slice(0, 500)}`);
       }
     } finally {
       await service.stop();
@@ -140,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
   }
   for (const row of compared) row.vsBare = row.result.okPerSecond / bareRow.result.okPerSecond;
 
-  report({ options, data, migrations, postgresVersion, started, loadBefore, rows, compared, problems });
+  report({ options, data, migrations, postgresVersion, started, loadBefore, rows, compared, problems, exported });
   return problems.length ? 1 : 0;
 }
 
@@ -154,6 +167,7 @@ function report(r: {
   rows: Row[];
   compared: Row[];
   problems: string[];
+  exported?: ExportResult;
 }): void {
   const { options, data } = r;
   const cpus = os.cpus();
@@ -212,6 +226,21 @@ function report(r: {
       const total = reasons.reduce((s, [, n]) => s + n, 0);
       out.push(`${row.scenario} answers: ${reasons.sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${percent((n / total) * 100)}`).join(' · ')}`);
     }
+  }
+  // What the durable audit costs: the same phase with it off and on.
+  for (const row of r.rows.filter((x) => x.scenario.endsWith('(audit on)'))) {
+    const off = r.rows.find((x) => x.scenario === row.scenario.replace('(audit on)', '(audit off)'));
+    if (!off) continue;
+    const cost = (1 - row.result.okPerSecond / off.result.okPerSecond) * 100;
+    const goal = row.decisionsPerCall === 1 ? ` (goal: at most 20%: ${cost <= 20 ? 'met' : 'NOT met'})` : '';
+    out.push(`durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${cost.toFixed(1)}% fewer${goal}`);
+  }
+  if (r.exported) {
+    const e = r.exported;
+    out.push(
+      `audit export: ${int(e.rows)} rows, ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ${e.exportSeconds.toFixed(1)} s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, stored in PostgreSQL)`,
+    );
+    out.push(`audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`);
   }
   out.push('req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that disagree with the seeded data;');
   out.push('CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres backends of optgate_bench, gen = autocannon in this process).');
