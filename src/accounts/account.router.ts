@@ -5,14 +5,14 @@ import type { TokenVerifier } from '../platform/auth/tokens';
 import type { Db } from '../platform/db/database';
 import { jsonBody } from '../platform/http/middleware';
 import { parse } from '../platform/http/validate';
-import { ACCOUNT_ID, upsertAccounts } from './account.service';
+import { accountIdSchema, upsertAccounts } from './account.service';
 
 const state = z.string().min(1).max(64).nullish().transform((v) => v ?? null);
-const body = z.strictObject({
+export const accountsRequestSchema = z.strictObject({
   accounts: z
     .array(
       z.strictObject({
-        accountId: z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"'),
+        accountId: accountIdSchema,
         status: z.enum(['active', 'closed']),
         serviceState: state,
         billingState: state,
@@ -24,7 +24,7 @@ const body = z.strictObject({
 export function accountRouter(db: Db, verifier: TokenVerifier, clock: () => Date): Router {
   const router = Router();
   router.post('/v1/accounts', requireScope(verifier, 'accounts:write'), jsonBody('4mb'), async (req, res) => {
-    const { accounts } = parse(body, req.body);
+    const { accounts } = parse(accountsRequestSchema, req.body);
     res.json(await upsertAccounts(db, principalOf(res).clientId, accounts, clock()));
   });
   return router;

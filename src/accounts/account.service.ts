@@ -1,12 +1,12 @@
 import { appendInTransaction } from '../audit/audit.writer';
 import { AppError } from '../platform/errors';
+export { ACCOUNT_ID, accountIdSchema } from './account-id';
 import type { Db } from '../platform/db/database';
 import * as repo from './account.repository';
 import type { AccountInput } from './account.repository';
 
 export type { AccountInput } from './account.repository';
 
-export const ACCOUNT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_ACCOUNTS_PER_CALL = 10_000;
 
 export interface AccountUpsertResult {

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ACCOUNT_ID } from '../accounts/account.service';
+import { accountIdSchema } from '../accounts/account.service';
 import { principalOf, requireScope } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import { jsonBody } from '../platform/http/middleware';
@@ -12,7 +12,7 @@ const type = z.enum(['consent_event', 'decision', 'staff_action']);
 const filters = {
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
-  accountId: z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"').optional(),
+  accountId: accountIdSchema.optional(),
   outcome: z.enum(['allow', 'deny']).optional(),
 };
 const page = {
@@ -30,11 +30,22 @@ const eventsQuery = z.strictObject({
   include: z.literal('consents').optional(),
 });
 const checkpointsQuery = z.strictObject(page);
-const exportBody = z.strictObject({ ...filters, types: z.array(type).min(1).optional(), format: z.enum(['ndjson', 'csv']) });
+export const exportRequestSchema = z.strictObject({ ...filters, types: z.array(type).min(1).optional(), format: z.enum(['ndjson', 'csv']) });
 const exportParam = z.object({ id: z.uuid('not an export id') });
+
+const changesQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
 
 export function auditRouter(audit: AuditService, exports: ExportService, verifier: TokenVerifier): Router {
   const router = Router();
+
+  router.get('/v1/consent-changes', requireScope(verifier, 'decisions'), async (req, res) => {
+    const { after, limit } = parse(changesQuery, req.query);
+    res.json(await audit.consentChanges(after, limit));
+  });
+
   router.use('/v1/audit', requireScope(verifier, 'audit:read'));
 
   router.get('/v1/audit/events', async (req, res) => {
@@ -48,7 +59,7 @@ export function auditRouter(audit: AuditService, exports: ExportService, verifie
   });
 
   router.post('/v1/audit/exports', jsonBody('16kb'), async (req, res) => {
-    const { format, ...f } = parse(exportBody, req.body);
+    const { format, ...f } = parse(exportRequestSchema, req.body);
     const exportId = await exports.request(principalOf(res).clientId, f, format);
     res.status(202).location(`/v1/audit/exports/${exportId}`).json({ exportId, status: 'queued' });
   });

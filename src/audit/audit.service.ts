@@ -73,6 +73,31 @@ export class AuditService {
     return { events, nextCursor: last ? encodeCursor(Number(last.seq)) : null };
   }
 
+  /**
+   * The consent change feed, for pipelines that must purge data after a revocation. Ordered by
+   * the chain's sequence number: appends are serialised by the head lock and commit in that order,
+   * so a reader that has seen seq N has seen every consent event before it: polling with
+   * `after` = the last seq seen never misses one.
+   */
+  async consentChanges(afterSeq: number, limit: number) {
+    const rows = await repo.findRecords(this.db, { types: ['consent_event'], afterSeq, limit });
+    const changes = rows.map((r) => {
+      const d = (JSON.parse(r.content) as { data: Record<string, string> }).data;
+      return {
+        seq: Number(r.seq),
+        eventId: d.eventId,
+        accountId: r.account_id,
+        kind: d.kind,
+        purpose: d.purpose,
+        category: d.category,
+        channel: d.channel,
+        occurredAt: d.occurredAt,
+        ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
+      };
+    });
+    return { changes, next: changes.length ? changes[changes.length - 1]!.seq : afterSeq };
+  }
+
   /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
   async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
     const rows = await repo.findAccountRecordsDesc(this.db, accountId, 'decision', o);

@@ -1,15 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ACCOUNT_ID } from '../accounts/account.service';
+import { accountIdSchema } from '../accounts/account.service';
 import { principalOf, requireScope } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import { jsonBody, requestIdOf } from '../platform/http/middleware';
 import { parse } from '../platform/http/validate';
 import type { ConsentService } from './consent.service';
 
-const accountParam = z.object({ accountId: z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"') });
+const accountParam = z.object({ accountId: accountIdSchema });
 
-const changeSet = z.strictObject({
+export const changeSetSchema = z.strictObject({
   channel: z.enum(['api', 'call_center', 'point_of_sale'], {
     error: 'must be api, call_center or point_of_sale (portal changes are made in the portal)',
   }),
@@ -46,7 +46,7 @@ export function consentRouter(consents: ConsentService, verifier: TokenVerifier)
 
   router.put('/v1/accounts/:accountId/consents', requireScope(verifier, 'consents:write'), jsonBody('256kb'), async (req, res) => {
     const { accountId } = parse(accountParam, req.params);
-    const set = parse(changeSet, req.body);
+    const set = parse(changeSetSchema, req.body);
     const result = await consents.record(accountId, set, {
       clientId: principalOf(res).clientId,
       requestId: requestIdOf(res),

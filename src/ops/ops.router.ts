@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { JSONWebKeySet } from 'jose';
 import type { Db } from '../platform/db/database';
 import type { Metrics } from '../platform/metrics';
+import { openApiDocument } from './openapi';
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
@@ -40,6 +41,11 @@ export function opsRouter(deps: OpsDeps): Router {
 
   router.get('/metrics', async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  const openapi = openApiDocument();
+  router.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
   });
 
   router.get('/.well-known/jwks.json', (_req, res) => {

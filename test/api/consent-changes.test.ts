@@ -1,0 +1,59 @@
+import { type TestService, call, startTestService } from '../support/harness';
+import { adminToken, createAccount, putConsents } from '../support/fixtures';
+
+let svc: TestService;
+let admin: string;
+
+beforeAll(async () => {
+  svc = await startTestService();
+  admin = await adminToken(svc);
+});
+afterAll(() => svc.stop());
+
+describe('GET /v1/consent-changes', () => {
+  it('lists consent events in commit order, resumable from the last seq seen, never missing one', async () => {
+    const ids = await Promise.all([1, 2, 3].map(() => createAccount(svc, admin)));
+    // Concurrent writers on several accounts.
+    await Promise.all(ids.map((id) => putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }])));
+    const reader = await svc.token('decisions');
+    const seen: { seq: number; accountId: string; kind: string }[] = [];
+    let after = 0;
+    for (;;) {
+      const r = await call(svc.url, 'GET', `/v1/consent-changes?after=${after}&limit=2`, { token: reader });
+      expect(r.status).toBe(200);
+      seen.push(...r.body.changes);
+      if (!r.body.changes.length) break;
+      after = r.body.next;
+    }
+    expect(seen.map((c) => c.accountId).sort()).toEqual([...ids].sort());
+    const seqs = seen.map((c) => c.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+
+    // A revocation after that point is the next thing the reader sees.
+    await putConsents(svc, admin, ids[1]!, [{ purpose: 'ad_targeting', category: 'name', choice: 'revoke' }]);
+    const next = await call(svc.url, 'GET', `/v1/consent-changes?after=${after}`, { token: reader });
+    expect(next.body.changes).toEqual([
+      expect.objectContaining({ accountId: ids[1], kind: 'revoked', purpose: 'ad_targeting', category: 'name', channel: 'call_center', eventId: expect.any(String) }),
+    ]);
+    expect(next.body.changes[0].seq).toBeGreaterThan(after);
+  });
+
+  it('needs the decisions scope and a valid cursor', async () => {
+    expect((await call(svc.url, 'GET', '/v1/consent-changes')).status).toBe(401);
+    expect((await call(svc.url, 'GET', '/v1/consent-changes', { token: await svc.token('audit:read') })).status).toBe(403);
+    expect((await call(svc.url, 'GET', '/v1/consent-changes?after=-1', { token: admin })).status).toBe(422);
+    expect((await call(svc.url, 'GET', '/v1/consent-changes?limit=5000', { token: admin })).status).toBe(422);
+  });
+});
+
+it('GET /openapi.json describes every endpoint with the schemas that validate it', async () => {
+  const r = await call(svc.url, 'GET', '/openapi.json');
+  expect(r.status).toBe(200);
+  expect(r.body.openapi).toBe('3.1.0');
+  for (const path of ['/v1/accounts', '/v1/accounts/{accountId}/consents', '/v1/decisions', '/v1/decisions/batch', '/v1/consent-changes', '/v1/audit/events', '/v1/audit/exports']) {
+    expect(r.body.paths[path]).toBeDefined();
+  }
+  const decision = r.body.paths['/v1/decisions'].post.requestBody.content['application/json'].schema;
+  expect(decision.required).toEqual(expect.arrayContaining(['accountId', 'purpose', 'categories']));
+  expect(decision.additionalProperties).toBe(false);
+});
