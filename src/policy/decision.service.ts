@@ -99,29 +99,38 @@ export class DecisionService {
       throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
     }
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
-    const result = await this.deps.batches.run(() => this.evaluateBatch(caller, request, categories));
-    this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
-    return result;
-  }
-
-  private async evaluateBatch(caller: Caller, request: BatchRequest, categories: string[]): Promise<BatchDecision> {
-    const subjects = await loadSubjects(this.deps.db, [...new Set(request.accountIds)], request.purpose, categories);
-    const evaluatedAt = this.deps.clock();
-    const decisionId = randomUUID();
-    const input = { purpose: request.purpose, categories, reference: request.reference };
-    const verdicts = request.accountIds.map((accountId) => evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt));
-    // One audit record per account judged, all committed before any answer leaves.
-    await this.deps.audit?.record(
-      verdicts.map((verdict, i) => auditDraft(caller, 'batch', decisionId, request, categories, request.accountIds[i]!, verdict, evaluatedAt)),
-    );
-    this.count(request.purpose, verdicts);
+    const { decisionId, evaluatedAt, verdicts } = await this.judgeMany(caller, 'batch', request, categories, request.accountIds);
     const results = verdicts.map((verdict, i) => {
       const accountId = request.accountIds[i]!;
       return verdict.allow
         ? { accountId, allow: true, validUntil: verdict.validUntil }
         : { accountId, allow: false, denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })) };
     });
+    this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
     return { decisionId, purpose: request.purpose, evaluatedAt, results };
+  }
+
+  /**
+   * For the streaming filter: checks the request once, then judges chunks of accounts as they
+   * arrive. Every chunk is audited before its verdicts are returned.
+   */
+  filterJudge(caller: Caller, request: Omit<BatchRequest, 'accountIds'>): (accountIds: readonly string[]) => Promise<Verdict[]> {
+    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
+    return async (accountIds) => (await this.judgeMany(caller, 'filter', request, categories, accountIds)).verdicts;
+  }
+
+  /** Judges many accounts at once, within the batch concurrency limit; one audit record per account judged, committed first. */
+  private judgeMany(caller: Caller, endpoint: 'batch' | 'filter', request: Omit<BatchRequest, 'accountIds'>, categories: string[], accountIds: readonly string[]) {
+    return this.deps.batches.run(async () => {
+      const subjects = await loadSubjects(this.deps.db, [...new Set(accountIds)], request.purpose, categories);
+      const evaluatedAt = this.deps.clock();
+      const decisionId = randomUUID();
+      const input = { purpose: request.purpose, categories, reference: request.reference };
+      const verdicts = accountIds.map((accountId) => evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt));
+      await this.deps.audit?.record(verdicts.map((verdict, i) => auditDraft(caller, endpoint, decisionId, request, categories, accountIds[i]!, verdict, evaluatedAt)));
+      this.count(request.purpose, verdicts);
+      return { decisionId, evaluatedAt, verdicts };
+    });
   }
 
   /** Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns the categories without repeats. */
@@ -154,7 +163,7 @@ export class DecisionService {
 
 function auditDraft(
   caller: Caller,
-  endpoint: 'single' | 'batch',
+  endpoint: 'single' | 'batch' | 'filter',
   decisionId: string,
   request: { purpose: string; recipient?: string; reference?: string },
   categories: readonly string[],
