@@ -14,7 +14,7 @@ import { Semaphore } from './platform/concurrency';
 import { createDb, ensureDatabase } from './platform/db/database';
 import { migrateToLatest } from './platform/db/migrator';
 import { type Logger, createLogger } from './platform/logger';
-import { createMetrics } from './platform/metrics';
+import { createMetrics, registerGauges } from './platform/metrics';
 import { Queues } from './platform/queues';
 import { createRedis } from './platform/redis';
 import { DecisionService } from './policy/decision.service';
@@ -66,6 +66,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const keys = await loadKeys(config.auth, config.env);
     const verifier = new TokenVerifier(keys, config.auth);
     const metrics = createMetrics();
+    registerGauges(metrics, { queueDepths: () => queues.depths(), auditPending: () => auditWriter.pending });
     const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
     const audit = new AuditService(db, auditWriter, keys, clock, (ids) => consents.eventsByIds(ids));
     const exports = new ExportService(db, queues, audit, keys, clock);

@@ -30,6 +30,7 @@ const MAX_RECORDS_PER_COMMIT = 20_000;
  */
 export class AuditWriter {
   private queue: Waiting[] = [];
+  private inFlight = 0;
   private running: Promise<void> | undefined;
 
   constructor(
@@ -56,6 +57,11 @@ export class AuditWriter {
     });
   }
 
+  /** Records waiting for a commit (the one under way included). */
+  get pending(): number {
+    return this.queue.reduce((n, w) => n + w.drafts.length, 0) + this.inFlight;
+  }
+
   /** Resolves when everything appended so far is committed (or has failed). */
   async flushed(): Promise<void> {
     while (this.running) await this.running;
@@ -70,11 +76,14 @@ export class AuditWriter {
         batch.push(next);
         size += next.drafts.length;
       }
+      this.inFlight = size;
       try {
         await repo.appendByCopy(this.pool, batch.flatMap((w) => w.drafts), this.clock());
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);
+      } finally {
+        this.inFlight = 0;
       }
     }
   }

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics. Labels are bounded values (catalog ids, reasons, outcomes): never subscriber data. */
 export function createMetrics() {
@@ -36,3 +36,30 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Gauges read at scrape time: background queue depths and the audit records waiting for their commit. */
+export function registerGauges(
+  metrics: Metrics,
+  sources: { queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>; auditPending: () => number },
+): void {
+  new Gauge({
+    name: 'optgate_queue_jobs',
+    help: 'BullMQ jobs by queue and state',
+    labelNames: ['queue', 'state'] as const,
+    registers: [metrics.registry],
+    async collect() {
+      // A scrape must not fail because Redis is down: the gauge is left empty and readiness says why.
+      const depths = await sources.queueDepths().catch(() => []);
+      this.reset();
+      for (const d of depths) this.set({ queue: d.queue, state: d.state }, d.count);
+    },
+  });
+  new Gauge({
+    name: 'optgate_audit_pending_records',
+    help: 'Decision audit records waiting for their group commit',
+    registers: [metrics.registry],
+    collect() {
+      this.set(sources.auditPending());
+    },
+  });
+}

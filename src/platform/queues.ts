@@ -56,6 +56,23 @@ export class Queues {
     return worker;
   }
 
+  /** Jobs per queue and state, for /metrics. Only queues this instance has opened. */
+  async depths(timeoutMs = 1000): Promise<{ queue: QueueName; state: string; count: number }[]> {
+    // The queue connection waits for Redis forever (as BullMQ wants): a scrape must not.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('queue depths: timeout')), timeoutMs)));
+    const counts = Promise.all(
+      [...this.queues].map(async ([name, q]) =>
+        Object.entries(await q.getJobCounts('waiting', 'active', 'delayed', 'failed')).map(([state, count]) => ({ queue: name, state, count })),
+      ),
+    );
+    try {
+      return (await Promise.race([counts, timeout])).flat();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));

@@ -48,6 +48,8 @@ it('GET /metrics counts decisions by purpose, outcome and reason, with no accoun
   expect(r.body).toMatch(/optgate_decision_duration_seconds_bucket\{le="0.005",endpoint="single"\}/);
   expect(r.body).toMatch(/optgate_consent_events_total\{kind="granted",channel="call_center"\} 1/);
   expect(r.body).toMatch(/optgate_process_cpu_seconds_total/);
+  expect(r.body).toMatch(/optgate_audit_pending_records 0/);
+  expect(r.body).toMatch(/# TYPE optgate_queue_jobs gauge/);
   expect(r.body).not.toContain(id);
 });
 
@@ -79,6 +81,8 @@ it('decisions do not depend on Redis: readiness says it is down, decisions go on
   try {
     const ready = await call(noRedis.url, 'GET', '/readyz');
     expect(ready.status).toBe(503);
+    // A scrape answers too, without the queue depths it cannot read.
+    expect((await call(noRedis.url, 'GET', '/metrics')).status).toBe(200);
     expect(ready.body.checks).toEqual({ database: 'ok', redis: 'unavailable' });
     const admin = await adminToken(noRedis);
     const id = await createAccount(noRedis, admin);
