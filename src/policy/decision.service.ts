@@ -20,12 +20,8 @@ export interface DecisionRequest {
   readonly reference?: string;
 }
 
-export interface BatchRequest {
-  readonly purpose: string;
-  readonly categories: readonly string[];
+export interface BatchRequest extends Omit<DecisionRequest, 'accountId'> {
   readonly accountIds: readonly string[];
-  readonly recipient?: string;
-  readonly reference?: string;
 }
 
 export interface Decision {
