@@ -33,7 +33,7 @@ export interface AppDeps {
   readonly consents: ConsentService;
   readonly decisions: DecisionService;
   readonly audit: AuditService;
-  readonly exports: ExportService;
+  readonly exportService: ExportService;
   readonly portal: PortalDeps;
   readonly isShuttingDown: () => boolean;
 }
@@ -68,7 +68,7 @@ export function createApp(d: AppDeps): Express {
   app.use(accountRouter(d.db, d.verifier, d.clock));
   app.use(consentRouter(d.consents, d.verifier));
   app.use(decisionRouter(d.decisions, d.verifier));
-  app.use(auditRouter(d.audit, d.exports, d.verifier));
+  app.use(auditRouter(d.audit, d.exportService, d.verifier));
   app.use(portalRouter(d.portal));
 
   app.use(notFound);

@@ -69,7 +69,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     registerGauges(metrics, { queueDepths: () => queues.depths(), auditPending: () => auditWriter.pending });
     const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
     const audit = new AuditService(db, auditWriter, keys, clock, (ids) => consents.eventsByIds(ids));
-    const exports = new ExportService(db, queues, audit, keys, clock);
+    const exportService = new ExportService(db, queues, audit, keys, clock);
     const decisions = new DecisionService({
       db,
       catalog: config.catalog,
@@ -88,10 +88,10 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       keys,
       logger,
     };
-    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exports, portal, isShuttingDown: () => shuttingDown });
+    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exportService, portal, isShuttingDown: () => shuttingDown });
     if (config.workers.enabled) {
       await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
-      await startAuditWorkers(queues, audit, exports, config.workers.checkpointIntervalMs, logger);
+      await startAuditWorkers(queues, audit, exportService, config.workers.checkpointIntervalMs, logger);
     }
 
     server = await new Promise<Server>((resolve, reject) => {

@@ -38,7 +38,8 @@ const changesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-export function auditRouter(audit: AuditService, exports: ExportService, verifier: TokenVerifier): Router {
+// Not `exports`: in CommonJS output that name would shadow the module's own exports object.
+export function auditRouter(audit: AuditService, exportService: ExportService, verifier: TokenVerifier): Router {
   const router = Router();
 
   router.get('/v1/consent-changes', requireScope(verifier, 'decisions'), async (req, res) => {
@@ -60,26 +61,26 @@ export function auditRouter(audit: AuditService, exports: ExportService, verifie
 
   router.post('/v1/audit/exports', jsonBody('16kb'), async (req, res) => {
     const { format, ...f } = parse(exportRequestSchema, req.body);
-    const exportId = await exports.request(principalOf(res).clientId, f, format);
+    const exportId = await exportService.request(principalOf(res).clientId, f, format);
     res.status(202).location(`/v1/audit/exports/${exportId}`).json({ exportId, status: 'queued' });
   });
 
   router.get('/v1/audit/exports/:id', async (req, res) => {
-    res.json(await exports.status(parse(exportParam, req.params).id));
+    res.json(await exportService.status(parse(exportParam, req.params).id));
   });
 
   router.get('/v1/audit/exports/:id/manifest', async (req, res) => {
-    res.type('application/jose').send(await exports.manifest(parse(exportParam, req.params).id));
+    res.type('application/jose').send(await exportService.manifest(parse(exportParam, req.params).id));
   });
 
   router.get('/v1/audit/exports/:id/download', async (req, res) => {
     const { id } = parse(exportParam, req.params);
-    const file = await exports.fileInfo(id);
+    const file = await exportService.fileInfo(id);
     res.setHeader('content-type', file.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
     res.setHeader('content-length', String(file.bytes));
     res.setHeader('content-disposition', `attachment; filename="optgate-audit-${id}.${file.format}"`);
     res.setHeader('x-content-sha256', file.sha256);
-    for await (const chunk of exports.download(id)) {
+    for await (const chunk of exportService.download(id)) {
       if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
     }
     res.end();

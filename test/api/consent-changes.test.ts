@@ -57,3 +57,10 @@ it('GET /openapi.json describes every endpoint with the schemas that validate it
   expect(decision.required).toEqual(expect.arrayContaining(['accountId', 'purpose', 'categories']));
   expect(decision.additionalProperties).toBe(false);
 });
+
+it('POST /v1/audit/exports is accepted: 202 with an export id (the route reads its own schema)', async () => {
+  const r = await call(svc.url, 'POST', '/v1/audit/exports', { token: await svc.token('audit:read'), body: { format: 'csv' } });
+  expect(r.status).toBe(202);
+  expect(r.body.exportId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(r.headers.get('location')).toBe(`/v1/audit/exports/${r.body.exportId}`);
+});
