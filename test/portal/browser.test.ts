@@ -1,0 +1,352 @@
+import type { Browser } from 'playwright-core';
+import { type TestService, call, startTestService } from '../support/harness';
+import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { allowOf, axeViolations, denyOf, focusStyle, item, launchBrowser, newContext, screenshot, scrollWidth, signInPage, signInUrl } from '../support/browser';
+
+// Functions handed to page.evaluate run in Chromium. The project compiles without the DOM library,
+// so the few browser globals they use are declared here, for this module only.
+declare const document: any;
+declare function getComputedStyle(el: any): any;
+
+/**
+ * The portal in the system Chromium: a subscriber signs in with a portal link, chooses, saves,
+ * revokes; keyboard only; without JavaScript; Global Privacy Control. Pipelines' answers are
+ * checked through POST /v1/decisions.
+ */
+
+let svc: TestService;
+let browser: Browser;
+let admin: string;
+let pipeline: string;
+
+beforeAll(async () => {
+  // Many sign-ins from one address in a minute: the limit itself is tested in sessions.test.ts.
+  svc = await startTestService({ PORTAL_SIGNIN_PER_MINUTE: '1000' });
+  admin = await adminToken(svc);
+  pipeline = await svc.token('decisions', [...svc.config.catalog.purposes.keys()], { subject: 'ad-pipeline' });
+  browser = await launchBrowser();
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await svc?.stop();
+});
+
+async function decision(accountId: string, purpose: string, categories: string[]) {
+  const r = await decide(svc, pipeline, { accountId, purpose, categories });
+  expect(r.status).toBe(200);
+  return r.body as { allow: boolean; results: { category: string; allow: boolean; reason: string }[] };
+}
+
+describe('choosing in the browser', () => {
+  it('signs in with a portal link, opts in to two items (pipelines are then allowed), revokes everything (then denied)', async () => {
+    const accountId = await createAccount(svc, admin);
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    try {
+      await signInPage(svc, page, accountId);
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('My choices');
+      expect(await page.getByText(`Signed in as account ${accountId}`).count()).toBe(1);
+
+      // Before: both denied, for lack of consent.
+      expect((await decision(accountId, 'ad_targeting', ['web_browsing_history'])).results[0]!.reason).toBe('no_consent');
+
+      await allowOf(item(page, 'ad_targeting', 'Websites you visit')).check();
+      await allowOf(item(page, 'product_analytics', 'Apps you use')).check();
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      await page.waitForURL('**/choices/saved');
+
+      // The confirmation says exactly what changed, each with its receipt.
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Your choices are saved');
+      const changes = page.locator('ul.changes > li');
+      expect(await changes.count()).toBe(2);
+      const texts = (await changes.allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      expect(texts[0]).toMatch(/^Targeted advertising: Websites you visit You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/);
+      expect(texts[1]).toMatch(/^Improving our products: Apps you use You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/);
+      expect(await page.getByRole('link', { name: /^Receipt / }).count()).toBe(2);
+
+      const ad = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
+      expect(ad).toMatchObject({ allow: true, results: [{ category: 'web_browsing_history', allow: true, reason: 'consent_granted' }] });
+      const analytics = await decision(accountId, 'product_analytics', ['app_usage_history']);
+      expect(analytics).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
+      // Nothing else was granted along the way.
+      expect((await decision(accountId, 'ad_targeting', ['app_usage_history'])).allow).toBe(false);
+      expect((await decision(accountId, 'product_analytics', ['web_browsing_history'])).allow).toBe(false);
+
+      // The events were recorded as portal events, under the notice shown, with hashed evidence.
+      const { rows } = await svc.sql.query(
+        'select purpose, category, kind, channel, actor_type, client_id, notice_version, request_id, ip_hash, user_agent_hash from consent_events where account_id = $1 order by id',
+        [accountId],
+      );
+      expect(rows).toHaveLength(2);
+      for (const row of rows) {
+        expect(row).toMatchObject({ kind: 'granted', channel: 'portal', actor_type: 'subscriber', client_id: 'portal', notice_version: 'v3' });
+        expect(row.request_id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(row.ip_hash).toMatch(/^[0-9a-f]{64}$/);
+        expect(row.user_agent_hash).toMatch(/^[0-9a-f]{64}$/);
+      }
+
+      // Back on the page, the two choices stand and show their expiry.
+      await page.getByRole('link', { name: 'Back to my choices' }).click();
+      const web = item(page, 'ad_targeting', 'Websites you visit');
+      expect(await allowOf(web).isChecked()).toBe(true);
+      expect(await web.locator('.status').textContent()).toMatch(/^Allowed until \w+ \d{1,2}, \d{4}$/);
+      expect(await page.locator('input[type=radio]:checked').count()).toBe(2);
+
+      // One step takes everything back.
+      await page.getByRole('button', { name: 'Take back every permission' }).click();
+      await page.waitForURL('**/choices/saved');
+      const revoked = (await page.locator('ul.changes > li').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      expect(revoked.filter((t) => /You took it back/.test(t))).toHaveLength(2);
+      // …and the opt-out category is opted out for every purpose.
+      expect(revoked.filter((t) => /Other information about your account \(not personal\) You said no/.test(t))).toHaveLength(4);
+      expect(revoked).toHaveLength(6);
+
+      expect(await decision(accountId, 'ad_targeting', ['web_browsing_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'product_analytics', ['app_usage_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+
+      await page.getByRole('link', { name: 'Back to my choices' }).click();
+      expect(await denyOf(item(page, 'ad_targeting', 'Websites you visit')).isChecked()).toBe(true);
+      expect(await item(page, 'ad_targeting', 'Websites you visit').locator('.status').textContent()).toBe('Not allowed: you took this permission back');
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('nothing is pre-selected for a fresh account, and allow / don\'t allow are equally prominent at 1280 and 390 px', async () => {
+    const accountId = await createAccount(svc, admin);
+    for (const width of [1280, 390]) {
+      const context = await newContext(browser, width);
+      const page = await context.newPage();
+      try {
+        await signInPage(svc, page, accountId);
+        const radios = page.locator('input[type=radio]');
+        const purposes = svc.config.catalog.purposes.size;
+        const categories = svc.config.catalog.categories.size;
+        expect(await radios.count()).toBe(2 * purposes * categories);
+        expect(await page.locator('input[type=radio]:checked').count()).toBe(0);
+        expect(await page.locator('input[type=checkbox]').count()).toBe(0);
+
+        // Every item: a fieldset named by its category, an Allow and a Don't allow of the same size, side by side.
+        const sizes = await page.locator('fieldset.item').evaluateAll((sets) =>
+          sets.map((set) => {
+            const labels = [...set.querySelectorAll('label.choice')].map((l) => {
+              const r = l.getBoundingClientRect();
+              const s = getComputedStyle(l);
+              return { w: r.width, h: r.height, top: r.top, font: `${s.fontWeight} ${s.fontSize}`, border: s.borderTopWidth + s.borderTopStyle + s.borderTopColor, bg: s.backgroundColor };
+            });
+            return { legend: set.querySelector('legend')?.textContent, labels };
+          }),
+        );
+        expect(sizes).toHaveLength(purposes * categories);
+        for (const { legend, labels } of sizes) {
+          expect(legend).toBeTruthy();
+          expect(labels).toHaveLength(2);
+          const [allow, deny] = labels as [(typeof labels)[0], (typeof labels)[0]];
+          expect(Math.abs(allow.w - deny.w)).toBeLessThanOrEqual(0.5);
+          expect(Math.abs(allow.h - deny.h)).toBeLessThanOrEqual(0.5);
+          expect(allow.top).toBe(deny.top);
+          expect(allow.font).toBe(deny.font);
+          expect(allow.border).toBe(deny.border);
+          expect(allow.bg).toBe(deny.bg);
+          expect(allow.h).toBeGreaterThanOrEqual(44);
+        }
+
+        // "Allow everything" and "Refuse everything": side by side, the same size and style.
+        const allowAll = await page.getByRole('button', { name: 'Allow everything' }).boundingBox();
+        const declineAll = await page.getByRole('button', { name: 'Refuse everything' }).boundingBox();
+        expect(allowAll && declineAll).toBeTruthy();
+        expect(Math.abs(allowAll!.width - declineAll!.width)).toBeLessThanOrEqual(0.5);
+        expect(Math.abs(allowAll!.height - declineAll!.height)).toBeLessThanOrEqual(0.5);
+        expect(allowAll!.y).toBe(declineAll!.y);
+        const styles = await page.locator('fieldset.bulk .pair button').evaluateAll((bs) =>
+          bs.map((b) => {
+            const s = getComputedStyle(b);
+            return [s.fontWeight, s.fontSize, s.color, s.backgroundColor, s.borderTopColor, s.borderTopWidth].join(' ');
+          }),
+        );
+        expect(styles).toHaveLength(2);
+        expect(styles[0]).toBe(styles[1]);
+
+        // Every control has an accessible name.
+        const unnamed = await page.locator('input:not([type=hidden]), button').evaluateAll((els) =>
+          els.filter((el) => !(el as any).labels?.length && !el.getAttribute('aria-label') && !(el.textContent ?? '').trim()).length,
+        );
+        expect(unnamed).toBe(0);
+        expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
+      } finally {
+        await context.close();
+      }
+    }
+  }, 60_000);
+
+  it('keyboard only: Tab to an item, Space to allow, Enter to save; every stop shows its focus; revoke-all by keyboard too', async () => {
+    const accountId = await createAccount(svc, admin);
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    const invisible: unknown[] = [];
+    /** Presses Tab until `target` is focused, checking that each stop on the way is visibly focused. */
+    async function tabTo(target: (el: any) => boolean, limit = 400): Promise<number> {
+      for (let presses = 1; presses <= limit; presses++) {
+        await page.keyboard.press('Tab');
+        const style = await focusStyle(page);
+        if (style && !(style.focusVisible && (style.outlineStyle !== 'none' || style.boxShadow !== 'none'))) invisible.push(style);
+        const focused = await page.evaluateHandle(() => document.activeElement);
+        const hit = await page.evaluate(target, focused);
+        await focused.dispose();
+        if (hit) return presses;
+      }
+      throw new Error('target never focused');
+    }
+    try {
+      await page.goto(await signInUrl(svc, accountId));
+      expect(new URL(page.url()).pathname).toBe('/choices');
+
+      // The first stop is the skip link, visible when focused; Enter moves focus to the main content.
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to main content');
+      const skip = await page.locator('a.skip').boundingBox();
+      expect(skip!.x).toBeGreaterThanOrEqual(0);
+      expect(skip!.y).toBeGreaterThanOrEqual(0);
+      await page.keyboard.press('Enter');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+
+      await tabTo((el) => el.getAttribute('name') === 'c:data_sale:name' && el.getAttribute('value') === 'allow');
+      await page.keyboard.press('Space');
+      expect(await allowOf(item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
+      // A second item, further down.
+      await tabTo((el) => el.getAttribute('name') === 'c:third_party_disclosure:health' && el.getAttribute('value') === 'allow');
+      await page.keyboard.press('Space');
+      // On to the Save button at the end of the form, and Enter.
+      await tabTo((el) => el === [...document.querySelectorAll('button[value=save]')].at(-1));
+      await Promise.all([page.waitForURL('**/choices/saved'), page.keyboard.press('Enter')]);
+      expect(await page.locator('ul.changes > li').count()).toBe(2);
+
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
+      expect(await decision(accountId, 'third_party_disclosure', ['health'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
+
+      // A receipt link, by keyboard.
+      await tabTo((el) => el.tagName === 'A' && el.getAttribute('href')?.startsWith('/receipts/') === true);
+      await Promise.all([page.waitForURL(/\/receipts\/[0-9a-f-]{36}$/), page.keyboard.press('Enter')]);
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/^Receipt /);
+
+      // Revoke everything, by keyboard.
+      await page.goto(`${svc.url}/choices`);
+      await tabTo((el) => el.textContent?.trim() === 'Take back every permission' && el.tagName === 'BUTTON');
+      await Promise.all([page.waitForURL('**/choices/saved'), page.keyboard.press('Enter')]);
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+
+      // Sign out, by keyboard.
+      await tabTo((el) => el.textContent?.trim() === 'Sign out');
+      await Promise.all([page.waitForURL('**/?signedOut=1'), page.keyboard.press('Enter')]);
+      expect(await page.getByText('You are signed out.').count()).toBe(1);
+
+      expect(invisible).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
+  it('works with JavaScript disabled: sign in, choose, save, see the receipt, sign out', async () => {
+    const accountId = await createAccount(svc, admin);
+    const context = await newContext(browser, 390, { javaScriptEnabled: false });
+    const page = await context.newPage();
+    try {
+      await signInPage(svc, page, accountId);
+      await allowOf(item(page, 'ad_targeting', 'Your precise location')).check();
+      await denyOf(item(page, 'ad_targeting', 'Health information')).check();
+      await page.getByRole('button', { name: 'Save my choices' }).last().click();
+      await page.waitForURL('**/choices/saved');
+      const changes = (await page.locator('ul.changes > li').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      expect(changes).toHaveLength(2);
+      expect(changes[0]).toMatch(/^Targeted advertising: Your precise location You allowed it/);
+      expect(changes[1]).toMatch(/^Targeted advertising: Health information You said no Receipt/);
+      await page.getByRole('link', { name: /^Receipt / }).first().click();
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/^Receipt [0-9a-f-]{36}$/);
+      await page.getByRole('link', { name: 'History and receipts' }).click();
+      expect(await page.locator('tbody tr').count()).toBe(2);
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL('**/?signedOut=1');
+      await page.goto(`${svc.url}/choices`);
+      expect(new URL(page.url()).search).toBe('?ended=1');
+      expect(await decision(accountId, 'ad_targeting', ['precise_geolocation'])).toMatchObject({ allow: true });
+      expect(await decision(accountId, 'ad_targeting', ['health'])).toMatchObject({ allow: false, results: [{ reason: 'no_consent' }] });
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+});
+
+describe('Global Privacy Control', () => {
+  it('a signed-in request with Sec-GPC: 1 opts out and takes back sale and disclosure; the page says so; a later request without it restores nothing', async () => {
+    const accountId = await createAccount(svc, admin);
+    const put = await putConsents(svc, admin, accountId, [
+      { purpose: 'data_sale', category: 'name', choice: 'grant' },
+      { purpose: 'third_party_disclosure', category: 'web_browsing_history', choice: 'grant' },
+      { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
+    ]);
+    expect(put.status).toBe(200);
+    const before = await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline });
+    expect(before.body.consents).toHaveLength(3);
+
+    const gpc = await newContext(browser, 390, { extraHTTPHeaders: { 'Sec-GPC': '1' } });
+    const page = await gpc.newPage();
+    try {
+      await signInPage(svc, page, accountId);
+      const banner = page.locator('main > p.banner[role=status]').first();
+      // 4 opt-outs (the opt-out category, for each purpose) + 2 revocations (sale, disclosure).
+      expect(await banner.textContent()).toMatch(/Global Privacy Control signal\. We treated it as a request to opt out: we recorded 6 change\(s\)/);
+      expect(await axeViolations(page)).toEqual([]);
+      await screenshot(page, 'choices-gpc');
+
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'third_party_disclosure', ['web_browsing_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      for (const purpose of svc.config.catalog.purposes.keys()) {
+        expect(await decision(accountId, purpose, ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+      }
+      // Targeted advertising is neither a sale nor a disclosure: it stands.
+      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
+      expect(await item(page, 'data_sale', 'Your name').locator('.status').textContent()).toBe('Not allowed: you took this permission back');
+
+      // Later requests of the session: the signal is acknowledged, nothing more is recorded.
+      await page.reload();
+      expect(await page.locator('main > p.banner[role=status]').first().textContent()).toMatch(/^Your browser sends the Global Privacy Control signal/);
+
+      // The history says the browser did it, and so does the receipt.
+      await page.goto(`${svc.url}/history`);
+      const how = await page.locator('tbody tr td:nth-child(4)').allTextContents();
+      expect(how.filter((t) => t === 'Your browser (Global Privacy Control)')).toHaveLength(6);
+      await page.locator('tbody tr').first().getByRole('link').click();
+      expect(await page.locator('table.facts').textContent()).toContain('Your browser (Global Privacy Control)');
+    } finally {
+      await gpc.close();
+    }
+
+    // A new session without the header: no banner, and nothing is restored.
+    const plain = await newContext(browser);
+    const page2 = await plain.newPage();
+    try {
+      await signInPage(svc, page2, accountId);
+      expect(await page2.getByText('Global Privacy Control').count()).toBe(0);
+      await page2.goto(`${svc.url}/history`);
+      await page2.goto(`${svc.url}/choices`);
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+      const after = await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline });
+      const state = Object.fromEntries(after.body.consents.map((c: { purpose: string; category: string; state: string }) => [`${c.purpose}:${c.category}`, c.state]));
+      expect(state).toEqual({
+        'data_sale:name': 'revoked',
+        'third_party_disclosure:web_browsing_history': 'revoked',
+        'ad_targeting:name': 'granted',
+        'ad_targeting:other_customer_info': 'opted_out',
+        'data_sale:other_customer_info': 'opted_out',
+        'third_party_disclosure:other_customer_info': 'opted_out',
+        'product_analytics:other_customer_info': 'opted_out',
+      });
+      const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId]);
+      expect(rows[0].n).toBe(3 + 6);
+    } finally {
+      await plain.close();
+    }
+  }, 60_000);
+});

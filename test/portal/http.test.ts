@@ -1,0 +1,735 @@
+import { SignJWT, compactVerify, createLocalJWKSet, decodeProtectedHeader, generateKeyPair } from 'jose';
+import { loadKeys } from '../../src/platform/auth/keys';
+import { type TestService, call, startTestService } from '../support/harness';
+import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
+import { PortalClient, csrfOf, noticeVersionOf, radiosOf, receiptIdsOf, signInToken, signInUrl, textOf } from '../support/browser';
+
+/**
+ * The portal at the HTTP level: what a browser hides (status codes, headers, cookies) and what
+ * an attacker sends (forged forms, other people's receipts, doctored sign-in tokens).
+ */
+
+let svc: TestService;
+let admin: string;
+let pipeline: string;
+
+beforeAll(async () => {
+  // Many sign-ins from one address: the limit itself is tested in sessions.test.ts.
+  svc = await startTestService({ PORTAL_SIGNIN_PER_MINUTE: '10000' });
+  admin = await adminToken(svc);
+  pipeline = await svc.token('decisions', [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()], { subject: 'ad-pipeline' });
+});
+afterAll(() => svc.stop());
+
+async function signedIn(accountId?: string): Promise<{ client: PortalClient; accountId: string }> {
+  const id = accountId ?? (await createAccount(svc, admin));
+  const client = new PortalClient(svc.url);
+  await client.signIn(await signInUrl(svc, id));
+  return { client, accountId: id };
+}
+
+async function eventCount(accountId: string): Promise<number> {
+  const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId]);
+  return rows[0].n as number;
+}
+
+async function decision(accountId: string, purpose: string, categories: string[]) {
+  const r = await decide(svc, pipeline, { accountId, purpose, categories });
+  expect(r.status).toBe(200);
+  return r.body as { allow: boolean; results: { category: string; allow: boolean; reason: string }[] };
+}
+
+/** Posts the choices form as the page would, with this session's token and the notice shown. */
+async function save(client: PortalClient, fields: Record<string, string>, action = 'save') {
+  const page = await client.get('/choices');
+  const form = { _csrf: csrfOf(page.body)!, noticeVersion: noticeVersionOf(page.body)!, action, ...fields };
+  return client.post('/choices', form);
+}
+
+const PAGES_PUBLIC = ['/', '/notice', '/notice/v1', '/notice/v2', '/notice/v3'];
+const PAGES_SIGNED_IN = ['/choices', '/history', '/activity'];
+
+describe('public pages, readable without signing in', () => {
+  it('the landing page', async () => {
+    const r = await new PortalClient(svc.url).get('/');
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(r.body).toMatch(/^<!doctype html>\n<html lang="en">/);
+    const text = textOf(r.body);
+    expect(text).toContain('We may not use, share or sell your personal information unless you say yes first.');
+    expect(text).toContain('Saying no costs you nothing');
+    expect(r.body).toContain('href="/notice"');
+    // Signed out: no link to signed-in pages, no sign-out form.
+    expect(r.body).not.toContain('href="/choices"');
+    expect(r.body).not.toContain('action="/logout"');
+  });
+
+  it('the current notice and every earlier version, with effective date and content hash', async () => {
+    const notices = await call(svc.url, 'GET', '/v1/notices');
+    expect(notices.body.current).toBe('v3');
+    const client = new PortalClient(svc.url);
+    const current = await client.get('/notice');
+    expect(current.status).toBe(200);
+    const v3 = notices.body.versions.find((v: { version: string }) => v.version === 'v3');
+    expect(current.body).toContain(v3.sha256);
+    expect(textOf(current.body)).toContain('Privacy notice, version v3 This is the notice in force.');
+    expect(textOf(current.body)).toContain('In effect from September 1, 2025');
+    for (const v of notices.body.versions as { version: string; sha256: string; effectiveAt: string; material: string[] }[]) {
+      expect(current.body).toContain(`href="/notice/${v.version}"`);
+      const page = await client.get(`/notice/${v.version}`);
+      expect(page.status).toBe(200);
+      const text = textOf(page.body);
+      expect(text).toContain(`Privacy notice, version ${v.version}`);
+      expect(page.body).toContain(`<code class="hash">${v.sha256}</code>`);
+      const date = new Intl.DateTimeFormat('en', { dateStyle: 'long', timeZone: 'UTC' }).format(new Date(v.effectiveAt));
+      expect(text).toContain(`In effect from ${date}`);
+      if (v.version !== 'v3') expect(text).toContain('This version has been replaced. Read the current notice.');
+    }
+    // v2 is a material change for sale and disclosure, and says so.
+    expect(textOf((await client.get('/notice/v2')).body)).toContain('Material change for Selling your data, Sharing with other companies');
+    // The notice text itself is rendered, not shown as markdown source.
+    expect(current.body).toMatch(/<h1[^>]*>Your privacy choices<\/h1>/);
+    expect(current.body).toContain('<strong>What this covers.</strong>');
+  });
+
+  it('an unknown notice version or page is the HTML 404 page; API paths keep their problem+json', async () => {
+    const client = new PortalClient(svc.url);
+    for (const path of ['/notice/v9', '/no-such-page', '/receipts']) {
+      const r = await client.get(path);
+      expect(r.status).toBe(404);
+      expect(r.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(textOf(r.body)).toContain('There is nothing at this address.');
+    }
+    const api = await client.get('/v1/nothing', { accept: 'application/json' });
+    expect(api.status).toBe(404);
+    expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('signed-in pages redirect a visitor without a session to the landing page, which says why', async () => {
+    const client = new PortalClient(svc.url);
+    for (const path of [...PAGES_SIGNED_IN, '/choices/saved', '/receipts/00000000-0000-4000-8000-000000000000']) {
+      const r = await client.get(path);
+      expect(r.status).toBe(303);
+      expect(r.location).toBe('/?ended=1');
+    }
+    expect(textOf((await client.get('/?ended=1')).body)).toContain('Your session ended. Sign in again to continue.');
+    const post = await client.post('/choices', { action: 'allow_all' });
+    expect(post.status).toBe(401);
+  });
+});
+
+describe('security headers', () => {
+  it('every page has a strict CSP without inline script or style, and helmet\'s headers', async () => {
+    const { client } = await signedIn();
+    for (const path of [...PAGES_PUBLIC, ...PAGES_SIGNED_IN, '/no-such-page', '/login?token=x', '/static/portal.css']) {
+      const r = await client.get(path);
+      const csp = r.headers.get('content-security-policy');
+      expect(csp).toBeTruthy();
+      const directives = Object.fromEntries(csp!.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+      expect(directives['default-src']).toEqual(["'none'"]);
+      expect(directives['style-src']).toEqual(["'self'"]);
+      expect(directives['form-action']).toEqual(["'self'"]);
+      expect(directives['frame-ancestors']).toEqual(["'none'"]);
+      expect(directives['base-uri']).toEqual(["'none'"]);
+      // No script at all: nothing may widen script-src beyond default-src 'none'.
+      expect(directives['script-src'] ?? ["'none'"]).toEqual(["'none'"]);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|unsafe-hashes|\*|data:|https?:/);
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(r.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(r.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+      expect(r.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+      expect(r.headers.get('x-powered-by')).toBeNull();
+      if (path.startsWith('/static/')) {
+        expect(r.headers.get('content-type')).toMatch(/^text\/css/);
+        continue;
+      }
+      // Pages with a subscriber's data are not cached anywhere. (The catch-all 404 page runs without the portal's
+      // page context, hence without this header: harmless there, see the language test for what else it misses.)
+      if (path !== '/no-such-page') expect({ path, cacheControl: r.headers.get('cache-control') }).toEqual({ path, cacheControl: 'no-store' });
+      // Nothing the CSP would block: no script, no inline style, no event handler attribute.
+      expect(r.body).not.toMatch(/<script|\sstyle=|\son[a-z]+=|javascript:/i);
+    }
+  });
+});
+
+describe('sign-in', () => {
+  it('a valid link starts a session in an HttpOnly, SameSite=Lax cookie and lands on the choices', async () => {
+    const accountId = await createAccount(svc, admin);
+    const client = new PortalClient(svc.url);
+    const r = await client.get(await signInUrl(svc, accountId));
+    expect(r.status).toBe(303);
+    expect(r.location).toBe('/choices');
+    expect(client.setCookies).toHaveLength(1);
+    const cookie = client.setCookies[0]!;
+    const [pair, ...attributes] = cookie.split(';').map((s) => s.trim());
+    expect(pair).toMatch(/^optgate_session=[A-Za-z0-9_-]{43}$/);
+    expect(attributes).toContain('HttpOnly');
+    expect(attributes).toContain('SameSite=Lax');
+    expect(attributes).toContain('Path=/');
+    // A session cookie: gone with the browser; the idle timeout is enforced on the server.
+    expect(cookie).not.toMatch(/Max-Age|Expires/i);
+    // Development/test runs on http: Secure is configurable (sessions.test.ts checks it on).
+    expect(attributes).not.toContain('Secure');
+    // The cookie is not the account id nor anything derived visibly from it.
+    expect(cookie).not.toContain(accountId);
+    const page = await client.get('/choices');
+    expect(page.status).toBe(200);
+    expect(textOf(page.body)).toContain(`Signed in as account ${accountId}`);
+  });
+
+  it('a link works once: reusing it is refused', async () => {
+    const accountId = await createAccount(svc, admin);
+    const url = await signInUrl(svc, accountId);
+    await new PortalClient(svc.url).signIn(url);
+    const again = new PortalClient(svc.url);
+    const r = await again.get(url);
+    expect(r.status).toBe(401);
+    expect(textOf(r.body)).toContain('This sign-in link has already been used.');
+    expect(again.setCookies).toEqual([]);
+  });
+
+  it('expired, tampered, wrong-audience, wrong-issuer, foreign-key, unsigned and incomplete tokens are refused', async () => {
+    const accountId = await createAccount(svc, admin);
+    const other = await createAccount(svc, admin);
+    const keys = await loadKeys(svc.config.auth, svc.config.env);
+    const valid = await signInToken(svc, accountId);
+    const [h, p, s] = valid.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const foreign = await generateKeyPair('ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const signed = (payload: Record<string, unknown>, key = keys.signing.key, kid = keys.signing.kid) =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(key);
+    const base = { iss: svc.config.auth.issuer, aud: svc.config.portal.tokenAudience, sub: accountId, iat: now, exp: now + 600, jti: uniqueId('jti') };
+
+    const cases: Record<string, { token: string; message: RegExp }> = {
+      expired: { token: await signInToken(svc, accountId, { ttlSeconds: -5 }), message: /has expired/ },
+      'signature altered': { token: `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`, message: /not valid/ },
+      'payload altered (another account, same signature)': {
+        token: `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: other })).toString('base64url')}.${s}`,
+        message: /not valid/,
+      },
+      'API audience (a pipeline token)': { token: await signInToken(svc, accountId, { audience: svc.config.auth.audience }), message: /not valid/ },
+      'API token from the harness': { token: await svc.token('decisions', [], { subject: accountId }), message: /not valid/ },
+      'wrong issuer': { token: await signInToken(svc, accountId, { issuer: 'someone-else' }), message: /not valid/ },
+      'signed by another key, same kid': { token: await signed(base, foreign.privateKey), message: /not valid/ },
+      unsigned: {
+        token: `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(base)).toString('base64url')}.`,
+        message: /not valid/,
+      },
+      'no jti (could not be single-use)': { token: await signed({ ...base, jti: undefined }), message: /not valid/ },
+      'no exp': { token: await signed({ ...base, exp: undefined }), message: /not valid/ },
+      'issued too long ago (more than 15 minutes)': { token: await signed({ ...base, iat: now - 20 * 60 }), message: /not valid|expired/ },
+      'malformed account id': { token: await signed({ ...base, sub: 'not an id!' }), message: /not valid/ },
+      garbage: { token: 'not.a.token', message: /not valid/ },
+    };
+    for (const [name, { token, message }] of Object.entries(cases)) {
+      const client = new PortalClient(svc.url);
+      const r = await client.get(`/login?token=${encodeURIComponent(token)}`);
+      expect({ name, status: r.status }).toEqual({ name, status: 401 });
+      expect({ name, text: textOf(r.body) }).toEqual({ name, text: expect.stringMatching(message) });
+      expect({ name, cookies: client.setCookies }).toEqual({ name, cookies: [] });
+    }
+    // The untouched token still works (the refusals did not burn it).
+    await new PortalClient(svc.url).signIn(`${svc.url}/login?token=${valid}`);
+    expect(decodeProtectedHeader(valid).kid).toBe(keys.signing.kid);
+  });
+
+  it('an unknown account and a missing token are refused with a message that says what to do', async () => {
+    const client = new PortalClient(svc.url);
+    const unknown = await client.get(await signInUrl(svc, uniqueId('nobody')));
+    expect(unknown.status).toBe(401);
+    expect(textOf(unknown.body)).toContain('We could not find your account.');
+    const missing = await client.get('/login');
+    expect(missing.status).toBe(400);
+    expect(textOf(missing.body)).toContain('Sign in from your account page');
+    expect(client.setCookies).toEqual([]);
+  });
+
+  it('signing in again replaces the session: the old cookie is worthless', async () => {
+    const { client, accountId } = await signedIn();
+    const first = client.cookie!;
+    await client.signIn(await signInUrl(svc, accountId));
+    expect(client.cookie).not.toBe(first);
+    const stale = await fetch(`${svc.url}/choices`, { headers: { cookie: first }, redirect: 'manual' });
+    expect(stale.status).toBe(303);
+    expect(stale.headers.get('location')).toBe('/?ended=1');
+    expect((await client.get('/choices')).status).toBe(200);
+  });
+
+  it('a made-up session cookie is not a session', async () => {
+    const client = new PortalClient(svc.url);
+    for (const value of ['x', 'A'.repeat(43), '../../etc', '']) {
+      client.cookie = `optgate_session=${value}`;
+      const r = await client.get('/choices');
+      expect(r.status).toBe(303);
+      expect(r.location).toBe('/?ended=1');
+    }
+  });
+
+  it('sign-out ends the session on the server, not only in the browser', async () => {
+    const { client, accountId } = await signedIn();
+    const cookie = client.cookie!;
+    const csrf = await client.csrf();
+    const out = await client.post('/logout', { _csrf: csrf });
+    expect(out.status).toBe(303);
+    expect(out.location).toBe('/?signedOut=1');
+    expect(client.setCookies.at(-1)).toMatch(/^optgate_session=;.*Expires=Thu, 01 Jan 1970/);
+    expect(textOf((await client.get('/?signedOut=1')).body)).toContain('You are signed out.');
+    // Someone who kept the old cookie (and its form token) can do nothing with it.
+    const replay = new PortalClient(svc.url);
+    replay.cookie = cookie;
+    expect((await replay.get('/choices')).location).toBe('/?ended=1');
+    const post = await replay.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'allow_all' });
+    expect(post.status).toBe(401);
+    expect(await eventCount(accountId)).toBe(0);
+  });
+});
+
+describe('CSRF: every form needs the session\'s token', () => {
+  it('POST without or with a wrong _csrf is 403 and records nothing', async () => {
+    const { client, accountId } = await signedIn();
+    const victim = await signedIn();
+    const attackerToken = await victim.client.csrf();
+    const forged: Record<string, Record<string, string>> = {
+      'no token': { noticeVersion: 'v3', action: 'allow_all' },
+      'empty token': { _csrf: '', noticeVersion: 'v3', action: 'allow_all' },
+      'wrong token': { _csrf: 'A'.repeat(43), noticeVersion: 'v3', action: 'allow_all' },
+      "another session's token": { _csrf: attackerToken, noticeVersion: 'v3', action: 'allow_all' },
+    };
+    for (const [name, form] of Object.entries(forged)) {
+      for (const path of ['/choices', '/choices/revoke-all', '/logout']) {
+        const r = await client.post(path, form);
+        expect({ name, path, status: r.status }).toEqual({ name, path, status: 403 });
+        expect(textOf(r.body)).toContain('This form has expired or did not come from this site.');
+      }
+    }
+    // A token sent as a query parameter or a header is not the form field.
+    const good = await client.csrf();
+    expect((await client.post(`/choices?_csrf=${good}`, { noticeVersion: 'v3', action: 'allow_all' })).status).toBe(403);
+    expect((await client.post('/choices', { noticeVersion: 'v3', action: 'allow_all' }, { 'x-csrf-token': good })).status).toBe(403);
+    // JSON is not a form: no token is read from it and nothing is saved.
+    const json = await fetch(`${svc.url}/choices`, {
+      method: 'POST',
+      headers: { cookie: client.cookie!, 'content-type': 'application/json' },
+      body: JSON.stringify({ _csrf: good, noticeVersion: 'v3', action: 'allow_all' }),
+      redirect: 'manual',
+    });
+    expect(json.status).toBe(403);
+
+    expect(await eventCount(accountId)).toBe(0);
+    expect((await decision(accountId, 'ad_targeting', ['name'])).allow).toBe(false);
+    // The session survived the forged sign-out.
+    expect((await client.get('/choices')).status).toBe(200);
+    // And the real token works.
+    expect((await client.post('/choices', { _csrf: good, noticeVersion: 'v3', action: 'allow_all' })).status).toBe(303);
+    expect((await decision(accountId, 'ad_targeting', ['name'])).allow).toBe(true);
+  });
+
+  // BUG src/portal/portal.router.ts:215-216: pageErrors maps only AppError types, so body-parser's own errors (a form over
+  // 32 kB → 413, more than 500 fields → 413, an unsupported charset → 415) become 503 "We cannot do this right now" and
+  // are logged as failures of the service. Nothing is recorded either way; only the router can map err.status.
+  it.failing('an oversized or malformed form is a 4xx page, not a 503', async () => {
+    const { client, accountId } = await signedIn();
+    const csrf = await client.csrf();
+    const big = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'allow_all', pad: 'x'.repeat(40_000) });
+    const many = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', ...Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`f${i}`, '1'])) });
+    expect(await eventCount(accountId)).toBe(0);
+    expect([big.status, many.status]).toEqual([413, 413]);
+  });
+
+  it('the revoke-all form is protected too: a forged one leaves the permissions standing', async () => {
+    const { client, accountId } = await signedIn();
+    await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }]);
+    expect((await client.post('/choices/revoke-all', {})).status).toBe(403);
+    expect((await decision(accountId, 'ad_targeting', ['name'])).allow).toBe(true);
+    expect(await eventCount(accountId)).toBe(1);
+  });
+});
+
+describe('a subscriber sees and changes only their own account', () => {
+  it("another account's receipt is 404, its history and activity are not shown, and a form cannot name another account", async () => {
+    const alice = await signedIn();
+    const bob = await signedIn();
+    await save(alice.client, { 'c:ad_targeting:health': 'allow' });
+    await decide(svc, pipeline, { accountId: alice.accountId, purpose: 'ad_targeting', categories: ['health'] });
+    const aliceReceipts = receiptIdsOf((await alice.client.get('/history')).body);
+    expect(aliceReceipts).toHaveLength(1);
+    const receipt = aliceReceipts[0]!;
+    expect((await alice.client.get(`/receipts/${receipt}`)).status).toBe(200);
+
+    for (const path of [`/receipts/${receipt}`, `/receipts/${receipt}/receipt.jws`]) {
+      const r = await bob.client.get(path);
+      expect(r.status).toBe(404);
+      expect(r.body).not.toContain(alice.accountId);
+      expect(r.body).not.toContain('eyJ');
+    }
+    for (const path of ['/history', '/activity', `/history?accountId=${alice.accountId}`, `/activity?accountId=${alice.accountId}`, '/choices']) {
+      const r = await bob.client.get(path);
+      expect(r.status).toBe(200);
+      expect(r.body).not.toContain(alice.accountId);
+      expect(r.body).not.toContain(receipt);
+    }
+    expect(textOf((await bob.client.get('/history')).body)).toContain('No changes yet.');
+    expect(textOf((await bob.client.get('/activity')).body)).toContain('No system has asked to use your data yet.');
+
+    // A form that names Alice changes Bob's account only, if anything.
+    const csrf = await bob.client.csrf();
+    const r = await bob.client.post(`/choices?accountId=${alice.accountId}`, {
+      _csrf: csrf,
+      noticeVersion: 'v3',
+      accountId: alice.accountId,
+      sub: alice.accountId,
+      action: 'save',
+      'c:ad_targeting:health': 'deny',
+    });
+    expect(r.status).toBe(303);
+    expect((await decision(alice.accountId, 'ad_targeting', ['health'])).allow).toBe(true);
+    expect(await eventCount(alice.accountId)).toBe(1);
+    expect(await eventCount(bob.accountId)).toBe(1);
+
+    // Malformed receipt ids are simply not found.
+    for (const id of ['x', '1', `${receipt}x`, "' or 1=1 --"]) {
+      expect((await bob.client.get(`/receipts/${encodeURIComponent(id)}`)).status).toBe(404);
+    }
+  });
+});
+
+describe('choices: what is shown, and what saving records', () => {
+  it('nothing is pre-selected for a fresh account, and every purpose × category is offered', async () => {
+    const { client } = await signedIn();
+    const page = await client.get('/choices');
+    const radios = radiosOf(page.body);
+    const { purposes, categories } = svc.config.catalog;
+    expect(radios).toHaveLength(2 * purposes.size * categories.size);
+    expect(radios.filter((r) => r.checked)).toEqual([]);
+    for (const p of purposes.keys()) for (const c of categories.keys()) {
+      expect(radios.filter((r) => r.name === `c:${p}:${c}`).map((r) => r.value)).toEqual(['allow', 'deny']);
+    }
+    const text = textOf(page.body);
+    expect(text).toContain('These choices are made under notice version v3.');
+    expect(text.match(/Not allowed: you have not chosen/g)).toHaveLength(purposes.size * (categories.size - 1));
+    expect(text.match(/Used unless you say no/g)).toHaveLength(purposes.size);
+    // Allow all and refuse all, side by side in one group; revoke-all in its own form.
+    expect(page.body).toMatch(/<div class="pair">\s*<button type="submit" name="action" value="allow_all">Allow everything<\/button>\s*<button type="submit" name="action" value="decline_all">Refuse everything<\/button>/);
+    expect(page.body).toContain('action="/choices/revoke-all"');
+  });
+
+  it('saving records only what changed, and the confirmation lists exactly that, each with its receipt', async () => {
+    const { client, accountId } = await signedIn();
+    await putConsents(svc, admin, accountId, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
+    const r = await save(client, {
+      'c:data_sale:name': 'allow', // already allowed: no event
+      'c:ad_targeting:ip_addresses': 'allow',
+      'c:ad_targeting:children': 'deny', // never asked: a decline
+      'c:product_analytics:other_customer_info': 'deny', // opt-out category: an opt-out
+      'c:no_such_purpose:name': 'allow', // ignored
+      'c:ad_targeting:ssn': 'maybe', // ignored
+    });
+    expect(r.status).toBe(303);
+    expect(r.location).toBe('/choices/saved');
+    const saved = await client.get('/choices/saved');
+    const items = [.../<ul class="changes">([\s\S]*?)<\/ul>/.exec(saved.body)![1]!.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => textOf(m[1]!));
+    // In catalog order: children comes before ip_addresses.
+    expect(items).toEqual([
+      expect.stringMatching(/^Targeted advertising: Information about your children You said no Receipt [0-9a-f-]{36}$/),
+      expect.stringMatching(/^Targeted advertising: The addresses your traffic comes from and goes to You allowed it \(allowed until \w+ \d+, \d{4}\) Receipt [0-9a-f-]{36}$/),
+      expect.stringMatching(/^Improving our products: Other information about your account \(not personal\) You said no Receipt [0-9a-f-]{36}$/),
+    ]);
+    const { rows } = await svc.sql.query("select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' order by id", [accountId]);
+    expect(rows.map((e) => `${e.purpose}:${e.category}:${e.kind}`)).toEqual([
+      'ad_targeting:children:declined',
+      'ad_targeting:ip_addresses:granted',
+      'product_analytics:other_customer_info:opted_out',
+    ]);
+    expect(receiptIdsOf(saved.body)).toEqual(rows.map((e) => e.event_id));
+
+    expect((await decision(accountId, 'ad_targeting', ['ip_addresses'])).results[0]!.reason).toBe('consent_granted');
+    expect((await decision(accountId, 'ad_targeting', ['children'])).results[0]!.reason).toBe('no_consent');
+    expect((await decision(accountId, 'product_analytics', ['other_customer_info'])).results[0]!.reason).toBe('opted_out');
+
+    // The page now shows those choices as chosen, and only those (plus the earlier grant).
+    const checked = radiosOf((await client.get('/choices')).body).filter((x) => x.checked).map((x) => `${x.name}=${x.value}`);
+    expect(checked.sort()).toEqual(
+      ['c:ad_targeting:children=deny', 'c:ad_targeting:ip_addresses=allow', 'c:data_sale:name=allow', 'c:product_analytics:other_customer_info=deny'].sort(),
+    );
+
+    // Saving again with nothing different records nothing and says so.
+    const again = await save(client, { 'c:ad_targeting:ip_addresses': 'allow' });
+    expect(again.location).toBe('/choices/saved');
+    expect(textOf((await client.get('/choices/saved')).body)).toContain('Nothing changed.');
+    expect(await eventCount(accountId)).toBe(4);
+  });
+
+  it('allow all and refuse all', async () => {
+    const { client, accountId } = await signedIn();
+    const { purposes, categories } = svc.config.catalog;
+    const optIn = [...categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
+    await save(client, {}, 'allow_all');
+    for (const p of purposes.keys()) expect((await decision(accountId, p, optIn)).allow).toBe(true);
+    expect(await eventCount(accountId)).toBe(purposes.size * optIn.length);
+    await save(client, {}, 'decline_all');
+    for (const p of purposes.keys()) {
+      const d = await decision(accountId, p, [...categories.keys()]);
+      expect(d.allow).toBe(false);
+      expect(new Set(d.results.map((r) => r.reason))).toEqual(new Set(['consent_revoked', 'opted_out']));
+    }
+  });
+
+  it('shows each expiry, warns when it is near, and renews one item or all before expiry', async () => {
+    const { client, accountId } = await signedIn();
+    const soon = new Date(Date.now() + 10 * 86_400_000);
+    await putConsents(svc, admin, accountId, [
+      { purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: soon.toISOString() },
+      { purpose: 'data_sale', category: 'name', choice: 'grant', expiresAt: new Date(Date.now() + 100 * 86_400_000).toISOString() },
+    ]);
+    const longDate = (d: Date) => new Intl.DateTimeFormat('en', { dateStyle: 'long', timeZone: 'UTC' }).format(d);
+    const page = await client.get('/choices');
+    expect(page.body).toContain(`id="status-ad_targeting-name">Allowed until ${longDate(soon)}: expires soon</p>`);
+    expect(page.body).toMatch(/id="status-data_sale-name">Allowed until [^<:]+<\/p>/);
+    expect(page.body).toContain('value="renew:ad_targeting:name"');
+    expect(page.body).toContain('value="renew_all"');
+
+    await save(client, {}, 'renew:ad_targeting:name');
+    const consents = async () =>
+      Object.fromEntries(
+        ((await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline })).body.consents as { purpose: string; category: string; expiresAt: string }[]).map((c) => [
+          `${c.purpose}:${c.category}`,
+          Date.parse(c.expiresAt),
+        ]),
+      );
+    const renewed = await consents();
+    const year = svc.config.catalog.consentTermDays * 86_400_000;
+    expect(Math.abs(renewed['ad_targeting:name']! - (Date.now() + year))).toBeLessThan(60_000);
+    expect(textOf((await client.get('/choices/saved')).body)).toMatch(/Targeted advertising: Your name You renewed it \(allowed until/);
+
+    await save(client, {}, 'renew_all');
+    const all = await consents();
+    expect(Math.abs(all['data_sale:name']! - (Date.now() + year))).toBeLessThan(60_000);
+    const kinds = (await svc.sql.query('select kind from consent_events where account_id = $1 order by id', [accountId])).rows.map((r) => r.kind);
+    expect(kinds).toEqual(['granted', 'granted', 'renewed', 'renewed', 'renewed']);
+  });
+
+  it('an expired permission says so and is not pre-selected', async () => {
+    const { client, accountId } = await signedIn();
+    await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'health', choice: 'grant', expiresAt: new Date(Date.now() + 300).toISOString() }]);
+    await new Promise((r) => setTimeout(r, 400));
+    const page = await client.get('/choices');
+    expect(page.body).toMatch(/id="status-ad_targeting-health">Expired on \w+ \d+, \d{4}<\/p>/);
+    expect(radiosOf(page.body).filter((r) => r.name === 'c:ad_targeting:health' && r.checked)).toEqual([]);
+  });
+
+  it('a choice made under a notice that is no longer shown is not recorded', async () => {
+    const { client, accountId } = await signedIn();
+    const csrf = await client.csrf();
+    const r = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v2', action: 'save', 'c:ad_targeting:name': 'allow' });
+    expect(r.status).toBe(303);
+    expect(r.location).toBe('/choices?noticeChanged=1');
+    expect(textOf((await client.get(r.location!)).body)).toContain('Our notice changed while you were choosing.');
+    expect(await eventCount(accountId)).toBe(0);
+  });
+
+  it('a closed account is told so', async () => {
+    const { client, accountId } = await signedIn();
+    await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [{ accountId, status: 'closed' }] } });
+    expect(textOf((await client.get('/choices')).body)).toContain('This account is closed');
+  });
+});
+
+describe('receipts', () => {
+  it('the downloaded receipt is a JWS that verifies against /.well-known/jwks.json and says exactly what changed', async () => {
+    const { client, accountId } = await signedIn();
+    await save(client, { 'c:third_party_disclosure:precise_geolocation': 'allow' });
+    const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
+    const { rows } = await svc.sql.query('select * from consent_events where event_id = $1', [eventId]);
+    const event = rows[0];
+
+    const download = await client.get(`/receipts/${eventId}/receipt.jws`);
+    expect(download.status).toBe(200);
+    expect(download.headers.get('content-disposition')).toMatch(new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`));
+    const jws = download.body.trim();
+
+    const jwks = await call(svc.url, 'GET', '/.well-known/jwks.json');
+    expect(jwks.status).toBe(200);
+    const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(jwks.body), { algorithms: ['ES256'] });
+    expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'optgate-receipt+jws', kid: jwks.body.keys[0].kid });
+    const receipt = JSON.parse(new TextDecoder().decode(payload));
+    const notices = (await call(svc.url, 'GET', '/v1/notices')).body;
+    expect(receipt).toEqual({
+      iss: 'optgate',
+      sub: accountId,
+      eventId,
+      change: 'granted',
+      purpose: 'third_party_disclosure',
+      category: 'precise_geolocation',
+      channel: 'portal',
+      actor: 'subscriber',
+      noticeVersion: 'v3',
+      noticeSha256: notices.versions.find((v: { version: string }) => v.version === 'v3').sha256,
+      occurredAt: event.occurred_at.toISOString(),
+      expiresAt: event.expires_at.toISOString(),
+      issuedAt: expect.any(String),
+    });
+    expect(Math.abs(Date.parse(receipt.expiresAt) - Date.parse(receipt.occurredAt) - svc.config.catalog.consentTermDays * 86_400_000)).toBeLessThan(1000);
+
+    // A doctored receipt does not verify.
+    const [h, , s] = jws.split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...receipt, change: 'revoked' })).toString('base64url')}.${s}`;
+    await expect(compactVerify(forged, createLocalJWKSet(jwks.body))).rejects.toThrow();
+
+    // The human-readable view shows the same facts and the same signed receipt.
+    const view = await client.get(`/receipts/${eventId}`);
+    const text = textOf(view.body);
+    for (const fact of [
+      `Account ${accountId}`,
+      'Change You allowed it',
+      'Use Sharing with other companies',
+      'Information Your precise location',
+      'How Here, in the privacy portal',
+      'Who You',
+      'Notice version v3',
+      `Notice SHA-256 ${receipt.noticeSha256}`,
+    ]) {
+      expect(text).toContain(fact);
+    }
+    expect(text).toMatch(/When \w{3} \d+, \d{4}, \d+:\d\d [AP]M UTC Expires/);
+    expect(view.body).toContain(`href="/receipts/${eventId}/receipt.jws"`);
+    const shown = /<pre class="jws">([^<]+)<\/pre>/.exec(view.body)![1]!;
+    expect((await compactVerify(shown, createLocalJWKSet(jwks.body))).payload).toBeTruthy();
+  });
+
+  // BUG src/portal/portal.router.ts:204: res.type('application/jose; typ=…').attachment('….jws') — attachment() sets the
+  // type again from the file extension, which express does not know, so the receipt goes out as application/octet-stream.
+  // The fix is in the router (call attachment() first, or set the header after it); nothing in the templates can change it.
+  it.failing('the download is labelled application/jose with the receipt type', async () => {
+    const { client } = await signedIn();
+    await save(client, { 'c:ad_targeting:name': 'allow' });
+    const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
+    const download = await client.get(`/receipts/${eventId}/receipt.jws`);
+    expect(download.status).toBe(200);
+    expect(download.headers.get('content-type')).toMatch(/^application\/jose; typ=optgate-receipt\+jws/);
+  });
+
+  it('a change from another channel has a receipt too, naming the staff', async () => {
+    const { client, accountId } = await signedIn();
+    const put = await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'financial', choice: 'grant' }]);
+    const eventId = put.body.events[0].eventId;
+    const text = textOf((await client.get(`/receipts/${eventId}`)).body);
+    expect(text).toContain('How By phone, with our staff');
+    expect(text).toContain('Who Our staff, on your instruction');
+    const jwks = (await call(svc.url, 'GET', '/.well-known/jwks.json')).body;
+    const jws = (await client.get(`/receipts/${eventId}/receipt.jws`)).body;
+    const payload = JSON.parse(new TextDecoder().decode((await compactVerify(jws, createLocalJWKSet(jwks))).payload));
+    expect(payload).toMatchObject({ sub: accountId, eventId, change: 'granted', channel: 'call_center', actor: 'staff' });
+  });
+});
+
+describe('history and activity: newest first, 25 a page', () => {
+  it('history pages through more than 25 changes without losing or repeating one', async () => {
+    const { client, accountId } = await signedIn();
+    const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
+    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })));
+    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })));
+    await save(client, { 'c:product_analytics:name': 'allow', 'c:product_analytics:ssn': 'deny' });
+    const { rows } = await svc.sql.query('select event_id from consent_events where account_id = $1 order by id desc', [accountId]);
+    expect(rows).toHaveLength(2 * optIn.length + 2);
+
+    const first = await client.get('/history');
+    const page1 = receiptIdsOf(first.body);
+    expect(page1).toHaveLength(25);
+    // Newest first: the portal changes lead.
+    expect(textOf(first.body)).toMatch(/^.*?When What Change How Receipt \S+ \S+ \S+ \S+ [AP]M UTC Improving our products: Social Security number You said no Here, in the privacy portal/);
+    expect(first.body).not.toContain('Newest changes');
+    const older = /href="(\/history\?before=\d+)">Older changes</.exec(first.body)?.[1];
+    expect(older).toBeTruthy();
+    const second = await client.get(older!);
+    const page2 = receiptIdsOf(second.body);
+    expect(page2).toHaveLength(rows.length - 25);
+    expect(second.body).toContain('href="/history">Newest changes<');
+    expect(second.body).not.toContain('Older changes');
+    expect([...page1, ...page2]).toEqual(rows.map((r) => r.event_id));
+  });
+
+  // WEAKNESS src/portal/portal.router.ts:192 (and src/audit/audit.service.ts:104 for activity): a page offers "Older"
+  // whenever it is full, so exactly 25 entries lead to an empty second page, which then says "No changes yet." and
+  // "No system has asked to use your data yet." — both untrue. Fetching one more row than shown would tell.
+  it.failing('exactly 25 changes: no link to an empty older page', async () => {
+    const { client, accountId } = await signedIn();
+    const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
+    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })));
+    await putConsents(svc, admin, accountId, optIn.slice(0, 25 - optIn.length).map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })));
+    expect(await eventCount(accountId)).toBe(25);
+    const first = await client.get('/history');
+    expect(receiptIdsOf(first.body)).toHaveLength(25);
+    expect(first.body).not.toContain('Older changes');
+  });
+
+  it('activity shows each decision made through the API: who asked, for what, the answer and why; newest first, paginated', async () => {
+    const { client, accountId } = await signedIn();
+    await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    const other = await createAccount(svc, admin);
+    await decide(svc, pipeline, { accountId: other, purpose: 'ad_targeting', categories: ['name'] });
+
+    const empty = await client.get('/activity');
+    expect(textOf(empty.body)).toContain('No system has asked to use your data yet.');
+
+    const allowed = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
+    expect(allowed.allow).toBe(true);
+    const one = textOf((await client.get('/activity')).body);
+    expect(one).toMatch(/When System Use Information Answer Why \S+ \S+ \S+ \S+ [AP]M UTC ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\?/);
+
+    // 30 more, each a distinct (purpose, category) so that the order can be checked.
+    const categories = [...svc.config.catalog.categories.keys()];
+    const asked: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const purpose = i % 2 ? 'data_sale' : 'product_analytics';
+      const category = categories[i % categories.length]!;
+      const d = await decide(svc, pipeline, { accountId, purpose, categories: [category] });
+      expect(d.status).toBe(200);
+      asked.push(`${purpose}:${category}:${d.body.allow ? 'allow' : 'deny'}:${d.body.results[0].reason}`);
+    }
+    await decide(svc, pipeline, { accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
+
+    const rowsOf = (html: string) =>
+      [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!))).filter((r) => r.length);
+    const first = await client.get('/activity');
+    const rows1 = rowsOf(first.body);
+    expect(rows1).toHaveLength(25);
+    // The newest: an exception, allowed by law.
+    expect(rows1[0]!.slice(1)).toEqual([
+      'ad-pipeline',
+      'Protecting you, us and others against fraud, abuse and unlawful use',
+      label('categories.ip_addresses.label'),
+      'Allowed',
+      'allowed by law without permission',
+    ]);
+    // Then the 30, newest first.
+    const reason: Record<string, string> = { no_consent: 'you had not allowed it', not_opted_out: 'you had not said no' };
+    const expected = [...asked].reverse().map((a) => {
+      const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
+      return [label(`purposes.${p}.label`), label(`categories.${c}.label`), outcome === 'allow' ? 'Allowed' : 'Refused', reason[why]];
+    });
+    expect(rows1.slice(1).map((r) => r.slice(2))).toEqual(expected.slice(0, 24));
+    const older = /href="(\/activity\?before=[A-Za-z0-9_-]+)">Older</.exec(first.body)?.[1];
+    expect(older).toBeTruthy();
+    const second = await client.get(older!);
+    const rows2 = rowsOf(second.body);
+    expect(rows2).toHaveLength(32 - 25);
+    expect(rows2.slice(0, 6).map((r) => r.slice(2))).toEqual(expected.slice(24));
+    expect(rows2.at(-1)!.slice(2)).toEqual(['Targeted advertising', 'Websites you visit', 'Allowed', 'you allowed it']);
+    expect(second.body).toContain('href="/activity">Newest<');
+    // The other account's decision is nowhere.
+    expect([...rows1, ...rows2].filter((r) => r[2] === 'Targeted advertising' && r[3] === 'Your name')).toEqual([]);
+    // A cursor the service did not issue is a 400 page, not an error.
+    const bad = await client.get('/activity?before=bogus');
+    expect(bad.status).toBe(400);
+    expect(textOf(bad.body)).toContain('We could not read what you sent.');
+  });
+});
+
+/** An English label from the message catalog. */
+const label = (key: string) => {
+  const text = svc.config.messages.lookup('en', key);
+  if (typeof text !== 'string') throw new Error(`no message ${key}`);
+  return text;
+};
