@@ -42,7 +42,7 @@ export interface AppDeps {
 export function createApp(d: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.set('trust proxy', d.config.http.trustProxy);
   app.set('etag', false);
   app.use(
     requestId,

@@ -62,15 +62,16 @@ export class AuditService {
    * relied on: "every allowed use of account X between T1 and T2, and the consent behind each" is one call.
    */
   async events(q: ExportFilters & { afterSeq?: number; limit: number; withConsents?: boolean }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
-    const rows = await repo.findRecords(this.db, q);
+    const rows = await repo.findRecords(this.db, { ...q, limit: q.limit + 1 });
+    const more = rows.length > q.limit;
+    if (more) rows.pop();
     let events = rows.map(toView);
     if (q.withConsents) {
       const ids = new Set(events.flatMap(consentIdsOf));
       const found = new Map((await this.consentEvents([...ids])).map((c) => [c.eventId, c] as const));
       events = events.map((e) => (e.type === 'decision' ? { ...e, consents: consentIdsOf(e).map((id) => found.get(id) ?? { eventId: id, missing: true }) } : e));
     }
-    const last = rows.length === q.limit ? rows[rows.length - 1] : undefined;
-    return { events, nextCursor: last ? encodeCursor(Number(last.seq)) : null };
+    return { events, nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null };
   }
 
   /**
@@ -100,9 +101,10 @@ export class AuditService {
 
   /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
   async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
-    const rows = await repo.findAccountRecordsDesc(this.db, accountId, 'decision', o);
-    const last = rows.length === o.limit ? rows[rows.length - 1] : undefined;
-    return { events: rows.map(toView), nextCursor: last ? encodeCursor(Number(last.seq)) : null };
+    const rows = await repo.findAccountRecordsDesc(this.db, accountId, 'decision', { ...o, limit: o.limit + 1 });
+    const more = rows.length > o.limit;
+    if (more) rows.pop();
+    return { events: rows.map(toView), nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null };
   }
 
   /** Signs the current chain head, unless it is already signed. Returns the checkpoint, new or existing. */
@@ -117,9 +119,10 @@ export class AuditService {
   }
 
   async checkpoints(o: { beforeSeq?: number; limit: number }): Promise<{ checkpoints: ReturnType<typeof checkpointView>[]; nextCursor: string | null }> {
-    const rows = await repo.findCheckpoints(this.db, o);
-    const last = rows.length === o.limit ? rows[rows.length - 1] : undefined;
-    return { checkpoints: rows.map(checkpointView), nextCursor: last ? encodeCursor(Number(last.seq)) : null };
+    const rows = await repo.findCheckpoints(this.db, { ...o, limit: o.limit + 1 });
+    const more = rows.length > o.limit;
+    if (more) rows.pop();
+    return { checkpoints: rows.map(checkpointView), nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null };
   }
 }
 

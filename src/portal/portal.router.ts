@@ -11,6 +11,7 @@ import type { AppConfig } from '../platform/config';
 import { currentNotice } from '../platform/config/catalog';
 import { projectRoot } from '../platform/config/project-root';
 import { AppError } from '../platform/errors';
+import { fromParserError } from '../platform/http/problem';
 import { requestIdOf } from '../platform/http/middleware';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../audit/audit.service';
@@ -62,13 +63,18 @@ export function portalRouter(d: PortalDeps): Router {
     next();
   };
 
-  /** Signed-in pages. The GPC signal is applied once per session, before anything else is shown or saved. */
-  const signedIn: RequestHandler = async (req, res, next) => {
-    const session = res.locals.session as PortalSession | undefined;
-    if (!session) {
-      if (req.method === 'GET') return res.redirect(303, '/?ended=1');
-      return views.render(res, 'message.njk', { title: 'signIn.title', message: 'signIn.sessionEnded' }, 401);
-    }
+  const requireSession: RequestHandler = (req, res, next) => {
+    if (res.locals.session) return next();
+    if (req.method === 'GET') return res.redirect(303, '/?ended=1');
+    views.render(res, 'message.njk', { title: 'signIn.title', message: 'signIn.sessionEnded' }, 401);
+  };
+
+  /**
+   * The Global Privacy Control signal, applied once per session before anything is shown or
+   * saved (and, for a form, only once the form is known to be genuine).
+   */
+  const gpc: RequestHandler = async (req, res, next) => {
+    const session = sessionOf(res);
     if (req.get('sec-gpc') === '1') {
       if (!session.gpcApplied) {
         const events = await portal.applyGpc(session.accountId, provenance(req, res));
@@ -84,6 +90,9 @@ export function portalRouter(d: PortalDeps): Router {
     if (!sameToken(req.body?._csrf, sessionOf(res).csrf)) throw new AppError('forbidden', 'csrf');
     next();
   };
+
+  const signedIn = [requireSession, gpc] as const;
+  const signedInForm = [form, requireSession, csrf, gpc] as const;
 
   const pages = Router();
 
@@ -147,18 +156,18 @@ export function portalRouter(d: PortalDeps): Router {
     }
   }
 
-  pages.post('/logout', context, form, signedIn, csrf, async (_req, res) => {
+  pages.post('/logout', context, ...signedInForm, async (_req, res) => {
     await sessions.destroy(sessionOf(res).id);
     res.clearCookie(COOKIE, { path: '/' });
     res.redirect(303, '/?signedOut=1');
   });
 
-  pages.get('/choices', context, signedIn, async (req, res) => {
+  pages.get('/choices', context, ...signedIn, async (req, res) => {
     const view = await portal.choices(sessionOf(res).accountId);
     views.render(res, 'choices.njk', { view, exceptions: [...catalog.exceptions.keys()], noticeChanged: req.query.noticeChanged === '1', active: 'choices' });
   });
 
-  pages.post('/choices', context, form, signedIn, csrf, async (req, res) => {
+  pages.post('/choices', context, ...signedInForm, async (req, res) => {
     const session = sessionOf(res);
     try {
       const events = await portal.save(session.accountId, req.body as Record<string, unknown>, provenance(req, res));
@@ -171,7 +180,7 @@ export function portalRouter(d: PortalDeps): Router {
     }
   });
 
-  pages.post('/choices/revoke-all', context, form, signedIn, csrf, async (req, res) => {
+  pages.post('/choices/revoke-all', context, ...signedInForm, async (req, res) => {
     const session = sessionOf(res);
     const events = await portal.revokeAll(session.accountId, provenance(req, res));
     session.lastChange = events.map((e) => e.eventId);
@@ -179,32 +188,33 @@ export function portalRouter(d: PortalDeps): Router {
     res.redirect(303, '/choices/saved');
   });
 
-  pages.get('/choices/saved', context, signedIn, async (_req, res) => {
+  pages.get('/choices/saved', context, ...signedIn, async (_req, res) => {
     const session = sessionOf(res);
     const ids = session.lastChange ?? [];
     const events = (await Promise.all(ids.map((id) => portal.receipt(session.accountId, id)))).map((r) => r.event);
     views.render(res, 'saved.njk', { events });
   });
 
-  pages.get('/history', context, signedIn, async (req, res) => {
+  pages.get('/history', context, ...signedIn, async (req, res) => {
     const before = typeof req.query.before === 'string' ? req.query.before : undefined;
-    const events = await portal.history(sessionOf(res).accountId, before);
-    views.render(res, 'history.njk', { events, before, next: events.length === 25 ? events[events.length - 1]!.seq : null });
+    const { events, next } = await portal.history(sessionOf(res).accountId, before);
+    views.render(res, 'history.njk', { events, before, next });
   });
 
-  pages.get('/receipts/:eventId', context, signedIn, async (req, res) => {
+  pages.get('/receipts/:eventId', context, ...signedIn, async (req, res) => {
     if (!UUID.test(req.params.eventId as string)) throw new AppError('not-found', 'no such receipt');
     const receipt = await portal.receipt(sessionOf(res).accountId, req.params.eventId as string);
     views.render(res, 'receipt.njk', { receipt });
   });
 
-  pages.get('/receipts/:eventId/receipt.jws', context, signedIn, async (req, res) => {
+  pages.get('/receipts/:eventId/receipt.jws', context, ...signedIn, async (req, res) => {
     if (!UUID.test(req.params.eventId as string)) throw new AppError('not-found', 'no such receipt');
     const { jws } = await portal.receipt(sessionOf(res).accountId, req.params.eventId as string);
-    res.type(`application/jose; typ=${RECEIPT_TYP}`).attachment(`optgate-receipt-${req.params.eventId}.jws`).send(jws);
+    // attachment() sets a type from the file name: the real type goes after it.
+    res.attachment(`optgate-receipt-${req.params.eventId}.jws`).type(`application/jose; typ=${RECEIPT_TYP}`).send(jws);
   });
 
-  pages.get('/activity', context, signedIn, async (req, res) => {
+  pages.get('/activity', context, ...signedIn, async (req, res) => {
     const before = typeof req.query.before === 'string' ? decodeCursor(req.query.before) : undefined;
     const page = await portal.activity(sessionOf(res).accountId, before);
     views.render(res, 'activity.njk', { page, first: before === undefined, purposeIds: [...catalog.purposes.keys()] });
@@ -212,18 +222,21 @@ export function portalRouter(d: PortalDeps): Router {
 
   // Pages answer in HTML, errors included.
   const pageErrors: ErrorRequestHandler = (err, _req, res, _next: NextFunction) => {
-    const type = err instanceof AppError ? err.type : 'unavailable';
-    const status = { 'not-found': 404, forbidden: 403, validation: 400, 'bad-request': 400, 'payload-too-large': 413 }[type as string] ?? 503;
+    const known = err instanceof AppError ? err : fromParserError(err);
+    const type = known?.type ?? 'unavailable';
+    const status = { 'not-found': 404, forbidden: 403, validation: 400, 'bad-request': 400, 'payload-too-large': 413, 'unsupported-media-type': 415 }[type as string] ?? 503;
     if (status === 503) d.logger.error({ requestId: requestIdOf(res), err: { message: err?.message, name: err?.name } }, 'portal page failed');
-    const message = { 404: 'errors.notFound', 403: 'errors.forbidden', 400: 'errors.invalid', 413: 'errors.invalid' }[status] ?? 'errors.unavailable';
+    const message = { 404: 'errors.notFound', 403: 'errors.forbidden', 400: 'errors.invalid', 413: 'errors.invalid', 415: 'errors.invalid' }[status] ?? 'errors.unavailable';
     res.locals.lang ??= 'en';
     views.render(res, 'message.njk', { title: 'errors.title', message, home: true }, status);
   };
 
-  // Any other path a browser asks for (not the API's) gets the portal's 404 page.
-  const notFoundPage: RequestHandler = (req, _res, next) => {
+  // Any other path a browser asks for (not the API's) gets the portal's 404 page, in its language and with its session.
+  const notFoundPage: RequestHandler = async (req, res, next) => {
     const api = /^\/(v1|\.well-known|healthz|readyz|metrics|openapi\.json)(\/|$)/.test(req.path);
-    next(!api && req.method === 'GET' && req.accepts(['json', 'html']) === 'html' ? new AppError('not-found', 'no such page') : undefined);
+    if (api || req.method !== 'GET' || req.accepts(['json', 'html']) !== 'html') return next();
+    await context(req, res, () => undefined);
+    next(new AppError('not-found', 'no such page'));
   };
 
   router.use(pages, notFoundPage);

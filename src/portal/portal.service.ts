@@ -131,8 +131,10 @@ export class PortalService {
     return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false);
   }
 
-  history(accountId: string, before?: string) {
-    return this.consents.history(accountId, { before, limit: PAGE });
+  /** A page of changes, newest first, and where the next (older) page starts, if there is one. */
+  async history(accountId: string, before?: string) {
+    const events = await this.consents.history(accountId, { before, limit: PAGE + 1 });
+    return { events: events.slice(0, PAGE), next: events.length > PAGE ? events[PAGE - 1]!.seq : null };
   }
 
   activity(accountId: string, beforeSeq?: number) {

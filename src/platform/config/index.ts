@@ -19,6 +19,7 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  TRUST_PROXY: z.string().min(1).default('loopback'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://localhost:5432/optgate'),
   DB_POOL_SIZE: int(1, 200).default(20),
   DB_STATEMENT_TIMEOUT_MS: int(50, 120_000).default(2000),
@@ -51,7 +52,13 @@ const envSchema = z.object({
 
 export interface AppConfig {
   readonly env: 'development' | 'production' | 'test';
-  readonly http: { readonly port: number; readonly host: string; readonly shutdownTimeoutMs: number };
+  readonly http: {
+    readonly port: number;
+    readonly host: string;
+    readonly shutdownTimeoutMs: number;
+    /** Express's "trust proxy": whose X-Forwarded-For is believed (it feeds the sign-in rate limit and the evidence hashes). */
+    readonly trustProxy: string;
+  };
   readonly db: { readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number };
   readonly redis: { readonly url: string; readonly prefix: string };
   readonly auth: {
@@ -123,7 +130,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   return deepFreeze({
     env: e.NODE_ENV,
-    http: { port: e.PORT, host: e.HOST, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    http: { port: e.PORT, host: e.HOST, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, trustProxy: e.TRUST_PROXY },
     db: { url: withDefaultUser(e.DATABASE_URL, env), poolSize: e.DB_POOL_SIZE, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS },
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     auth: {

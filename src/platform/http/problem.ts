@@ -21,12 +21,14 @@ export function sendProblem(res: Response, err: AppError): void {
 }
 
 /** body-parser's errors carry a `type`; they are the caller's fault and map to 4xx. */
-function fromParserError(err: { type?: string; status?: number }): AppError | undefined {
+export function fromParserError(err: { type?: string; status?: number }): AppError | undefined {
   switch (err.type) {
     case 'entity.parse.failed':
       return new AppError('bad-request', 'The body is not valid JSON.');
     case 'entity.too.large':
       return new AppError('payload-too-large', 'The body is larger than this endpoint accepts.');
+    case 'parameters.too.many':
+      return new AppError('payload-too-large', 'The form has more fields than this endpoint accepts.');
     case 'charset.unsupported':
     case 'encoding.unsupported':
       return new AppError('unsupported-media-type', 'The body encoding is not supported.');
