@@ -1,0 +1,298 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Redis } from 'ioredis';
+import { CompactSign, generateKeyPair } from 'jose';
+import pg from 'pg';
+import { GENESIS_HASH, chainHash } from '../../src/audit/chain';
+import { loadKeys } from '../../src/platform/auth/keys';
+import { issueToken } from '../../src/platform/auth/tokens';
+import { loadConfig } from '../../src/platform/config';
+import { quoteIdent } from '../../src/platform/db/database';
+import { TEST_DB_PREFIX } from './harness';
+import { CLI, type Finished, ROOT, finished, run } from './processes';
+
+/** Helpers for the audit tests: reading the chain as stored, running `optgate audit verify`, exports, tampering. */
+
+export interface AuditRow {
+  readonly seq: number;
+  readonly recordedAt: Date;
+  readonly type: string;
+  readonly accountId: string | null;
+  readonly outcome: string | null;
+  readonly content: string;
+  readonly prevHash: string;
+  readonly hash: string;
+  /** `data` of the hashed content. */
+  readonly data: any;
+}
+
+type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
+
+/** Audit records in seq order, optionally filtered by a SQL condition on audit_records. */
+export async function auditRows(db: Queryable, where = 'true', params: unknown[] = []): Promise<AuditRow[]> {
+  const { rows } = await db.query(`select * from audit_records where ${where} order by seq`, params);
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    recordedAt: r.recorded_at,
+    type: r.type,
+    accountId: r.account_id,
+    outcome: r.outcome,
+    content: r.content,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+    data: JSON.parse(r.content).data,
+  }));
+}
+
+/** The decision records that carry this decisionId. */
+export const decisionRecords = (db: Queryable, decisionId: string) =>
+  auditRows(db, `type = 'decision' and content::jsonb -> 'data' ->> 'decisionId' = $1`, [decisionId]);
+
+/**
+ * Checks a whole chain as the test sees it (independently of src/audit/verify.ts): seq 1..N without
+ * gaps or repeats, every prevHash the previous hash (the first the genesis), every hash recomputed,
+ * the filter columns equal to the hashed content. Returns the problems found (empty when intact).
+ */
+export function chainProblems(rows: readonly AuditRow[]): string[] {
+  const problems: string[] = [];
+  let prev = GENESIS_HASH;
+  rows.forEach((r, i) => {
+    const c = JSON.parse(r.content);
+    if (r.seq !== i + 1) problems.push(`row ${i}: seq ${r.seq}, expected ${i + 1}`);
+    if (r.prevHash !== prev) problems.push(`seq ${r.seq}: prevHash does not link`);
+    if (chainHash(r.prevHash, r.content) !== r.hash) problems.push(`seq ${r.seq}: hash does not match content`);
+    if (c.seq !== r.seq || c.type !== r.type || c.accountId !== r.accountId || c.outcome !== r.outcome || c.recordedAt !== r.recordedAt.toISOString()) {
+      problems.push(`seq ${r.seq}: columns differ from content`);
+    }
+    prev = r.hash;
+  });
+  return problems;
+}
+
+/** The seq named by a verify report's verdict ("first bad sequence N"), if any. */
+export function firstBadSeq(report: string): number | undefined {
+  const m = /RESULT: TAMPERED: first bad sequence (\d+)/.exec(report);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** `optgate audit verify --db` as an operator runs it, against `databaseUrl`, trusting the keys in `keysDir`. */
+export function verifyDb(databaseUrl: string, keysDir: string, timeoutMs = 60_000): Promise<Finished> {
+  return run(CLI, ['audit', 'verify', '--db'], { DATABASE_URL: databaseUrl, KEYS_DIR: keysDir, LOG_LEVEL: 'silent' }, timeoutMs);
+}
+
+/** `optgate audit verify FILE --manifest M --jwks J`. */
+export function verifyFile(file: string, manifest: string, jwks: string, timeoutMs = 60_000): Promise<Finished> {
+  return run(CLI, ['audit', 'verify', file, '--manifest', manifest, '--jwks', jwks], {}, timeoutMs);
+}
+
+/** A fresh test database URL (with the user name filled in, as the service computes it). */
+export function newDatabaseUrl(): string {
+  return loadConfig({ DATABASE_URL: `postgres://localhost:5432/${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}` }).db.url;
+}
+
+export const databaseName = (url: string) => decodeURIComponent(new URL(url).pathname.slice(1));
+
+async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const u = new URL(url);
+  u.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: u.toString() });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A byte-for-byte copy of a database (CREATE DATABASE … TEMPLATE): each tamper case starts from the same intact chain. */
+export async function cloneDatabase(templateUrl: string): Promise<string> {
+  const url = newDatabaseUrl();
+  await admin(templateUrl, (c) => c.query(`create database ${quoteIdent(databaseName(url))} template ${quoteIdent(databaseName(templateUrl))}`));
+  return url;
+}
+
+/**
+ * Runs `fn` on a connection of a database superuser who switched the user triggers off for their
+ * session (`session_replication_role = replica`): how an attacker with full rights bypasses the
+ * append-only triggers.
+ */
+export async function asAttacker<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query('set session_replication_role = replica');
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes every Redis key under a test's prefix (BullMQ queues and schedulers). */
+export async function deleteRedisPrefix(prefix: string): Promise<void> {
+  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Waits until the checkpoint worker has signed the current chain head. */
+export async function checkpointAtHead(db: Queryable, timeoutMs = 15_000): Promise<number> {
+  return until(
+    'a checkpoint of the chain head',
+    async () => {
+      const { rows } = await db.query('select h.seq from audit_head h join audit_checkpoints c on c.seq = h.seq and c.hash = h.hash');
+      return rows.length ? Number(rows[0].seq) : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export const tempDir = () => mkdtemp(path.join(os.tmpdir(), 'optgate-audit-test-'));
+
+// ---- HTTP against a base URL (a test service or a child process) ----
+
+export async function http(base: string, method: string, p: string, token?: string, body?: unknown) {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(base + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: /json/.test(res.headers.get('content-type') ?? '') && text ? JSON.parse(text) : text };
+}
+
+/** Requests an export and waits for it to complete; returns its status document. */
+export async function exportAndWait(base: string, token: string, body: Record<string, unknown>, timeoutMs = 30_000, everyMs = 100) {
+  const req = await http(base, 'POST', '/v1/audit/exports', token, body);
+  if (req.status !== 202) throw new Error(`export request: ${req.status} ${JSON.stringify(req.body)}`);
+  return waitForExport(base, token, req.body.exportId, timeoutMs, everyMs);
+}
+
+/** Polls GET /v1/audit/exports/:id until the export is completed; returns its status document. */
+export function waitForExport(base: string, token: string, id: string, timeoutMs = 30_000, everyMs = 100) {
+  return until(
+    `export ${id}`,
+    async () => {
+      const s = await http(base, 'GET', `/v1/audit/exports/${id}`, token);
+      if (s.body.status === 'failed') throw new Error(`export failed: ${s.body.error}`);
+      return s.body.status === 'completed' ? s.body : undefined;
+    },
+    timeoutMs,
+    everyMs,
+  );
+}
+
+/** Downloads an export's file (streamed to disk), its manifest and the service's JWKS into `dir`. */
+export async function fetchExport(base: string, token: string, exportId: string, dir: string, format: string) {
+  const file = path.join(dir, `${exportId}.${format}`);
+  const manifest = path.join(dir, `${exportId}.manifest.jws`);
+  const jwks = path.join(dir, 'jwks.json');
+  const res = await fetch(`${base}/v1/audit/exports/${exportId}/download`, { headers: { authorization: `Bearer ${token}` } });
+  if (res.status !== 200 || !res.body) throw new Error(`download: ${res.status}`);
+  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+  const m = await fetch(`${base}/v1/audit/exports/${exportId}/manifest`, { headers: { authorization: `Bearer ${token}` } });
+  if (m.status !== 200) throw new Error(`manifest: ${m.status}`);
+  await writeFile(manifest, await m.text());
+  await writeFile(jwks, await (await fetch(`${base}/.well-known/jwks.json`)).text());
+  return { file, manifest, jwks, sha256Header: res.headers.get('x-content-sha256') };
+}
+
+// ---- The built service as a child process ----
+
+export interface ProcessEnv extends Record<string, string> {
+  DATABASE_URL: string;
+  REDIS_PREFIX: string;
+  KEYS_DIR: string;
+}
+
+/** Keys shared by the child processes and the test, generated once per test process. */
+export const processKeysDir = path.join(os.tmpdir(), `optgate-audit-keys-${process.pid}`);
+
+export function processEnv(extra: Record<string, string> = {}): ProcessEnv {
+  const url = newDatabaseUrl();
+  return {
+    DATABASE_URL: url,
+    REDIS_PREFIX: `optgate-test-${databaseName(url)}`,
+    KEYS_DIR: processKeysDir,
+    RUN_WORKERS: 'false',
+    LOG_LEVEL: 'warn',
+    DB_POOL_SIZE: '10',
+    ...extra,
+  };
+}
+
+/** A token the child processes accept: signed with the key in env.KEYS_DIR (generated if missing, as a development start would). */
+export async function processToken(env: Record<string, string>, scopes: string, purposes: string[]): Promise<string> {
+  const config = loadConfig(env);
+  const keys = await loadKeys(config.auth, config.env);
+  return issueToken(keys, config.auth, { subject: 'audit-test', scopes: scopes.split(' '), purposes, ttlSeconds: 3600 });
+}
+
+export const ALL_PURPOSES = ['ad_targeting', 'data_sale', 'third_party_disclosure', 'product_analytics', 'service_provision', 'billing', 'fraud_protection'];
+
+/** Resident set size of a process, in KiB (Linux `ps`). */
+export async function rssKiB(pid: number): Promise<number | undefined> {
+  const r = await finished(spawn('ps', ['-o', 'rss=', '-p', String(pid)]), 5000);
+  const n = Number(r.stdout.trim());
+  return r.code === 0 && n > 0 ? n : undefined;
+}
+
+/** Samples a process's RSS every `everyMs` until stopped; returns the peak and the series, in KiB. */
+export function sampleRss(pid: number, everyMs = 200): { stop(): Promise<{ peakKiB: number; samples: number; series: number[] }> } {
+  const series: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const v = await rssKiB(pid);
+      if (v) series.push(v);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { peakKiB: Math.max(0, ...series), samples: series.length, series };
+    },
+  };
+}
+
+/** Runs the built CLI, sampling its RSS; for the streaming verification of a large file. */
+export async function runCliMeasured(args: string[], env: Record<string, string>, timeoutMs: number): Promise<Finished & { peakKiB: number }> {
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: ROOT });
+  const sampler = sampleRss(child.pid!, 200);
+  const end = await finished(child, timeoutMs);
+  const { peakKiB } = await sampler.stop();
+  return { ...end, peakKiB };
+}
+
+/** A compact JWS signed with a key nobody trusts (the attacker's), optionally claiming someone else's key id. */
+export async function forgeJws(payload: object, typ: string, kid = 'attacker-key'): Promise<string> {
+  const { privateKey } = await generateKeyPair('ES256');
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES256', kid, typ }).sign(privateKey);
+}
