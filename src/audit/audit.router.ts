@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import { z } from 'zod';
 import { accountIdSchema } from '../accounts/account.service';
@@ -80,10 +82,10 @@ export function auditRouter(audit: AuditService, exportService: ExportService, v
     res.setHeader('content-length', String(file.bytes));
     res.setHeader('content-disposition', `attachment; filename="optgate-audit-${id}.${file.format}"`);
     res.setHeader('x-content-sha256', file.sha256);
-    for await (const chunk of exportService.download(id)) {
-      if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
-    }
-    res.end();
+    // pipeline ends the response, and stops reading chunks when the caller hangs up (which is not an error of ours).
+    await pipeline(Readable.from(exportService.download(id)), res).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;
+    });
   });
 
   return router;

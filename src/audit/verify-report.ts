@@ -16,8 +16,9 @@ export class VerifyReport {
     this.failures.push(`${label}: ${text}`);
   }
 
+  /** Problems are found in different passes (the chain, the checkpoints): the report names the earliest sequence. */
   badRecord(p: Problem): void {
-    this.problem ??= p;
+    if (!this.problem || p.seq < this.problem.seq) this.problem = p;
   }
 
   get ok(): boolean {

@@ -174,11 +174,8 @@ describe('the intact chain', () => {
       });
     });
 
-    // WEAKNESS (migrations/0002_audit_log.ts:45-46): audit_checkpoints has row triggers for UPDATE and
-    // DELETE but no statement trigger for TRUNCATE (audit_records has one, lines 24-25). TRUNCATE
-    // removes every signed head, the only evidence against an attacker who rewrites the chain and
-    // recomputes its hashes; the chain then verifies as intact.
-    it.failing('TRUNCATE audit_checkpoints', async () => {
+    // The signed heads are the evidence against a rewrite with recomputed hashes: they cannot be emptied either.
+    it('TRUNCATE audit_checkpoints', async () => {
       await withPool(url, async (p) => {
         const client = await p.connect();
         try {
@@ -263,12 +260,8 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     await expectTampered(url, k + 1, new RegExp(`broken link: prevHash is not the hash of seq ${k}`));
   });
 
-  // BUG (src/audit/verify-db.ts:41, :60 and :64): the chain's first problem is only handed to the
-  // report after the whole table was read (line 64), but checkpoint mismatches are reported as
-  // they are met, after each page (line 41, from checkCheckpoints at line 60). VerifyReport keeps
-  // the first problem it is given (`??=`), so a mismatching checkpoint later in the chain wins:
-  // here the report says "first bad sequence <c2>" although seq k+1 (< c2) is the first bad one.
-  it.failing('an inserted record before a checkpoint: the report still names the first bad sequence, not the checkpoint', async () => {
+  // The chain is checked page by page and the checkpoints along it: the report names the earliest bad sequence.
+  it('an inserted record before a checkpoint: the report still names the first bad sequence, not the checkpoint', async () => {
     const url = await copy();
     const k = c1 + 3;
     await insertAt(url, k);

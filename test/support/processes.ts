@@ -25,10 +25,10 @@ export function finished(child: ChildProcess, timeoutMs = 20_000): Promise<Finis
   child.stderr?.on('data', (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`process timed out; stderr: ${stderr}`))), timeoutMs);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it comes once the output pipes are drained too, so no last log line is missed.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      // Let the pipes drain.
-      setImmediate(() => resolve({ code, signal, stdout, stderr }));
+      resolve({ code, signal, stdout, stderr });
     });
   });
 }
