@@ -109,25 +109,13 @@ export class PortalService {
   /** One step: every opt-in that still counts is revoked, and the opt-out categories are opted out. */
   async revokeAll(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
     const view = await this.choices(accountId);
-    const changes = view.purposes.flatMap((p) =>
-      p.items.flatMap((item): ConsentChange[] => {
-        if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
-        return item.status === 'allowed' || item.status === 'askAgain' ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
-      }),
-    );
-    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, false);
+    return this.record(accountId, view.noticeVersion, withdrawals(view, () => true), provenance, { type: 'subscriber' }, false);
   }
 
   /** Global Privacy Control: opted out of the opt-out categories for every use, sale and disclosure opt-ins taken back. */
   async applyGpc(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
     const view = await this.choices(accountId);
-    const changes = view.purposes.flatMap((p) =>
-      p.items.flatMap((item): ConsentChange[] => {
-        if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
-        const counts = item.status === 'allowed' || item.status === 'askAgain';
-        return GPC_PURPOSES.includes(item.purpose) && counts ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
-      }),
-    );
+    const changes = withdrawals(view, (purpose) => GPC_PURPOSES.includes(purpose));
     return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false);
   }
 
@@ -175,6 +163,17 @@ export class PortalService {
     const { events } = await this.consents.record(accountId, { channel: 'portal', actor, noticeVersion, affirmative, changes }, provenance);
     return events;
   }
+}
+
+/** Opt-outs for every opt-out item not opted out yet; revocations of the opt-ins that still count, for the purposes chosen. */
+function withdrawals(view: ChoicesView, revokeFor: (purpose: string) => boolean): ConsentChange[] {
+  return view.purposes.flatMap((p) =>
+    p.items.flatMap((item): ConsentChange[] => {
+      if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
+      const counts = item.status === 'allowed' || item.status === 'askAgain';
+      return counts && revokeFor(item.purpose) ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
+    }),
+  );
 }
 
 function itemView(purpose: string, category: string, regime: 'opt_in' | 'opt_out', reason: string, state: ConsentView | undefined, now: Date): ItemView {

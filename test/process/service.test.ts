@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/platform/config';
 import { dropDatabase } from '../../src/platform/db/database';
 import { CLI, finished, freePort, run, startProcess } from '../support/processes';
-import { TEST_DB_PREFIX } from '../support/harness';
+import { TEST_DB_PREFIX, testKeysDir } from '../support/harness';
 
 /** The built service and CLI as an operator runs them: npm start's process, npx optgate's commands. */
 
@@ -12,7 +11,7 @@ const database = TEST_DB_PREFIX + randomBytes(6).toString('hex');
 const env = {
   DATABASE_URL: `postgres://localhost:5432/${database}`,
   REDIS_PREFIX: `optgate-test-${database}`,
-  KEYS_DIR: path.join(os.tmpdir(), `optgate-process-keys-${process.pid}`),
+  KEYS_DIR: testKeysDir,
   LOG_LEVEL: 'info',
   RUN_WORKERS: 'true',
 };

@@ -14,7 +14,7 @@ import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import { loadConfig } from '../../src/platform/config';
 import { quoteIdent } from '../../src/platform/db/database';
-import { TEST_DB_PREFIX } from './harness';
+import { TEST_DB_PREFIX, testKeysDir } from './harness';
 import { CLI, type Finished, ROOT, finished, run } from './processes';
 
 /** Helpers for the audit tests: reading the chain as stored, running `optgate audit verify`, exports, tampering. */
@@ -231,7 +231,7 @@ export interface ProcessEnv extends Record<string, string> {
 }
 
 /** Keys shared by the child processes and the test, generated once per test process. */
-export const processKeysDir = path.join(os.tmpdir(), `optgate-audit-keys-${process.pid}`);
+export const processKeysDir = testKeysDir;
 
 export function processEnv(extra: Record<string, string> = {}): ProcessEnv {
   const url = newDatabaseUrl();

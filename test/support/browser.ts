@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
@@ -147,6 +147,7 @@ export function focusStyle(page: Page) {
 export function copyConfig(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'optgate-portal-config-'));
   cpSync(path.join(ROOT, 'config'), dir, { recursive: true });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

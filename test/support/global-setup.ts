@@ -1,4 +1,7 @@
+import { mkdtempSync } from 'node:fs';
 import { Socket } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 
 /** Tests need the real PostgreSQL and Redis: say so plainly when one is not answering. */
 export default async function globalSetup(): Promise<void> {
@@ -15,4 +18,6 @@ export default async function globalSetup(): Promise<void> {
   if (!(await reachable(5432))) missing.push('PostgreSQL on 127.0.0.1:5432');
   if (!(await reachable(6379))) missing.push('Redis on 127.0.0.1:6379');
   if (missing.length) throw new Error(`tests need ${missing.join(' and ')}: start them (see README) or run bash .ci/run`);
+  // One temporary folder for the whole run (development keys, shared by every test process); removed by the teardown.
+  process.env.OPTGATE_TEST_TMP = mkdtempSync(path.join(os.tmpdir(), 'optgate-test-'));
 }

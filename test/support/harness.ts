@@ -22,7 +22,8 @@ export interface TestService extends RunningService {
 }
 
 /** Keys are generated once per test process into a temporary folder, as a development start would. */
-const keysDir = path.join(os.tmpdir(), `optgate-test-keys-${process.pid}`);
+export const testKeysDir = path.join(process.env.OPTGATE_TEST_TMP ?? os.tmpdir(), 'keys');
+const keysDir = testKeysDir;
 
 export function testConfig(env: Record<string, string> = {}): AppConfig {
   const database = TEST_DB_PREFIX + randomBytes(6).toString('hex');

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, cpSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/platform/config';
@@ -68,6 +68,7 @@ describe('configuration', () => {
     fixed.notices[1].materialFor = [];
     writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
     expect(problemsOf({ CONFIG_DIR: dir }).join('\n')).toMatch(/notices\.2\.file: .*missing\.md/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('computes each notice hash from its text', () => {
