@@ -90,8 +90,16 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     };
     const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exportService, portal, isShuttingDown: () => shuttingDown });
     if (config.workers.enabled) {
-      await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
-      await startAuditWorkers(queues, audit, exportService, config.workers.checkpointIntervalMs, logger);
+      // Not awaited: with Redis down, the workers start once it answers, while decisions, which do not
+      // need Redis, are served meanwhile.
+      void queues
+        .ready()
+        .then(async () => {
+          if (queues.closed) return;
+          await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
+          await startAuditWorkers(queues, audit, exportService, config.workers.checkpointIntervalMs, logger);
+        })
+        .catch((err: Error) => logger.error({ err: { message: err.message } }, 'background workers failed to start'));
     }
 
     server = await new Promise<Server>((resolve, reject) => {

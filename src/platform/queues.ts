@@ -36,6 +36,8 @@ export class Queues {
         prefix: this.prefix,
         defaultJobOptions: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 5000 },
       });
+      // Without a listener BullMQ prints every connection error to the console; the connection itself reports once (redis.ts).
+      q.on('error', () => undefined);
       this.queues.set(name, q);
     }
     return q as Queue<QueuePayloads[N]>;
@@ -51,7 +53,13 @@ export class Queues {
     worker.on('failed', (job, err) =>
       this.logger.error({ queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: { message: err.message, name: err.name } }, 'job failed'),
     );
-    worker.on('error', (err) => this.logger.warn({ queue: name, err: { message: err.message } }, 'worker error'));
+    // A lost connection makes a worker report the same error many times a second: once a minute is enough.
+    let lastReported = 0;
+    worker.on('error', (err) => {
+      if (Date.now() - lastReported < 60_000) return;
+      lastReported = Date.now();
+      this.logger.warn({ queue: name, err: { message: err.message } }, 'worker error');
+    });
     this.workers.push(worker);
     return worker;
   }
@@ -73,8 +81,28 @@ export class Queues {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  /** Resolves once the queue connection is ready: workers are started then, not while Redis is unreachable. */
+  ready(): Promise<void> {
+    if (this.connection.status === 'ready') return Promise.resolve();
+    return new Promise((resolve) => this.connection.once('ready', () => resolve()));
   }
+
+  /**
+   * Lets running jobs finish. BullMQ's close (and even disconnect) never resolves while Redis is
+   * unreachable: after `timeoutMs` this gives up, and the caller cuts the connections.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.closed = true;
+    const graceful = (async () => {
+      await Promise.all(this.workers.map((w) => w.close()));
+      await Promise.all([...this.queues.values()].map((q) => q.close()));
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([graceful.catch(() => undefined), deadline]);
+    clearTimeout(timer);
+  }
+
+  /** True once close() was called: nothing new is started. */
+  closed = false;
 }

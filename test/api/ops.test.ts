@@ -77,7 +77,8 @@ it('shuts down gracefully: a request in flight completes, new connections are re
 });
 
 it('decisions do not depend on Redis: readiness says it is down, decisions go on', async () => {
-  const noRedis = await startTestService({ REDIS_URL: 'redis://127.0.0.1:1' });
+  // Workers on: their schedulers wait for Redis without holding up the start.
+  const noRedis = await startTestService({ REDIS_URL: 'redis://127.0.0.1:1', RUN_WORKERS: 'true' });
   try {
     const ready = await call(noRedis.url, 'GET', '/readyz');
     expect(ready.status).toBe(503);
