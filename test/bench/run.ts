@@ -233,7 +233,8 @@ function report(r: {
     if (!off) continue;
     const cost = (1 - row.result.okPerSecond / off.result.okPerSecond) * 100;
     const goal = row.decisionsPerCall === 1 ? ` (goal: at most 20%: ${cost <= 20 ? 'met' : 'NOT met'})` : '';
-    out.push(`durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${cost.toFixed(1)}% fewer${goal}`);
+    const change = cost >= 0 ? `${cost.toFixed(1)}% fewer` : `none measurable (${(-cost).toFixed(1)}% more with it on: run-to-run noise)`;
+    out.push(`durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${change}${goal}`);
   }
   if (r.exported) {
     const e = r.exported;
