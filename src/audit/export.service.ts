@@ -34,6 +34,7 @@ export interface ManifestPayload {
 }
 
 const PAGE_ROWS = 5000;
+const QUEUE_TIMEOUT_MS = 2000;
 const CHUNK_BYTES = 1 << 20;
 
 /**
@@ -54,7 +55,18 @@ export class ExportService {
     const id = randomUUID();
     await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.clock() });
     await this.audit.recordStaffAction({ actor: requestedBy, action: 'export_requested', accountId: filters.accountId, details: { exportId: id, format, filters: { ...filters } } });
-    await this.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
+    // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is failed, not left 'queued'.
+    let timer: NodeJS.Timeout | undefined;
+    const queued = this.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('queue unavailable')), QUEUE_TIMEOUT_MS)));
+    try {
+      await Promise.race([queued, late]);
+    } catch {
+      await repo.updateExport(this.db, id, { status: 'failed', error: 'The export could not be queued (Redis unavailable).' });
+      throw new AppError('unavailable', 'Exports cannot be started right now. Try again shortly.', undefined, { 'retry-after': '5' });
+    } finally {
+      clearTimeout(timer);
+    }
     return id;
   }
 

@@ -88,6 +88,12 @@ it('decisions do not depend on Redis: readiness says it is down, decisions go on
     const admin = await adminToken(noRedis);
     const id = await createAccount(noRedis, admin);
     expect((await decide(noRedis, admin, { accountId: id, purpose: 'billing', categories: ['billing_info'] })).body.allow).toBe(true);
+    // An export needs its queue: a prompt 503, and the export is marked failed rather than left queued for ever.
+    const exported = await call(noRedis.url, 'POST', '/v1/audit/exports', { token: admin, body: { format: 'ndjson' } });
+    expect(exported.status).toBe(503);
+    expect(exported.headers.get('retry-after')).toBe('5');
+    const { rows } = await noRedis.sql.query('select status from audit_exports');
+    expect(rows).toEqual([{ status: 'failed' }]);
   } finally {
     await noRedis.stop();
   }
