@@ -9,7 +9,6 @@ import { consentRouter } from './consent/consent.router';
 import type { ConsentService } from './consent/consent.service';
 import { noticeRouter } from './notices/notice.router';
 import { opsRouter } from './ops/ops.router';
-import { type PortalDeps, portalRouter } from './portal/portal.router';
 import type { ServiceKeys } from './platform/auth/keys';
 import type { TokenVerifier } from './platform/auth/tokens';
 import type { AppConfig } from './platform/config';
@@ -20,6 +19,7 @@ import type { Logger } from './platform/logger';
 import type { Metrics } from './platform/metrics';
 import { decisionRouter } from './policy/decision.router';
 import type { DecisionService } from './policy/decision.service';
+import { type PortalDeps, portalRouter } from './portal/portal.router';
 
 export interface AppDeps {
   readonly config: AppConfig;
@@ -47,7 +47,8 @@ export function createApp(d: AppDeps): Express {
   app.use(
     requestId,
     accessLog(d.logger, d.metrics),
-    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at all.
+    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at
+    // all.
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -63,7 +64,15 @@ export function createApp(d: AppDeps): Express {
     }),
   );
 
-  app.use(opsRouter({ db: d.db, redis: d.redis, metrics: d.metrics, publicJwks: d.keys.publicJwks, isShuttingDown: d.isShuttingDown }));
+  app.use(
+    opsRouter({
+      db: d.db,
+      redis: d.redis,
+      metrics: d.metrics,
+      publicJwks: d.keys.publicJwks,
+      isShuttingDown: d.isShuttingDown,
+    }),
+  );
   app.use(noticeRouter(d.config.catalog, d.clock));
   app.use(accountRouter(d.db, d.verifier, d.clock));
   app.use(consentRouter(d.consents, d.verifier));

@@ -1,9 +1,9 @@
-import { ConfigError, loadConfig } from './platform/config';
+import { type AppConfig, ConfigError, loadConfig } from './platform/config';
 import { createLogger } from './platform/logger';
 import { startService } from './server';
 
 async function main() {
-  let config;
+  let config: AppConfig;
   try {
     config = loadConfig();
   } catch (err) {

@@ -5,21 +5,21 @@ import { startAuditWorkers } from './audit/audit.jobs';
 import { AuditService } from './audit/audit.service';
 import { AuditWriter } from './audit/audit.writer';
 import { ExportService } from './audit/export.service';
-import { startExpirySweep } from './consent/consent-expiry.job';
 import { ConsentService } from './consent/consent.service';
+import { startExpirySweep } from './consent/consent-expiry.job';
 import { loadKeys } from './platform/auth/keys';
 import { TokenVerifier } from './platform/auth/tokens';
-import type { AppConfig } from './platform/config';
 import { Semaphore } from './platform/concurrency';
+import type { AppConfig } from './platform/config';
 import { createDb, ensureDatabase } from './platform/db/database';
 import { migrateToLatest } from './platform/db/migrator';
-import { type Logger, createLogger } from './platform/logger';
+import { createLogger, type Logger } from './platform/logger';
 import { createMetrics, registerGauges } from './platform/metrics';
 import { Queues } from './platform/queues';
 import { createRedis } from './platform/redis';
 import { DecisionService } from './policy/decision.service';
-import { PortalService } from './portal/portal.service';
 import type { PortalDeps } from './portal/portal.router';
+import { PortalService } from './portal/portal.service';
 import { createViews } from './portal/render';
 import { SessionStore } from './portal/session';
 
@@ -82,13 +82,33 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const portal: PortalDeps = {
       config,
       portal: new PortalService(db, config.catalog, consents, audit, keys, clock),
-      sessions: new SessionStore(redis, config.redis.prefix, config.portal.idleSeconds * 1000, config.portal.sessionMaxHours * 3_600_000),
+      sessions: new SessionStore(
+        redis,
+        config.redis.prefix,
+        config.portal.idleSeconds * 1000,
+        config.portal.sessionMaxHours * 3_600_000,
+      ),
       views: createViews(config.messages),
       redis,
       keys,
       logger,
     };
-    const app = createApp({ config, db, redis, keys, verifier, metrics, logger, clock, consents, decisions, audit, exportService, portal, isShuttingDown: () => shuttingDown });
+    const app = createApp({
+      config,
+      db,
+      redis,
+      keys,
+      verifier,
+      metrics,
+      logger,
+      clock,
+      consents,
+      decisions,
+      audit,
+      exportService,
+      portal,
+      isShuttingDown: () => shuttingDown,
+    });
     if (config.workers.enabled) {
       // Not awaited: with Redis down, the workers start once it answers, while decisions, which do not
       // need Redis, are served meanwhile.
@@ -130,7 +150,8 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       clearInterval(sweep);
       // A handler whose caller hung up is still running: let its queries finish before the pool goes.
       const until = Date.now() + config.http.shutdownTimeoutMs;
-      while ((pool.totalCount > pool.idleCount || pool.waitingCount > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      while ((pool.totalCount > pool.idleCount || pool.waitingCount > 0) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 20));
       clearTimeout(deadline);
       await resources();
       logger.info('optgate stopped');

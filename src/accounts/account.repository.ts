@@ -39,5 +39,10 @@ export async function findAccount(db: Db, accountId: string) {
 
 /** Locks the account row against concurrent status changes while consents are recorded for it. */
 export async function lockAccount(db: Db, accountId: string) {
-  return db.selectFrom('accounts').select(['account_id', 'status']).where('account_id', '=', accountId).forShare().executeTakeFirst();
+  return db
+    .selectFrom('accounts')
+    .select(['account_id', 'status'])
+    .where('account_id', '=', accountId)
+    .forShare()
+    .executeTakeFirst();
 }

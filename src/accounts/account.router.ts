@@ -7,7 +7,12 @@ import { jsonBody } from '../platform/http/middleware';
 import { parse } from '../platform/http/validate';
 import { accountIdSchema, upsertAccounts } from './account.service';
 
-const state = z.string().min(1).max(64).nullish().transform((v) => v ?? null);
+const state = z
+  .string()
+  .min(1)
+  .max(64)
+  .nullish()
+  .transform((v) => v ?? null);
 export const accountsRequestSchema = z.strictObject({
   accounts: z
     .array(

@@ -1,9 +1,11 @@
 import { appendInTransaction } from '../audit/audit.writer';
 import { AppError } from '../platform/errors';
+
 export { ACCOUNT_ID, accountIdSchema } from './account-id';
+
 import type { Db } from '../platform/db/database';
-import * as repo from './account.repository';
 import type { AccountInput } from './account.repository';
+import * as repo from './account.repository';
 
 export type { AccountInput } from './account.repository';
 
@@ -17,7 +19,12 @@ export interface AccountUpsertResult {
 }
 
 /** An account import is a staff action: its audit record commits with it. */
-export async function upsertAccounts(db: Db, actor: string, accounts: readonly AccountInput[], now: Date): Promise<AccountUpsertResult> {
+export async function upsertAccounts(
+  db: Db,
+  actor: string,
+  accounts: readonly AccountInput[],
+  now: Date,
+): Promise<AccountUpsertResult> {
   if (accounts.length > MAX_ACCOUNTS_PER_CALL) {
     throw new AppError('payload-too-large', `At most ${MAX_ACCOUNTS_PER_CALL} accounts per call.`);
   }
@@ -39,7 +46,10 @@ export async function requireAccount(db: Db, accountId: string) {
   return account;
 }
 
-/** For another component that records something about an account: the account must exist; it stays locked until `db`'s transaction ends. */
+/**
+ * For another component that records something about an account: the account must exist; it stays locked until `db`'s
+ * transaction ends.
+ */
 export async function requireAccountForUpdate(db: Db, accountId: string) {
   const account = await repo.lockAccount(db, accountId);
   if (!account) throw new AppError('not-found', 'No such account.');

@@ -3,8 +3,17 @@ import type { Queues } from '../platform/queues';
 import type { AuditService } from './audit.service';
 import type { ExportService } from './export.service';
 
-/** Signs the chain head every `intervalMs` (a BullMQ job scheduler: one run per tick across instances), and runs exports. */
-export async function startAuditWorkers(queues: Queues, audit: AuditService, exportService: ExportService, intervalMs: number, logger: Logger): Promise<void> {
+/**
+ * Signs the chain head every `intervalMs` (a BullMQ job scheduler: one run per tick across instances), and runs
+ * exports.
+ */
+export async function startAuditWorkers(
+  queues: Queues,
+  audit: AuditService,
+  exportService: ExportService,
+  intervalMs: number,
+  logger: Logger,
+): Promise<void> {
   queues.work('audit-checkpoint', async () => {
     const checkpoint = await audit.checkpoint();
     if (checkpoint) logger.debug({ seq: checkpoint.seq }, 'audit checkpoint signed');
@@ -17,5 +26,9 @@ export async function startAuditWorkers(queues: Queues, audit: AuditService, exp
   });
   await queues
     .queue('audit-checkpoint')
-    .upsertJobScheduler('audit-checkpoint', { every: intervalMs }, { name: 'checkpoint', data: { scheduledBy: 'scheduler' } });
+    .upsertJobScheduler(
+      'audit-checkpoint',
+      { every: intervalMs },
+      { name: 'checkpoint', data: { scheduledBy: 'scheduler' } },
+    );
 }

@@ -5,11 +5,16 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database, Db } from '../platform/db/database';
 import type { AuditCheckpointRow, AuditRecordRow, ExportFilters } from './audit.table';
-import { type ChainHead, type ChainedRecord, type PreparedDraft, seal } from './chain';
+import { type ChainedRecord, type ChainHead, type PreparedDraft, seal } from './chain';
 
 /** Locks the chain head until the caller's transaction ends: every append on every instance queues here. */
 export async function lockHead(trx: Db): Promise<ChainHead & { recordedAt: Date }> {
-  const row = await trx.selectFrom('audit_head').select(['seq', 'hash', 'recorded_at']).where('id', '=', 1).forUpdate().executeTakeFirstOrThrow();
+  const row = await trx
+    .selectFrom('audit_head')
+    .select(['seq', 'hash', 'recorded_at'])
+    .where('id', '=', 1)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
   return { seq: Number(row.seq), hash: row.hash, recordedAt: row.recorded_at };
 }
 
@@ -25,13 +30,19 @@ export async function readHead(db: Db): Promise<ChainHead> {
  */
 export async function insertRecords(trx: Db, records: readonly ChainedRecord[]): Promise<void> {
   if (records.length === 0) return;
-  const rows = JSON.stringify(records.map((r) => [r.seq, r.recordedAt, r.type, r.accountId, r.outcome, r.content, r.prevHash, r.hash]));
+  const rows = JSON.stringify(
+    records.map((r) => [r.seq, r.recordedAt, r.type, r.accountId, r.outcome, r.content, r.prevHash, r.hash]),
+  );
   await sql`
     insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
     select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
     from json_array_elements(${rows}::json) as r`.execute(trx);
   const last = records[records.length - 1]!;
-  await trx.updateTable('audit_head').set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt }).where('id', '=', 1).execute();
+  await trx
+    .updateTable('audit_head')
+    .set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt })
+    .where('id', '=', 1)
+    .execute();
 }
 
 /**
@@ -39,12 +50,18 @@ export async function insertRecords(trx: Db, records: readonly ChainedRecord[]):
  * times faster than an INSERT of the same rows, and this runs while the chain head is locked).
  * pg, not kysely: kysely has no COPY.
  */
-export async function appendByCopy(pool: pg.Pool, drafts: readonly PreparedDraft[], now: Date): Promise<ChainedRecord[]> {
+export async function appendByCopy(
+  pool: pg.Pool,
+  drafts: readonly PreparedDraft[],
+  now: Date,
+): Promise<ChainedRecord[]> {
   const client = await pool.connect();
   let failed: Error | undefined;
   try {
     await client.query('begin');
-    const { rows } = await client.query<{ seq: string; hash: string; recorded_at: Date }>('select seq, hash, recorded_at from audit_head where id = 1 for update');
+    const { rows } = await client.query<{ seq: string; hash: string; recorded_at: Date }>(
+      'select seq, hash, recorded_at from audit_head where id = 1 for update',
+    );
     const head = rows[0]!;
     const recordedAt = now.getTime() > head.recorded_at.getTime() ? now : head.recorded_at;
     const records = seal(drafts, { seq: Number(head.seq), hash: head.hash }, recordedAt);
@@ -55,10 +72,18 @@ export async function appendByCopy(pool: pg.Pool, drafts: readonly PreparedDraft
     }
     await pipeline(
       Readable.from([tsv]),
-      client.query(copyFrom('copy audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) from stdin')),
+      client.query(
+        copyFrom(
+          'copy audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) from stdin',
+        ),
+      ),
     );
     const last = records[records.length - 1]!;
-    await client.query('update audit_head set seq = $1, hash = $2, recorded_at = $3 where id = 1', [last.seq, last.hash, recordedAt]);
+    await client.query('update audit_head set seq = $1, hash = $2, recorded_at = $3 where id = 1', [
+      last.seq,
+      last.hash,
+      recordedAt,
+    ]);
     await client.query('commit');
     return records;
   } catch (err) {
@@ -72,7 +97,10 @@ export async function appendByCopy(pool: pg.Pool, drafts: readonly PreparedDraft
 }
 
 /** COPY's text format: backslash, tab, newline and carriage return are escaped. */
-const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!) : s);
+const copyText = (s: string) =>
+  /[\\\t\n\r]/.test(s)
+    ? s.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!)
+    : s;
 
 export interface RecordQuery extends ExportFilters {
   /** Records after this sequence number. */
@@ -91,7 +119,10 @@ export async function findRecords(db: Db, q: RecordQuery): Promise<AuditRecordRo
 }
 
 export async function countRecords(db: Db, q: ExportFilters & { throughSeq: number }): Promise<number> {
-  const query = filtered(db.selectFrom('audit_records').select((eb) => eb.fn.countAll<string>().as('n')), q).where('seq', '<=', String(q.throughSeq));
+  const query = filtered(
+    db.selectFrom('audit_records').select((eb) => eb.fn.countAll<string>().as('n')),
+    q,
+  ).where('seq', '<=', String(q.throughSeq));
   return Number((await query.executeTakeFirstOrThrow()).n);
 }
 
@@ -108,7 +139,10 @@ export async function findRecordAt(db: Db, seq: number): Promise<AuditRecordRow 
   return db.selectFrom('audit_records').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
 }
 
-export async function insertCheckpoint(db: Db, c: { seq: number; hash: string; signedAt: Date; kid: string; jws: string }): Promise<boolean> {
+export async function insertCheckpoint(
+  db: Db,
+  c: { seq: number; hash: string; signedAt: Date; kid: string; jws: string },
+): Promise<boolean> {
   const r = await db
     .insertInto('audit_checkpoints')
     .values({ seq: c.seq, hash: c.hash, signed_at: c.signedAt, kid: c.kid, jws: c.jws })
@@ -132,12 +166,29 @@ export async function latestCheckpoint(db: Db, atOrBelow?: number): Promise<Audi
 
 /** Every checkpoint in seq order, keyset-paginated. */
 export async function checkpointsAfter(db: Db, afterSeq: number, limit: number): Promise<AuditCheckpointRow[]> {
-  return db.selectFrom('audit_checkpoints').selectAll().where('seq', '>', String(afterSeq)).orderBy('seq').limit(limit).execute();
+  return db
+    .selectFrom('audit_checkpoints')
+    .selectAll()
+    .where('seq', '>', String(afterSeq))
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
 }
 
 /** One account's records of one type, newest first. */
-export async function findAccountRecordsDesc(db: Db, accountId: string, type: AuditRecordRow['type'], o: { beforeSeq?: number; limit: number }) {
-  let q = db.selectFrom('audit_records').selectAll().where('account_id', '=', accountId).where('type', '=', type).orderBy('seq', 'desc').limit(o.limit);
+export async function findAccountRecordsDesc(
+  db: Db,
+  accountId: string,
+  type: AuditRecordRow['type'],
+  o: { beforeSeq?: number; limit: number },
+) {
+  let q = db
+    .selectFrom('audit_records')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .where('type', '=', type)
+    .orderBy('seq', 'desc')
+    .limit(o.limit);
   if (o.beforeSeq !== undefined) q = q.where('seq', '<', String(o.beforeSeq));
   return q.execute();
 }

@@ -32,7 +32,11 @@ const eventsQuery = z.strictObject({
   include: z.literal('consents').optional(),
 });
 const checkpointsQuery = z.strictObject(page);
-export const exportRequestSchema = z.strictObject({ ...filters, types: z.array(type).min(1).optional(), format: z.enum(['ndjson', 'csv']) });
+export const exportRequestSchema = z.strictObject({
+  ...filters,
+  types: z.array(type).min(1).optional(),
+  format: z.enum(['ndjson', 'csv']),
+});
 const exportParam = z.object({ id: z.uuid('not an export id') });
 
 const changesQuery = z.strictObject({
@@ -53,7 +57,14 @@ export function auditRouter(audit: AuditService, exportService: ExportService, v
 
   router.get('/v1/audit/events', async (req, res) => {
     const { cursor, type: types, include, ...q } = parse(eventsQuery, req.query);
-    res.json(await audit.events({ ...q, types, afterSeq: cursor ? decodeCursor(cursor) : undefined, withConsents: include === 'consents' }));
+    res.json(
+      await audit.events({
+        ...q,
+        types,
+        afterSeq: cursor ? decodeCursor(cursor) : undefined,
+        withConsents: include === 'consents',
+      }),
+    );
   });
 
   router.get('/v1/audit/checkpoints', async (req, res) => {

@@ -54,14 +54,23 @@ export class AuditService {
   }
 
   recordStaffAction(a: StaffAction): Promise<void> {
-    return this.writer.append([{ type: 'staff_action', accountId: a.accountId ?? null, outcome: null, data: { action: a.action, actor: a.actor, ...a.details } }]);
+    return this.writer.append([
+      {
+        type: 'staff_action',
+        accountId: a.accountId ?? null,
+        outcome: null,
+        data: { action: a.action, actor: a.actor, ...a.details },
+      },
+    ]);
   }
 
   /**
    * Records in sequence order. With `withConsents`, each decision carries the consent events it
    * relied on: "every allowed use of account X between T1 and T2, and the consent behind each" is one call.
    */
-  async events(q: ExportFilters & { afterSeq?: number; limit: number; withConsents?: boolean }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
+  async events(
+    q: ExportFilters & { afterSeq?: number; limit: number; withConsents?: boolean },
+  ): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
     const rows = await repo.findRecords(this.db, { ...q, limit: q.limit + 1 });
     const more = rows.length > q.limit;
     if (more) rows.pop();
@@ -69,7 +78,11 @@ export class AuditService {
     if (q.withConsents) {
       const ids = new Set(events.flatMap(consentIdsOf));
       const found = new Map((await this.consentEvents([...ids])).map((c) => [c.eventId, c] as const));
-      events = events.map((e) => (e.type === 'decision' ? { ...e, consents: consentIdsOf(e).map((id) => found.get(id) ?? { eventId: id, missing: true }) } : e));
+      events = events.map((e) =>
+        e.type === 'decision'
+          ? { ...e, consents: consentIdsOf(e).map((id) => found.get(id) ?? { eventId: id, missing: true }) }
+          : e,
+      );
     }
     return { events, nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null };
   }
@@ -100,7 +113,10 @@ export class AuditService {
   }
 
   /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
-  async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
+  async accountActivity(
+    accountId: string,
+    o: { beforeSeq?: number; limit: number },
+  ): Promise<{ events: AuditEventView[]; nextCursor: string | null }> {
     const rows = await repo.findAccountRecordsDesc(this.db, accountId, 'decision', { ...o, limit: o.limit + 1 });
     const more = rows.length > o.limit;
     if (more) rows.pop();
@@ -112,23 +128,43 @@ export class AuditService {
     const head = await repo.readHead(this.db);
     if (head.seq === 0) return undefined;
     const signedAt = this.clock();
-    const payload: CheckpointPayload = { iss: 'optgate', seq: head.seq, hash: head.hash, signedAt: signedAt.toISOString() };
+    const payload: CheckpointPayload = {
+      iss: 'optgate',
+      seq: head.seq,
+      hash: head.hash,
+      signedAt: signedAt.toISOString(),
+    };
     const jws = await signJws(this.keys, payload, CHECKPOINT_TYP);
     await repo.insertCheckpoint(this.db, { seq: head.seq, hash: head.hash, signedAt, kid: this.keys.signing.kid, jws });
     return payload;
   }
 
-  async checkpoints(o: { beforeSeq?: number; limit: number }): Promise<{ checkpoints: ReturnType<typeof checkpointView>[]; nextCursor: string | null }> {
+  async checkpoints(o: {
+    beforeSeq?: number;
+    limit: number;
+  }): Promise<{ checkpoints: ReturnType<typeof checkpointView>[]; nextCursor: string | null }> {
     const rows = await repo.findCheckpoints(this.db, { ...o, limit: o.limit + 1 });
     const more = rows.length > o.limit;
     if (more) rows.pop();
-    return { checkpoints: rows.map(checkpointView), nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null };
+    return {
+      checkpoints: rows.map(checkpointView),
+      nextCursor: more ? encodeCursor(Number(rows[rows.length - 1]!.seq)) : null,
+    };
   }
 }
 
 function toView(r: AuditRecordRow): AuditEventView {
   const content = JSON.parse(r.content) as { data: Json };
-  return { seq: Number(r.seq), recordedAt: r.recorded_at, type: r.type, accountId: r.account_id, outcome: r.outcome, data: content.data, prevHash: r.prev_hash, hash: r.hash };
+  return {
+    seq: Number(r.seq),
+    recordedAt: r.recorded_at,
+    type: r.type,
+    accountId: r.account_id,
+    outcome: r.outcome,
+    data: content.data,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
 }
 
 function consentIdsOf(e: AuditEventView): string[] {
@@ -137,13 +173,22 @@ function consentIdsOf(e: AuditEventView): string[] {
   return results.flatMap((r) => (r.consentId ? [r.consentId] : []));
 }
 
-const checkpointView = (c: AuditCheckpointRow) => ({ seq: Number(c.seq), hash: c.hash, signedAt: c.signed_at, kid: c.kid, jws: c.jws });
+const checkpointView = (c: AuditCheckpointRow) => ({
+  seq: Number(c.seq),
+  hash: c.hash,
+  signedAt: c.signed_at,
+  kid: c.kid,
+  jws: c.jws,
+});
 
 /** Cursors are opaque to callers: a sequence number, base64url-encoded. */
 export const encodeCursor = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
 
 export function decodeCursor(cursor: string): number {
   const m = /^seq:(\d{1,16})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m) throw new AppError('validation', 'The cursor is not one this service issued.', [{ path: 'cursor', message: 'invalid cursor' }]);
+  if (!m)
+    throw new AppError('validation', 'The cursor is not one this service issued.', [
+      { path: 'cursor', message: 'invalid cursor' },
+    ]);
   return Number(m[1]);
 }

@@ -3,8 +3,15 @@ import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
 import { type AuditDraft, type ChainedRecord, type PreparedDraft, prepare, seal } from './chain';
 
-/** Appends drafts to the chain inside the caller's transaction (consent events: the event and its record commit together). */
-export async function appendInTransaction(trx: Db, drafts: readonly (AuditDraft | PreparedDraft)[], now: Date): Promise<ChainedRecord[]> {
+/**
+ * Appends drafts to the chain inside the caller's transaction (consent events: the event and its record commit
+ * together).
+ */
+export async function appendInTransaction(
+  trx: Db,
+  drafts: readonly (AuditDraft | PreparedDraft)[],
+  now: Date,
+): Promise<ChainedRecord[]> {
   const prepared = drafts.map((d) => ('head' in d ? d : prepare(d)));
   const head = await repo.lockHead(trx);
   // recorded_at never goes backwards along the chain, whatever the instances' clocks say.
@@ -71,14 +78,21 @@ export class AuditWriter {
     while (this.queue.length) {
       const batch: Waiting[] = [];
       let size = 0;
-      while (this.queue.length && (batch.length === 0 || size + this.queue[0]!.drafts.length <= MAX_RECORDS_PER_COMMIT)) {
+      while (
+        this.queue.length &&
+        (batch.length === 0 || size + this.queue[0]!.drafts.length <= MAX_RECORDS_PER_COMMIT)
+      ) {
         const next = this.queue.shift()!;
         batch.push(next);
         size += next.drafts.length;
       }
       this.inFlight = size;
       try {
-        await repo.appendByCopy(this.pool, batch.flatMap((w) => w.drafts), this.clock());
+        await repo.appendByCopy(
+          this.pool,
+          batch.flatMap((w) => w.drafts),
+          this.clock(),
+        );
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);

@@ -68,10 +68,18 @@ export function canonicalJson(value: Json | undefined): string {
   }
 }
 
-export const chainHash = (prevHash: string, content: string) => createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
+export const chainHash = (prevHash: string, content: string) =>
+  createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
 
 export function contentOf(c: AuditContent): string {
-  return canonicalJson({ seq: c.seq, recordedAt: c.recordedAt, type: c.type, accountId: c.accountId, outcome: c.outcome, data: c.data });
+  return canonicalJson({
+    seq: c.seq,
+    recordedAt: c.recordedAt,
+    type: c.type,
+    accountId: c.accountId,
+    outcome: c.outcome,
+    data: c.data,
+  });
 }
 
 /**
@@ -83,7 +91,9 @@ export interface PreparedDraft {
   readonly type: AuditType;
   readonly accountId: string | null;
   readonly outcome: Outcome | null;
-  /** Canonical JSON up to and including `"recordedAt":` (keys sort as accountId, data, outcome, recordedAt, seq, type). */
+  /**
+   * Canonical JSON up to and including `"recordedAt":` (keys sort as accountId, data, outcome, recordedAt, seq, type).
+   */
   readonly head: string;
   /** Canonical JSON from `,"type":` to the end. */
   readonly tail: string;

@@ -1,10 +1,20 @@
 import type { Db } from '../platform/db/database';
 import type { AuditExportRow, ExportFilters, ExportFormat, ExportStatus } from './audit.table';
 
-export async function insertExport(db: Db, e: { id: string; requestedBy: string; filters: ExportFilters; format: ExportFormat; createdAt: Date }) {
+export async function insertExport(
+  db: Db,
+  e: { id: string; requestedBy: string; filters: ExportFilters; format: ExportFormat; createdAt: Date },
+) {
   await db
     .insertInto('audit_exports')
-    .values({ id: e.id, requested_by: e.requestedBy, filters: JSON.stringify(e.filters), format: e.format, status: 'queued', created_at: e.createdAt })
+    .values({
+      id: e.id,
+      requested_by: e.requestedBy,
+      filters: JSON.stringify(e.filters),
+      format: e.format,
+      status: 'queued',
+      created_at: e.createdAt,
+    })
     .execute();
 }
 
@@ -15,7 +25,18 @@ export async function findExport(db: Db, id: string): Promise<AuditExportRow | u
 export async function updateExport(
   db: Db,
   id: string,
-  set: Partial<{ status: ExportStatus; progress: number; rows: number; bytes: number; sha256: string; first_seq: number | null; last_seq: number | null; manifest: string; error: string | null; completed_at: Date | null }>,
+  set: Partial<{
+    status: ExportStatus;
+    progress: number;
+    rows: number;
+    bytes: number;
+    sha256: string;
+    first_seq: number | null;
+    last_seq: number | null;
+    manifest: string;
+    error: string | null;
+    completed_at: Date | null;
+  }>,
 ) {
   await db.updateTable('audit_exports').set(set).where('id', '=', id).execute();
 }
@@ -30,6 +51,11 @@ export async function insertChunk(db: Db, exportId: string, n: number, data: Buf
 }
 
 export async function findChunk(db: Db, exportId: string, n: number): Promise<Buffer | undefined> {
-  const row = await db.selectFrom('audit_export_chunks').select('data').where('export_id', '=', exportId).where('n', '=', n).executeTakeFirst();
+  const row = await db
+    .selectFrom('audit_export_chunks')
+    .select('data')
+    .where('export_id', '=', exportId)
+    .where('n', '=', n)
+    .executeTakeFirst();
   return row?.data;
 }

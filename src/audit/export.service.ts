@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { stringify } from 'csv-stringify/sync';
 import type { Job } from 'bullmq';
+import { stringify } from 'csv-stringify/sync';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
@@ -54,16 +54,29 @@ export class ExportService {
   async request(requestedBy: string, filters: ExportFilters, format: ExportFormat): Promise<string> {
     const id = randomUUID();
     await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.clock() });
-    await this.audit.recordStaffAction({ actor: requestedBy, action: 'export_requested', accountId: filters.accountId, details: { exportId: id, format, filters: { ...filters } } });
-    // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is failed, not left 'queued'.
+    await this.audit.recordStaffAction({
+      actor: requestedBy,
+      action: 'export_requested',
+      accountId: filters.accountId,
+      details: { exportId: id, format, filters: { ...filters } },
+    });
+    // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is failed, not
+    // left 'queued'.
     let timer: NodeJS.Timeout | undefined;
     const queued = this.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
-    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('queue unavailable')), QUEUE_TIMEOUT_MS)));
+    const late = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error('queue unavailable')), QUEUE_TIMEOUT_MS)),
+    );
     try {
       await Promise.race([queued, late]);
     } catch {
-      await repo.updateExport(this.db, id, { status: 'failed', error: 'The export could not be queued (Redis unavailable).' });
-      throw new AppError('unavailable', 'Exports cannot be started right now. Try again shortly.', undefined, { 'retry-after': '5' });
+      await repo.updateExport(this.db, id, {
+        status: 'failed',
+        error: 'The export could not be queued (Redis unavailable).',
+      });
+      throw new AppError('unavailable', 'Exports cannot be started right now. Try again shortly.', undefined, {
+        'retry-after': '5',
+      });
     } finally {
       clearTimeout(timer);
     }
@@ -225,7 +238,16 @@ function csvRows(page: readonly AuditRecordRow[]): string {
   return stringify(
     page.map((r) => {
       const c = JSON.parse(r.content) as { recordedAt: string; data: never };
-      return [r.seq, c.recordedAt, r.type, r.account_id ?? '', r.outcome ?? '', canonicalJson(c.data), r.prev_hash, r.hash];
+      return [
+        r.seq,
+        c.recordedAt,
+        r.type,
+        r.account_id ?? '',
+        r.outcome ?? '',
+        canonicalJson(c.data),
+        r.prev_hash,
+        r.hash,
+      ];
     }),
   );
 }

@@ -36,7 +36,8 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
           report.fail('checkpoint', `seq ${seq}: signature does not verify (${(err as Error).message})`);
           continue;
         }
-        if (payload.seq !== seq || payload.hash !== c.hash) report.fail('checkpoint', `seq ${seq}: the row differs from what was signed`);
+        if (payload.seq !== seq || payload.hash !== c.hash)
+          report.fail('checkpoint', `seq ${seq}: the row differs from what was signed`);
         else if (hashes.has(seq) && hashes.get(seq) !== payload.hash) {
           report.badRecord({ seq, problem: 'does not match the signed checkpoint (the chain was rewritten)' });
           report.fail('checkpoint', `seq ${seq}: the record's hash differs from the signed one`);
@@ -65,16 +66,34 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
 
   const head = await repo.readHead(db);
   report.note('records', `${chain.count} (seq ${chain.first?.seq ?? 0} … ${chain.last?.seq ?? 0})`);
-  report.note('chain', chain.problem ? `FAILED at seq ${chain.problem.seq}: ${chain.problem.problem}` : 'every hash recomputed from the genesis, every link and sequence number checked');
+  report.note(
+    'chain',
+    chain.problem
+      ? `FAILED at seq ${chain.problem.seq}: ${chain.problem.problem}`
+      : 'every hash recomputed from the genesis, every link and sequence number checked',
+  );
   if (head.seq !== (chain.last?.seq ?? 0) || head.hash !== (chain.last?.hash ?? head.hash)) {
     report.fail('head', `the head row (seq ${head.seq}) is not the last record (seq ${chain.last?.seq ?? 0})`);
   } else report.note('head', `seq ${head.seq}, matches the last record`);
-  if (!report.failures.some((f) => f.startsWith('checkpoint'))) report.note('checkpoints', `${checkpoints} signed heads, every signature valid and matching its record`);
+  if (!report.failures.some((f) => f.startsWith('checkpoint')))
+    report.note('checkpoints', `${checkpoints} signed heads, every signature valid and matching its record`);
   return report;
 }
 
 function checkColumns(r: AuditRecordRow, report: VerifyReport): void {
-  const c = JSON.parse(r.content) as { seq: number; recordedAt: string; type: string; accountId: string | null; outcome: string | null };
-  const same = c.seq === Number(r.seq) && c.type === r.type && c.accountId === r.account_id && c.outcome === r.outcome && c.recordedAt === r.recorded_at.toISOString();
-  if (!same) report.badRecord({ seq: Number(r.seq), problem: 'altered: the filter columns differ from the hashed content' });
+  const c = JSON.parse(r.content) as {
+    seq: number;
+    recordedAt: string;
+    type: string;
+    accountId: string | null;
+    outcome: string | null;
+  };
+  const same =
+    c.seq === Number(r.seq) &&
+    c.type === r.type &&
+    c.accountId === r.account_id &&
+    c.outcome === r.outcome &&
+    c.recordedAt === r.recorded_at.toISOString();
+  if (!same)
+    report.badRecord({ seq: Number(r.seq), problem: 'altered: the filter columns differ from the hashed content' });
 }

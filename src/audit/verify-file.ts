@@ -7,7 +7,7 @@ import type { JSONWebKeySet } from 'jose';
 import { verifyJws } from '../platform/auth/signing';
 import { CHECKPOINT_TYP, type CheckpointPayload } from './audit.service';
 import { MANIFEST_TYP, type ManifestPayload } from './export.service';
-import { CSV_COLUMNS, ChainVerifier, type VerifiableRecord, fromCsvRow, fromNdjsonLine } from './verify';
+import { ChainVerifier, CSV_COLUMNS, fromCsvRow, fromNdjsonLine, type VerifiableRecord } from './verify';
 import { VerifyReport } from './verify-report';
 
 export interface FileVerifyOptions {
@@ -31,7 +31,10 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     try {
       const verified = await verifyJws<ManifestPayload>(jws, o.jwks!, MANIFEST_TYP);
       manifest = verified.payload;
-      report.note('manifest', `signature valid (key ${verified.kid}), export ${manifest.exportId}, completed ${manifest.completedAt}`);
+      report.note(
+        'manifest',
+        `signature valid (key ${verified.kid}), export ${manifest.exportId}, completed ${manifest.completedAt}`,
+      );
     } catch (err) {
       report.fail('manifest', `signature does not verify (${(err as Error).message})`);
     }
@@ -77,7 +80,11 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
       if (line !== CSV_COLUMNS.join(',')) report.fail('file', `the CSV header is not ${CSV_COLUMNS.join(',')}`);
       continue;
     }
-    take(() => (format === 'csv' ? fromCsvRow(parseCsv(line, { columns: [...CSV_COLUMNS] })[0] as Record<(typeof CSV_COLUMNS)[number], string>) : fromNdjsonLine(line)));
+    take(() =>
+      format === 'csv'
+        ? fromCsvRow(parseCsv(line, { columns: [...CSV_COLUMNS] })[0] as Record<(typeof CSV_COLUMNS)[number], string>)
+        : fromNdjsonLine(line),
+    );
   }
   const sha256 = sha.digest('hex');
 
@@ -97,27 +104,47 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     const mismatches: string[] = [];
     if (manifest.sha256 !== sha256) mismatches.push(`file sha256 is ${sha256}, the manifest says ${manifest.sha256}`);
     if (manifest.bytes !== bytes) mismatches.push(`file has ${bytes} bytes, the manifest says ${manifest.bytes}`);
-    if (manifest.rows !== chain.count) mismatches.push(`file has ${chain.count} records, the manifest says ${manifest.rows}`);
-    if ((manifest.first?.seq ?? null) !== (chain.first?.seq ?? null) || (manifest.first?.prevHash ?? null) !== (chain.first?.prevHash ?? null)) {
+    if (manifest.rows !== chain.count)
+      mismatches.push(`file has ${chain.count} records, the manifest says ${manifest.rows}`);
+    if (
+      (manifest.first?.seq ?? null) !== (chain.first?.seq ?? null) ||
+      (manifest.first?.prevHash ?? null) !== (chain.first?.prevHash ?? null)
+    ) {
       mismatches.push('the first record is not the one the manifest names');
     }
-    if ((manifest.last?.seq ?? null) !== (chain.last?.seq ?? null) || (manifest.last?.hash ?? null) !== (chain.last?.hash ?? null)) {
+    if (
+      (manifest.last?.seq ?? null) !== (chain.last?.seq ?? null) ||
+      (manifest.last?.hash ?? null) !== (chain.last?.hash ?? null)
+    ) {
       mismatches.push('the last record is not the one the manifest names');
     }
-    if (mismatches.length) mismatches.forEach((m) => report.fail('file', m));
-    else report.note('file', `sha256 ${sha256}, ${bytes} bytes, ${chain.count} records, first and last records as signed`);
+    if (mismatches.length) for (const m of mismatches) report.fail('file', m);
+    else
+      report.note('file', `sha256 ${sha256}, ${bytes} bytes, ${chain.count} records, first and last records as signed`);
   } else if (!o.manifestFile) {
     report.note('manifest', 'not given: the file is checked against itself only (pass --manifest and --jwks)');
   }
 
   if (checkpoint) {
     if (hashAtCheckpoint.value === undefined) {
-      report.note('checkpoint', `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: signature valid; that record is not in this file`);
+      report.note(
+        'checkpoint',
+        `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: signature valid; that record is not in this file`,
+      );
     } else if (hashAtCheckpoint.value !== checkpoint.hash) {
-      report.badRecord({ seq: checkpoint.seq, problem: 'does not match the signed checkpoint (the chain was rewritten)' });
-      report.fail('checkpoint', `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: the record's hash differs from the signed one`);
+      report.badRecord({
+        seq: checkpoint.seq,
+        problem: 'does not match the signed checkpoint (the chain was rewritten)',
+      });
+      report.fail(
+        'checkpoint',
+        `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: the record's hash differs from the signed one`,
+      );
     } else {
-      report.note('checkpoint', `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: signature valid, matches record ${checkpoint.seq}`);
+      report.note(
+        'checkpoint',
+        `seq ${checkpoint.seq} signed ${checkpoint.signedAt}: signature valid, matches record ${checkpoint.seq}`,
+      );
     }
   } else if (manifest && !manifest.checkpoint) {
     report.note('checkpoint', 'none yet when the export was made');

@@ -1,4 +1,4 @@
-import { type AuditType, GENESIS_HASH, canonicalJson, chainHash } from './chain';
+import { type AuditType, canonicalJson, chainHash, GENESIS_HASH } from './chain';
 
 /**
  * Checks a stream of chained records: each hash recomputed from its content, and, where the
@@ -32,34 +32,65 @@ export class ChainVerifier {
     this.first ??= r;
     const prev = this.last;
     this.last = r;
-    if (this.problem) return;
-    if (!Number.isSafeInteger(r.seq) || r.seq < 1) return this.fail(prev ? prev.seq + 1 : 1, 'a record has no valid sequence number');
-    if (this.o.contiguous) {
-      const expected = prev ? prev.seq + 1 : this.o.fromGenesis ? 1 : r.seq;
-      if (r.seq > expected) return this.fail(expected, `missing: the sequence jumps from ${expected - 1} to ${r.seq} (a record was deleted or moved)`);
-      if (r.seq < expected) return this.fail(r.seq, `out of place: seq ${r.seq} comes after seq ${prev?.seq} (a record was inserted, repeated or moved)`);
-      const wantPrev = prev ? prev.hash : this.o.fromGenesis ? GENESIS_HASH : r.prevHash;
-      if (r.prevHash !== wantPrev) {
-        return this.fail(r.seq, prev ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, inserted or removed)` : 'broken link: the first record does not follow the genesis hash');
-      }
-    } else if (prev && r.seq <= prev.seq) {
-      return this.fail(r.seq, `out of order: seq ${r.seq} comes after seq ${prev.seq}`);
-    }
-    if (chainHash(r.prevHash, r.content) !== r.hash) return this.fail(r.seq, 'altered: the content does not match its hash');
+    this.problem ??= this.check(r, prev);
   }
 
-  private fail(seq: number, problem: string): void {
-    this.problem = { seq, problem };
+  private check(r: VerifiableRecord, prev: VerifiableRecord | undefined): Problem | undefined {
+    if (!Number.isSafeInteger(r.seq) || r.seq < 1)
+      return problem(prev ? prev.seq + 1 : 1, 'a record has no valid sequence number');
+    if (this.o.contiguous) {
+      const expected = prev ? prev.seq + 1 : this.o.fromGenesis ? 1 : r.seq;
+      if (r.seq > expected)
+        return problem(
+          expected,
+          `missing: the sequence jumps from ${expected - 1} to ${r.seq} (a record was deleted or moved)`,
+        );
+      if (r.seq < expected)
+        return problem(
+          r.seq,
+          `out of place: seq ${r.seq} comes after seq ${prev?.seq} (a record was inserted, repeated or moved)`,
+        );
+      const wantPrev = prev ? prev.hash : this.o.fromGenesis ? GENESIS_HASH : r.prevHash;
+      if (r.prevHash !== wantPrev) {
+        return problem(
+          r.seq,
+          prev
+            ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, inserted or removed)`
+            : 'broken link: the first record does not follow the genesis hash',
+        );
+      }
+    } else if (prev && r.seq <= prev.seq) {
+      return problem(r.seq, `out of order: seq ${r.seq} comes after seq ${prev.seq}`);
+    }
+    if (chainHash(r.prevHash, r.content) !== r.hash)
+      return problem(r.seq, 'altered: the content does not match its hash');
+    return undefined;
   }
 }
+
+const problem = (seq: number, text: string): Problem => ({ seq, problem: text });
 
 /** An exported NDJSON line is the content's fields plus prevHash and hash. */
 export function fromNdjsonLine(line: string): VerifiableRecord {
   const { prevHash, hash, ...content } = JSON.parse(line) as Record<string, unknown>;
-  return { seq: Number(content.seq), content: canonicalJson(content as never), prevHash: String(prevHash), hash: String(hash) };
+  return {
+    seq: Number(content.seq),
+    content: canonicalJson(content as never),
+    prevHash: String(prevHash),
+    hash: String(hash),
+  };
 }
 
-export const CSV_COLUMNS = ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash'] as const;
+export const CSV_COLUMNS = [
+  'seq',
+  'recorded_at',
+  'type',
+  'account_id',
+  'outcome',
+  'data',
+  'prev_hash',
+  'hash',
+] as const;
 
 export function fromCsvRow(row: Record<(typeof CSV_COLUMNS)[number], string>): VerifiableRecord {
   const seq = Number(row.seq);

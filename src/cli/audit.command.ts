@@ -6,9 +6,10 @@ import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
 import { createDb } from '../platform/db/database';
 import { createLogger } from '../platform/logger';
-import { UsageError, parseOptions } from './args';
+import { parseOptions, UsageError } from './args';
 
-const USAGE = 'usage: optgate audit verify FILE --manifest MANIFEST --jwks JWKS | optgate audit verify --db [--jwks JWKS]';
+const USAGE =
+  'usage: optgate audit verify FILE --manifest MANIFEST --jwks JWKS | optgate audit verify --db [--jwks JWKS]';
 
 /** Exit 0: intact. Exit 1: tampered (the report names the first bad sequence). Exit 2: usage. */
 export async function auditCommand([sub, ...args]: string[]): Promise<number> {
@@ -35,7 +36,10 @@ export async function auditCommand([sub, ...args]: string[]): Promise<number> {
 
   const [file] = positionals;
   if (!file || positionals.length > 1) throw new UsageError(USAGE);
-  if (values.manifest && !jwks) throw new UsageError('--manifest needs --jwks: the public keys you trust (the service publishes them at /.well-known/jwks.json)');
+  if (values.manifest && !jwks)
+    throw new UsageError(
+      '--manifest needs --jwks: the public keys you trust (the service publishes them at /.well-known/jwks.json)',
+    );
   const report = await verifyExportFile({ file, manifestFile: values.manifest, jwks });
   process.stdout.write(report.render(`optgate audit verify ${file}`));
   return report.ok ? 0 : 1;

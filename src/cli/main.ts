@@ -10,9 +10,18 @@ import { tokenCommand } from './token.command';
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
-  audit: { summary: 'verify the audit log: audit verify FILE --manifest M --jwks J, or audit verify --db', run: auditCommand },
-  'portal-link': { summary: 'print a portal sign-in URL: --account ID [--ttl 10m] [--base URL]', run: portalLinkCommand },
-  token: { summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]', run: tokenCommand },
+  audit: {
+    summary: 'verify the audit log: audit verify FILE --manifest M --jwks J, or audit verify --db',
+    run: auditCommand,
+  },
+  'portal-link': {
+    summary: 'print a portal sign-in URL: --account ID [--ttl 10m] [--base URL]',
+    run: portalLinkCommand,
+  },
+  token: {
+    summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]',
+    run: tokenCommand,
+  },
 };
 
 async function main([name, ...args]: string[]): Promise<number> {

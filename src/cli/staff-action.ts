@@ -6,12 +6,20 @@ import { migrateToLatest } from '../platform/db/migrator';
 import { createLogger } from '../platform/logger';
 
 /** A CLI command's staff action, appended to the audit chain (the database is migrated first if needed). */
-export async function recordStaffAction(config: AppConfig, data: { action: string; actor: string } & { [key: string]: Json | undefined }, accountId: string | null = null): Promise<void> {
+export async function recordStaffAction(
+  config: AppConfig,
+  data: { action: string; actor: string } & { [key: string]: Json | undefined },
+  accountId: string | null = null,
+): Promise<void> {
   await ensureDatabase(config.db.url);
   const { db } = createDb(config.db, createLogger('warn'));
   try {
     await migrateToLatest(db);
-    await db.transaction().execute((trx) => appendInTransaction(trx, [{ type: 'staff_action', accountId, outcome: null, data }], new Date()));
+    await db
+      .transaction()
+      .execute((trx) =>
+        appendInTransaction(trx, [{ type: 'staff_action', accountId, outcome: null, data }], new Date()),
+      );
   } finally {
     await db.destroy();
   }

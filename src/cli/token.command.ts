@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { loadKeys } from '../platform/auth/keys';
-import { recordStaffAction } from './staff-action';
 import { SCOPES } from '../platform/auth/principal';
 import { issueToken } from '../platform/auth/tokens';
 import { loadConfig } from '../platform/config';
-import { UsageError, parseDuration, parseOptions } from './args';
+import { parseDuration, parseOptions, UsageError } from './args';
+import { recordStaffAction } from './staff-action';
 
 /** Prints a token signed with the service key, and nothing else, so that `$(npx optgate token ...)` works. */
 export async function tokenCommand(args: string[]): Promise<number> {
@@ -22,7 +22,10 @@ export async function tokenCommand(args: string[]): Promise<number> {
   if (unknownScope) throw new UsageError(`unknown scope "${unknownScope}" (any of: ${SCOPES.join(' ')})`);
 
   const config = loadConfig();
-  const purposes = values.purposes.split(',').map((p) => p.trim()).filter(Boolean);
+  const purposes = values.purposes
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const { catalog } = config;
   const unknownPurpose = purposes.find((p) => !catalog.purposes.has(p) && !catalog.exceptions.has(p));
   if (unknownPurpose) throw new UsageError(`unknown purpose "${unknownPurpose}"`);
@@ -41,6 +44,6 @@ export async function tokenCommand(args: string[]): Promise<number> {
     ttlSeconds,
     jti,
   });
-  process.stdout.write(token + '\n');
+  process.stdout.write(`${token}\n`);
   return 0;
 }

@@ -1,13 +1,13 @@
+import type { Insertable } from 'kysely';
 import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
 import type { ConsentEventTable, ConsentStateRow } from './consent.table';
-import type { Insertable } from 'kysely';
 
 export type NewConsentEvent = Insertable<ConsentEventTable>;
 
 /** Serialises every consent change of one account (including rows that do not exist yet) until the transaction ends. */
 export async function lockAccountConsents(trx: Db, accountId: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${'consent:' + accountId}, 0))`.execute(trx);
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`consent:${accountId}`}, 0))`.execute(trx);
 }
 
 export async function findStates(db: Db, accountId: string): Promise<ConsentStateRow[]> {
@@ -23,7 +23,11 @@ export async function findStates(db: Db, accountId: string): Promise<ConsentStat
 /** Inserts events in order; returns their feed ids in the same order. */
 export async function insertEvents(trx: Db, events: readonly NewConsentEvent[]): Promise<string[]> {
   if (events.length === 0) return [];
-  const rows = await trx.insertInto('consent_events').values([...events]).returning(['id', 'event_id']).execute();
+  const rows = await trx
+    .insertInto('consent_events')
+    .values([...events])
+    .returning(['id', 'event_id'])
+    .execute();
   const ids = new Map(rows.map((r) => [r.event_id, r.id] as const));
   return events.map((e) => ids.get(e.event_id)!);
 }
@@ -48,7 +52,10 @@ export async function upsertStates(trx: Db, states: readonly ConsentStateRow[]):
     .execute();
 }
 
-/** Grants whose term has run out and that no event has marked expired yet, oldest first, locked for the caller's transaction. */
+/**
+ * Grants whose term has run out and that no event has marked expired yet, oldest first, locked for the caller's
+ * transaction.
+ */
 export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Promise<ConsentStateRow[]> {
   return trx
     .selectFrom('consent_state')
@@ -64,12 +71,21 @@ export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Prom
 
 export async function findEventsByIds(db: Db, eventIds: readonly string[]) {
   if (eventIds.length === 0) return [];
-  return db.selectFrom('consent_events').selectAll().where('event_id', 'in', [...eventIds]).execute();
+  return db
+    .selectFrom('consent_events')
+    .selectAll()
+    .where('event_id', 'in', [...eventIds])
+    .execute();
 }
 
 /** One account's events, newest first, keyset-paginated by feed id. */
 export async function findAccountEvents(db: Db, accountId: string, o: { beforeId?: string; limit: number }) {
-  let q = db.selectFrom('consent_events').selectAll().where('account_id', '=', accountId).orderBy('id', 'desc').limit(o.limit);
+  let q = db
+    .selectFrom('consent_events')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .orderBy('id', 'desc')
+    .limit(o.limit);
   if (o.beforeId) q = q.where('id', '<', o.beforeId);
   return q.execute();
 }

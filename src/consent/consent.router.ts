@@ -39,22 +39,31 @@ export const changeSetSchema = z.strictObject({
 export function consentRouter(consents: ConsentService, verifier: TokenVerifier): Router {
   const router = Router();
 
-  router.get('/v1/accounts/:accountId/consents', requireScope(verifier, 'decisions', 'consents:write'), async (req, res) => {
-    const { accountId } = parse(accountParam, req.params);
-    res.json({ accountId, consents: await consents.currentState(accountId) });
-  });
+  router.get(
+    '/v1/accounts/:accountId/consents',
+    requireScope(verifier, 'decisions', 'consents:write'),
+    async (req, res) => {
+      const { accountId } = parse(accountParam, req.params);
+      res.json({ accountId, consents: await consents.currentState(accountId) });
+    },
+  );
 
-  router.put('/v1/accounts/:accountId/consents', requireScope(verifier, 'consents:write'), jsonBody('256kb'), async (req, res) => {
-    const { accountId } = parse(accountParam, req.params);
-    const set = parse(changeSetSchema, req.body);
-    const result = await consents.record(accountId, set, {
-      clientId: principalOf(res).clientId,
-      requestId: requestIdOf(res),
-      ip: req.ip,
-      userAgent: req.get('user-agent'),
-    });
-    res.json({ accountId, ...result });
-  });
+  router.put(
+    '/v1/accounts/:accountId/consents',
+    requireScope(verifier, 'consents:write'),
+    jsonBody('256kb'),
+    async (req, res) => {
+      const { accountId } = parse(accountParam, req.params);
+      const set = parse(changeSetSchema, req.body);
+      const result = await consents.record(accountId, set, {
+        clientId: principalOf(res).clientId,
+        requestId: requestIdOf(res),
+        ip: req.ip,
+        userAgent: req.get('user-agent'),
+      });
+      res.json({ accountId, ...result });
+    },
+  );
 
   return router;
 }

@@ -7,7 +7,14 @@ import type { Db } from '../platform/db/database';
 import { type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import * as repo from './consent.repository';
-import type { ActorType, Channel, ConsentEventKind, ConsentEventRow, ConsentStateRow, ConsentStateValue } from './consent.table';
+import type {
+  ActorType,
+  Channel,
+  ConsentEventKind,
+  ConsentEventRow,
+  ConsentStateRow,
+  ConsentStateValue,
+} from './consent.table';
 
 export type Choice = 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
 
@@ -87,7 +94,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export class ConsentService {
   constructor(private readonly deps: ConsentDeps) {}
 
-  /** The current state per purpose × category; a grant past its expiry reads as expired even before the sweep marks it. */
+  /**
+   * The current state per purpose × category; a grant past its expiry reads as expired even before the sweep marks it.
+   */
   async currentState(accountId: string): Promise<ConsentView[]> {
     const { db } = this.deps;
     await requireAccount(db, accountId);
@@ -97,7 +106,12 @@ export class ConsentService {
 
   /** Consent events by id, as the audit cites them. */
   async eventsByIds(eventIds: readonly string[]): Promise<ConsentEventView[]> {
-    return (await repo.findEventsByIds(this.deps.db, eventIds.filter((id) => UUID.test(id)))).map(eventView);
+    return (
+      await repo.findEventsByIds(
+        this.deps.db,
+        eventIds.filter((id) => UUID.test(id)),
+      )
+    ).map(eventView);
   }
 
   /** One account's history, newest first; `before` is the feed position of the last event of the previous page. */
@@ -111,7 +125,11 @@ export class ConsentService {
    * and updates the derived state in the same transaction, under a per-account lock, so that
    * concurrent channels cannot interleave.
    */
-  async record(accountId: string, set: ChangeSet, provenance: Provenance): Promise<{ events: RecordedEvent[]; consents: ConsentView[] }> {
+  async record(
+    accountId: string,
+    set: ChangeSet,
+    provenance: Provenance,
+  ): Promise<{ events: RecordedEvent[]; consents: ConsentView[] }> {
     const now = this.deps.clock();
     this.validate(set, now);
     const notice = this.deps.catalog.noticesByVersion.get(set.noticeVersion)!;
@@ -124,7 +142,9 @@ export class ConsentService {
     const { events, states } = await this.deps.db.transaction().execute(async (trx) => {
       await requireAccountForUpdate(trx, accountId);
       await repo.lockAccountConsents(trx, accountId);
-      const current = new Map((await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s] as const));
+      const current = new Map(
+        (await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s] as const),
+      );
       const newEvents: repo.NewConsentEvent[] = [];
       const next = new Map<string, ConsentStateRow>();
       for (const change of set.changes) {
@@ -132,7 +152,10 @@ export class ConsentService {
         const before = next.get(k) ?? current.get(k);
         const { kind, state } = transition(change.choice, before, now);
         const eventId = randomUUID();
-        const expiresAt = change.choice === 'grant' ? (change.expiresAt ?? new Date(now.getTime() + this.deps.catalog.consentTermDays * DAY_MS)) : null;
+        const expiresAt =
+          change.choice === 'grant'
+            ? (change.expiresAt ?? new Date(now.getTime() + this.deps.catalog.consentTermDays * DAY_MS))
+            : null;
         newEvents.push({
           event_id: eventId,
           account_id: accountId,
@@ -219,7 +242,13 @@ export class ConsentService {
         await appendInTransaction(trx, events.map(auditDraft), now);
         await repo.upsertStates(
           trx,
-          overdue.map((s, i) => ({ ...s, state: 'expired', consent_id: events[i]!.event_id, updated_at: now, last_event_id: seqs[i]! })),
+          overdue.map((s, i) => ({
+            ...s,
+            state: 'expired',
+            consent_id: events[i]!.event_id,
+            updated_at: now,
+            last_event_id: seqs[i]!,
+          })),
         );
         return overdue.length;
       });
@@ -235,12 +264,14 @@ export class ConsentService {
     const problems: FieldProblem[] = [];
     const notice = catalog.noticesByVersion.get(set.noticeVersion);
     if (!notice) problems.push({ path: 'noticeVersion', message: 'unknown notice version' });
-    else if (notice.effectiveAt > now) problems.push({ path: 'noticeVersion', message: 'this notice version is not in effect yet' });
+    else if (notice.effectiveAt > now)
+      problems.push({ path: 'noticeVersion', message: 'this notice version is not in effect yet' });
     const maxExpiry = now.getTime() + catalog.maxConsentTermDays * DAY_MS;
     set.changes.forEach((c, i) => {
       const at = (field: string, message: string) => problems.push({ path: `changes.${i}.${field}`, message });
       const category = catalog.categories.get(c.category);
-      if (catalog.exceptions.has(c.purpose)) at('purpose', 'this purpose is a statutory exception: it needs no consent');
+      if (catalog.exceptions.has(c.purpose))
+        at('purpose', 'this purpose is a statutory exception: it needs no consent');
       else if (!catalog.purposes.has(c.purpose)) at('purpose', 'unknown purpose');
       if (!category) at('category', 'unknown category');
       else if (category.regime === 'opt_in' && (c.choice === 'opt_out' || c.choice === 'withdraw_opt_out')) {
@@ -248,10 +279,12 @@ export class ConsentService {
       } else if (category.regime === 'opt_out' && (c.choice === 'grant' || c.choice === 'revoke')) {
         at('choice', 'this category is used unless opted out: use opt_out or withdraw_opt_out');
       }
-      if (c.choice === 'grant' && !set.affirmative) at('choice', 'a grant needs an express, affirmative act: send affirmative: true');
+      if (c.choice === 'grant' && !set.affirmative)
+        at('choice', 'a grant needs an express, affirmative act: send affirmative: true');
       if (c.expiresAt && c.choice !== 'grant') at('expiresAt', 'only a grant has an expiry');
       if (c.expiresAt && c.expiresAt.getTime() <= now.getTime()) at('expiresAt', 'must be in the future');
-      if (c.expiresAt && c.expiresAt.getTime() > maxExpiry) at('expiresAt', `must be within ${catalog.maxConsentTermDays} days`);
+      if (c.expiresAt && c.expiresAt.getTime() > maxExpiry)
+        at('expiresAt', `must be within ${catalog.maxConsentTermDays} days`);
     });
     if (problems.length) throw validationError(problems);
   }
@@ -290,7 +323,11 @@ function auditDraft(e: repo.NewConsentEvent): AuditDraft {
 const key = (purpose: string, category: string) => `${purpose}\u0000${category}`;
 
 /** What a choice does to the current state, and the event that records it. */
-function transition(choice: Choice, before: ConsentStateRow | undefined, now: Date): { kind: ConsentEventKind; state: ConsentStateValue } {
+function transition(
+  choice: Choice,
+  before: ConsentStateRow | undefined,
+  now: Date,
+): { kind: ConsentEventKind; state: ConsentStateValue } {
   const active = before?.state === 'granted' && before.expires_at !== null && now < before.expires_at;
   switch (choice) {
     case 'grant':

@@ -1,6 +1,13 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 
-export type ConsentEventKind = 'granted' | 'renewed' | 'revoked' | 'declined' | 'expired' | 'opted_out' | 'opt_out_withdrawn';
+export type ConsentEventKind =
+  | 'granted'
+  | 'renewed'
+  | 'revoked'
+  | 'declined'
+  | 'expired'
+  | 'opted_out'
+  | 'opt_out_withdrawn';
 
 /**
  * The current state of one account × purpose × category.

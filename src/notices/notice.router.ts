@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { type Catalog, type Notice, currentNotice } from '../platform/config/catalog';
+import { type Catalog, currentNotice, type Notice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
 
 const summary = (n: Notice) => ({

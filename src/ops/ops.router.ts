@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
-import { sql } from 'kysely';
 import type { JSONWebKeySet } from 'jose';
+import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
 import type { Metrics } from '../platform/metrics';
 import { openApiDocument } from './openapi';
@@ -34,9 +34,16 @@ export function opsRouter(deps: OpsDeps): Router {
         return 'unavailable';
       }
     };
-    const [database, redis] = await Promise.all([check(() => sql`select 1`.execute(deps.db)), check(() => deps.redis.ping())]);
+    const [database, redis] = await Promise.all([
+      check(() => sql`select 1`.execute(deps.db)),
+      check(() => deps.redis.ping()),
+    ]);
     const ready = database === 'ok' && redis === 'ok' && !deps.isShuttingDown();
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: { database, redis }, ...(deps.isShuttingDown() ? { shuttingDown: true } : {}) });
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not_ready',
+      checks: { database, redis },
+      ...(deps.isShuttingDown() ? { shuttingDown: true } : {}),
+    });
   });
 
   router.get('/metrics', async (_req, res) => {

@@ -36,7 +36,11 @@ export class Semaphore {
         },
         timer: setTimeout(() => {
           this.waiting.splice(this.waiting.indexOf(entry), 1);
-          reject(new AppError('unavailable', 'Too many batch requests are in progress. Try again shortly.', undefined, { 'retry-after': '1' }));
+          reject(
+            new AppError('unavailable', 'Too many batch requests are in progress. Try again shortly.', undefined, {
+              'retry-after': '1',
+            }),
+          );
         }, this.maxWaitMs),
       };
       this.waiting.push(entry);

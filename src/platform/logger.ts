@@ -13,7 +13,16 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'optgate' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['authorization', '*.authorization', 'accountId', '*.accountId', 'token', '*.token', 'cookie', '*.cookie'],
+        paths: [
+          'authorization',
+          '*.authorization',
+          'accountId',
+          '*.accountId',
+          'token',
+          '*.token',
+          'cookie',
+          '*.cookie',
+        ],
         censor: '[redacted]',
       },
     },

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics. Labels are bounded values (catalog ids, reasons, outcomes): never subscriber data. */
 export function createMetrics() {
@@ -40,7 +40,10 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** Gauges read at scrape time: background queue depths and the audit records waiting for their commit. */
 export function registerGauges(
   metrics: Metrics,
-  sources: { queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>; auditPending: () => number },
+  sources: {
+    queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>;
+    auditPending: () => number;
+  },
 ): void {
   new Gauge({
     name: 'optgate_queue_jobs',

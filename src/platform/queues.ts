@@ -34,9 +34,15 @@ export class Queues {
       q = new Queue(name, {
         connection: this.connection,
         prefix: this.prefix,
-        defaultJobOptions: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: 1000, removeOnFail: 5000 },
+        defaultJobOptions: {
+          attempts: 5,
+          backoff: { type: 'exponential', delay: 1000 },
+          removeOnComplete: 1000,
+          removeOnFail: 5000,
+        },
       });
-      // Without a listener BullMQ prints every connection error to the console; the connection itself reports once (redis.ts).
+      // Without a listener BullMQ prints every connection error to the console; the connection itself reports once
+      // (redis.ts).
       q.on('error', () => undefined);
       this.queues.set(name, q);
     }
@@ -51,7 +57,10 @@ export class Queues {
       concurrency,
     });
     worker.on('failed', (job, err) =>
-      this.logger.error({ queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: { message: err.message, name: err.name } }, 'job failed'),
+      this.logger.error(
+        { queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: { message: err.message, name: err.name } },
+        'job failed',
+      ),
     );
     // A lost connection makes a worker report the same error many times a second: once a minute is enough.
     let lastReported = 0;
@@ -68,10 +77,16 @@ export class Queues {
   async depths(timeoutMs = 1000): Promise<{ queue: QueueName; state: string; count: number }[]> {
     // The queue connection waits for Redis forever (as BullMQ wants): a scrape must not.
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('queue depths: timeout')), timeoutMs)));
+    const timeout = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error('queue depths: timeout')), timeoutMs)),
+    );
     const counts = Promise.all(
       [...this.queues].map(async ([name, q]) =>
-        Object.entries(await q.getJobCounts('waiting', 'active', 'delayed', 'failed')).map(([state, count]) => ({ queue: name, state, count })),
+        Object.entries(await q.getJobCounts('waiting', 'active', 'delayed', 'failed')).map(([state, count]) => ({
+          queue: name,
+          state,
+          count,
+        })),
       ),
     );
     try {

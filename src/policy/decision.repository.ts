@@ -21,7 +21,12 @@ interface SubjectRow {
  * one indexed join beats two calls; it only reads, and only these columns.
  * Accounts that do not exist are absent from the result.
  */
-export async function loadSubjects(db: Db, accountIds: readonly string[], purpose: string, categories: readonly string[]): Promise<Map<string, Subject>> {
+export async function loadSubjects(
+  db: Db,
+  accountIds: readonly string[],
+  purpose: string,
+  categories: readonly string[],
+): Promise<Map<string, Subject>> {
   const { rows } = await sql<SubjectRow>`
     select a.account_id, a.status, s.category, s.state, s.consent_id, s.notice_version, s.expires_at
     from accounts a
@@ -32,9 +37,17 @@ export async function loadSubjects(db: Db, accountIds: readonly string[], purpos
   const subjects = new Map<string, { account: { status: AccountStatus }; consents: Map<string, ConsentSnapshot> }>();
   for (const r of rows) {
     let subject = subjects.get(r.account_id);
-    if (!subject) subjects.set(r.account_id, (subject = { account: { status: r.status }, consents: new Map() }));
+    if (!subject) {
+      subject = { account: { status: r.status }, consents: new Map() };
+      subjects.set(r.account_id, subject);
+    }
     if (r.category && r.state && r.notice_version) {
-      subject.consents.set(r.category, { state: r.state, consentId: r.consent_id, noticeVersion: r.notice_version, expiresAt: r.expires_at });
+      subject.consents.set(r.category, {
+        state: r.state,
+        consentId: r.consent_id,
+        noticeVersion: r.notice_version,
+        expiresAt: r.expires_at,
+      });
     }
   }
   return subjects;

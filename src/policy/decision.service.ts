@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditDraft } from '../audit/chain';
-import type { Principal } from '../platform/auth/principal';
 import { assertPurposeAllowed } from '../platform/auth/middleware';
+import type { Principal } from '../platform/auth/principal';
+import type { Semaphore } from '../platform/concurrency';
 import type { Catalog } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
-import type { Semaphore } from '../platform/concurrency';
 import type { Metrics } from '../platform/metrics';
 import { loadSubjects } from './decision.repository';
-import { type CategoryResult, type Subject, type Verdict, evaluate } from './engine';
+import { type CategoryResult, evaluate, type Subject, type Verdict } from './engine';
 
 export const MAX_BATCH_ACCOUNTS = 10_000;
 
@@ -51,7 +51,10 @@ export interface DecisionDeps {
   readonly catalog: Catalog;
   readonly clock: () => Date;
   readonly metrics: Metrics;
-  /** Durable audit: a decision is answered only once its records are committed. Absent only when turned off for a benchmark. */
+  /**
+   * Durable audit: a decision is answered only once its records are committed. Absent only when turned off for a
+   * benchmark.
+   */
   readonly audit?: { record(drafts: readonly AuditDraft[]): Promise<void> };
   readonly batches: Semaphore;
 }
@@ -64,7 +67,10 @@ export interface Caller {
 
 const UNKNOWN: Subject = { account: null, consents: new Map() };
 
-/** Loads what the engine needs, asks it, and counts the answer. Any failure propagates: the caller answers 503, never an allow. */
+/**
+ * Loads what the engine needs, asks it, and counts the answer. Any failure propagates: the caller answers 503, never an
+ * allow.
+ */
 export class DecisionService {
   constructor(private readonly deps: DecisionDeps) {}
 
@@ -73,9 +79,16 @@ export class DecisionService {
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
     const subjects = await loadSubjects(this.deps.db, [request.accountId], request.purpose, categories);
     const evaluatedAt = this.deps.clock();
-    const verdict = evaluate({ ...request, categories }, subjects.get(request.accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt);
+    const verdict = evaluate(
+      { ...request, categories },
+      subjects.get(request.accountId) ?? UNKNOWN,
+      this.deps.catalog,
+      evaluatedAt,
+    );
     const decisionId = randomUUID();
-    await this.deps.audit?.record([auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt)]);
+    await this.deps.audit?.record([
+      auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt),
+    ]);
     this.count(request.purpose, [verdict]);
     this.deps.metrics.decisionDuration.observe({ endpoint: 'single' }, seconds(started));
     return {
@@ -95,12 +108,22 @@ export class DecisionService {
       throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
     }
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
-    const { decisionId, evaluatedAt, verdicts } = await this.judgeMany(caller, 'batch', request, categories, request.accountIds);
+    const { decisionId, evaluatedAt, verdicts } = await this.judgeMany(
+      caller,
+      'batch',
+      request,
+      categories,
+      request.accountIds,
+    );
     const results = verdicts.map((verdict, i) => {
       const accountId = request.accountIds[i]!;
       return verdict.allow
         ? { accountId, allow: true, validUntil: verdict.validUntil }
-        : { accountId, allow: false, denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })) };
+        : {
+            accountId,
+            allow: false,
+            denied: verdict.results.filter((r) => !r.allow).map((r) => ({ category: r.category, reason: r.reason })),
+          };
     });
     this.deps.metrics.decisionDuration.observe({ endpoint: 'batch' }, seconds(started));
     return { decisionId, purpose: request.purpose, evaluatedAt, results };
@@ -110,30 +133,52 @@ export class DecisionService {
    * For the streaming filter: checks the request once, then judges chunks of accounts as they
    * arrive. Every chunk is audited before its verdicts are returned.
    */
-  filterJudge(caller: Caller, request: Omit<BatchRequest, 'accountIds'>): (accountIds: readonly string[]) => Promise<Verdict[]> {
+  filterJudge(
+    caller: Caller,
+    request: Omit<BatchRequest, 'accountIds'>,
+  ): (accountIds: readonly string[]) => Promise<Verdict[]> {
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
     return async (accountIds) => (await this.judgeMany(caller, 'filter', request, categories, accountIds)).verdicts;
   }
 
-  /** Judges many accounts at once, within the batch concurrency limit; one audit record per account judged, committed first. */
-  private judgeMany(caller: Caller, endpoint: 'batch' | 'filter', request: Omit<BatchRequest, 'accountIds'>, categories: string[], accountIds: readonly string[]) {
+  /**
+   * Judges many accounts at once, within the batch concurrency limit; one audit record per account judged, committed
+   * first.
+   */
+  private judgeMany(
+    caller: Caller,
+    endpoint: 'batch' | 'filter',
+    request: Omit<BatchRequest, 'accountIds'>,
+    categories: string[],
+    accountIds: readonly string[],
+  ) {
     return this.deps.batches.run(async () => {
       const subjects = await loadSubjects(this.deps.db, [...new Set(accountIds)], request.purpose, categories);
       const evaluatedAt = this.deps.clock();
       const decisionId = randomUUID();
       const input = { purpose: request.purpose, categories, reference: request.reference };
-      const verdicts = accountIds.map((accountId) => evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt));
-      await this.deps.audit?.record(verdicts.map((verdict, i) => auditDraft(caller, endpoint, decisionId, request, categories, accountIds[i]!, verdict, evaluatedAt)));
+      const verdicts = accountIds.map((accountId) =>
+        evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt),
+      );
+      await this.deps.audit?.record(
+        verdicts.map((verdict, i) =>
+          auditDraft(caller, endpoint, decisionId, request, categories, accountIds[i]!, verdict, evaluatedAt),
+        ),
+      );
       this.count(request.purpose, verdicts);
       return { decisionId, evaluatedAt, verdicts };
     });
   }
 
-  /** Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns the categories without repeats. */
+  /**
+   * Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns
+   * the categories without repeats.
+   */
   private checkRequest(principal: Principal, purpose: string, categories: readonly string[]): string[] {
     const { catalog } = this.deps;
     const problems: FieldProblem[] = [];
-    if (!catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose)) problems.push({ path: 'purpose', message: 'unknown purpose' });
+    if (!catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose))
+      problems.push({ path: 'purpose', message: 'unknown purpose' });
     categories.forEach((c, i) => {
       if (!catalog.categories.has(c)) problems.push({ path: `categories.${i}`, message: 'unknown category' });
     });

@@ -1,6 +1,6 @@
-import type { Catalog, Notice } from '../platform/config/catalog';
 import type { AccountStatus } from '../accounts/account.table';
 import type { ConsentStateValue } from '../consent/consent.table';
+import type { Catalog, Notice } from '../platform/config/catalog';
 
 /**
  * The judgement: a pure function of (request, what the store holds, catalog, now). No I/O, no
@@ -42,7 +42,13 @@ export type DenyReason =
   | 'unknown_category';
 
 export type CategoryResult =
-  | { readonly category: string; readonly allow: true; readonly reason: AllowReason; readonly consentId?: string; readonly expiresAt?: Date }
+  | {
+      readonly category: string;
+      readonly allow: true;
+      readonly reason: AllowReason;
+      readonly consentId?: string;
+      readonly expiresAt?: Date;
+    }
   | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
 
 export type Verdict =
@@ -56,7 +62,13 @@ export function evaluate(input: DecisionInput, subject: Subject, catalog: Catalo
   return { allow: true, validUntil: validUntil(input.purpose, results, catalog, now), results };
 }
 
-function judgeCategory(input: DecisionInput, category: string, subject: Subject, catalog: Catalog, now: Date): CategoryResult {
+function judgeCategory(
+  input: DecisionInput,
+  category: string,
+  subject: Subject,
+  catalog: Catalog,
+  now: Date,
+): CategoryResult {
   const deny = (reason: DenyReason): CategoryResult => ({ category, allow: false, reason });
   const regime = catalog.categories.get(category)?.regime;
   if (!regime) return deny('unknown_category');
@@ -67,7 +79,8 @@ function judgeCategory(input: DecisionInput, category: string, subject: Subject,
 
   if (exception) {
     if (exception.requiresReference && !input.reference?.trim()) return deny('exception_not_applicable');
-    if (exception.onlyCategories && !exception.onlyCategories.includes(category)) return deny('exception_not_applicable');
+    if (exception.onlyCategories && !exception.onlyCategories.includes(category))
+      return deny('exception_not_applicable');
     return { category, allow: true, reason: 'exception' };
   }
 
@@ -86,12 +99,19 @@ function judgeCategory(input: DecisionInput, category: string, subject: Subject,
       // Never asked, declined, or a state that does not belong to an opt-in category.
       return deny('no_consent');
   }
-  if (!consent.expiresAt || !consent.consentId || now.getTime() >= consent.expiresAt.getTime()) return deny('consent_expired');
+  if (!consent.expiresAt || !consent.consentId || now.getTime() >= consent.expiresAt.getTime())
+    return deny('consent_expired');
   const shown = catalog.noticesByVersion.get(consent.noticeVersion);
   const lastMaterial = lastMaterialChange(catalog, input.purpose, now);
   // A version the catalog no longer knows cannot be shown to be current: treat it as superseded.
   if (!shown || (lastMaterial && shown.ordinal < lastMaterial.ordinal)) return deny('notice_superseded');
-  return { category, allow: true, reason: 'consent_granted', consentId: consent.consentId, expiresAt: consent.expiresAt };
+  return {
+    category,
+    allow: true,
+    reason: 'consent_granted',
+    consentId: consent.consentId,
+    expiresAt: consent.expiresAt,
+  };
 }
 
 /** The latest notice in force at `now` that is a material change for `purpose`. */
@@ -114,7 +134,9 @@ function validUntil(purpose: string, results: readonly CategoryResult[], catalog
   for (const r of results) if (r.allow && r.expiresAt) until = Math.min(until, r.expiresAt.getTime());
   if (until === Number.POSITIVE_INFINITY) until = now.getTime() + catalog.decisionReuseSeconds * 1000;
   else {
-    const nextMaterial = catalog.notices.find((n) => n.effectiveAt.getTime() > now.getTime() && n.materialFor.includes(purpose));
+    const nextMaterial = catalog.notices.find(
+      (n) => n.effectiveAt.getTime() > now.getTime() && n.materialFor.includes(purpose),
+    );
     if (nextMaterial) until = Math.min(until, nextMaterial.effectiveAt.getTime());
   }
   return new Date(until);

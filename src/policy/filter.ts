@@ -25,7 +25,7 @@ export async function filterRecords(
   write: (line: string) => Promise<void>,
 ): Promise<FilterCounts> {
   const counts: FilterCounts = { received: 0, allowed: 0, invalid: 0 };
-  let pending: string[] = [];
+  const pending: string[] = [];
   let rest = '';
 
   const judgeLines = async (lines: string[]) => {
@@ -42,7 +42,7 @@ export async function filterRecords(
     for (let i = 0; i < records.length; i++) {
       if (verdicts[i]?.allow !== true) continue;
       counts.allowed++;
-      await write(records[i]!.line + '\n');
+      await write(`${records[i]!.line}\n`);
     }
   };
 
@@ -50,7 +50,8 @@ export async function filterRecords(
     const text = rest + (chunk as Buffer).toString('utf8');
     const lines = text.split('\n');
     rest = lines.pop()!;
-    if (Buffer.byteLength(rest) > MAX_LINE_BYTES) throw new AppError('payload-too-large', `A record is longer than ${MAX_LINE_BYTES} bytes.`);
+    if (Buffer.byteLength(rest) > MAX_LINE_BYTES)
+      throw new AppError('payload-too-large', `A record is longer than ${MAX_LINE_BYTES} bytes.`);
     pending.push(...lines.map((l) => l.replace(/\r$/, '')));
     while (pending.length >= MAX_CHUNK) await judgeLines(pending.splice(0, MAX_CHUNK));
     // Whatever has arrived is judged now rather than waiting for a full chunk: a slow producer still gets answers.

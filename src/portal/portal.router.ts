@@ -1,23 +1,30 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parse as parseCookies } from 'cookie';
-import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+  Router,
+} from 'express';
 import type { Redis } from 'ioredis';
 import { type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { ACCOUNT_ID } from '../accounts/account.service';
+import { decodeCursor } from '../audit/audit.service';
 import type { Provenance } from '../consent/consent.service';
 import type { ServiceKeys } from '../platform/auth/keys';
 import type { AppConfig } from '../platform/config';
 import { currentNotice } from '../platform/config/catalog';
 import { projectRoot } from '../platform/config/project-root';
 import { AppError } from '../platform/errors';
-import { fromParserError } from '../platform/http/problem';
 import { requestIdOf } from '../platform/http/middleware';
+import { fromParserError } from '../platform/http/problem';
 import type { Logger } from '../platform/logger';
-import { decodeCursor } from '../audit/audit.service';
 import { NoticeChangedError, type PortalService, RECEIPT_TYP } from './portal.service';
 import type { Views } from './render';
-import { type PortalSession, type SessionStore, firstUse, sameToken, underLimit } from './session';
+import { firstUse, type PortalSession, type SessionStore, sameToken, underLimit } from './session';
 
 const COOKIE = 'optgate_session';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -48,7 +55,12 @@ export function portalRouter(d: PortalDeps): Router {
   const router = Router();
   const catalog = config.catalog;
   const form = express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 500 });
-  const provenance = (req: Request, res: Response): Provenance => ({ clientId: 'portal', requestId: requestIdOf(res), ip: req.ip, userAgent: req.get('user-agent') });
+  const provenance = (req: Request, res: Response): Provenance => ({
+    clientId: 'portal',
+    requestId: requestIdOf(res),
+    ip: req.ip,
+    userAgent: req.get('user-agent'),
+  });
   const setCookie = (res: Response, value: string) =>
     res.cookie(COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: config.portal.cookieSecure, path: '/' });
 
@@ -109,7 +121,12 @@ export function portalRouter(d: PortalDeps): Router {
   pages.get('/notice/:version', context, (req, res) => {
     const notice = catalog.noticesByVersion.get(String(req.params.version));
     if (!notice) throw new AppError('not-found', 'no such notice');
-    views.render(res, 'notice.njk', { notice, notices: catalog.notices, now: new Date(), current: currentNotice(catalog, new Date()) });
+    views.render(res, 'notice.njk', {
+      notice,
+      notices: catalog.notices,
+      now: new Date(),
+      current: currentNotice(catalog, new Date()),
+    });
   });
 
   pages.get('/login', context, async (req, res) => {
@@ -120,7 +137,8 @@ export function portalRouter(d: PortalDeps): Router {
       if (!(await underLimit(redis, limitKey, config.portal.signInPerMinute, 60_000))) throw new SignInError('tooMany');
       const claims = await verifySignInToken(token);
       const accountId = claims.sub!;
-      if (!(await firstUse(redis, `${config.redis.prefix}:portal:jti:${hashed(claims.jti!)}`, claims.exp! * 1000))) throw new SignInError('used');
+      if (!(await firstUse(redis, `${config.redis.prefix}:portal:jti:${hashed(claims.jti!)}`, claims.exp! * 1000)))
+        throw new SignInError('used');
       try {
         await portal.choices(accountId);
       } catch (err) {
@@ -164,7 +182,12 @@ export function portalRouter(d: PortalDeps): Router {
 
   pages.get('/choices', context, ...signedIn, async (req, res) => {
     const view = await portal.choices(sessionOf(res).accountId);
-    views.render(res, 'choices.njk', { view, exceptions: [...catalog.exceptions.keys()], noticeChanged: req.query.noticeChanged === '1', active: 'choices' });
+    views.render(res, 'choices.njk', {
+      view,
+      exceptions: [...catalog.exceptions.keys()],
+      noticeChanged: req.query.noticeChanged === '1',
+      active: 'choices',
+    });
   });
 
   pages.post('/choices', context, ...signedInForm, async (req, res) => {
@@ -224,9 +247,28 @@ export function portalRouter(d: PortalDeps): Router {
   const pageErrors: ErrorRequestHandler = (err, _req, res, _next: NextFunction) => {
     const known = err instanceof AppError ? err : fromParserError(err);
     const type = known?.type ?? 'unavailable';
-    const status = { 'not-found': 404, forbidden: 403, validation: 400, 'bad-request': 400, 'payload-too-large': 413, 'unsupported-media-type': 415 }[type as string] ?? 503;
-    if (status === 503) d.logger.error({ requestId: requestIdOf(res), err: { message: err?.message, name: err?.name } }, 'portal page failed');
-    const message = { 404: 'errors.notFound', 403: 'errors.forbidden', 400: 'errors.invalid', 413: 'errors.invalid', 415: 'errors.invalid' }[status] ?? 'errors.unavailable';
+    const status =
+      {
+        'not-found': 404,
+        forbidden: 403,
+        validation: 400,
+        'bad-request': 400,
+        'payload-too-large': 413,
+        'unsupported-media-type': 415,
+      }[type as string] ?? 503;
+    if (status === 503)
+      d.logger.error(
+        { requestId: requestIdOf(res), err: { message: err?.message, name: err?.name } },
+        'portal page failed',
+      );
+    const message =
+      {
+        404: 'errors.notFound',
+        403: 'errors.forbidden',
+        400: 'errors.invalid',
+        413: 'errors.invalid',
+        415: 'errors.invalid',
+      }[status] ?? 'errors.unavailable';
     res.locals.lang ??= 'en';
     views.render(res, 'message.njk', { title: 'errors.title', message, home: true }, status);
   };

@@ -14,7 +14,16 @@ const SOON_MS = 30 * 86_400_000;
 /** Uses that the Global Privacy Control signal takes back: a sale or a disclosure. */
 const GPC_PURPOSES = ['data_sale', 'third_party_disclosure'];
 
-export type ItemStatus = 'allowed' | 'askAgain' | 'expired' | 'revoked' | 'declined' | 'notAsked' | 'defaultAllowed' | 'optedOut' | 'allowedOptOut';
+export type ItemStatus =
+  | 'allowed'
+  | 'askAgain'
+  | 'expired'
+  | 'revoked'
+  | 'declined'
+  | 'notAsked'
+  | 'defaultAllowed'
+  | 'optedOut'
+  | 'allowedOptOut';
 
 export interface ItemView {
   readonly purpose: string;
@@ -57,7 +66,10 @@ export class PortalService {
     private readonly clock: () => Date,
   ) {}
 
-  /** Every purpose × category with its state, judged by the decision engine itself, so that the page says what pipelines are told. */
+  /**
+   * Every purpose × category with its state, judged by the decision engine itself, so that the page says what pipelines
+   * are told.
+   */
   async choices(accountId: string): Promise<ChoicesView> {
     const now = this.clock();
     const account = await requireAccount(this.db, accountId);
@@ -68,11 +80,28 @@ export class PortalService {
     const purposes = [...this.catalog.purposes.keys()].map((purpose): PurposeView => {
       const mine = new Map(states.filter((s) => s.purpose === purpose).map((s) => [s.category, s] as const));
       const snapshots = new Map<string, ConsentSnapshot>(
-        [...mine].map(([c, s]) => [c, { state: s.state, consentId: s.consentId, noticeVersion: s.noticeVersion, expiresAt: s.expiresAt ?? null }]),
+        [...mine].map(([c, s]) => [
+          c,
+          { state: s.state, consentId: s.consentId, noticeVersion: s.noticeVersion, expiresAt: s.expiresAt ?? null },
+        ]),
       );
       // Judged as if the account were active: a closed account is shown as closed, and its choices as they stand.
-      const verdict = evaluate({ purpose, categories }, { account: { status: 'active' }, consents: snapshots }, this.catalog, now);
-      const items = verdict.results.map((r) => itemView(purpose, r.category, this.catalog.categories.get(r.category)!.regime, r.reason, mine.get(r.category), now));
+      const verdict = evaluate(
+        { purpose, categories },
+        { account: { status: 'active' }, consents: snapshots },
+        this.catalog,
+        now,
+      );
+      const items = verdict.results.map((r) =>
+        itemView(
+          purpose,
+          r.category,
+          this.catalog.categories.get(r.category)!.regime,
+          r.reason,
+          mine.get(r.category),
+          now,
+        ),
+      );
       return { purpose, items, askAgain: items.some((i) => i.status === 'askAgain') };
     });
     return {
@@ -98,8 +127,17 @@ export class PortalService {
     const changes: ConsentChange[] = [];
     for (const item of items) {
       const wanted =
-        action === 'allow_all' ? 'allow' : action === 'decline_all' ? 'deny' : action === 'save' ? form[`c:${item.purpose}:${item.category}`] : undefined;
-      const renew = action === 'renew_all' ? item.status === 'allowed' : action === `renew:${item.purpose}:${item.category}` && item.status === 'allowed';
+        action === 'allow_all'
+          ? 'allow'
+          : action === 'decline_all'
+            ? 'deny'
+            : action === 'save'
+              ? form[`c:${item.purpose}:${item.category}`]
+              : undefined;
+      const renew =
+        action === 'renew_all'
+          ? item.status === 'allowed'
+          : action === `renew:${item.purpose}:${item.category}` && item.status === 'allowed';
       const choice = renew ? 'grant' : wanted === 'allow' || wanted === 'deny' ? changeFor(item, wanted) : undefined;
       if (choice) changes.push({ purpose: item.purpose, category: item.category, choice });
     }
@@ -109,10 +147,19 @@ export class PortalService {
   /** One step: every opt-in that still counts is revoked, and the opt-out categories are opted out. */
   async revokeAll(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
     const view = await this.choices(accountId);
-    return this.record(accountId, view.noticeVersion, withdrawals(view, () => true), provenance, { type: 'subscriber' }, false);
+    return this.record(
+      accountId,
+      view.noticeVersion,
+      withdrawals(view, () => true),
+      provenance,
+      { type: 'subscriber' },
+      false,
+    );
   }
 
-  /** Global Privacy Control: opted out of the opt-out categories for every use, sale and disclosure opt-ins taken back. */
+  /**
+   * Global Privacy Control: opted out of the opt-out categories for every use, sale and disclosure opt-ins taken back.
+   */
   async applyGpc(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
     const view = await this.choices(accountId);
     const changes = withdrawals(view, (purpose) => GPC_PURPOSES.includes(purpose));
@@ -160,28 +207,53 @@ export class PortalService {
     affirmative: boolean,
   ): Promise<RecordedEvent[]> {
     if (!changes.length) return [];
-    const { events } = await this.consents.record(accountId, { channel: 'portal', actor, noticeVersion, affirmative, changes }, provenance);
+    const { events } = await this.consents.record(
+      accountId,
+      { channel: 'portal', actor, noticeVersion, affirmative, changes },
+      provenance,
+    );
     return events;
   }
 }
 
-/** Opt-outs for every opt-out item not opted out yet; revocations of the opt-ins that still count, for the purposes chosen. */
+/**
+ * Opt-outs for every opt-out item not opted out yet; revocations of the opt-ins that still count, for the purposes
+ * chosen.
+ */
 function withdrawals(view: ChoicesView, revokeFor: (purpose: string) => boolean): ConsentChange[] {
   return view.purposes.flatMap((p) =>
     p.items.flatMap((item): ConsentChange[] => {
-      if (item.regime === 'opt_out') return item.status === 'optedOut' ? [] : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
+      if (item.regime === 'opt_out')
+        return item.status === 'optedOut'
+          ? []
+          : [{ purpose: item.purpose, category: item.category, choice: 'opt_out' }];
       const counts = item.status === 'allowed' || item.status === 'askAgain';
-      return counts && revokeFor(item.purpose) ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }] : [];
+      return counts && revokeFor(item.purpose)
+        ? [{ purpose: item.purpose, category: item.category, choice: 'revoke' }]
+        : [];
     }),
   );
 }
 
-function itemView(purpose: string, category: string, regime: 'opt_in' | 'opt_out', reason: string, state: ConsentView | undefined, now: Date): ItemView {
+function itemView(
+  purpose: string,
+  category: string,
+  regime: 'opt_in' | 'opt_out',
+  reason: string,
+  state: ConsentView | undefined,
+  now: Date,
+): ItemView {
   const base = { purpose, category, regime, expiresSoon: false };
   switch (reason) {
     case 'consent_granted': {
       const date = state!.expiresAt!;
-      return { ...base, status: 'allowed', date, chosen: 'allow', expiresSoon: date.getTime() - now.getTime() < SOON_MS };
+      return {
+        ...base,
+        status: 'allowed',
+        date,
+        chosen: 'allow',
+        expiresSoon: date.getTime() - now.getTime() < SOON_MS,
+      };
     }
     case 'notice_superseded':
       return { ...base, status: 'askAgain', chosen: null };
@@ -192,9 +264,13 @@ function itemView(purpose: string, category: string, regime: 'opt_in' | 'opt_out
     case 'opted_out':
       return { ...base, status: 'optedOut', chosen: 'deny' };
     case 'not_opted_out':
-      return state?.state === 'not_opted_out' ? { ...base, status: 'allowedOptOut', chosen: 'allow' } : { ...base, status: 'defaultAllowed', chosen: null };
+      return state?.state === 'not_opted_out'
+        ? { ...base, status: 'allowedOptOut', chosen: 'allow' }
+        : { ...base, status: 'defaultAllowed', chosen: null };
     default:
-      return state?.state === 'declined' ? { ...base, status: 'declined', chosen: 'deny' } : { ...base, status: 'notAsked', chosen: null };
+      return state?.state === 'declined'
+        ? { ...base, status: 'declined', chosen: 'deny' }
+        : { ...base, status: 'notAsked', chosen: null };
   }
 }
 

@@ -1,8 +1,8 @@
-import { type CryptoKey, SignJWT, UnsecuredJWT, generateKeyPair } from 'jose';
+import { type CryptoKey, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, decide } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /** Security: every way a token can be wrong is 401; a right token without the scope or purpose is 403. */
 
@@ -15,11 +15,14 @@ beforeAll(async () => {
 });
 afterAll(() => svc.stop());
 
-const publicJwks = async () => (await (await fetch(svc.url + '/.well-known/jwks.json')).json()) as { keys: { kid: string }[] };
+const publicJwks = async () =>
+  (await (await fetch(`${svc.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
 
 const body = () => ({ accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
 
-async function forged(o: { issuer?: string; audience?: string; exp?: number; key?: CryptoKey; alg?: string; kid?: string } = {}) {
+async function forged(
+  o: { issuer?: string; audience?: string; exp?: number; key?: CryptoKey; alg?: string; kid?: string } = {},
+) {
   const kid = o.kid ?? (await publicJwks()).keys[0]!.kid;
   const key = o.key ?? (await generateKeyPair('ES256')).privateKey;
   return new SignJWT({ scope: 'decisions', purposes: ['fraud_protection'] })
@@ -71,9 +74,19 @@ describe('401: the token is not acceptable', () => {
     const real = await svc.token('decisions', ['fraud_protection']);
     expect((await call(svc.url, 'POST', '/v1/decisions', { token: real, body: body() })).status).toBe(200);
     const keys = await loadKeys(svc.config.auth, svc.config.env);
-    const wrongIssuer = await issueToken(keys, { issuer: 'someone-else', audience: svc.config.auth.audience }, { subject: 'x', scopes: ['decisions'], purposes: ['fraud_protection'], ttlSeconds: 60 });
+    const wrongIssuer = await issueToken(
+      keys,
+      { issuer: 'someone-else', audience: svc.config.auth.audience },
+      { subject: 'x', scopes: ['decisions'], purposes: ['fraud_protection'], ttlSeconds: 60 },
+    );
     await expect401({ authorization: `Bearer ${wrongIssuer}` });
-    const wrongAudience = await issueToken(keys, svc.config.auth, { subject: 'x', scopes: ['decisions'], purposes: ['fraud_protection'], ttlSeconds: 60, audience: 'another-service' });
+    const wrongAudience = await issueToken(keys, svc.config.auth, {
+      subject: 'x',
+      scopes: ['decisions'],
+      purposes: ['fraud_protection'],
+      ttlSeconds: 60,
+      audience: 'another-service',
+    });
     await expect401({ authorization: `Bearer ${wrongAudience}` });
   });
   it('expired', async () => {
@@ -88,7 +101,10 @@ describe('401: the token is not acceptable', () => {
       .setExpirationTime(past)
       .sign(keys.signing.key);
     await expect401({ authorization: `Bearer ${expired}` });
-    const r = await call(svc.url, 'POST', '/v1/decisions', { body: body(), headers: { authorization: `Bearer ${expired}` } });
+    const r = await call(svc.url, 'POST', '/v1/decisions', {
+      body: body(),
+      headers: { authorization: `Bearer ${expired}` },
+    });
     expect(r.body.detail).toMatch(/expired/);
   });
   it('a payload altered after signing', async () => {
@@ -106,16 +122,33 @@ describe('403: authenticated but not entitled', () => {
     const r = await decide(svc, token, body());
     expect(r.status).toBe(403);
     expect(r.body).toMatchObject({ type: 'urn:optgate:problem:forbidden' });
-    expect((await call(svc.url, 'POST', '/v1/accounts', { token, body: { accounts: [{ accountId: 'x', status: 'active' }] } })).status).toBe(403);
-    expect((await call(svc.url, 'PUT', `/v1/accounts/${accountId}/consents`, { token: await svc.token('decisions'), body: {} })).status).toBe(403);
+    expect(
+      (
+        await call(svc.url, 'POST', '/v1/accounts', {
+          token,
+          body: { accounts: [{ accountId: 'x', status: 'active' }] },
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await call(svc.url, 'PUT', `/v1/accounts/${accountId}/consents`, {
+          token: await svc.token('decisions'),
+          body: {},
+        })
+      ).status,
+    ).toBe(403);
   });
 
-  it('a purpose outside the token\'s purposes claim: exceptions stay with the pipelines entitled to them', async () => {
+  it("a purpose outside the token's purposes claim: exceptions stay with the pipelines entitled to them", async () => {
     const adTech = await svc.token('decisions', ['ad_targeting']);
     const r = await decide(svc, adTech, body());
     expect(r.status).toBe(403);
     expect(r.body.detail).toMatch(/fraud_protection/);
-    const batch = await call(svc.url, 'POST', '/v1/decisions/batch', { token: adTech, body: { purpose: 'fraud_protection', categories: ['ip_addresses'], accountIds: [accountId] } });
+    const batch = await call(svc.url, 'POST', '/v1/decisions/batch', {
+      token: adTech,
+      body: { purpose: 'fraud_protection', categories: ['ip_addresses'], accountIds: [accountId] },
+    });
     expect(batch.status).toBe(403);
   });
 

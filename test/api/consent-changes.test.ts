@@ -1,5 +1,5 @@
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, putConsents } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 let svc: TestService;
 let admin: string;
@@ -14,7 +14,9 @@ describe('GET /v1/consent-changes', () => {
   it('lists consent events in commit order, resumable from the last seq seen, never missing one', async () => {
     const ids = await Promise.all([1, 2, 3].map(() => createAccount(svc, admin)));
     // Concurrent writers on several accounts.
-    await Promise.all(ids.map((id) => putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }])));
+    await Promise.all(
+      ids.map((id) => putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }])),
+    );
     const reader = await svc.token('decisions');
     const seen: { seq: number; accountId: string; kind: string }[] = [];
     let after = 0;
@@ -33,14 +35,23 @@ describe('GET /v1/consent-changes', () => {
     await putConsents(svc, admin, ids[1]!, [{ purpose: 'ad_targeting', category: 'name', choice: 'revoke' }]);
     const next = await call(svc.url, 'GET', `/v1/consent-changes?after=${after}`, { token: reader });
     expect(next.body.changes).toEqual([
-      expect.objectContaining({ accountId: ids[1], kind: 'revoked', purpose: 'ad_targeting', category: 'name', channel: 'call_center', eventId: expect.any(String) }),
+      expect.objectContaining({
+        accountId: ids[1],
+        kind: 'revoked',
+        purpose: 'ad_targeting',
+        category: 'name',
+        channel: 'call_center',
+        eventId: expect.any(String),
+      }),
     ]);
     expect(next.body.changes[0].seq).toBeGreaterThan(after);
   });
 
   it('needs the decisions scope and a valid cursor', async () => {
     expect((await call(svc.url, 'GET', '/v1/consent-changes')).status).toBe(401);
-    expect((await call(svc.url, 'GET', '/v1/consent-changes', { token: await svc.token('audit:read') })).status).toBe(403);
+    expect((await call(svc.url, 'GET', '/v1/consent-changes', { token: await svc.token('audit:read') })).status).toBe(
+      403,
+    );
     expect((await call(svc.url, 'GET', '/v1/consent-changes?after=-1', { token: admin })).status).toBe(422);
     expect((await call(svc.url, 'GET', '/v1/consent-changes?limit=5000', { token: admin })).status).toBe(422);
   });
@@ -50,7 +61,15 @@ it('GET /openapi.json describes every endpoint with the schemas that validate it
   const r = await call(svc.url, 'GET', '/openapi.json');
   expect(r.status).toBe(200);
   expect(r.body.openapi).toBe('3.1.0');
-  for (const path of ['/v1/accounts', '/v1/accounts/{accountId}/consents', '/v1/decisions', '/v1/decisions/batch', '/v1/consent-changes', '/v1/audit/events', '/v1/audit/exports']) {
+  for (const path of [
+    '/v1/accounts',
+    '/v1/accounts/{accountId}/consents',
+    '/v1/decisions',
+    '/v1/decisions/batch',
+    '/v1/consent-changes',
+    '/v1/audit/events',
+    '/v1/audit/exports',
+  ]) {
     expect(r.body.paths[path]).toBeDefined();
   }
   const decision = r.body.paths['/v1/decisions'].post.requestBody.content['application/json'].schema;
@@ -59,7 +78,10 @@ it('GET /openapi.json describes every endpoint with the schemas that validate it
 });
 
 it('POST /v1/audit/exports is accepted: 202 with an export id (the route reads its own schema)', async () => {
-  const r = await call(svc.url, 'POST', '/v1/audit/exports', { token: await svc.token('audit:read'), body: { format: 'csv' } });
+  const r = await call(svc.url, 'POST', '/v1/audit/exports', {
+    token: await svc.token('audit:read'),
+    body: { format: 'csv' },
+  });
   expect(r.status).toBe(202);
   expect(r.body.exportId).toMatch(/^[0-9a-f-]{36}$/);
   expect(r.headers.get('location')).toBe(`/v1/audit/exports/${r.body.exportId}`);

@@ -1,5 +1,5 @@
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, putConsents, uniqueId } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 let svc: TestService;
 let admin: string;
@@ -23,14 +23,28 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
     expect(r.body.accountId).toBe(id);
     expect(r.body.events.map((e: { kind: string }) => e.kind)).toEqual(['granted', 'opted_out']);
     const grant = r.body.consents.find((c: { category: string }) => c.category === 'web_browsing_history');
-    expect(grant).toMatchObject({ purpose: 'ad_targeting', state: 'granted', noticeVersion: 'v3', consentId: r.body.events[0].eventId });
+    expect(grant).toMatchObject({
+      purpose: 'ad_targeting',
+      state: 'granted',
+      noticeVersion: 'v3',
+      consentId: r.body.events[0].eventId,
+    });
     // The default term is the catalog's consentTermDays.
     const term = Date.parse(grant.expiresAt) - Date.parse(grant.grantedAt);
     expect(term).toBe(svc.config.catalog.consentTermDays * DAY);
 
-    const { rows } = await svc.sql.query('select kind, channel, actor_type, actor_id, client_id, notice_sha256, request_id, ip_hash, user_agent_hash from consent_events where account_id = $1 order by id', [id]);
+    const { rows } = await svc.sql.query(
+      'select kind, channel, actor_type, actor_id, client_id, notice_sha256, request_id, ip_hash, user_agent_hash from consent_events where account_id = $1 order by id',
+      [id],
+    );
     expect(rows).toHaveLength(2);
-    expect(rows[0]).toMatchObject({ kind: 'granted', channel: 'call_center', actor_type: 'staff', actor_id: 'agent-7', client_id: 'test-pipeline' });
+    expect(rows[0]).toMatchObject({
+      kind: 'granted',
+      channel: 'call_center',
+      actor_type: 'staff',
+      actor_id: 'agent-7',
+      client_id: 'test-pipeline',
+    });
     expect(rows[0].notice_sha256).toBe(svc.config.catalog.noticesByVersion.get('v3')!.sha256);
     expect(rows[0].request_id).toBe(r.headers.get('x-request-id'));
     // Evidence is kept only as keyed hashes.
@@ -42,7 +56,9 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
     const id = await createAccount(svc, admin);
     const change = { purpose: 'data_sale', category: 'demographics' } as const;
     await putConsents(svc, admin, id, [{ ...change, choice: 'grant' }]);
-    const renew = await putConsents(svc, admin, id, [{ ...change, choice: 'grant', expiresAt: new Date(Date.now() + 700 * DAY).toISOString() }]);
+    const renew = await putConsents(svc, admin, id, [
+      { ...change, choice: 'grant', expiresAt: new Date(Date.now() + 700 * DAY).toISOString() },
+    ]);
     expect(renew.body.events[0].kind).toBe('renewed');
     const revoke = await putConsents(svc, admin, id, [{ ...change, choice: 'revoke' }], { affirmative: false });
     expect(revoke.body.events[0].kind).toBe('revoked');
@@ -61,23 +77,91 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
   });
 
   it.each([
-    ['a grant without affirmative: true', { affirmative: false }, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], 'changes.0.choice'],
-    ['a grant with affirmative missing', { affirmative: undefined }, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], 'changes.0.choice'],
-    ['an unknown notice version', { noticeVersion: 'v99' }, [{ purpose: 'ad_targeting', category: 'name', choice: 'revoke' }], 'noticeVersion'],
-    ['grant on the opt-out category', {}, [{ purpose: 'ad_targeting', category: 'other_customer_info', choice: 'grant' }], 'changes.0.choice'],
-    ['opt_out on an opt-in category', {}, [{ purpose: 'ad_targeting', category: 'name', choice: 'opt_out' }], 'changes.0.choice'],
-    ['a past expiry', {}, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: new Date(Date.now() - 1000).toISOString() }], 'changes.0.expiresAt'],
-    ['an expiry past the maximum term', {}, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: new Date(Date.now() + 731 * DAY).toISOString() }], 'changes.0.expiresAt'],
-    ['consent to a statutory exception', {}, [{ purpose: 'billing', category: 'name', choice: 'grant' }], 'changes.0.purpose'],
+    [
+      'a grant without affirmative: true',
+      { affirmative: false },
+      [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }],
+      'changes.0.choice',
+    ],
+    [
+      'a grant with affirmative missing',
+      { affirmative: undefined },
+      [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }],
+      'changes.0.choice',
+    ],
+    [
+      'an unknown notice version',
+      { noticeVersion: 'v99' },
+      [{ purpose: 'ad_targeting', category: 'name', choice: 'revoke' }],
+      'noticeVersion',
+    ],
+    [
+      'grant on the opt-out category',
+      {},
+      [{ purpose: 'ad_targeting', category: 'other_customer_info', choice: 'grant' }],
+      'changes.0.choice',
+    ],
+    [
+      'opt_out on an opt-in category',
+      {},
+      [{ purpose: 'ad_targeting', category: 'name', choice: 'opt_out' }],
+      'changes.0.choice',
+    ],
+    [
+      'a past expiry',
+      {},
+      [
+        {
+          purpose: 'ad_targeting',
+          category: 'name',
+          choice: 'grant',
+          expiresAt: new Date(Date.now() - 1000).toISOString(),
+        },
+      ],
+      'changes.0.expiresAt',
+    ],
+    [
+      'an expiry past the maximum term',
+      {},
+      [
+        {
+          purpose: 'ad_targeting',
+          category: 'name',
+          choice: 'grant',
+          expiresAt: new Date(Date.now() + 731 * DAY).toISOString(),
+        },
+      ],
+      'changes.0.expiresAt',
+    ],
+    [
+      'consent to a statutory exception',
+      {},
+      [{ purpose: 'billing', category: 'name', choice: 'grant' }],
+      'changes.0.purpose',
+    ],
     ['an unknown purpose', {}, [{ purpose: 'curiosity', category: 'name', choice: 'grant' }], 'changes.0.purpose'],
-    ['an unknown category', {}, [{ purpose: 'ad_targeting', category: 'shoe_size', choice: 'grant' }], 'changes.0.category'],
-    ['the portal channel', { channel: 'portal' }, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], 'channel'],
+    [
+      'an unknown category',
+      {},
+      [{ purpose: 'ad_targeting', category: 'shoe_size', choice: 'grant' }],
+      'changes.0.category',
+    ],
+    [
+      'the portal channel',
+      { channel: 'portal' },
+      [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }],
+      'channel',
+    ],
     ['no changes', {}, [], 'changes'],
   ])('refuses %s with 422 and records nothing', async (_label, extra, changes, path) => {
     const id = await createAccount(svc, admin);
     const r = await putConsents(svc, admin, id, changes as never, extra);
     expect(r.status).toBe(422);
-    expect(r.body).toMatchObject({ type: 'urn:optgate:problem:validation', status: 422, requestId: r.headers.get('x-request-id') });
+    expect(r.body).toMatchObject({
+      type: 'urn:optgate:problem:validation',
+      status: 422,
+      requestId: r.headers.get('x-request-id'),
+    });
     expect(r.body.errors.map((e: { path: string }) => e.path)).toContain(path);
     const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [id]);
     expect(rows[0].n).toBe(0);
@@ -95,7 +179,9 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
   });
 
   it('404 for an unknown account', async () => {
-    const r = await putConsents(svc, admin, uniqueId('ghost'), [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }]);
+    const r = await putConsents(svc, admin, uniqueId('ghost'), [
+      { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
+    ]);
     expect(r.status).toBe(404);
     expect(r.body.type).toBe('urn:optgate:problem:not-found');
   });
@@ -104,13 +190,20 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
     const id = await createAccount(svc, admin);
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'ip_addresses', choice: i % 2 ? 'revoke' : 'grant' }]),
+        putConsents(svc, admin, id, [
+          { purpose: 'ad_targeting', category: 'ip_addresses', choice: i % 2 ? 'revoke' : 'grant' },
+        ]),
       ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     const { rows } = await svc.sql.query('select kind from consent_events where account_id = $1 order by id', [id]);
     expect(rows).toHaveLength(20);
-    const stateAfter: Record<string, string> = { granted: 'granted', renewed: 'granted', revoked: 'revoked', declined: 'declined' };
+    const stateAfter: Record<string, string> = {
+      granted: 'granted',
+      renewed: 'granted',
+      revoked: 'revoked',
+      declined: 'declined',
+    };
     const state = await call(svc.url, 'GET', `/v1/accounts/${id}/consents`, { token: admin });
     expect(state.body.consents[0].state).toBe(stateAfter[rows[rows.length - 1].kind]);
   });
@@ -133,7 +226,9 @@ describe('GET /v1/accounts/:accountId/consents', () => {
   });
 
   it('404 for an unknown account, 422 for a malformed id', async () => {
-    expect((await call(svc.url, 'GET', `/v1/accounts/${uniqueId('ghost')}/consents`, { token: admin })).status).toBe(404);
+    expect((await call(svc.url, 'GET', `/v1/accounts/${uniqueId('ghost')}/consents`, { token: admin })).status).toBe(
+      404,
+    );
     expect((await call(svc.url, 'GET', `/v1/accounts/${'x'.repeat(65)}/consents`, { token: admin })).status).toBe(422);
   });
 });
@@ -144,15 +239,28 @@ describe('POST /v1/accounts', () => {
     const b = uniqueId();
     const r = await call(svc.url, 'POST', '/v1/accounts', {
       token: admin,
-      body: { accounts: [{ accountId: a, status: 'active', serviceState: 'provisioned', billingState: 'current' }, { accountId: b, status: 'closed' }] },
+      body: {
+        accounts: [
+          { accountId: a, status: 'active', serviceState: 'provisioned', billingState: 'current' },
+          { accountId: b, status: 'closed' },
+        ],
+      },
     });
     expect(r.body).toEqual({ upserted: 2, changed: 2 });
     const again = await call(svc.url, 'POST', '/v1/accounts', {
       token: admin,
-      body: { accounts: [{ accountId: a, status: 'active', serviceState: 'provisioned', billingState: 'current' }, { accountId: b, status: 'active' }] },
+      body: {
+        accounts: [
+          { accountId: a, status: 'active', serviceState: 'provisioned', billingState: 'current' },
+          { accountId: b, status: 'active' },
+        ],
+      },
     });
     expect(again.body).toEqual({ upserted: 2, changed: 1 });
-    const { rows } = await svc.sql.query('select account_id, status, service_state from accounts where account_id = any($1) order by account_id', [[a, b]]);
+    const { rows } = await svc.sql.query(
+      'select account_id, status, service_state from accounts where account_id = any($1) order by account_id',
+      [[a, b]],
+    );
     expect(rows.find((x) => x.account_id === b).status).toBe('active');
   });
 
@@ -161,7 +269,10 @@ describe('POST /v1/accounts', () => {
     const ok = await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts } });
     expect(ok.status).toBe(200);
     expect(ok.body.upserted).toBe(10_000);
-    const tooMany = await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [...accounts, { accountId: 'imp-x', status: 'active' }] } });
+    const tooMany = await call(svc.url, 'POST', '/v1/accounts', {
+      token: admin,
+      body: { accounts: [...accounts, { accountId: 'imp-x', status: 'active' }] },
+    });
     expect(tooMany.status).toBe(413);
   });
 

@@ -1,5 +1,5 @@
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /** Every row of SPEC's decision table, through the HTTP API, against real PostgreSQL. */
 
@@ -17,7 +17,11 @@ const reasons = (body: { results: { reason: string }[] }) => body.results.map((r
 describe('POST /v1/decisions: the decision table', () => {
   it('exception: allowed without consent, with a bounded validUntil', async () => {
     const id = await createAccount(svc, admin);
-    const r = await decide(svc, admin, { accountId: id, purpose: 'fraud_protection', categories: ['ip_addresses', 'device_identifiers'] });
+    const r = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'fraud_protection',
+      categories: ['ip_addresses', 'device_identifiers'],
+    });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ accountId: id, purpose: 'fraud_protection', allow: true });
     expect(reasons(r.body)).toEqual(['exception', 'exception']);
@@ -32,9 +36,18 @@ describe('POST /v1/decisions: the decision table', () => {
     expect(court.body.allow).toBe(false);
     expect(reasons(court.body)).toEqual(['exception_not_applicable']);
     expect(court.body.validUntil).toBeUndefined();
-    const withRef = await decide(svc, admin, { accountId: id, purpose: 'court_order', categories: ['name'], reference: 'ME-2026-118' });
+    const withRef = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'court_order',
+      categories: ['name'],
+      reference: 'ME-2026-118',
+    });
     expect(withRef.body.allow).toBe(true);
-    const emergency = await decide(svc, admin, { accountId: id, purpose: 'emergency_services', categories: ['precise_geolocation', 'health'] });
+    const emergency = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'emergency_services',
+      categories: ['precise_geolocation', 'health'],
+    });
     expect(emergency.body.allow).toBe(false);
     expect(emergency.body.results).toEqual([
       { category: 'precise_geolocation', allow: true, reason: 'exception' },
@@ -51,11 +64,27 @@ describe('POST /v1/decisions: the decision table', () => {
     ]);
     expect(put.status).toBe(200);
     const byCategory = Object.fromEntries(put.body.consents.map((c: { category: string }) => [c.category, c]));
-    const r = await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['web_browsing_history', 'demographics'] });
+    const r = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'ad_targeting',
+      categories: ['web_browsing_history', 'demographics'],
+    });
     expect(r.body.allow).toBe(true);
     expect(r.body.results).toEqual([
-      { category: 'web_browsing_history', allow: true, reason: 'consent_granted', consentId: byCategory.web_browsing_history.consentId, expiresAt: byCategory.web_browsing_history.expiresAt },
-      { category: 'demographics', allow: true, reason: 'consent_granted', consentId: byCategory.demographics.consentId, expiresAt: soon },
+      {
+        category: 'web_browsing_history',
+        allow: true,
+        reason: 'consent_granted',
+        consentId: byCategory.web_browsing_history.consentId,
+        expiresAt: byCategory.web_browsing_history.expiresAt,
+      },
+      {
+        category: 'demographics',
+        allow: true,
+        reason: 'consent_granted',
+        consentId: byCategory.demographics.consentId,
+        expiresAt: soon,
+      },
     ]);
     expect(r.body.validUntil).toBe(soon);
   });
@@ -65,25 +94,48 @@ describe('POST /v1/decisions: the decision table', () => {
     const r = await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
     expect(r.body).toMatchObject({ allow: false, results: [{ category: 'name', allow: false, reason: 'no_consent' }] });
     await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'revoke' }]);
-    expect(reasons((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body)).toEqual(['no_consent']);
+    expect(
+      reasons((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body),
+    ).toEqual(['no_consent']);
   });
 
   it('consent_revoked: revocation is immediate', async () => {
     const id = await createAccount(svc, admin);
     await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'app_usage_history', choice: 'grant' }]);
-    const before = await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['app_usage_history'] });
+    const before = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'ad_targeting',
+      categories: ['app_usage_history'],
+    });
     expect(before.body.allow).toBe(true);
-    const revoke = await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'app_usage_history', choice: 'revoke' }], { affirmative: false });
+    const revoke = await putConsents(
+      svc,
+      admin,
+      id,
+      [{ purpose: 'ad_targeting', category: 'app_usage_history', choice: 'revoke' }],
+      { affirmative: false },
+    );
     expect(revoke.status).toBe(200);
     expect(revoke.body.events[0].kind).toBe('revoked');
     // The very next request, acknowledged revocation in hand, must deny.
-    const after = await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['app_usage_history'] });
+    const after = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'ad_targeting',
+      categories: ['app_usage_history'],
+    });
     expect(after.body).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
   });
 
   it('consent_expired: a grant that has run out', async () => {
     const id = await createAccount(svc, admin);
-    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'financial', choice: 'grant', expiresAt: new Date(Date.now() + 400).toISOString() }]);
+    await putConsents(svc, admin, id, [
+      {
+        purpose: 'ad_targeting',
+        category: 'financial',
+        choice: 'grant',
+        expiresAt: new Date(Date.now() + 400).toISOString(),
+      },
+    ]);
     await new Promise((r) => setTimeout(r, 500));
     const r = await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['financial'] });
     expect(r.body).toMatchObject({ allow: false, results: [{ reason: 'consent_expired' }] });
@@ -92,34 +144,63 @@ describe('POST /v1/decisions: the decision table', () => {
   it('notice_superseded: an opt-in under a notice since changed materially for that purpose', async () => {
     const id = await createAccount(svc, admin);
     // v2 is material for data_sale: an opt-in shown v1 no longer counts.
-    const put = await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }], { noticeVersion: 'v1' });
+    const put = await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }], {
+      noticeVersion: 'v1',
+    });
     expect(put.status).toBe(200);
     const r = await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
     expect(r.body).toMatchObject({ allow: false, results: [{ reason: 'notice_superseded' }] });
     // v1 was not material for ad_targeting.
-    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], { noticeVersion: 'v1' });
-    expect((await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['name'] })).body.allow).toBe(true);
+    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], {
+      noticeVersion: 'v1',
+    });
+    expect(
+      (await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['name'] })).body.allow,
+    ).toBe(true);
     // Agreeing again under the current notice counts.
     await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
-    expect((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(true);
+    expect((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(
+      true,
+    );
   });
 
   it('not_opted_out and opted_out on the opt-out category', async () => {
     const id = await createAccount(svc, admin);
     const body = { accountId: id, purpose: 'product_analytics', categories: ['other_customer_info'] };
-    expect((await decide(svc, admin, body)).body).toMatchObject({ allow: true, results: [{ reason: 'not_opted_out' }] });
-    await putConsents(svc, admin, id, [{ purpose: 'product_analytics', category: 'other_customer_info', choice: 'opt_out' }], { affirmative: false });
+    expect((await decide(svc, admin, body)).body).toMatchObject({
+      allow: true,
+      results: [{ reason: 'not_opted_out' }],
+    });
+    await putConsents(
+      svc,
+      admin,
+      id,
+      [{ purpose: 'product_analytics', category: 'other_customer_info', choice: 'opt_out' }],
+      { affirmative: false },
+    );
     expect((await decide(svc, admin, body)).body).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
-    await putConsents(svc, admin, id, [{ purpose: 'product_analytics', category: 'other_customer_info', choice: 'withdraw_opt_out' }]);
-    expect((await decide(svc, admin, body)).body).toMatchObject({ allow: true, results: [{ reason: 'not_opted_out' }] });
+    await putConsents(svc, admin, id, [
+      { purpose: 'product_analytics', category: 'other_customer_info', choice: 'withdraw_opt_out' },
+    ]);
+    expect((await decide(svc, admin, body)).body).toMatchObject({
+      allow: true,
+      results: [{ reason: 'not_opted_out' }],
+    });
   });
 
   it('unknown_account and account_closed', async () => {
-    const unknown = await decide(svc, admin, { accountId: uniqueId('nobody'), purpose: 'fraud_protection', categories: ['ip_addresses'] });
+    const unknown = await decide(svc, admin, {
+      accountId: uniqueId('nobody'),
+      purpose: 'fraud_protection',
+      categories: ['ip_addresses'],
+    });
     expect(unknown.body).toMatchObject({ allow: false, results: [{ reason: 'unknown_account' }] });
     const id = await createAccount(svc, admin);
     await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'health', choice: 'grant' }]);
-    await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [{ accountId: id, status: 'closed' }] } });
+    await call(svc.url, 'POST', '/v1/accounts', {
+      token: admin,
+      body: { accounts: [{ accountId: id, status: 'closed' }] },
+    });
     const closed = await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['health'] });
     expect(closed.body).toMatchObject({ allow: false, results: [{ reason: 'account_closed' }] });
   });
@@ -144,7 +225,11 @@ describe('POST /v1/decisions: the decision table', () => {
 
   it('repeated categories are judged once', async () => {
     const id = await createAccount(svc, admin);
-    const r = await decide(svc, admin, { accountId: id, purpose: 'billing', categories: ['billing_info', 'billing_info'] });
+    const r = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'billing',
+      categories: ['billing_info', 'billing_info'],
+    });
     expect(r.body.results).toEqual([{ category: 'billing_info', allow: true, reason: 'exception' }]);
   });
 });
@@ -154,7 +239,9 @@ describe('POST /v1/decisions/batch', () => {
     const granted = await createAccount(svc, admin);
     const bare = await createAccount(svc, admin);
     const closed = await createAccount(svc, admin, 'closed');
-    await putConsents(svc, admin, granted, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    await putConsents(svc, admin, granted, [
+      { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+    ]);
     const ghost = uniqueId('ghost');
     const accountIds = [bare, granted, ghost, closed, granted];
     const r = await call(svc.url, 'POST', '/v1/decisions/batch', {
@@ -164,7 +251,11 @@ describe('POST /v1/decisions/batch', () => {
     expect(r.status).toBe(200);
     expect(r.body.purpose).toBe('ad_targeting');
     expect(r.body.results.map((x: { accountId: string }) => x.accountId)).toEqual(accountIds);
-    expect(r.body.results[0]).toEqual({ accountId: bare, allow: false, denied: [{ category: 'web_browsing_history', reason: 'no_consent' }] });
+    expect(r.body.results[0]).toEqual({
+      accountId: bare,
+      allow: false,
+      denied: [{ category: 'web_browsing_history', reason: 'no_consent' }],
+    });
     expect(r.body.results[1]).toMatchObject({ accountId: granted, allow: true });
     expect(Date.parse(r.body.results[1].validUntil)).toBeGreaterThan(Date.now());
     expect(r.body.results[2].denied).toEqual([{ category: 'web_browsing_history', reason: 'unknown_account' }]);
@@ -174,7 +265,10 @@ describe('POST /v1/decisions/batch', () => {
 
   it('takes 10,000 accounts and refuses 10,001 with 413', async () => {
     const ids = Array.from({ length: 10_000 }, (_, i) => `bulk-${i}`);
-    const ok = await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'fraud_protection', categories: ['ip_addresses'], accountIds: ids } });
+    const ok = await call(svc.url, 'POST', '/v1/decisions/batch', {
+      token: admin,
+      body: { purpose: 'fraud_protection', categories: ['ip_addresses'], accountIds: ids },
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.results).toHaveLength(10_000);
     expect(ok.body.results.every((x: { allow: boolean }) => !x.allow)).toBe(true);

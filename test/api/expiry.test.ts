@@ -1,5 +1,5 @@
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /** Expiry is exact, through the whole service: allow at expiresAt − 1 ms, deny at expiresAt. The clock is injected. */
 
@@ -16,7 +16,9 @@ afterAll(() => svc.stop());
 it('allows at expiresAt − 1 ms and denies at expiresAt', async () => {
   const id = await createAccount(svc, admin);
   const expiresAt = new Date(Math.ceil(now / 1000) * 1000 + 3_600_000);
-  const put = await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant', expiresAt: expiresAt.toISOString() }]);
+  const put = await putConsents(svc, admin, id, [
+    { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant', expiresAt: expiresAt.toISOString() },
+  ]);
   expect(put.status).toBe(200);
   const body = { accountId: id, purpose: 'ad_targeting', categories: ['web_browsing_history'] };
 

@@ -1,6 +1,6 @@
 import { dropDatabase } from '../../src/platform/db/database';
-import { type TestService, call, startTestService, testConfig } from '../support/harness';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { call, startTestService, type TestService, testConfig } from '../support/harness';
 import { TcpProxy } from '../support/tcp-proxy';
 
 /**
@@ -18,10 +18,15 @@ const request = () => ({ accountId: granted, purpose: 'ad_targeting', categories
 beforeAll(async () => {
   proxy = await new TcpProxy(5432).start();
   const database = new URL(testConfig().db.url).pathname.slice(1);
-  svc = await startTestService({ DATABASE_URL: `postgres://127.0.0.1:${proxy.port}/${database}`, DB_STATEMENT_TIMEOUT_MS: '800' });
+  svc = await startTestService({
+    DATABASE_URL: `postgres://127.0.0.1:${proxy.port}/${database}`,
+    DB_STATEMENT_TIMEOUT_MS: '800',
+  });
   admin = await adminToken(svc);
   granted = await createAccount(svc, admin);
-  await putConsents(svc, admin, granted, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+  await putConsents(svc, admin, granted, [
+    { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+  ]);
 });
 afterAll(async () => {
   proxy.heal();
@@ -40,7 +45,10 @@ function expectUnavailable(r: { status: number; headers: Headers; body: any }) {
 }
 
 const batch = () =>
-  call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted] } });
+  call(svc.url, 'POST', '/v1/decisions/batch', {
+    token: admin,
+    body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted] },
+  });
 
 it('allows while the database answers', async () => {
   expect((await decide(svc, admin, request())).body.allow).toBe(true);

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { type TestService, startTestService } from '../support/harness';
 import { adminToken, createAccount, putConsents, uniqueId } from '../support/fixtures';
+import { startTestService, type TestService } from '../support/harness';
 
 /** POST /v1/filter: NDJSON in, only the allowed records out, streamed, each judged and audited. */
 
@@ -15,20 +15,34 @@ afterAll(() => svc.stop());
 
 /** Raw HTTP, to see trailers and a cut stream. */
 function filter(query: string, lines: string[], token = admin, contentType = 'application/x-ndjson') {
-  return new Promise<{ status: number; body: string; trailers: NodeJS.Dict<string>; aborted: boolean; type?: string }>((resolve, reject) => {
-    const req = http.request(`${svc.url}/v1/filter?${query}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType } }, (res) => {
-      let body = '';
-      let aborted = false;
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('aborted', () => (aborted = true));
-      res.on('error', () => (aborted = true));
-      res.on('close', () => resolve({ status: res.statusCode!, body, trailers: res.trailers, aborted: aborted || !res.complete, type: res.headers['content-type'] }));
-    });
-    req.on('error', reject);
-    for (const l of lines) req.write(l + '\n');
-    req.end();
-  });
+  return new Promise<{ status: number; body: string; trailers: NodeJS.Dict<string>; aborted: boolean; type?: string }>(
+    (resolve, reject) => {
+      const req = http.request(
+        `${svc.url}/v1/filter?${query}`,
+        { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType } },
+        (res) => {
+          let body = '';
+          let aborted = false;
+          res.setEncoding('utf8');
+          res.on('data', (d) => (body += d));
+          res.on('aborted', () => (aborted = true));
+          res.on('error', () => (aborted = true));
+          res.on('close', () =>
+            resolve({
+              status: res.statusCode!,
+              body,
+              trailers: res.trailers,
+              aborted: aborted || !res.complete,
+              type: res.headers['content-type'],
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      for (const l of lines) req.write(`${l}\n`);
+      req.end();
+    },
+  );
 }
 
 it('passes on only the allowed records, unchanged and in order, with counts as trailers', async () => {
@@ -50,7 +64,9 @@ it('passes on only the allowed records, unchanged and in order, with counts as t
   expect(r.body).toBe(`${lines[0]}\n${lines[6]}\n`);
   expect(r.trailers).toMatchObject({ 'x-optgate-received': '6', 'x-optgate-allowed': '2', 'x-optgate-invalid': '2' });
   // Every account judged has its audit record.
-  const { rows } = await svc.sql.query("select account_id, outcome from audit_records where type = 'decision' and content like '%\"endpoint\":\"filter\"%' order by seq");
+  const { rows } = await svc.sql.query(
+    'select account_id, outcome from audit_records where type = \'decision\' and content like \'%"endpoint":"filter"%\' order by seq',
+  );
   expect(rows.map((x) => [x.account_id, x.outcome])).toEqual([
     [yes, 'allow'],
     [no, 'deny'],
@@ -72,7 +88,10 @@ it('streams thousands of records with a custom account field', async () => {
 it('checks the request before streaming: 422, 403, 415', async () => {
   expect((await filter('purpose=curiosity&categories=name', [])).status).toBe(422);
   expect((await filter('purpose=ad_targeting', [])).status).toBe(422);
-  expect((await filter('purpose=fraud_protection&categories=name', [], await svc.token('decisions', ['ad_targeting']))).status).toBe(403);
+  expect(
+    (await filter('purpose=fraud_protection&categories=name', [], await svc.token('decisions', ['ad_targeting'])))
+      .status,
+  ).toBe(403);
   expect((await filter('purpose=ad_targeting&categories=name', [], admin, 'text/csv')).status).toBe(415);
 });
 
@@ -82,7 +101,9 @@ it('answers a clean 503 problem when the store fails before the first record', a
   try {
     await blocker.query('begin');
     await blocker.query('lock table consent_state in access exclusive mode');
-    const r = await filter('purpose=product_analytics&categories=other_customer_info', [JSON.stringify({ accountId: id })]);
+    const r = await filter('purpose=product_analytics&categories=other_customer_info', [
+      JSON.stringify({ accountId: id }),
+    ]);
     // Nothing had been written yet: a clean 503 problem.
     expect(r.status).toBe(503);
     expect(r.body).not.toContain(id);
@@ -95,32 +116,34 @@ it('answers a clean 503 problem when the store fails before the first record', a
 it('cuts the stream when the store fails mid-way: a partial answer never looks complete', async () => {
   const id = await createAccount(svc, admin);
   const blocker = await svc.sql.connect();
-  const result = await new Promise<{ body: string; complete: boolean; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
-    const req = http.request(
-      `${svc.url}/v1/filter?purpose=product_analytics&categories=other_customer_info`,
-      { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', async (d) => {
-          body += d;
-          if (body.includes('"n":1')) {
-            // The first record is through; the store now stops answering before the second.
-            await blocker.query('begin');
-            await blocker.query('lock table consent_state in access exclusive mode');
-            req.end(JSON.stringify({ accountId: id, n: 2 }) + '\n');
-          }
-        });
-        res.on('error', () => undefined);
-        res.on('close', () => resolve({ body, complete: res.complete, trailers: res.trailers }));
-      },
-    );
-    req.on('error', reject);
-    req.write(JSON.stringify({ accountId: id, n: 1 }) + '\n');
-  });
+  const result = await new Promise<{ body: string; complete: boolean; trailers: NodeJS.Dict<string> }>(
+    (resolve, reject) => {
+      const req = http.request(
+        `${svc.url}/v1/filter?purpose=product_analytics&categories=other_customer_info`,
+        { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', async (d) => {
+            body += d;
+            if (body.includes('"n":1')) {
+              // The first record is through; the store now stops answering before the second.
+              await blocker.query('begin');
+              await blocker.query('lock table consent_state in access exclusive mode');
+              req.end(`${JSON.stringify({ accountId: id, n: 2 })}\n`);
+            }
+          });
+          res.on('error', () => undefined);
+          res.on('close', () => resolve({ body, complete: res.complete, trailers: res.trailers }));
+        },
+      );
+      req.on('error', reject);
+      req.write(`${JSON.stringify({ accountId: id, n: 1 })}\n`);
+    },
+  );
   await blocker.query('rollback');
   blocker.release();
-  expect(result.body).toBe(JSON.stringify({ accountId: id, n: 1 }) + '\n');
+  expect(result.body).toBe(`${JSON.stringify({ accountId: id, n: 1 })}\n`);
   expect(result.complete).toBe(false);
   expect(result.trailers['x-optgate-received']).toBeUndefined();
 });

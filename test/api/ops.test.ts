@@ -1,6 +1,6 @@
 import { dropDatabase } from '../../src/platform/db/database';
-import { type TestService, call, startTestService } from '../support/harness';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 let svc: TestService;
 
@@ -21,7 +21,12 @@ it('GET /v1/notices lists every version with its hash, without auth', async () =
   expect(r.status).toBe(200);
   expect(r.body.current).toBe('v3');
   expect(r.body.versions.map((v: { version: string }) => v.version)).toEqual(['v1', 'v2', 'v3']);
-  expect(r.body.versions[1]).toMatchObject({ version: 'v2', effectiveAt: '2023-03-01T00:00:00.000Z', material: true, materialFor: ['data_sale', 'third_party_disclosure'] });
+  expect(r.body.versions[1]).toMatchObject({
+    version: 'v2',
+    effectiveAt: '2023-03-01T00:00:00.000Z',
+    material: true,
+    materialFor: ['data_sale', 'third_party_disclosure'],
+  });
   for (const v of r.body.versions) expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
   const text = await call(svc.url, 'GET', '/v1/notices/v3');
   expect(text.body.text).toMatch(/Maine/);
@@ -43,7 +48,9 @@ it('GET /metrics counts decisions by purpose, outcome and reason, with no accoun
   await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
   const r = await call(svc.url, 'GET', '/metrics');
   expect(r.status).toBe(200);
-  expect(r.body).toMatch(/optgate_decisions_total\{purpose="ad_targeting",outcome="allow",reason="consent_granted"\} 1/);
+  expect(r.body).toMatch(
+    /optgate_decisions_total\{purpose="ad_targeting",outcome="allow",reason="consent_granted"\} 1/,
+  );
   expect(r.body).toMatch(/optgate_decisions_total\{purpose="data_sale",outcome="deny",reason="no_consent"\} 1/);
   expect(r.body).toMatch(/optgate_decision_duration_seconds_bucket\{le="0.005",endpoint="single"\}/);
   expect(r.body).toMatch(/optgate_consent_events_total\{kind="granted",channel="call_center"\} 1/);
@@ -61,7 +68,11 @@ it('shuts down gracefully: a request in flight completes, new connections are re
   await blocker.query('begin');
   await blocker.query('lock table consent_state in access exclusive mode');
   // This decision waits on the lock while the service is asked to stop.
-  const inFlight = decide(other, admin, { accountId: id, purpose: 'product_analytics', categories: ['other_customer_info'] });
+  const inFlight = decide(other, admin, {
+    accountId: id,
+    purpose: 'product_analytics',
+    categories: ['other_customer_info'],
+  });
   await new Promise((r) => setTimeout(r, 200));
   const closed = other.close();
   await new Promise((r) => setTimeout(r, 100));
@@ -71,7 +82,7 @@ it('shuts down gracefully: a request in flight completes, new connections are re
   expect(r.status).toBe(200);
   expect(r.body.allow).toBe(true);
   await closed;
-  await expect(fetch(other.url + '/healthz')).rejects.toThrow();
+  await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
   await other.sql.end();
   await dropDatabase(other.databaseUrl);
 });
@@ -87,7 +98,9 @@ it('decisions do not depend on Redis: readiness says it is down, decisions go on
     expect(ready.body.checks).toEqual({ database: 'ok', redis: 'unavailable' });
     const admin = await adminToken(noRedis);
     const id = await createAccount(noRedis, admin);
-    expect((await decide(noRedis, admin, { accountId: id, purpose: 'billing', categories: ['billing_info'] })).body.allow).toBe(true);
+    expect(
+      (await decide(noRedis, admin, { accountId: id, purpose: 'billing', categories: ['billing_info'] })).body.allow,
+    ).toBe(true);
     // An export needs its queue: a prompt 503, and the export is marked failed rather than left queued for ever.
     const exported = await call(noRedis.url, 'POST', '/v1/audit/exports', { token: admin, body: { format: 'ndjson' } });
     expect(exported.status).toBe(503);

@@ -6,8 +6,6 @@ import { loadKeys } from '../../src/platform/auth/keys';
 import { signJws } from '../../src/platform/auth/signing';
 import { createDb, dropDatabase } from '../../src/platform/db/database';
 import { createLogger } from '../../src/platform/logger';
-import { type TestService, call, startTestService } from '../support/harness';
-import { adminToken, decide, putConsents, uniqueId } from '../support/fixtures';
 import {
   type AuditRow,
   asAttacker,
@@ -18,6 +16,8 @@ import {
   forgeJws,
   verifyDb,
 } from '../support/audit';
+import { adminToken, decide, putConsents, uniqueId } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * The hash chain in PostgreSQL, and `optgate audit verify --db` (the built CLI) against it.
@@ -40,21 +40,43 @@ let c2: number;
 const clones: string[] = [];
 
 async function produce(svc: TestService, admin: string, ids: { a: string; b: string; c: string }) {
-  const one = (accountId: string, purpose = 'ad_targeting') => decide(svc, admin, { accountId, purpose, categories: ['web_browsing_history'] });
+  const one = (accountId: string, purpose = 'ad_targeting') =>
+    decide(svc, admin, { accountId, purpose, categories: ['web_browsing_history'] });
   await one(ids.a); // allow
   await one(ids.a); // allow
   await one(ids.b); // deny
   await one(ids.b); // deny
-  await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [ids.a, ids.b, ids.c] } });
-  await putConsents(svc, admin, ids.c, [{ purpose: 'product_analytics', category: 'other_customer_info', choice: 'opt_out' }], { affirmative: false });
+  await call(svc.url, 'POST', '/v1/decisions/batch', {
+    token: admin,
+    body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [ids.a, ids.b, ids.c] },
+  });
+  await putConsents(
+    svc,
+    admin,
+    ids.c,
+    [{ purpose: 'product_analytics', category: 'other_customer_info', choice: 'opt_out' }],
+    { affirmative: false },
+  );
 }
 
-/** Signs the current chain head with the service's own checkpoint code (what the BullMQ job runs), at a moment the test chooses. */
+/**
+ * Signs the current chain head with the service's own checkpoint code (what the BullMQ job runs), at a moment the test
+ * chooses.
+ */
 async function signHead(svc: TestService): Promise<number> {
-  const { db, pool } = createDb({ url: svc.databaseUrl, poolSize: 1, statementTimeoutMs: 5000 }, createLogger('silent'));
+  const { db, pool } = createDb(
+    { url: svc.databaseUrl, poolSize: 1, statementTimeoutMs: 5000 },
+    createLogger('silent'),
+  );
   try {
     const clock = () => new Date();
-    const audit = new AuditService(db, new AuditWriter(pool, clock), await loadKeys(svc.config.auth, svc.config.env), clock, async () => []);
+    const audit = new AuditService(
+      db,
+      new AuditWriter(pool, clock),
+      await loadKeys(svc.config.auth, svc.config.env),
+      clock,
+      async () => [],
+    );
     return (await audit.checkpoint())!.seq;
   } finally {
     await db.destroy();
@@ -69,7 +91,10 @@ beforeAll(async () => {
   try {
     const admin = await adminToken(svc);
     const [a, b, c] = [uniqueId(), uniqueId(), uniqueId()];
-    await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [a, b, c].map((accountId) => ({ accountId, status: 'active' })) } });
+    await call(svc.url, 'POST', '/v1/accounts', {
+      token: admin,
+      body: { accounts: [a, b, c].map((accountId) => ({ accountId, status: 'active' })) },
+    });
     await putConsents(svc, admin, a, [
       { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
       { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
@@ -141,7 +166,8 @@ describe('the intact chain', () => {
   });
 
   it('recorded_at never goes backwards along the chain', () => {
-    for (let i = 1; i < seed.length; i++) expect(seed[i]!.recordedAt.getTime()).toBeGreaterThanOrEqual(seed[i - 1]!.recordedAt.getTime());
+    for (let i = 1; i < seed.length; i++)
+      expect(seed[i]!.recordedAt.getTime()).toBeGreaterThanOrEqual(seed[i - 1]!.recordedAt.getTime());
   });
 
   it('`optgate audit verify --db` exits 0 and says INTACT', async () => {
@@ -168,7 +194,10 @@ describe('the intact chain', () => {
       ['DELETE audit_checkpoints', 'delete from audit_checkpoints'],
     ])('%s', async (_name, statement) => {
       await withPool(url, async (p) => {
-        await expect(p.query(statement)).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/is append-only: (UPDATE|DELETE|TRUNCATE) refused/) });
+        await expect(p.query(statement)).rejects.toMatchObject({
+          code: '42501',
+          message: expect.stringMatching(/is append-only: (UPDATE|DELETE|TRUNCATE) refused/),
+        });
         expect(Number((await p.query('select count(*) from audit_records')).rows[0].count)).toBe(seed.length);
         expect(Number((await p.query('select count(*) from audit_checkpoints')).rows[0].count)).toBe(2);
       });
@@ -194,7 +223,12 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
   it('a changed payload (content edited, hash left alone)', async () => {
     const url = await copy();
     const target = seed.find((r) => r.type === 'decision' && r.outcome === 'allow' && r.seq > 3 && r.seq < c1)!;
-    await asAttacker(url, (c) => c.query(`update audit_records set content = replace(content, '"purpose":"ad_targeting"', '"purpose":"fraud_protection"') where seq = $1`, [target.seq]));
+    await asAttacker(url, (c) =>
+      c.query(
+        `update audit_records set content = replace(content, '"purpose":"ad_targeting"', '"purpose":"fraud_protection"') where seq = $1`,
+        [target.seq],
+      ),
+    );
     await expectTampered(url, target.seq, /altered: the content does not match its hash/);
   });
 
@@ -220,12 +254,22 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     const keep = at(c2 - 3);
     await asAttacker(url, async (c) => {
       await c.query('delete from audit_records where seq > $1', [keep.seq]);
-      await c.query('update audit_head set seq = $1, hash = $2, recorded_at = $3', [keep.seq, keep.hash, keep.recordedAt]);
+      await c.query('update audit_head set seq = $1, hash = $2, recorded_at = $3', [
+        keep.seq,
+        keep.hash,
+        keep.recordedAt,
+      ]);
     });
-    await expectTampered(url, undefined, new RegExp(`checkpoint\\s+FAILED: seq ${c2}: signed, but there is no such record`));
+    await expectTampered(
+      url,
+      undefined,
+      new RegExp(`checkpoint\\s+FAILED: seq ${c2}: signed, but there is no such record`),
+    );
   });
 
-  /** Moves records seq >= k one place up and puts a well-formed forged allow at k, linked to k-1 and correctly hashed. */
+  /**
+   * Moves records seq >= k one place up and puts a well-formed forged allow at k, linked to k-1 and correctly hashed.
+   */
   async function insertAt(url: string, k: number) {
     const before = at(k - 1);
     const forged = contentOf({
@@ -234,19 +278,22 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       type: 'decision',
       accountId: before.accountId ?? 'A-forged',
       outcome: 'allow',
-      data: { decisionId: '00000000-0000-4000-8000-000000000000', endpoint: 'single', clientId: 'data-broker', purpose: 'data_sale', categories: ['ssn'], results: [{ category: 'ssn', allow: true, reason: 'consent_granted' }] },
+      data: {
+        decisionId: '00000000-0000-4000-8000-000000000000',
+        endpoint: 'single',
+        clientId: 'data-broker',
+        purpose: 'data_sale',
+        categories: ['ssn'],
+        results: [{ category: 'ssn', allow: true, reason: 'consent_granted' }],
+      },
     });
     await asAttacker(url, async (c) => {
       await c.query('update audit_records set seq = seq + 1000000 where seq >= $1', [k]);
       await c.query('update audit_records set seq = seq - 999999 where seq >= 1000000');
-      await c.query(`insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) values ($1, $2, 'decision', $3, 'allow', $4, $5, $6)`, [
-        k,
-        before.recordedAt,
-        before.accountId ?? 'A-forged',
-        forged,
-        before.hash,
-        chainHash(before.hash, forged),
-      ]);
+      await c.query(
+        `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) values ($1, $2, 'decision', $3, 'allow', $4, $5, $6)`,
+        [k, before.recordedAt, before.accountId ?? 'A-forged', forged, before.hash, chainHash(before.hash, forged)],
+      );
       await c.query('update audit_head set seq = seq + 1');
     });
   }
@@ -291,15 +338,29 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     await asAttacker(url, async (c) => {
       let prev = at(4).hash;
       for (const r of seed.filter((x) => x.seq >= 5)) {
-        const content = r.seq === 5 ? r.content.replace(/"outcome":"(allow|deny)"/, '"outcome":"allow"').replace('"purpose":"ad_targeting"', '"purpose":"data_sale"') : r.content;
+        const content =
+          r.seq === 5
+            ? r.content
+                .replace(/"outcome":"(allow|deny)"/, '"outcome":"allow"')
+                .replace('"purpose":"ad_targeting"', '"purpose":"data_sale"')
+            : r.content;
         const hash = chainHash(prev, content);
-        await c.query('update audit_records set content = $2, prev_hash = $3, hash = $4 where seq = $1', [r.seq, content, prev, hash]);
+        await c.query('update audit_records set content = $2, prev_hash = $3, hash = $4 where seq = $1', [
+          r.seq,
+          content,
+          prev,
+          hash,
+        ]);
         prev = hash;
       }
       await c.query('update audit_head set hash = $1', [prev]);
     });
     // Every link and hash is consistent again; only the signature over the head at c1 tells.
-    await expectTampered(url, c1, new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the record's hash differs from the signed one`));
+    await expectTampered(
+      url,
+      c1,
+      new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the record's hash differs from the signed one`),
+    );
   });
 
   describe('forged checkpoints', () => {
@@ -307,15 +368,34 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       const url = await copy();
       const target = at(c1 + 4);
       const { kid } = (await loadKeys(svcConfig.auth, svcConfig.env)).signing;
-      const jws = await forgeJws({ iss: 'optgate', seq: target.seq, hash: target.hash, signedAt: new Date().toISOString() }, CHECKPOINT_TYP, kid);
-      await withPool(url, (p) => p.query('insert into audit_checkpoints (seq, hash, signed_at, kid, jws) values ($1, $2, now(), $3, $4)', [target.seq, target.hash, kid, jws]));
-      await expectTampered(url, undefined, new RegExp(`checkpoint\\s+FAILED: seq ${target.seq}: signature does not verify`));
+      const jws = await forgeJws(
+        { iss: 'optgate', seq: target.seq, hash: target.hash, signedAt: new Date().toISOString() },
+        CHECKPOINT_TYP,
+        kid,
+      );
+      await withPool(url, (p) =>
+        p.query('insert into audit_checkpoints (seq, hash, signed_at, kid, jws) values ($1, $2, now(), $3, $4)', [
+          target.seq,
+          target.hash,
+          kid,
+          jws,
+        ]),
+      );
+      await expectTampered(
+        url,
+        undefined,
+        new RegExp(`checkpoint\\s+FAILED: seq ${target.seq}: signature does not verify`),
+      );
     });
 
     it('a checkpoint row whose hash was changed after signing: FAILED checkpoint', async () => {
       const url = await copy();
       await asAttacker(url, (c) => c.query(`update audit_checkpoints set hash = repeat('a', 64) where seq = $1`, [c1]));
-      await expectTampered(url, undefined, new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the row differs from what was signed`));
+      await expectTampered(
+        url,
+        undefined,
+        new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the row differs from what was signed`),
+      );
     });
 
     it('a validly signed checkpoint whose hash is not the record’s: the record is named', async () => {
@@ -323,8 +403,19 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       const target = at(c1 + 4);
       const keys = await loadKeys(svcConfig.auth, svcConfig.env);
       const wrong = 'b'.repeat(64);
-      const jws = await signJws(keys, { iss: 'optgate', seq: target.seq, hash: wrong, signedAt: new Date().toISOString() }, CHECKPOINT_TYP);
-      await withPool(url, (p) => p.query('insert into audit_checkpoints (seq, hash, signed_at, kid, jws) values ($1, $2, now(), $3, $4)', [target.seq, wrong, keys.signing.kid, jws]));
+      const jws = await signJws(
+        keys,
+        { iss: 'optgate', seq: target.seq, hash: wrong, signedAt: new Date().toISOString() },
+        CHECKPOINT_TYP,
+      );
+      await withPool(url, (p) =>
+        p.query('insert into audit_checkpoints (seq, hash, signed_at, kid, jws) values ($1, $2, now(), $3, $4)', [
+          target.seq,
+          wrong,
+          keys.signing.kid,
+          jws,
+        ]),
+      );
       await expectTampered(url, target.seq, /does not match the signed checkpoint/);
     });
   });

@@ -1,10 +1,10 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { type JSONWebKeySet, compactVerify, createLocalJWKSet } from 'jose';
+import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { CHECKPOINT_TYP } from '../../src/audit/audit.service';
-import { type TestService, call, startTestService } from '../support/harness';
-import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { auditRows, checkpointAtHead, deleteRedisPrefix } from '../support/audit';
+import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * Signed checkpoints (the BullMQ job, real Redis) and the audit query API (GET /v1/audit/events),
@@ -34,7 +34,8 @@ describe('checkpoints', () => {
   beforeAll(async () => {
     const id = await createAccount(svc, admin);
     for (let round = 0; round < 3; round++) {
-      for (let i = 0; i < 3; i++) await decide(svc, admin, { accountId: id, purpose: 'billing', categories: ['billing_info'] });
+      for (let i = 0; i < 3; i++)
+        await decide(svc, admin, { accountId: id, purpose: 'billing', categories: ['billing_info'] });
       signed.push(await checkpointAtHead(svc.sql));
     }
   }, 30_000);
@@ -148,14 +149,28 @@ describe('GET /v1/audit/events', () => {
       expect(events.g3.kind).toBe('renewed');
       const d3 = await allowX(['web_browsing_history']);
       inWindow.push({ decisionId: d3.decisionId, consentIds: [events.g3.eventId] });
-      const batch = await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['name'], accountIds: [y, x] } });
+      const batch = await call(svc.url, 'POST', '/v1/decisions/batch', {
+        token: admin,
+        body: { purpose: 'ad_targeting', categories: ['name'], accountIds: [y, x] },
+      });
       expect(batch.body.results.map((r: { allow: boolean }) => r.allow)).toEqual([false, true]);
       inWindow.push({ decisionId: batch.body.decisionId, consentIds: [events.g2.eventId] });
       const d4 = await allowX(['ip_addresses'], 'fraud_protection');
       inWindow.push({ decisionId: d4.decisionId, consentIds: [] });
-      expect((await decide(svc, admin, { accountId: x, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(false);
-      await putConsents(svc, admin, x, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }], { affirmative: false });
-      expect((await decide(svc, admin, { accountId: x, purpose: 'ad_targeting', categories: ['web_browsing_history'] })).body.allow).toBe(false);
+      expect((await decide(svc, admin, { accountId: x, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(
+        false,
+      );
+      await putConsents(
+        svc,
+        admin,
+        x,
+        [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
+        { affirmative: false },
+      );
+      expect(
+        (await decide(svc, admin, { accountId: x, purpose: 'ad_targeting', categories: ['web_browsing_history'] })).body
+          .allow,
+      ).toBe(false);
       await sleep(15);
       t2 = new Date().toISOString();
       await sleep(15);
@@ -166,7 +181,9 @@ describe('GET /v1/audit/events', () => {
     });
 
     it('one call returns exactly the allows in [T1, T2), each with the consent events it relied on', async () => {
-      const r = await get(`/v1/audit/events?accountId=${x}&type=decision&outcome=allow&from=${t1}&to=${t2}&include=consents`);
+      const r = await get(
+        `/v1/audit/events?accountId=${x}&type=decision&outcome=allow&from=${t1}&to=${t2}&include=consents`,
+      );
       expect(r.status).toBe(200);
       expect(r.body.nextCursor).toBeNull();
       expect(r.body.events.map((e: any) => e.data.decisionId)).toEqual(inWindow.map((d) => d.decisionId));
@@ -177,12 +194,22 @@ describe('GET /v1/audit/events', () => {
         expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
         expect(e.consents.map((c: { eventId: string }) => c.eventId)).toEqual(inWindow[i]!.consentIds);
         for (const c of e.consents) {
-          expect(c).toMatchObject({ accountId: x, purpose: 'ad_targeting', channel: 'call_center', actorType: 'staff', noticeVersion: 'v3' });
+          expect(c).toMatchObject({
+            accountId: x,
+            purpose: 'ad_targeting',
+            channel: 'call_center',
+            actorType: 'staff',
+            noticeVersion: 'v3',
+          });
           expect(['granted', 'renewed']).toContain(c.kind);
           expect(c.missing).toBeUndefined();
         }
       }
-      expect(r.body.events[2].consents[0]).toMatchObject({ eventId: events.g3.eventId, kind: 'renewed', category: 'web_browsing_history' });
+      expect(r.body.events[2].consents[0]).toMatchObject({
+        eventId: events.g3.eventId,
+        kind: 'renewed',
+        category: 'web_browsing_history',
+      });
     });
 
     it('the window bounds: `from` is inclusive, `to` exclusive', async () => {
@@ -204,7 +231,9 @@ describe('GET /v1/audit/events', () => {
       await putConsents(svc, admin, acct, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
       await decide(svc, admin, { accountId: acct, purpose: 'data_sale', categories: ['name'] });
       await decide(svc, admin, { accountId: acct, purpose: 'data_sale', categories: ['ssn'] });
-      const mid = (await svc.sql.query('select recorded_at from audit_records order by seq limit 1 offset 5')).rows[0].recorded_at.toISOString();
+      const mid = (
+        await svc.sql.query('select recorded_at from audit_records order by seq limit 1 offset 5')
+      ).rows[0].recorded_at.toISOString();
       cases.push(
         ['type=consent_event', `type = 'consent_event'`, []],
         ['type=decision,staff_action', `type in ('decision', 'staff_action')`, []],
@@ -213,7 +242,11 @@ describe('GET /v1/audit/events', () => {
         [`accountId=${acct}`, 'account_id = $1', [acct]],
         [`from=${mid}`, 'recorded_at >= $1', [mid]],
         [`to=${mid}`, 'recorded_at < $1', [mid]],
-        [`accountId=${acct}&type=decision&outcome=deny`, `account_id = $1 and type = 'decision' and outcome = 'deny'`, [acct]],
+        [
+          `accountId=${acct}&type=decision&outcome=deny`,
+          `account_id = $1 and type = 'decision' and outcome = 'deny'`,
+          [acct],
+        ],
       );
     });
 
@@ -228,7 +261,10 @@ describe('GET /v1/audit/events', () => {
     });
 
     it('an unknown account returns nothing; an empty window returns nothing', async () => {
-      expect((await get(`/v1/audit/events?accountId=${uniqueId('nobody')}`)).body).toEqual({ events: [], nextCursor: null });
+      expect((await get(`/v1/audit/events?accountId=${uniqueId('nobody')}`)).body).toEqual({
+        events: [],
+        nextCursor: null,
+      });
       const now = new Date().toISOString();
       expect((await get(`/v1/audit/events?from=${now}&to=${now}`)).body.events).toEqual([]);
     });
@@ -244,7 +280,10 @@ describe('GET /v1/audit/events', () => {
         const r =
           w % 2
             ? await decide(svc, admin, { accountId: ids[w % 3]!, purpose: 'ad_targeting', categories: ['name'] })
-            : await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['name'], accountIds: ids } });
+            : await call(svc.url, 'POST', '/v1/decisions/batch', {
+                token: admin,
+                body: { purpose: 'ad_targeting', categories: ['name'], accountIds: ids },
+              });
         expect(r.status).toBe(200);
         written++;
       }
@@ -257,7 +296,9 @@ describe('GET /v1/audit/events', () => {
     let cursor: string | null = null;
     let allowCursor: string | null | undefined;
     const allowPage = async () => {
-      const a: any = await get(`/v1/audit/events?type=decision&outcome=allow&limit=3${allowCursor ? `&cursor=${allowCursor}` : ''}`);
+      const a: any = await get(
+        `/v1/audit/events?type=decision&outcome=allow&limit=3${allowCursor ? `&cursor=${allowCursor}` : ''}`,
+      );
       seenAllows.push(...a.body.events.map((e: { seq: number }) => e.seq));
       allowCursor = a.body.nextCursor;
     };
@@ -265,7 +306,8 @@ describe('GET /v1/audit/events', () => {
       writing = false;
       await Promise.all(writers);
     };
-    // Unfiltered pages of 7 and filtered pages of 3, interleaved with the writers, until the unfiltered listing reaches the end.
+    // Unfiltered pages of 7 and filtered pages of 3, interleaved with the writers, until the unfiltered listing reaches
+    // the end.
     for (let pages = 1; ; pages++) {
       const r: any = await get(`/v1/audit/events?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
       expect(r.status).toBe(200);
@@ -294,7 +336,19 @@ describe('GET /v1/audit/events', () => {
     expect(def.status).toBe(200);
     expect(def.body.events).toHaveLength(100);
     expect((await get('/v1/audit/events?limit=1000')).status).toBe(200);
-    for (const q of ['limit=1001', 'limit=0', 'limit=-1', 'limit=ten', 'type=gossip', 'outcome=maybe', 'from=yesterday', 'accountId=bad%20id', 'cursor=bm9wZQ', 'include=everything', 'order=desc']) {
+    for (const q of [
+      'limit=1001',
+      'limit=0',
+      'limit=-1',
+      'limit=ten',
+      'type=gossip',
+      'outcome=maybe',
+      'from=yesterday',
+      'accountId=bad%20id',
+      'cursor=bm9wZQ',
+      'include=everything',
+      'order=desc',
+    ]) {
       const r = await get(`/v1/audit/events?${q}`);
       expect({ q, status: r.status }).toEqual({ q, status: 422 });
       expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -321,7 +375,7 @@ describe('GET /v1/audit/events', () => {
       expect({ path, status: forbidden.status }).toEqual({ path, status: 403 });
       expect(JSON.stringify(forbidden.body)).not.toMatch(/"events"|"checkpoints"|"exportId"/);
     }
-    const bad = await call(svc.url, 'GET', '/v1/audit/events', { token: auditor.slice(0, -4) + 'AAAA' });
+    const bad = await call(svc.url, 'GET', '/v1/audit/events', { token: `${auditor.slice(0, -4)}AAAA` });
     expect(bad.status).toBe(401);
   });
 });

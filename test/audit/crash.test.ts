@@ -1,7 +1,16 @@
 import pg from 'pg';
 import { dropDatabase } from '../../src/platform/db/database';
+import {
+  ALL_PURPOSES,
+  auditRows,
+  chainProblems,
+  deleteRedisPrefix,
+  http,
+  processEnv,
+  processToken,
+  verifyDb,
+} from '../support/audit';
 import { type Finished, finished, freePort, startProcess } from '../support/processes';
-import { ALL_PURPOSES, deleteRedisPrefix, chainProblems, auditRows, http, processEnv, processToken, verifyDb } from '../support/audit';
 
 /**
  * SIGKILL in the middle of a decision load (the built service as a child process, real
@@ -35,7 +44,13 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   const token = await processToken(env, 'decisions consents:write accounts:write', ALL_PURPOSES);
 
   const accounts = Array.from({ length: 120 }, (_, i) => `crash-${i}`);
-  expect((await http(base, 'POST', '/v1/accounts', token, { accounts: accounts.map((accountId) => ({ accountId, status: 'active' })) })).status).toBe(200);
+  expect(
+    (
+      await http(base, 'POST', '/v1/accounts', token, {
+        accounts: accounts.map((accountId) => ({ accountId, status: 'active' })),
+      })
+    ).status,
+  ).toBe(200);
   const granted = accounts.filter((_, i) => i % 3 === 0);
   await Promise.all(
     granted.map(async (id) => {
@@ -60,12 +75,25 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
       try {
         if ((w + i) % 4 === 0) {
           const accountIds = [...new Set(pick(30))];
-          const r = await http(base, 'POST', '/v1/decisions/batch', token, { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds });
-          if (r.status === 200) received.set(r.body.decisionId, { accountIds, allows: r.body.results.filter((x: { allow: boolean }) => x.allow).length });
+          const r = await http(base, 'POST', '/v1/decisions/batch', token, {
+            purpose: 'ad_targeting',
+            categories: ['web_browsing_history'],
+            accountIds,
+          });
+          if (r.status === 200)
+            received.set(r.body.decisionId, {
+              accountIds,
+              allows: r.body.results.filter((x: { allow: boolean }) => x.allow).length,
+            });
         } else {
           const [accountId] = pick(1);
-          const r = await http(base, 'POST', '/v1/decisions', token, { accountId, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
-          if (r.status === 200) received.set(r.body.decisionId, { accountIds: [accountId!], allows: r.body.allow ? 1 : 0 });
+          const r = await http(base, 'POST', '/v1/decisions', token, {
+            accountId,
+            purpose: 'ad_targeting',
+            categories: ['web_browsing_history'],
+          });
+          if (r.status === 200)
+            received.set(r.body.decisionId, { accountIds: [accountId!], allows: r.body.allow ? 1 : 0 });
         }
       } catch {
         failures++; // the connection died with the process
@@ -93,7 +121,9 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
 
   // Every answer a client holds has its records: one per account, in request order, with the outcome it was told.
   const stored = new Map<string, { account_id: string; outcome: string }[]>();
-  const { rows } = await sql.query(`select content::jsonb -> 'data' ->> 'decisionId' as id, account_id, outcome from audit_records where type = 'decision' order by seq`);
+  const { rows } = await sql.query(
+    `select content::jsonb -> 'data' ->> 'decisionId' as id, account_id, outcome from audit_records where type = 'decision' order by seq`,
+  );
   for (const r of rows) stored.set(r.id, [...(stored.get(r.id) ?? []), r]);
   const missing = [...received.keys()].filter((id) => !stored.has(id));
   expect(missing).toEqual([]);
@@ -104,7 +134,9 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   }
   // Records of decisions whose answer was lost in the crash may exist; no answer exists without its record.
   expect(rows.length).toBeGreaterThanOrEqual(expectedRecords);
-  console.log(`crash test: ${received.size} decisions answered (${expectedRecords} records) before SIGKILL; ${rows.length} decision records stored; ${failures} requests cut off`);
+  console.log(
+    `crash test: ${received.size} decisions answered (${expectedRecords} records) before SIGKILL; ${rows.length} decision records stored; ${failures} requests cut off`,
+  );
 
   expect(chainProblems(await auditRows(sql))).toEqual([]);
   const verified = await verifyDb(env.DATABASE_URL, env.KEYS_DIR);
@@ -115,7 +147,11 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   const headBefore = Number((await sql.query('select seq from audit_head')).rows[0].seq);
   const restarted = await startProcess(env, port);
   children.push(restarted);
-  const after = await http(base, 'POST', '/v1/decisions', token, { accountId: granted[0], purpose: 'ad_targeting', categories: ['web_browsing_history'] });
+  const after = await http(base, 'POST', '/v1/decisions', token, {
+    accountId: granted[0],
+    purpose: 'ad_targeting',
+    categories: ['web_browsing_history'],
+  });
   expect(after.body.allow).toBe(true);
   restarted.kill('SIGTERM');
   expect((await finished(restarted)).code).toBe(0);

@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { loadKeys } from '../../src/platform/auth/keys';
-import { type TestService, call, startTestService } from '../support/harness';
-import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { chainHash, contentOf } from '../../src/audit/chain';
+import { loadKeys } from '../../src/platform/auth/keys';
 import { auditRows, decisionRecords, deleteRedisPrefix } from '../support/audit';
+import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * SPEC "Audit": every consent event, decision and staff action is an audit record, written before
@@ -27,18 +27,26 @@ beforeAll(async () => {
     { purpose: 'ad_targeting', category: 'demographics', choice: 'grant' },
   ]);
   expect(put.status).toBe(200);
-  grantIds = Object.fromEntries(put.body.consents.map((c: { category: string; consentId: string }) => [c.category, c.consentId]));
+  grantIds = Object.fromEntries(
+    put.body.consents.map((c: { category: string; consentId: string }) => [c.category, c.consentId]),
+  );
 });
 afterAll(async () => {
   await svc.stop();
   await deleteRedisPrefix(svc.config.redis.prefix);
 });
 
-const count = async (where = 'true') => Number((await svc.sql.query(`select count(*) from audit_records where ${where}`)).rows[0].count);
+const count = async (where = 'true') =>
+  Number((await svc.sql.query(`select count(*) from audit_records where ${where}`)).rows[0].count);
 
 describe('records written before the response', () => {
   it('a single allow: its record is in the database when the answer arrives, citing the consents it relied on', async () => {
-    const r = await decide(svc, admin, { accountId: granted, purpose: 'ad_targeting', categories: ['web_browsing_history', 'demographics'], recipient: 'adco' });
+    const r = await decide(svc, admin, {
+      accountId: granted,
+      purpose: 'ad_targeting',
+      categories: ['web_browsing_history', 'demographics'],
+      recipient: 'adco',
+    });
     expect(r.status).toBe(200);
     expect(r.body.allow).toBe(true);
     const [rec, ...more] = await decisionRecords(svc.sql, r.body.decisionId);
@@ -56,7 +64,10 @@ describe('records written before the response', () => {
       validUntil: r.body.validUntil,
       results: r.body.results,
     });
-    expect(rec!.data.results.map((x: { consentId: string }) => x.consentId)).toEqual([grantIds.web_browsing_history, grantIds.demographics]);
+    expect(rec!.data.results.map((x: { consentId: string }) => x.consentId)).toEqual([
+      grantIds.web_browsing_history,
+      grantIds.demographics,
+    ]);
   });
 
   it('a single deny: recorded with its reasons and no consent ids', async () => {
@@ -65,7 +76,12 @@ describe('records written before the response', () => {
     expect(r.body.allow).toBe(false);
     const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
     expect(rec).toMatchObject({ type: 'decision', outcome: 'deny', accountId: bare });
-    expect(rec!.data).toMatchObject({ purpose: 'data_sale', categories: ['name', 'ssn'], clientId: 'test-pipeline', endpoint: 'single' });
+    expect(rec!.data).toMatchObject({
+      purpose: 'data_sale',
+      categories: ['name', 'ssn'],
+      clientId: 'test-pipeline',
+      endpoint: 'single',
+    });
     expect(rec!.data.results).toEqual([
       { category: 'name', allow: false, reason: 'no_consent' },
       { category: 'ssn', allow: false, reason: 'no_consent' },
@@ -98,28 +114,54 @@ describe('records written before the response', () => {
     expect(recs.map((x) => x.seq)).toEqual(recs.map((_, i) => recs[0]!.seq + i));
     for (const [i, rec] of recs.entries()) {
       const answer = r.body.results[i];
-      expect(rec.data).toMatchObject({ decisionId: r.body.decisionId, endpoint: 'batch', clientId: 'test-pipeline', purpose: 'ad_targeting', categories: ['web_browsing_history'] });
+      expect(rec.data).toMatchObject({
+        decisionId: r.body.decisionId,
+        endpoint: 'batch',
+        clientId: 'test-pipeline',
+        purpose: 'ad_targeting',
+        categories: ['web_browsing_history'],
+      });
       expect(rec.outcome === 'allow').toBe(answer.allow);
       if (answer.allow) {
         expect(rec.data.validUntil).toBe(answer.validUntil);
-        expect(rec.data.results).toEqual([expect.objectContaining({ allow: true, reason: 'consent_granted', consentId: grantIds.web_browsing_history })]);
+        expect(rec.data.results).toEqual([
+          expect.objectContaining({ allow: true, reason: 'consent_granted', consentId: grantIds.web_browsing_history }),
+        ]);
       } else {
-        expect(rec.data.results.map((x: { reason: string }) => ({ category: 'web_browsing_history', reason: x.reason }))).toEqual(answer.denied);
+        expect(
+          rec.data.results.map((x: { reason: string }) => ({ category: 'web_browsing_history', reason: x.reason })),
+        ).toEqual(answer.denied);
       }
     }
   });
 
   it('free text with backslashes, quotes, tabs and non-ASCII is stored exactly as hashed (decisions and staff actions go in by COPY)', async () => {
     const recipient = 'ad\\co "partner" \\N \\. — Zürich 😀';
-    const r = await decide(svc, admin, { accountId: granted, purpose: 'ad_targeting', categories: ['demographics'], recipient, reference: 'ref\\t\\n' });
+    const r = await decide(svc, admin, {
+      accountId: granted,
+      purpose: 'ad_targeting',
+      categories: ['demographics'],
+      recipient,
+      reference: 'ref\\t\\n',
+    });
     expect(r.status).toBe(200);
     const subject = 'compliance\\desk\t"7"\n';
-    const exp = await call(svc.url, 'POST', '/v1/audit/exports', { token: await svc.token('audit:read', [], { subject }), body: { format: 'ndjson', accountId: granted } });
+    const exp = await call(svc.url, 'POST', '/v1/audit/exports', {
+      token: await svc.token('audit:read', [], { subject }),
+      body: { format: 'ndjson', accountId: granted },
+    });
     expect(exp.status).toBe(202);
     const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
     expect(rec!.data).toMatchObject({ recipient, reference: 'ref\\t\\n' });
-    const [staff] = await auditRows(svc.sql, `type = 'staff_action' and content::jsonb -> 'data' ->> 'exportId' = $1`, [exp.body.exportId]);
-    expect(staff!.data).toMatchObject({ action: 'export_requested', actor: subject, format: 'ndjson', filters: { accountId: granted } });
+    const [staff] = await auditRows(svc.sql, `type = 'staff_action' and content::jsonb -> 'data' ->> 'exportId' = $1`, [
+      exp.body.exportId,
+    ]);
+    expect(staff!.data).toMatchObject({
+      action: 'export_requested',
+      actor: subject,
+      format: 'ndjson',
+      filters: { accountId: granted },
+    });
     expect(staff!.accountId).toBe(granted);
     for (const x of [rec!, staff!]) {
       expect(chainHash(x.prevHash, x.content)).toBe(x.hash);
@@ -247,7 +289,10 @@ describe('when the audit cannot be written: 503, never an allow', () => {
     await withHeadLocked(async () => {
       const [single, batch] = await Promise.all([
         decide(svc, admin, request),
-        call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted, granted] } }),
+        call(svc.url, 'POST', '/v1/decisions/batch', {
+          token: admin,
+          body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted, granted] },
+        }),
       ]);
       expectUnavailable(single);
       expectUnavailable(batch);
@@ -269,20 +314,39 @@ describe('when the audit cannot be written: 503, never an allow', () => {
   });
 
   it('a consent change whose record cannot be written is not made at all (event and record commit together)', async () => {
-    const eventsBefore = Number((await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count);
+    const eventsBefore = Number(
+      (await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count,
+    );
     await withHeadLocked(async () => {
-      const revoke = await putConsents(svc, admin, granted, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }], { affirmative: false });
+      const revoke = await putConsents(
+        svc,
+        admin,
+        granted,
+        [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
+        { affirmative: false },
+      );
       expectUnavailable(revoke);
     });
-    expect(Number((await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count)).toBe(eventsBefore);
+    expect(
+      Number(
+        (await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count,
+      ),
+    ).toBe(eventsBefore);
     const state = await call(svc.url, 'GET', `/v1/accounts/${granted}/consents`, { token: admin });
-    expect(state.body.consents).toEqual(expect.arrayContaining([expect.objectContaining({ category: 'web_browsing_history', state: 'granted' })]));
+    expect(state.body.consents).toEqual(
+      expect.arrayContaining([expect.objectContaining({ category: 'web_browsing_history', state: 'granted' })]),
+    );
   });
 
   it('an account import whose staff_action record cannot be written is not applied', async () => {
     const id = uniqueId();
     await withHeadLocked(async () => {
-      expectUnavailable(await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [{ accountId: id, status: 'active' }] } }));
+      expectUnavailable(
+        await call(svc.url, 'POST', '/v1/accounts', {
+          token: admin,
+          body: { accounts: [{ accountId: id, status: 'active' }] },
+        }),
+      );
     });
     expect((await svc.sql.query('select 1 from accounts where account_id = $1', [id])).rowCount).toBe(0);
   });

@@ -2,8 +2,19 @@ import { rm, stat } from 'node:fs/promises';
 import pg from 'pg';
 import { chainHash, contentOf } from '../../src/audit/chain';
 import { dropDatabase } from '../../src/platform/db/database';
+import {
+  auditRows,
+  deleteRedisPrefix,
+  exportAndWait,
+  fetchExport,
+  processEnv,
+  processToken,
+  rssKiB,
+  runCliMeasured,
+  sampleRss,
+  tempDir,
+} from '../support/audit';
 import { finished, freePort, startProcess } from '../support/processes';
-import { auditRows, deleteRedisPrefix, exportAndWait, fetchExport, processEnv, processToken, rssKiB, runCliMeasured, sampleRss, tempDir } from '../support/audit';
 
 /**
  * An export of 1,000,000 audit records runs in bounded memory. The built service runs as a child
@@ -63,7 +74,10 @@ async function writeChain(sql: pg.Pool, recordedAt: string): Promise<void> {
        select n, $2::timestamptz, 'decision', 'SUB-' || lpad(n::text, 8, '0'), case when n % 3 = 0 then 'allow' else 'deny' end, content, prev_hash, hash from chain`,
       [ROWS, recordedAt],
     );
-    await client.query(`update audit_head set seq = r.seq, hash = r.hash, recorded_at = r.recorded_at from audit_records r where r.seq = $1`, [ROWS]);
+    await client.query(
+      `update audit_head set seq = r.seq, hash = r.hash, recorded_at = r.recorded_at from audit_records r where r.seq = $1`,
+      [ROWS],
+    );
     await client.query('commit');
   } catch (err) {
     await client.query('rollback');
@@ -74,7 +88,10 @@ async function writeChain(sql: pg.Pool, recordedAt: string): Promise<void> {
 }
 
 /** The peak of each quarter of a series. */
-const quarters = (series: number[]) => [0, 1, 2, 3].map((q) => Math.max(0, ...series.slice(Math.floor((q * series.length) / 4), Math.floor(((q + 1) * series.length) / 4))));
+const quarters = (series: number[]) =>
+  [0, 1, 2, 3].map((q) =>
+    Math.max(0, ...series.slice(Math.floor((q * series.length) / 4), Math.floor(((q + 1) * series.length) / 4))),
+  );
 
 it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less than 256 MiB and not with the rows; the file verifies, streaming', async () => {
   const port = await freePort();
@@ -112,7 +129,7 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
 
   t = Date.now();
   const exporting = sampleRss(child.pid!, 200);
-  let status;
+  let status: Awaited<ReturnType<typeof exportAndWait>>;
   try {
     status = await exportAndWait(base, token, { format: 'ndjson' }, 170_000, 500);
   } catch (err) {
@@ -125,7 +142,7 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
 
   t = Date.now();
   const downloading = sampleRss(child.pid!, 200);
-  let got;
+  let got: Awaited<ReturnType<typeof fetchExport>>;
   try {
     got = await fetchExport(base, token, status.exportId, dir, 'ndjson');
   } finally {
@@ -139,7 +156,11 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
   await finished(child);
 
   t = Date.now();
-  const verified = await runCliMeasured(['audit', 'verify', got.file, '--manifest', got.manifest, '--jwks', got.jwks], {}, 170_000);
+  const verified = await runCliMeasured(
+    ['audit', 'verify', got.file, '--manifest', got.manifest, '--jwks', got.jwks],
+    {},
+    170_000,
+  );
   const verifyMs = Date.now() - t;
 
   const mb = (kib: number) => (kib / 1024).toFixed(1);

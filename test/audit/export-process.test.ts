@@ -1,7 +1,17 @@
 import { rm } from 'node:fs/promises';
 import { dropDatabase } from '../../src/platform/db/database';
+import {
+  ALL_PURPOSES,
+  deleteRedisPrefix,
+  exportAndWait,
+  fetchExport,
+  http,
+  processEnv,
+  processToken,
+  tempDir,
+  verifyFile,
+} from '../support/audit';
 import { finished, freePort, startProcess } from '../support/processes';
-import { ALL_PURPOSES, deleteRedisPrefix, exportAndWait, fetchExport, http, processEnv, processToken, tempDir, verifyFile } from '../support/audit';
 
 /**
  * The export path as an operator runs it: the BUILT service (npm start, the Docker image) asked
@@ -34,8 +44,19 @@ it('the built service takes POST /v1/audit/exports, runs it, and the download ve
   child = await startProcess(env, port);
   const base = `http://127.0.0.1:${port}`;
   const token = await processToken(env, 'decisions consents:write accounts:write audit:read', ALL_PURPOSES);
-  expect((await http(base, 'POST', '/v1/accounts', token, { accounts: [{ accountId: 'proc-1', status: 'active' }] })).status).toBe(200);
-  for (let i = 0; i < 5; i++) expect((await http(base, 'POST', '/v1/decisions', token, { accountId: 'proc-1', purpose: 'billing', categories: ['billing_info'] })).status).toBe(200);
+  expect(
+    (await http(base, 'POST', '/v1/accounts', token, { accounts: [{ accountId: 'proc-1', status: 'active' }] })).status,
+  ).toBe(200);
+  for (let i = 0; i < 5; i++)
+    expect(
+      (
+        await http(base, 'POST', '/v1/decisions', token, {
+          accountId: 'proc-1',
+          purpose: 'billing',
+          categories: ['billing_info'],
+        })
+      ).status,
+    ).toBe(200);
 
   const status = await exportAndWait(base, token, { format: 'ndjson' }, 20_000);
   expect(status).toMatchObject({ status: 'completed', rows: 7 });

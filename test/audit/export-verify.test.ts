@@ -7,9 +7,20 @@ import { decodeProtectedHeader } from 'jose';
 import { CHECKPOINT_TYP } from '../../src/audit/audit.service';
 import { canonicalJson, chainHash } from '../../src/audit/chain';
 import { MANIFEST_TYP } from '../../src/audit/export.service';
-import { type TestService, call, startTestService } from '../support/harness';
+import {
+  type AuditRow,
+  auditRows,
+  checkpointAtHead,
+  deleteRedisPrefix,
+  exportAndWait,
+  fetchExport,
+  firstBadSeq,
+  forgeJws,
+  tempDir,
+  verifyFile,
+} from '../support/audit';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
-import { type AuditRow, auditRows, checkpointAtHead, deleteRedisPrefix, exportAndWait, fetchExport, firstBadSeq, forgeJws, tempDir, verifyFile } from '../support/audit';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * Exports verified offline with the built CLI (`optgate audit verify FILE --manifest M --jwks J`):
@@ -34,10 +45,16 @@ beforeAll(async () => {
   dir = await tempDir();
   accountA = await createAccount(svc, admin);
   const accountB = await createAccount(svc, admin);
-  await putConsents(svc, admin, accountA, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+  await putConsents(svc, admin, accountA, [
+    { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+  ]);
   const round = async () => {
-    for (const id of [accountA, accountB]) await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
-    await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [accountB, accountA] } });
+    for (const id of [accountA, accountB])
+      await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
+    await call(svc.url, 'POST', '/v1/decisions/batch', {
+      token: admin,
+      body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [accountB, accountA] },
+    });
   };
   for (let i = 0; i < 5; i++) await round();
   // A signed head inside the export, and more records after it.
@@ -91,7 +108,7 @@ describe('an unfiltered NDJSON export', () => {
     lines = (await readFile(ndjson.file, 'utf8')).split('\n').slice(0, -1);
     manifest = payloadOf(await readFile(ndjson.manifest, 'utf8'));
   });
-  const text = (ls: string[]) => ls.map((l) => l + '\n').join('');
+  const text = (ls: string[]) => ls.map((l) => `${l}\n`).join('');
   /** Line i holds seq i + 1. */
   const seqOf = (line: string) => JSON.parse(line).seq as number;
 
@@ -101,8 +118,19 @@ describe('an unfiltered NDJSON export', () => {
     const bytes = await readFile(ndjson.file);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     expect(ndjson.sha256Header).toBe(sha256);
-    expect(decodeProtectedHeader(await readFile(ndjson.manifest, 'utf8'))).toMatchObject({ alg: 'ES256', typ: MANIFEST_TYP });
-    expect(manifest).toMatchObject({ iss: 'optgate', exportId: ndjson.status.exportId, format: 'ndjson', contiguous: true, rows: lines.length, bytes: bytes.length, sha256 });
+    expect(decodeProtectedHeader(await readFile(ndjson.manifest, 'utf8'))).toMatchObject({
+      alg: 'ES256',
+      typ: MANIFEST_TYP,
+    });
+    expect(manifest).toMatchObject({
+      iss: 'optgate',
+      exportId: ndjson.status.exportId,
+      format: 'ndjson',
+      contiguous: true,
+      rows: lines.length,
+      bytes: bytes.length,
+      sha256,
+    });
     expect(manifest.first).toEqual({ seq: 1, prevHash: '0'.repeat(64) });
     for (const [i, line] of lines.entries()) {
       const { prevHash, hash, ...content } = JSON.parse(line);
@@ -116,7 +144,14 @@ describe('an unfiltered NDJSON export', () => {
     expect(checkpoint.seq).toBeLessThan(lines.length);
     expect(checkpoint.hash).toBe(rows[checkpoint.seq - 1]!.hash);
     // The export request itself is a staff action in the chain.
-    expect(rows.some((r) => r.type === 'staff_action' && r.data.action === 'export_requested' && r.data.exportId === ndjson.status.exportId)).toBe(true);
+    expect(
+      rows.some(
+        (r) =>
+          r.type === 'staff_action' &&
+          r.data.action === 'export_requested' &&
+          r.data.exportId === ndjson.status.exportId,
+      ),
+    ).toBe(true);
   });
 
   it('verifies: exit 0, RESULT: INTACT, manifest, file and checkpoint all checked', async () => {
@@ -125,19 +160,27 @@ describe('an unfiltered NDJSON export', () => {
     expect(out).toMatch(new RegExp(`records\\s+${lines.length} ndjson records \\(seq 1 … ${lines.length}\\)`));
     expect(out).toMatch(/chain\s+every hash recomputed, every link and sequence number checked/);
     expect(out).toMatch(/file\s+sha256 [0-9a-f]{64}/);
-    expect(out).toMatch(new RegExp(`checkpoint\\s+seq ${payloadOf(manifest.checkpoint).seq} signed .*: signature valid, matches record`));
+    expect(out).toMatch(
+      new RegExp(`checkpoint\\s+seq ${payloadOf(manifest.checkpoint).seq} signed .*: signature valid, matches record`),
+    );
   });
 
   it('a changed payload (a deny turned into an allow)', async () => {
     const i = lines.findIndex((l, n) => n > 5 && l.includes('"outcome":"deny"'));
     const changed = [...lines];
     changed[i] = lines[i]!.replace('"outcome":"deny"', '"outcome":"allow"');
-    await expectTampered(await variant('ndjson', text(changed)), { firstBad: seqOf(lines[i]!), pattern: /altered: the content does not match its hash/ });
+    await expectTampered(await variant('ndjson', text(changed)), {
+      firstBad: seqOf(lines[i]!),
+      pattern: /altered: the content does not match its hash/,
+    });
   });
 
   it('a deleted line', async () => {
     const k = 12;
-    await expectTampered(await variant('ndjson', text(lines.filter((_, i) => i !== k - 1))), { firstBad: k, pattern: /missing/ });
+    await expectTampered(await variant('ndjson', text(lines.filter((_, i) => i !== k - 1))), {
+      firstBad: k,
+      pattern: /missing/,
+    });
   });
 
   it('an inserted line: a repeated record', async () => {
@@ -150,7 +193,12 @@ describe('an unfiltered NDJSON export', () => {
     const k = 14;
     const prev = JSON.parse(lines[k - 1]!);
     const { prevHash: _p, hash: _h, ...content } = JSON.parse(lines[k]!);
-    const forgedContent = { ...content, seq: k + 1, outcome: 'allow', data: { ...content.data, purpose: 'data_sale', decisionId: '00000000-0000-4000-8000-000000000000' } };
+    const forgedContent = {
+      ...content,
+      seq: k + 1,
+      outcome: 'allow',
+      data: { ...content.data, purpose: 'data_sale', decisionId: '00000000-0000-4000-8000-000000000000' },
+    };
     const c = canonicalJson(forgedContent);
     const forged = `${c.slice(0, -1)},"prevHash":"${prev.hash}","hash":"${chainHash(prev.hash, c)}"}`;
     const inserted = [...lines.slice(0, k), forged, ...lines.slice(k)];
@@ -172,11 +220,15 @@ describe('an unfiltered NDJSON export', () => {
   });
 
   it('the first line removed: the file no longer starts where the signed manifest says', async () => {
-    await expectTampered(await variant('ndjson', text(lines.slice(1))), { pattern: /file\s+FAILED: .*the first record is not the one the manifest names/s });
+    await expectTampered(await variant('ndjson', text(lines.slice(1))), {
+      pattern: /file\s+FAILED: .*the first record is not the one the manifest names/s,
+    });
   });
 
   it('the last lines cut off: the row count and last record differ from the manifest', async () => {
-    const out = await expectTampered(await variant('ndjson', text(lines.slice(0, -3))), { pattern: /FAILED: file has \d+ records, the manifest says/ });
+    const out = await expectTampered(await variant('ndjson', text(lines.slice(0, -3))), {
+      pattern: /FAILED: file has \d+ records, the manifest says/,
+    });
     expect(out).toMatch(/the last record is not the one the manifest names/);
   });
 
@@ -192,7 +244,10 @@ describe('an unfiltered NDJSON export', () => {
       prevHash = hash;
       return out;
     });
-    const out = await expectTampered(await variant('ndjson', text(rewritten)), { firstBad: payloadOf(manifest.checkpoint).seq, pattern: /does not match the signed checkpoint/ });
+    const out = await expectTampered(await variant('ndjson', text(rewritten)), {
+      firstBad: payloadOf(manifest.checkpoint).seq,
+      pattern: /does not match the signed checkpoint/,
+    });
     expect(out).toMatch(/file\s+FAILED: file sha256/);
   });
 
@@ -204,15 +259,27 @@ describe('an unfiltered NDJSON export', () => {
 
     it('its checkpoint replaced (a head signed by another key), the service signature kept', async () => {
       const [h, , s] = (await readFile(ndjson.manifest, 'utf8')).trim().split('.');
-      const fakeCheckpoint = await forgeJws({ iss: 'optgate', seq: 5, hash: JSON.parse(lines[4]!).hash, signedAt: new Date().toISOString() }, CHECKPOINT_TYP);
+      const fakeCheckpoint = await forgeJws(
+        { iss: 'optgate', seq: 5, hash: JSON.parse(lines[4]!).hash, signedAt: new Date().toISOString() },
+        CHECKPOINT_TYP,
+      );
       const body = Buffer.from(JSON.stringify({ ...manifest, checkpoint: fakeCheckpoint })).toString('base64url');
-      await expectTampered(ndjson.file, { manifest: await variant('jws', `${h}.${body}.${s}`), pattern: /manifest\s+FAILED: signature does not verify/ });
+      await expectTampered(ndjson.file, {
+        manifest: await variant('jws', `${h}.${body}.${s}`),
+        pattern: /manifest\s+FAILED: signature does not verify/,
+      });
     });
 
     it('manifest and checkpoint both forged (signed by another key): refused at the manifest', async () => {
-      const fakeCheckpoint = await forgeJws({ iss: 'optgate', seq: 5, hash: 'c'.repeat(64), signedAt: new Date().toISOString() }, CHECKPOINT_TYP);
+      const fakeCheckpoint = await forgeJws(
+        { iss: 'optgate', seq: 5, hash: 'c'.repeat(64), signedAt: new Date().toISOString() },
+        CHECKPOINT_TYP,
+      );
       const forged = await variant('jws', await forgeJws({ ...manifest, checkpoint: fakeCheckpoint }, MANIFEST_TYP));
-      const out = await expectTampered(ndjson.file, { manifest: forged, pattern: /RESULT: TAMPERED: manifest: signature does not verify/ });
+      const out = await expectTampered(ndjson.file, {
+        manifest: forged,
+        pattern: /RESULT: TAMPERED: manifest: signature does not verify/,
+      });
       // Nothing from an unverified manifest is trusted: its checkpoint is not reported as valid.
       expect(out).not.toMatch(/checkpoint\s+seq/);
     });
@@ -225,14 +292,24 @@ describe('an unfiltered NDJSON export', () => {
     });
 
     it('a manifest of another type (a checkpoint JWS passed as manifest) is refused', async () => {
-      await expectTampered(ndjson.file, { manifest: await variant('jws', manifest.checkpoint), pattern: /manifest\s+FAILED: signature does not verify \(expected a optgate-export-manifest\+jws/ });
+      await expectTampered(ndjson.file, {
+        manifest: await variant('jws', manifest.checkpoint),
+        pattern: /manifest\s+FAILED: signature does not verify \(expected a optgate-export-manifest\+jws/,
+      });
     });
   });
 });
 
 describe('an unfiltered CSV export', () => {
   let records: Record<string, string>[];
-  const write = (rs: Record<string, string>[]) => variant('csv', stringifyCsv(rs, { header: true, columns: ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash'] }));
+  const write = (rs: Record<string, string>[]) =>
+    variant(
+      'csv',
+      stringifyCsv(rs, {
+        header: true,
+        columns: ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash'],
+      }),
+    );
   const expectCsvTampered = async (rs: Record<string, string>[], firstBad: number) => {
     const r = await verifyFile(await write(rs), csv.manifest, csv.jwks);
     expect(r.code).toBe(1);
@@ -250,12 +327,16 @@ describe('an unfiltered CSV export', () => {
     const out = await expectIntact(csv.file, csv.manifest, csv.jwks);
     expect(out).toMatch(/ csv records/);
     // Re-encoding the same rows gives the same bytes: what the test writes below is a faithful CSV.
-    expect(stringifyCsv(records, { header: true, columns: Object.keys(records[0]!) })).toBe(await readFile(csv.file, 'utf8'));
+    expect(stringifyCsv(records, { header: true, columns: Object.keys(records[0]!) })).toBe(
+      await readFile(csv.file, 'utf8'),
+    );
   });
 
   it('a changed payload', async () => {
     const i = records.findIndex((r, n) => n > 5 && r.outcome === 'allow' && r.type === 'decision');
-    const changed = records.map((r, n) => (n === i ? { ...r, data: r.data!.replace('"purpose":"ad_targeting"', '"purpose":"data_sale"') } : r));
+    const changed = records.map((r, n) =>
+      n === i ? { ...r, data: r.data!.replace('"purpose":"ad_targeting"', '"purpose":"data_sale"') } : r,
+    );
     await expectCsvTampered(changed, i + 1);
   });
 
@@ -268,7 +349,10 @@ describe('an unfiltered CSV export', () => {
   });
 
   it('a deleted row', async () => {
-    await expectCsvTampered(records.filter((_, n) => n !== 10), 11);
+    await expectCsvTampered(
+      records.filter((_, n) => n !== 10),
+      11,
+    );
   });
 
   it('an inserted (repeated) row', async () => {
@@ -277,7 +361,13 @@ describe('an unfiltered CSV export', () => {
 
   // An unreadable CSV row is a finding, reported like an unreadable NDJSON line, not a crash.
   it('a row with a field too many gives a report naming it, not a crash', async () => {
-    const file = await variant('csv', (await readFile(csv.file, 'utf8')).split('\n').map((l, i) => (i === 6 ? l + ',x' : l)).join('\n'));
+    const file = await variant(
+      'csv',
+      (await readFile(csv.file, 'utf8'))
+        .split('\n')
+        .map((l, i) => (i === 6 ? `${l},x` : l))
+        .join('\n'),
+    );
     const r = await verifyFile(file, csv.manifest, csv.jwks);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('');
@@ -296,21 +386,39 @@ describe('filtered exports', () => {
     const status = await exportAndWait(svc.url, admin, { format: 'ndjson', accountId: accountA });
     const got = await fetchExport(svc.url, admin, status.exportId, dir, 'ndjson');
     const lines = (await readFile(got.file, 'utf8')).split('\n').slice(0, -1);
-    const expected = await auditRows(svc.sql, 'account_id = $1 and seq <= (select last_seq from audit_exports where id = $2)', [accountA, status.exportId]);
+    const expected = await auditRows(
+      svc.sql,
+      'account_id = $1 and seq <= (select last_seq from audit_exports where id = $2)',
+      [accountA, status.exportId],
+    );
     expect(lines.map((l) => JSON.parse(l).seq)).toEqual(expected.map((r) => r.seq));
     expect(lines.every((l) => JSON.parse(l).accountId === accountA)).toBe(true);
-    expect(payloadOf(await readFile(got.manifest, 'utf8'))).toMatchObject({ contiguous: false, filters: { accountId: accountA }, rows: lines.length });
+    expect(payloadOf(await readFile(got.manifest, 'utf8'))).toMatchObject({
+      contiguous: false,
+      filters: { accountId: accountA },
+      rows: lines.length,
+    });
 
     const out = await expectIntact(got.file, got.manifest, got.jwks);
     expect(out).toMatch(/, filtered/);
 
     const i = lines.findIndex((l) => l.includes('"outcome":"allow"'));
     const changed = lines.map((l, n) => (n === i ? l.replace('"outcome":"allow"', '"outcome":"deny"') : l));
-    const r = await verifyFile(await variant('ndjson', changed.map((l) => l + '\n').join('')), got.manifest, got.jwks);
+    const r = await verifyFile(await variant('ndjson', changed.map((l) => `${l}\n`).join('')), got.manifest, got.jwks);
     expect(r.code).toBe(1);
     expect(firstBadSeq(r.stdout)).toBe(JSON.parse(lines[i]!).seq);
 
-    const dropped = await verifyFile(await variant('ndjson', lines.filter((_, n) => n !== 2).map((l) => l + '\n').join('')), got.manifest, got.jwks);
+    const dropped = await verifyFile(
+      await variant(
+        'ndjson',
+        lines
+          .filter((_, n) => n !== 2)
+          .map((l) => `${l}\n`)
+          .join(''),
+      ),
+      got.manifest,
+      got.jwks,
+    );
     expect(dropped.code).toBe(1);
     expect(dropped.stdout).toMatch(/file\s+FAILED/);
   });
@@ -318,7 +426,11 @@ describe('filtered exports', () => {
   it('by time range: contiguous from a record other than the first, verifies as intact', async () => {
     const from = rows[9]!.recordedAt;
     const to = rows[20]!.recordedAt;
-    const status = await exportAndWait(svc.url, admin, { format: 'csv', from: from.toISOString(), to: to.toISOString() });
+    const status = await exportAndWait(svc.url, admin, {
+      format: 'csv',
+      from: from.toISOString(),
+      to: to.toISOString(),
+    });
     const got = await fetchExport(svc.url, admin, status.exportId, dir, 'csv');
     const records: Record<string, string>[] = parseCsv(await readFile(got.file), { columns: true });
     const inWindow = rows.filter((r) => r.recordedAt >= from && r.recordedAt < to);

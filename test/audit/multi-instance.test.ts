@@ -1,7 +1,16 @@
 import pg from 'pg';
 import { dropDatabase } from '../../src/platform/db/database';
+import {
+  ALL_PURPOSES,
+  auditRows,
+  chainProblems,
+  deleteRedisPrefix,
+  http,
+  processEnv,
+  processToken,
+  verifyDb,
+} from '../support/audit';
 import { type Finished, finished, freePort, startProcess } from '../support/processes';
-import { ALL_PURPOSES, auditRows, chainProblems, deleteRedisPrefix, http, processEnv, processToken, verifyDb } from '../support/audit';
 
 /**
  * Two instances of the built service (two processes) on one PostgreSQL database and one Redis
@@ -33,7 +42,13 @@ it('concurrent writers on two instances produce one gap-free chain with a record
   const token = await processToken(env, 'decisions consents:write accounts:write', ALL_PURPOSES);
 
   const accounts = Array.from({ length: 40 }, (_, i) => `multi-${i}`);
-  expect((await http(bases[0]!, 'POST', '/v1/accounts', token, { accounts: accounts.map((accountId) => ({ accountId, status: 'active' })) })).status).toBe(200);
+  expect(
+    (
+      await http(bases[0]!, 'POST', '/v1/accounts', token, {
+        accounts: accounts.map((accountId) => ({ accountId, status: 'active' })),
+      })
+    ).status,
+  ).toBe(200);
   const head0 = Number((await sql.query('select seq from audit_head')).rows[0].seq);
 
   const answered = { decisions: 0, consentEvents: 0, staffActions: 0 };
@@ -47,17 +62,31 @@ it('concurrent writers on two instances produce one gap-free chain with a record
       const inst = (w + i) % 2;
       const base = bases[inst]!;
       const account = accounts[(w * 7 + i) % accounts.length]!;
-      let r;
+      let r: Awaited<ReturnType<typeof http>>;
       switch (i % 5) {
         case 0:
         case 1:
-          r = await http(base, 'POST', '/v1/decisions', token, { accountId: account, purpose: 'ad_targeting', categories: ['web_browsing_history', 'name'] });
-          if (r.status === 200) (answered.decisions += 1), decisionIds.add(r.body.decisionId);
+          r = await http(base, 'POST', '/v1/decisions', token, {
+            accountId: account,
+            purpose: 'ad_targeting',
+            categories: ['web_browsing_history', 'name'],
+          });
+          if (r.status === 200) {
+            answered.decisions += 1;
+            decisionIds.add(r.body.decisionId);
+          }
           break;
         case 2: {
           const accountIds = accounts.slice(i % 10, (i % 10) + 12);
-          r = await http(base, 'POST', '/v1/decisions/batch', token, { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds });
-          if (r.status === 200) (answered.decisions += accountIds.length), decisionIds.add(r.body.decisionId);
+          r = await http(base, 'POST', '/v1/decisions/batch', token, {
+            purpose: 'ad_targeting',
+            categories: ['web_browsing_history'],
+            accountIds,
+          });
+          if (r.status === 200) {
+            answered.decisions += accountIds.length;
+            decisionIds.add(r.body.decisionId);
+          }
           break;
         }
         case 3: {
@@ -65,12 +94,20 @@ it('concurrent writers on two instances produce one gap-free chain with a record
             { purpose: 'ad_targeting', category: 'web_browsing_history', choice: i % 2 ? 'grant' : 'revoke' },
             { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
           ];
-          r = await http(base, 'PUT', `/v1/accounts/${account}/consents`, token, { channel: 'api', actor: 'subscriber', noticeVersion: 'v3', affirmative: true, changes });
+          r = await http(base, 'PUT', `/v1/accounts/${account}/consents`, token, {
+            channel: 'api',
+            actor: 'subscriber',
+            noticeVersion: 'v3',
+            affirmative: true,
+            changes,
+          });
           if (r.status === 200) answered.consentEvents += r.body.events.length;
           break;
         }
         default:
-          r = await http(base, 'POST', '/v1/accounts', token, { accounts: [{ accountId: `multi-new-${w}-${i}`, status: 'active' }] });
+          r = await http(base, 'POST', '/v1/accounts', token, {
+            accounts: [{ accountId: `multi-new-${w}-${i}`, status: 'active' }],
+          });
           if (r.status === 200) answered.staffActions += 1;
       }
       statuses.push(r.status);
@@ -105,12 +142,20 @@ it('concurrent writers on two instances produce one gap-free chain with a record
   expect(switches).toBeGreaterThan(20);
   // The consent events in the audit are exactly the consent events in the store.
   const events = (await sql.query('select event_id from consent_events')).rows.map((r) => r.event_id).sort();
-  expect(rows.filter((r) => r.type === 'consent_event').map((r) => r.data.eventId).sort()).toEqual(events);
+  expect(
+    rows
+      .filter((r) => r.type === 'consent_event')
+      .map((r) => r.data.eventId)
+      .sort(),
+  ).toEqual(events);
 
   const verified = await verifyDb(env.DATABASE_URL, env.KEYS_DIR);
   expect(verified.stdout).toMatch(/RESULT: INTACT/);
   expect(verified.code).toBe(0);
 
-  const ends: Promise<Finished>[] = children.map((c) => (c.kill('SIGTERM'), finished(c)));
+  const ends: Promise<Finished>[] = children.map((c) => {
+    c.kill('SIGTERM');
+    return finished(c);
+  });
   for (const end of await Promise.all(ends)) expect(end.code).toBe(0);
 }, 90_000);

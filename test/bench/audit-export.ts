@@ -25,7 +25,11 @@ export interface ExportResult {
 export async function exportAndVerify(url: string, token: string, env: NodeJS.ProcessEnv): Promise<ExportResult> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const started = process.hrtime.bigint();
-  const created = await fetch(`${url}/v1/audit/exports`, { method: 'POST', headers, body: JSON.stringify({ format: 'ndjson' }) });
+  const created = await fetch(`${url}/v1/audit/exports`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ format: 'ndjson' }),
+  });
   if (created.status !== 202) throw new Error(`export request: ${created.status} ${await created.text()}`);
   const { exportId } = (await created.json()) as { exportId: string };
   let status: { status: string; rows: number; bytes: number; error?: string };
@@ -42,7 +46,10 @@ export async function exportAndVerify(url: string, token: string, env: NodeJS.Pr
     const file = path.join(dir, 'audit.ndjson');
     const download = await fetch(`${url}/v1/audit/exports/${exportId}/download`, { headers });
     await pipeline(Readable.fromWeb(download.body as never), createWriteStream(file));
-    writeFileSync(path.join(dir, 'manifest.jws'), await (await fetch(`${url}/v1/audit/exports/${exportId}/manifest`, { headers })).text());
+    writeFileSync(
+      path.join(dir, 'manifest.jws'),
+      await (await fetch(`${url}/v1/audit/exports/${exportId}/manifest`, { headers })).text(),
+    );
     writeFileSync(path.join(dir, 'jwks.json'), await (await fetch(`${url}/.well-known/jwks.json`)).text());
     const verifyStarted = process.hrtime.bigint();
     let verifyOutput: string;
@@ -50,7 +57,16 @@ export async function exportAndVerify(url: string, token: string, env: NodeJS.Pr
     try {
       ({ stdout: verifyOutput } = await promisify(execFile)(
         process.execPath,
-        [OPTGATE_CLI, 'audit', 'verify', file, '--manifest', path.join(dir, 'manifest.jws'), '--jwks', path.join(dir, 'jwks.json')],
+        [
+          OPTGATE_CLI,
+          'audit',
+          'verify',
+          file,
+          '--manifest',
+          path.join(dir, 'manifest.jws'),
+          '--jwks',
+          path.join(dir, 'jwks.json'),
+        ],
         { env, cwd: ROOT, timeout: 600_000 },
       ));
     } catch (err) {

@@ -72,7 +72,13 @@ export interface LoadResult extends RunStats {
   readonly seconds: number;
   /** 2xx responses per second. */
   readonly okPerSecond: number;
-  readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number };
+  readonly latencyMs: {
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+    readonly max: number;
+    readonly mean: number;
+  };
   /** Percent of one core used by each watched process during the measured phase. */
   readonly cpuPercent: Readonly<Record<string, number | undefined>>;
   readonly warmupStats?: RunStats;
@@ -99,7 +105,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const { result, stats } = await cannon(spec, spec.duration);
   const wall = (performance.now() - wallStart) / 1000;
   const own = process.cpuUsage(cpuStart);
-  const cpuPercent: Record<string, number | undefined> = { 'load generator': ((own.user + own.system) / 1e6 / wall) * 100 };
+  const cpuPercent: Record<string, number | undefined> = {
+    'load generator': ((own.user + own.system) / 1e6 / wall) * 100,
+  };
   watch.forEach((w, i) => {
     const used = cpuBetween(before[i], w.cpu());
     cpuPercent[w.label] = used === undefined ? undefined : (used / wall) * 100;
@@ -125,7 +133,10 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
-/** Waits (at most `limitMs`) until the watched processes together use less than a tenth of a core for two samples in a row. */
+/**
+ * Waits (at most `limitMs`) until the watched processes together use less than a tenth of a core for two samples in a
+ * row.
+ */
 export async function settle(watch: readonly Watched[], limitMs = 60_000): Promise<void> {
   if (!watch.length) return;
   const sampleMs = 250;
@@ -137,7 +148,9 @@ export async function settle(watch: readonly Watched[], limitMs = 60_000): Promi
     await new Promise((r) => setTimeout(r, sampleMs));
     const current = snapshot();
     let used = 0;
-    current.forEach((c, i) => (used += cpuBetween(previous[i], c) ?? 0));
+    current.forEach((c, i) => {
+      used += cpuBetween(previous[i], c) ?? 0;
+    });
     previous = current;
     quiet = used / (sampleMs / 1000) < 0.1 ? quiet + 1 : 0;
   }
@@ -203,7 +216,9 @@ async function cannon(spec: LoadSpec, duration: number): Promise<{ result: autoc
       timeouts: result.timeouts,
       // autocannon counts the bodies that differ from expectBody.
       mismatches: mismatches + (result.mismatches ?? 0),
-      mismatchSamples: result.mismatches ? [...mismatchSamples, `${result.mismatches} bodies differ from ${spec.expectBody}`] : mismatchSamples,
+      mismatchSamples: result.mismatches
+        ? [...mismatchSamples, `${result.mismatches} bodies differ from ${spec.expectBody}`]
+        : mismatchSamples,
       tally,
     },
   };

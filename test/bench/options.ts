@@ -35,26 +35,25 @@ export const USAGE = `usage: npm run bench -- [options]
 
 export class UsageError extends Error {}
 
+const OPTIONS = {
+  accounts: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  connections: { type: 'string' },
+  'batch-connections': { type: 'string' },
+  'batch-size': { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        accounts: { type: 'string' },
-        duration: { type: 'string' },
-        warmup: { type: 'string' },
-        connections: { type: 'string' },
-        'batch-connections': { type: 'string' },
-        'batch-size': { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = (() => {
+    try {
+      return parseArgs({ args: argv, strict: true, options: OPTIONS }).values;
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  })();
   if (values.help) return 'help';
   const connections = int('--connections', values.connections, 64, 1, 10_000);
   return {
@@ -71,6 +70,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
 function int(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   const n = Number(text.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got "${text}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got "${text}"`);
   return n;
 }

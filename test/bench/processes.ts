@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -39,7 +39,10 @@ export interface ChildService {
   readonly pid: number;
   /** Log lines at level warn or above (pino JSON), and lines on stderr. */
   readonly problems: () => readonly string[];
-  /** CPU seconds (user + system) used by the process so far; undefined where /proc is not available or once it has exited. */
+  /**
+   * CPU seconds (user + system) used by the process so far; undefined where /proc is not available or once it has
+   * exited.
+   */
   readonly cpu: () => CpuSnapshot | undefined;
   /** SIGTERM, then SIGKILL if it has not exited within the grace period. */
   stop(): Promise<void>;
@@ -91,22 +94,40 @@ export async function startOptgate(o: OptgateEnv, name = 'optgate'): Promise<Chi
 /** Starts the bare express baseline and waits until it answers. */
 export async function startBare(): Promise<ChildService> {
   const port = await freePort();
-  return startChild('bare express', [BARE_SERVER], { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' }, `http://127.0.0.1:${port}`, '/');
+  return startChild(
+    'bare express',
+    [BARE_SERVER],
+    { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' },
+    `http://127.0.0.1:${port}`,
+    '/',
+  );
 }
 
 /** `optgate token ...` with the same keys as the service: prints the token and nothing else. */
-export async function mintToken(o: OptgateEnv, subject: string, scopes: string, purposes: readonly string[]): Promise<string> {
+export async function mintToken(
+  o: OptgateEnv,
+  subject: string,
+  scopes: string,
+  purposes: readonly string[],
+): Promise<string> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [OPTGATE_CLI, 'token', '--sub', subject, '--scope', scopes, '--purposes', purposes.join(','), '--ttl', '6h'],
     { env: optgateEnvironment(o), cwd: ROOT, timeout: 30_000 },
   );
   const token = stdout.trim();
-  if (!/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) throw new Error(`optgate token printed something that is not a JWT: ${JSON.stringify(stdout.slice(0, 200))}`);
+  if (!/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token))
+    throw new Error(`optgate token printed something that is not a JWT: ${JSON.stringify(stdout.slice(0, 200))}`);
   return token;
 }
 
-async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, url: string, readyPath: string): Promise<ChildService> {
+async function startChild(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  url: string,
+  readyPath: string,
+): Promise<ChildService> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const problems: string[] = [];
@@ -155,7 +176,10 @@ async function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, 
       throw new Error(`${name} was not ready at ${url}${readyPath} within 60 s:\n${tail.join('\n')}`);
     }
     const status = await fetch(url + readyPath, { signal: AbortSignal.timeout(1000) }).then(
-      async (r) => (await r.arrayBuffer(), r.status),
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      },
       () => 0,
     );
     if (status === 200) break;
@@ -187,8 +211,7 @@ function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
     buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
       if (line.trim()) onLine(line);
@@ -217,7 +240,10 @@ export function cpuSecondsOf(pid: number): number | undefined {
 /** CPU seconds per process, by pid: a snapshot to subtract from a later one. */
 export type CpuSnapshot = ReadonlyMap<number, number>;
 
-/** CPU seconds used between two snapshots, counting only processes alive at the end (a process started in between counts from zero). */
+/**
+ * CPU seconds used between two snapshots, counting only processes alive at the end (a process started in between counts
+ * from zero).
+ */
 export function cpuBetween(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined): number | undefined {
   if (!before || !after) return undefined;
   let total = 0;

@@ -4,12 +4,20 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
-import { type LoadResult, type LoadSpec, failures, runLoad, stopLoad } from './load';
 import { type ExportResult, exportAndVerify } from './audit-export';
-import { USAGE, UsageError, parseOptions, type BenchOptions } from './options';
-import { type ChildService, ROOT, killAllChildren, mintToken, postgresBackendsCpu, startBare, startOptgate } from './processes';
-import { type Scenario, bareRoute, batchCallSize, batchDecisions, singleDecisions } from './scenarios';
-import { type SeedResult, BENCH_PURPOSE, resetDatabase, seed } from './seed';
+import { failures, type LoadResult, type LoadSpec, runLoad, stopLoad } from './load';
+import { type BenchOptions, parseOptions, USAGE, UsageError } from './options';
+import {
+  type ChildService,
+  killAllChildren,
+  mintToken,
+  postgresBackendsCpu,
+  ROOT,
+  startBare,
+  startOptgate,
+} from './processes';
+import { bareRoute, batchCallSize, batchDecisions, type Scenario, singleDecisions } from './scenarios';
+import { BENCH_PURPOSE, resetDatabase, type SeedResult, seed } from './seed';
 import { type Column, int, num, percent, renderMarkdown, renderText } from './table';
 
 /**
@@ -26,7 +34,9 @@ import { type Column, int, num, percent, renderMarkdown, renderText } from './ta
 const DATABASE_URL = 'postgres://localhost:5432/optgate_bench';
 const REDIS_PREFIX = 'optgate-bench';
 
-/** Differently configured optgate instances to measure with the same phases; `env` is added to the child's environment. */
+/**
+ * Differently configured optgate instances to measure with the same phases; `env` is added to the child's environment.
+ */
 interface Variant {
   readonly label: string;
   readonly env: Record<string, string>;
@@ -41,7 +51,9 @@ const VARIANTS: readonly Variant[] = [
 interface Row {
   readonly scenario: string;
   readonly result: LoadResult;
-  /** Account decisions per request (1 for a single decision, the batch size for a batch, undefined when not a decision). */
+  /**
+   * Account decisions per request (1 for a single decision, the batch size for a batch, undefined when not a decision).
+   */
   readonly decisionsPerCall?: number;
   /** Throughput relative to the bare express route, where that comparison means something. */
   vsBare?: number;
@@ -54,10 +66,18 @@ interface Context {
 }
 
 /** The phases run against one optgate instance. */
-function optgatePhases(ctx: Context, url: string): { scenario: Scenario; connections: number; decisionsPerCall: number; comparesWithBare?: boolean }[] {
+function optgatePhases(
+  ctx: Context,
+  url: string,
+): { scenario: Scenario; connections: number; decisionsPerCall: number; comparesWithBare?: boolean }[] {
   const { options, data, token } = ctx;
   return [
-    { scenario: singleDecisions(url, token, data, options.seed + 1), connections: options.connections, decisionsPerCall: 1, comparesWithBare: true },
+    {
+      scenario: singleDecisions(url, token, data, options.seed + 1),
+      connections: options.connections,
+      decisionsPerCall: 1,
+      comparesWithBare: true,
+    },
     {
       scenario: batchDecisions(url, token, data, options.seed + 2, options.batchSize),
       connections: options.batchConnections,
@@ -99,7 +119,13 @@ async function main(argv: string[]): Promise<number> {
   const rows: Row[] = [];
   const problems: string[] = [];
   const watchPostgres = { label: 'postgres', cpu: postgresBackendsCpu(new URL(dbUrl).pathname.slice(1)) };
-  const measure = async (label: string, service: ChildService, scenario: Scenario, connections: number, decisionsPerCall?: number) => {
+  const measure = async (
+    label: string,
+    service: ChildService,
+    scenario: Scenario,
+    connections: number,
+    decisionsPerCall?: number,
+  ) => {
     const spec: LoadSpec = {
       ...scenario,
       connections,
@@ -133,7 +159,11 @@ async function main(argv: string[]): Promise<number> {
       if (variant.env.RUN_WORKERS === 'true') {
         log('exporting the whole audit log and verifying the file');
         const auditToken = await mintToken(env, 'bench-compliance', 'audit:read', []);
-        exported = await exportAndVerify(service.url, auditToken, { PATH: process.env.PATH, KEYS_DIR: keysDir, DATABASE_URL });
+        exported = await exportAndVerify(service.url, auditToken, {
+          PATH: process.env.PATH,
+          KEYS_DIR: keysDir,
+          DATABASE_URL,
+        });
         if (!exported.verified) problems.push(`audit verify failed: ${exported.verifyOutput.slice(0, 500)}`);
       }
     } finally {
@@ -174,11 +204,19 @@ function report(r: {
   const out: string[] = [];
   out.push('', 'optgate benchmark', '=================');
   out.push(`date:        ${r.started.toISOString()}   commit: ${commit()}`);
-  out.push(`machine:     ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`);
+  out.push(
+    `machine:     ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
+  );
   // Anything else running on the machine (a test suite, a build) shows here and makes the numbers noisy.
-  out.push(`load avg:    ${r.loadBefore.map((l) => l.toFixed(2)).join(' ')} at start (1/5/15 min; ${cpus.length} CPUs)`);
-  out.push(`runtime:     Node ${process.version}, autocannon 9 in the benchmark process (same machine: it competes for the CPUs)`);
-  out.push(`database:    ${r.postgresVersion}; optgate_bench recreated, migrations: ${r.migrations.join(', ') || 'none'}`);
+  out.push(
+    `load avg:    ${r.loadBefore.map((l) => l.toFixed(2)).join(' ')} at start (1/5/15 min; ${cpus.length} CPUs)`,
+  );
+  out.push(
+    `runtime:     Node ${process.version}, autocannon 9 in the benchmark process (same machine: it competes for the CPUs)`,
+  );
+  out.push(
+    `database:    ${r.postgresVersion}; optgate_bench recreated, migrations: ${r.migrations.join(', ') || 'none'}`,
+  );
   out.push(
     `load:        ${options.duration} s measured per phase after ${options.warmup} s warm-up; ${options.connections} connections` +
       (options.batchConnections !== options.connections ? `, ${options.batchConnections} for batches` : '') +
@@ -187,14 +225,21 @@ function report(r: {
   out.push(
     `seeded:      ${int(options.accounts)} accounts, ${int(data.events)} consent events, ${int(data.states)} consent_state rows in ${(data.ms / 1000).toFixed(1)} s`,
   );
-  out.push(`             ${Object.entries(data.mix).map(([k, v]) => `${k} ${percent((v / options.accounts) * 100)}`).join(' · ')}`);
+  out.push(
+    `             ${Object.entries(data.mix)
+      .map(([k, v]) => `${k} ${percent((v / options.accounts) * 100)}`)
+      .join(' · ')}`,
+  );
   out.push('');
 
   const columns: Column<Row>[] = [
     { header: 'scenario', align: 'left', value: (x) => x.scenario },
     { header: 'conns', value: (x) => String(x.result.connections) },
     { header: 'req/s', value: (x) => num(x.result.okPerSecond) },
-    { header: 'decisions/s', value: (x) => (x.decisionsPerCall ? int(x.result.okPerSecond * x.decisionsPerCall) : '–') },
+    {
+      header: 'decisions/s',
+      value: (x) => (x.decisionsPerCall ? int(x.result.okPerSecond * x.decisionsPerCall) : '–'),
+    },
     { header: 'p50 ms', value: (x) => num(x.result.latencyMs.p50) },
     { header: 'p99 ms', value: (x) => num(x.result.latencyMs.p99) },
     { header: 'vs bare', value: (x) => (x.vsBare === undefined ? '–' : `${x.vsBare.toFixed(3)}×`) },
@@ -205,7 +250,10 @@ function report(r: {
     { header: 'wrong', value: (x) => int(x.result.mismatches) },
     {
       header: 'CPU% svc/pg/gen',
-      value: (x) => ['service', 'postgres', 'load generator'].map((k) => (x.result.cpuPercent[k] === undefined ? '–' : Math.round(x.result.cpuPercent[k]!))).join('/'),
+      value: (x) =>
+        ['service', 'postgres', 'load generator']
+          .map((k) => (x.result.cpuPercent[k] === undefined ? '–' : Math.round(x.result.cpuPercent[k]!)))
+          .join('/'),
     },
   ];
   out.push(renderText(columns, r.rows), '');
@@ -217,14 +265,21 @@ function report(r: {
   }
   for (const row of r.rows) {
     if (row.decisionsPerCall && row.decisionsPerCall > 1) {
-      out.push(`${row.scenario}: ${int(row.decisionsPerCall)} accounts per call → ${num(row.result.okPerSecond)} calls/s, ${int(row.result.okPerSecond * row.decisionsPerCall)} account-decisions/s`);
+      out.push(
+        `${row.scenario}: ${int(row.decisionsPerCall)} accounts per call → ${num(row.result.okPerSecond)} calls/s, ${int(row.result.okPerSecond * row.decisionsPerCall)} account-decisions/s`,
+      );
     }
   }
   for (const row of r.rows) {
     const reasons = Object.entries(row.result.tally).filter(([k]) => k.includes(':'));
     if (reasons.length) {
       const total = reasons.reduce((s, [, n]) => s + n, 0);
-      out.push(`${row.scenario} answers: ${reasons.sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${percent((n / total) * 100)}`).join(' · ')}`);
+      out.push(
+        `${row.scenario} answers: ${reasons
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, n]) => `${k} ${percent((n / total) * 100)}`)
+          .join(' · ')}`,
+      );
     }
   }
   // What the durable audit costs: the same phase with it off and on.
@@ -233,18 +288,29 @@ function report(r: {
     if (!off) continue;
     const cost = (1 - row.result.okPerSecond / off.result.okPerSecond) * 100;
     const goal = row.decisionsPerCall === 1 ? ` (goal: at most 20%: ${cost <= 20 ? 'met' : 'NOT met'})` : '';
-    const change = cost >= 0 ? `${cost.toFixed(1)}% fewer` : `none measurable (${(-cost).toFixed(1)}% more with it on: run-to-run noise)`;
-    out.push(`durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${change}${goal}`);
+    const change =
+      cost >= 0
+        ? `${cost.toFixed(1)}% fewer`
+        : `none measurable (${(-cost).toFixed(1)}% more with it on: run-to-run noise)`;
+    out.push(
+      `durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${change}${goal}`,
+    );
   }
   if (r.exported) {
     const e = r.exported;
     out.push(
       `audit export: ${int(e.rows)} rows, ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ${e.exportSeconds.toFixed(1)} s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, stored in PostgreSQL)`,
     );
-    out.push(`audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`);
+    out.push(
+      `audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
+    );
   }
-  out.push('req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that disagree with the seeded data;');
-  out.push('CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres backends of optgate_bench, gen = autocannon in this process).');
+  out.push(
+    'req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that disagree with the seeded data;',
+  );
+  out.push(
+    'CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres backends of optgate_bench, gen = autocannon in this process).',
+  );
   out.push('', 'Markdown:', '', renderMarkdown(columns, r.rows), '');
 
   if (r.problems.length) {
@@ -256,7 +322,7 @@ function report(r: {
   } else {
     out.push('correctness: every response was a 2xx, and every decision agreed with the seeded data.');
   }
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 function allowShare(row: Row): string {
@@ -283,8 +349,15 @@ async function serverVersion(url: string): Promise<string> {
 
 function commit(): string {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
     return head + (dirty ? ' (with uncommitted changes)' : '');
   } catch {
     return 'none (no commit yet)';
@@ -310,7 +383,9 @@ main(process.argv.slice(2)).then(
   },
   (err: Error) => {
     cleanup();
-    process.stderr.write(err instanceof UsageError ? `bench: ${err.message}\n\n${USAGE}` : `bench: FAILED: ${err.stack ?? err.message}\n`);
+    process.stderr.write(
+      err instanceof UsageError ? `bench: ${err.message}\n\n${USAGE}` : `bench: FAILED: ${err.stack ?? err.message}\n`,
+    );
     process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

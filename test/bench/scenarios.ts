@@ -1,5 +1,5 @@
 import type { LoadSpec, NextRequest, Tally } from './load';
-import { BENCH_PURPOSE, type SeedResult, expectedAllow, prng } from './seed';
+import { BENCH_PURPOSE, expectedAllow, prng, type SeedResult } from './seed';
 
 /**
  * What each phase sends and how its answers are checked. A scenario is a LoadSpec minus the
@@ -34,8 +34,13 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
   const rand = prng(seed);
   const cumulative: number[] = [];
   let sum = 0;
-  for (const m of CATEGORY_MIX) cumulative.push((sum += m.weight));
-  const fragments = CATEGORY_MIX.map((m) => `","purpose":"${BENCH_PURPOSE}","categories":${JSON.stringify(m.categories)}}`);
+  for (const m of CATEGORY_MIX) {
+    sum += m.weight;
+    cumulative.push(sum);
+  }
+  const fragments = CATEGORY_MIX.map(
+    (m) => `","purpose":"${BENCH_PURPOSE}","categories":${JSON.stringify(m.categories)}}`,
+  );
   const n = data.accountIds.length;
 
   const next = (): NextRequest => {
@@ -56,9 +61,11 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
           return `unparseable answer for ${accountId}`;
         }
         if (d.accountId !== accountId) return `answer for ${String(d.accountId)} to a question about ${accountId}`;
-        if (d.allow !== expected) return `${accountId} ${categories.join('+')}: allow=${String(d.allow)}, expected ${expected}`;
+        if (d.allow !== expected)
+          return `${accountId} ${categories.join('+')}: allow=${String(d.allow)}, expected ${expected}`;
         if (d.allow && !d.validUntil) return `${accountId}: an allow without validUntil`;
-        if (d.results?.length !== categories.length) return `${accountId}: ${d.results?.length} results for ${categories.length} categories`;
+        if (d.results?.length !== categories.length)
+          return `${accountId}: ${d.results?.length} results for ${categories.length} categories`;
         const decisive = d.allow ? d.results[0]! : d.results.find((x) => !x.allow)!;
         const key = `${d.allow ? 'allow' : 'deny'}:${decisive.reason}`;
         tally[key] = (tally[key] ?? 0) + 1;
@@ -74,7 +81,14 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
  * is built up front (building a 150 kB body per request would load the generator, not the
  * service) and sent in turn; each answer is checked for its length, its order and its count of allows.
  */
-export function batchDecisions(url: string, token: string, data: SeedResult, seed: number, size: number, bodies = 16): Scenario {
+export function batchDecisions(
+  url: string,
+  token: string,
+  data: SeedResult,
+  seed: number,
+  size: number,
+  bodies = 16,
+): Scenario {
   const rand = prng(seed);
   const n = data.accountIds.length;
   const perCall = Math.min(size, n);
@@ -92,7 +106,12 @@ export function batchDecisions(url: string, token: string, data: SeedResult, see
     let allows = 0;
     for (const i of sample) if (expectedAllow(data.model[i]!, BATCH_CATEGORIES)) allows++;
     const body = Buffer.from(JSON.stringify({ purpose: BENCH_PURPOSE, categories: BATCH_CATEGORIES, accountIds: ids }));
-    return { body, allows, first: `"results":[{"accountId":"${ids[0]}"`, last: `{"accountId":"${ids[ids.length - 1]}"` };
+    return {
+      body,
+      allows,
+      first: `"results":[{"accountId":"${ids[0]}"`,
+      last: `{"accountId":"${ids[ids.length - 1]}"`,
+    };
   });
 
   let turn = 0;
@@ -104,7 +123,8 @@ export function batchDecisions(url: string, token: string, data: SeedResult, see
         const results = occurrences(text, '"accountId":"');
         const allows = occurrences(text, '"allow":true');
         if (results !== perCall) return `${results} results for ${perCall} accounts`;
-        if (!text.includes(p.first) || text.lastIndexOf('{"accountId":"') !== text.lastIndexOf(p.last)) return 'results not in request order';
+        if (!text.includes(p.first) || text.lastIndexOf('{"accountId":"') !== text.lastIndexOf(p.last))
+          return 'results not in request order';
         if (allows !== p.allows) return `${allows} allows, expected ${p.allows}`;
         tally.allow = (tally.allow ?? 0) + allows;
         tally.deny = (tally.deny ?? 0) + (results - allows);
@@ -112,7 +132,15 @@ export function batchDecisions(url: string, token: string, data: SeedResult, see
       },
     };
   };
-  return { name: 'batch decisions', url, path: '/v1/decisions/batch', method: 'POST', headers: authHeaders(token), next, timeout: 60 };
+  return {
+    name: 'batch decisions',
+    url,
+    path: '/v1/decisions/batch',
+    method: 'POST',
+    headers: authHeaders(token),
+    next,
+    timeout: 60,
+  };
 }
 
 /** Accounts decided per batch call, for the report. */

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { type Catalog, type Notice, currentNotice } from '../../src/platform/config/catalog';
+import { type Catalog, currentNotice, type Notice } from '../../src/platform/config/catalog';
 import { createDb, dropDatabase, ensureDatabase } from '../../src/platform/db/database';
 import { migrateToLatest } from '../../src/platform/db/migrator';
 import { createLogger } from '../../src/platform/logger';
@@ -119,7 +119,9 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
   const now = Date.now();
   const term = catalog.consentTermDays * DAY;
   const purposes = [...catalog.purposes.keys()];
-  const hashes = Array.from({ length: 512 }, (_, i) => createHash('sha256').update(`bench-${seedValue}-${i}`).digest('hex'));
+  const hashes = Array.from({ length: 512 }, (_, i) =>
+    createHash('sha256').update(`bench-${seedValue}-${i}`).digest('hex'),
+  );
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
   const ids: string[] = new Array(count);
@@ -151,7 +153,15 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
     const system = o.system ?? false;
     const notice = o.notice ?? currentNotice(catalog, new Date(at)) ?? catalog.notices[0]!;
     const r = rand();
-    const channel = system ? 'system' : r < 0.7 ? 'portal' : r < 0.88 ? 'api' : r < 0.97 ? 'call_center' : 'point_of_sale';
+    const channel = system
+      ? 'system'
+      : r < 0.7
+        ? 'portal'
+        : r < 0.88
+          ? 'api'
+          : r < 0.97
+            ? 'call_center'
+            : 'point_of_sale';
     const staff = channel === 'call_center' || channel === 'point_of_sale';
     const requestId = system ? null : randomUUID();
     const ipHash = system ? null : pick(hashes);
@@ -167,7 +177,14 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
         actorType: system ? 'system' : staff ? 'staff' : 'subscriber',
         actorId: staff ? `agent-${1 + Math.floor(rand() * 300)}` : null,
         channel,
-        clientId: channel === 'api' ? 'crm-sync' : channel === 'call_center' ? 'call-center-desk' : channel === 'point_of_sale' ? 'store-pos' : null,
+        clientId:
+          channel === 'api'
+            ? 'crm-sync'
+            : channel === 'call_center'
+              ? 'call-center-desk'
+              : channel === 'point_of_sale'
+                ? 'store-pos'
+                : null,
         notice,
         at,
         expires: c.expires ?? null,
@@ -205,7 +222,8 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
   };
 
   for (let i = 0; i < count; i++) {
-    const id = (ids[i] = accountId(i));
+    const id = accountId(i);
+    ids[i] = id;
     let bits = 0;
     if (rand() < 0.05) {
       bits |= Bit.Closed;
@@ -225,9 +243,17 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
       const at = expires - term;
       const withApp = rand() < 0.4;
       const cats = withApp ? ['web_browsing_history', 'app_usage_history'] : ['web_browsing_history'];
-      act(id, at, cats.map((category) => ({ purpose: BENCH_PURPOSE, category, kind: 'granted', expires })));
+      act(
+        id,
+        at,
+        cats.map((category) => ({ purpose: BENCH_PURPOSE, category, kind: 'granted', expires })),
+      );
       if (rand() < 0.1) {
-        act(id, at + rand() * (now - at - 60_000), cats.map((category) => ({ purpose: BENCH_PURPOSE, category, kind: 'revoked' })));
+        act(
+          id,
+          at + rand() * (now - at - 60_000),
+          cats.map((category) => ({ purpose: BENCH_PURPOSE, category, kind: 'revoked' })),
+        );
         mix['web_browsing revoked']!++;
       } else {
         bits |= Bit.WebBrowsingAllowed | (withApp ? Bit.AppUsageAllowed : 0);
@@ -238,11 +264,23 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
       // The sweep (ConsentService.markExpired) records the expiry under the notice of the grant.
       const expires = now - (1 + rand() * 180) * DAY;
       const notice = currentNotice(catalog, new Date(expires - term)) ?? catalog.notices[0]!;
-      act(id, expires - term, [{ purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'granted', expires }], { notice });
-      act(id, expires + rand() * 60_000, [{ purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'expired', expires }], { system: true, notice });
+      act(
+        id,
+        expires - term,
+        [{ purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'granted', expires }],
+        { notice },
+      );
+      act(
+        id,
+        expires + rand() * 60_000,
+        [{ purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'expired', expires }],
+        { system: true, notice },
+      );
       mix['web_browsing expired']!++;
     } else if (u < 0.5) {
-      act(id, now - (1 + rand() * 400) * DAY, [{ purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'declined' }]);
+      act(id, now - (1 + rand() * 400) * DAY, [
+        { purpose: BENCH_PURPOSE, category: 'web_browsing_history', kind: 'declined' },
+      ]);
       mix['web_browsing declined']!++;
     } else {
       mix['web_browsing never asked']!++;
@@ -250,9 +288,17 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
 
     if (rand() < 0.1) {
       const at = now - (30 + rand() * 700) * DAY;
-      act(id, at, purposes.map((purpose) => ({ purpose, category: 'other_customer_info', kind: 'opted_out' })));
+      act(
+        id,
+        at,
+        purposes.map((purpose) => ({ purpose, category: 'other_customer_info', kind: 'opted_out' })),
+      );
       if (rand() < 0.2) {
-        act(id, at + rand() * (now - at - 60_000), purposes.map((purpose) => ({ purpose, category: 'other_customer_info', kind: 'opt_out_withdrawn' })));
+        act(
+          id,
+          at + rand() * (now - at - 60_000),
+          purposes.map((purpose) => ({ purpose, category: 'other_customer_info', kind: 'opt_out_withdrawn' })),
+        );
         mix['other_info opt-out withdrawn']!++;
       } else {
         bits |= Bit.OptedOut;
@@ -262,7 +308,9 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
 
     if (rand() < 0.15) {
       const expires = now + (1 + rand() * 364) * DAY;
-      act(id, expires - term, [{ purpose: 'product_analytics', category: 'app_usage_history', kind: 'granted', expires }]);
+      act(id, expires - term, [
+        { purpose: 'product_analytics', category: 'app_usage_history', kind: 'granted', expires },
+      ]);
     }
     model[i] = bits;
   }
@@ -349,10 +397,23 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
               (select count(*) from consent_state) as states`,
     );
     const row = counted.rows[0]!;
-    if (Number(row.accounts) !== count || Number(row.events) !== events.length || Number(row.states) !== stateRows.length) {
-      throw new Error(`seed check failed: expected ${count}/${events.length}/${stateRows.length} rows, found ${row.accounts}/${row.events}/${row.states}`);
+    if (
+      Number(row.accounts) !== count ||
+      Number(row.events) !== events.length ||
+      Number(row.states) !== stateRows.length
+    ) {
+      throw new Error(
+        `seed check failed: expected ${count}/${events.length}/${stateRows.length} rows, found ${row.accounts}/${row.events}/${row.states}`,
+      );
     }
-    return { accountIds: ids, model, events: events.length, states: stateRows.length, mix, ms: performance.now() - started };
+    return {
+      accountIds: ids,
+      model,
+      events: events.length,
+      states: stateRows.length,
+      mix,
+      ms: performance.now() - started,
+    };
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
     throw err;

@@ -14,7 +14,10 @@ const snapshot: fc.Arbitrary<ConsentSnapshot> = fc.record({
   state: fc.constantFrom('granted', 'revoked', 'declined', 'expired', 'opted_out', 'not_opted_out'),
   consentId: fc.option(fc.uuid(), { nil: null }),
   noticeVersion: fc.constantFrom(...versions),
-  expiresAt: fc.option(fc.integer({ min: NOW - 5e9, max: NOW + 5e9 }).map((t) => new Date(t)), { nil: null }),
+  expiresAt: fc.option(
+    fc.integer({ min: NOW - 5e9, max: NOW + 5e9 }).map((t) => new Date(t)),
+    { nil: null },
+  ),
 });
 
 const input = fc.record({

@@ -1,7 +1,7 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/platform/config';
-import { type ConsentSnapshot, type Subject, evaluate } from '../../src/policy/engine';
+import { type ConsentSnapshot, evaluate, type Subject } from '../../src/policy/engine';
 
 /**
  * SPEC's decision table, kept as data: test/policy/cases/<reason>.json. Each case gives the
@@ -13,7 +13,10 @@ interface Case {
   now: string;
   request: { purpose: string; categories: string[]; reference?: string };
   account: { status: 'active' | 'closed' } | null;
-  consents: Record<string, { state: ConsentSnapshot['state']; consentId: string; noticeVersion: string; expiresAt: string | null }>;
+  consents: Record<
+    string,
+    { state: ConsentSnapshot['state']; consentId: string; noticeVersion: string; expiresAt: string | null }
+  >;
   want: unknown;
 }
 
@@ -21,13 +24,20 @@ const catalog = loadConfig({ NODE_ENV: 'test', KEYS_DIR: '/nonexistent' }).catal
 const dir = path.join(__dirname, 'cases');
 const cases = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
-  .flatMap((file) => (JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Case[]).map((c) => [file.replace('.json', ''), c.name, c] as const));
+  .flatMap((file) =>
+    (JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Case[]).map(
+      (c) => [file.replace('.json', ''), c.name, c] as const,
+    ),
+  );
 
 function subjectOf(c: Case): Subject {
   return {
     account: c.account,
     consents: new Map(
-      Object.entries(c.consents).map(([category, s]) => [category, { ...s, expiresAt: s.expiresAt === null ? null : new Date(s.expiresAt) }]),
+      Object.entries(c.consents).map(([category, s]) => [
+        category,
+        { ...s, expiresAt: s.expiresAt === null ? null : new Date(s.expiresAt) },
+      ]),
     ),
   };
 }

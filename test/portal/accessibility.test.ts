@@ -1,7 +1,18 @@
 import type { Browser } from 'playwright-core';
-import { type TestService, startTestService } from '../support/harness';
+import {
+  accessibleRoles,
+  allowOf,
+  axeViolations,
+  denyOf,
+  item,
+  launchBrowser,
+  newContext,
+  screenshot,
+  scrollWidth,
+  signInPage,
+} from '../support/browser';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
-import { accessibleRoles, allowOf, axeViolations, denyOf, item, launchBrowser, newContext, screenshot, scrollWidth, signInPage } from '../support/browser';
+import { startTestService, type TestService } from '../support/harness';
 
 /**
  * Every page of the portal, signed out and signed in, at 1280 and 390 px: zero axe-core violations
@@ -32,7 +43,12 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
       // Some history from another channel, and pipeline activity, so that the tables have rows.
       await putConsents(svc, admin, accountId, [
         { purpose: 'data_sale', category: 'financial', choice: 'grant' },
-        { purpose: 'ad_targeting', category: 'demographics', choice: 'grant', expiresAt: new Date(Date.now() + 10 * 86_400_000).toISOString() },
+        {
+          purpose: 'ad_targeting',
+          category: 'demographics',
+          choice: 'grant',
+          expiresAt: new Date(Date.now() + 10 * 86_400_000).toISOString(),
+        },
       ]);
       await decide(svc, pipeline, { accountId, purpose: 'data_sale', categories: ['financial', 'health'] });
       await decide(svc, pipeline, { accountId, purpose: 'ad_targeting', categories: ['demographics'] });
@@ -70,7 +86,10 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
         await page.getByRole('button', { name: 'Save my choices' }).first().click();
         await page.waitForURL('**/choices/saved');
         await check('confirmation', { h1: /^Your choices are saved$/ });
-        await page.getByRole('link', { name: /^Receipt / }).first().click();
+        await page
+          .getByRole('link', { name: /^Receipt / })
+          .first()
+          .click();
         await page.waitForURL(/\/receipts\//);
         await check('receipt', { h1: /^Receipt / });
         await visit('/history', 'history', { h1: /^History and receipts$/ });
@@ -83,8 +102,12 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
         // The pipeline's two questions, newest first, with the answer and the reason.
         const rows = (await page.locator('tbody tr').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
         expect(rows).toHaveLength(2);
-        expect(rows[0]).toMatch(/ad-pipeline.*Targeted advertising.*Demographic information \(such as age\).*Allowed.*you allowed it/);
-        expect(rows[1]).toMatch(/ad-pipeline.*Selling your data.*Financial information; Health information.*Refused.*you had not allowed it/);
+        expect(rows[0]).toMatch(
+          /ad-pipeline.*Targeted advertising.*Demographic information \(such as age\).*Allowed.*you allowed it/,
+        );
+        expect(rows[1]).toMatch(
+          /ad-pipeline.*Selling your data.*Financial information; Health information.*Refused.*you had not allowed it/,
+        );
         await visit('/receipts/00000000-0000-4000-8000-000000000000', 'receipt-not-found', { status: 404 });
         await visit('/choices', 'choices', { h1: /^My choices$/ });
         expect(await page.locator('input[type=radio]:checked').count()).toBe(4);

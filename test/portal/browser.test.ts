@@ -1,7 +1,19 @@
 import type { Browser } from 'playwright-core';
-import { type TestService, call, startTestService } from '../support/harness';
+import {
+  allowOf,
+  axeViolations,
+  denyOf,
+  focusStyle,
+  item,
+  launchBrowser,
+  newContext,
+  screenshot,
+  scrollWidth,
+  signInPage,
+  signInUrl,
+} from '../support/browser';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
-import { allowOf, axeViolations, denyOf, focusStyle, item, launchBrowser, newContext, screenshot, scrollWidth, signInPage, signInUrl } from '../support/browser';
+import { call, startTestService, type TestService } from '../support/harness';
 
 // Functions handed to page.evaluate run in Chromium. The project compiles without the DOM library,
 // so the few browser globals they use are declared here, for this module only.
@@ -48,7 +60,9 @@ describe('choosing in the browser', () => {
       expect(await page.getByText(`Signed in as account ${accountId}`).count()).toBe(1);
 
       // Before: both denied, for lack of consent.
-      expect((await decision(accountId, 'ad_targeting', ['web_browsing_history'])).results[0]!.reason).toBe('no_consent');
+      expect((await decision(accountId, 'ad_targeting', ['web_browsing_history'])).results[0]!.reason).toBe(
+        'no_consent',
+      );
 
       await allowOf(item(page, 'ad_targeting', 'Websites you visit')).check();
       await allowOf(item(page, 'product_analytics', 'Apps you use')).check();
@@ -60,12 +74,19 @@ describe('choosing in the browser', () => {
       const changes = page.locator('ul.changes > li');
       expect(await changes.count()).toBe(2);
       const texts = (await changes.allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
-      expect(texts[0]).toMatch(/^Targeted advertising: Websites you visit You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/);
-      expect(texts[1]).toMatch(/^Improving our products: Apps you use You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/);
+      expect(texts[0]).toMatch(
+        /^Targeted advertising: Websites you visit You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/,
+      );
+      expect(texts[1]).toMatch(
+        /^Improving our products: Apps you use You allowed it \(allowed until \w+ \d{1,2}, \d{4}\) Receipt/,
+      );
       expect(await page.getByRole('link', { name: /^Receipt / }).count()).toBe(2);
 
       const ad = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
-      expect(ad).toMatchObject({ allow: true, results: [{ category: 'web_browsing_history', allow: true, reason: 'consent_granted' }] });
+      expect(ad).toMatchObject({
+        allow: true,
+        results: [{ category: 'web_browsing_history', allow: true, reason: 'consent_granted' }],
+      });
       const analytics = await decision(accountId, 'product_analytics', ['app_usage_history']);
       expect(analytics).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
       // Nothing else was granted along the way.
@@ -79,7 +100,13 @@ describe('choosing in the browser', () => {
       );
       expect(rows).toHaveLength(2);
       for (const row of rows) {
-        expect(row).toMatchObject({ kind: 'granted', channel: 'portal', actor_type: 'subscriber', client_id: 'portal', notice_version: 'v3' });
+        expect(row).toMatchObject({
+          kind: 'granted',
+          channel: 'portal',
+          actor_type: 'subscriber',
+          client_id: 'portal',
+          notice_version: 'v3',
+        });
         expect(row.request_id).toMatch(/^[0-9a-f-]{36}$/);
         expect(row.ip_hash).toMatch(/^[0-9a-f]{64}$/);
         expect(row.user_agent_hash).toMatch(/^[0-9a-f]{64}$/);
@@ -95,25 +122,40 @@ describe('choosing in the browser', () => {
       // One step takes everything back.
       await page.getByRole('button', { name: 'Take back every permission' }).click();
       await page.waitForURL('**/choices/saved');
-      const revoked = (await page.locator('ul.changes > li').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      const revoked = (await page.locator('ul.changes > li').allTextContents()).map((t) =>
+        t.replace(/\s+/g, ' ').trim(),
+      );
       expect(revoked.filter((t) => /You took it back/.test(t))).toHaveLength(2);
       // …and the opt-out category is opted out for every purpose.
-      expect(revoked.filter((t) => /Other information about your account \(not personal\) You said no/.test(t))).toHaveLength(4);
+      expect(
+        revoked.filter((t) => /Other information about your account \(not personal\) You said no/.test(t)),
+      ).toHaveLength(4);
       expect(revoked).toHaveLength(6);
 
-      expect(await decision(accountId, 'ad_targeting', ['web_browsing_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
-      expect(await decision(accountId, 'product_analytics', ['app_usage_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
-      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+      expect(await decision(accountId, 'ad_targeting', ['web_browsing_history'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
+      expect(await decision(accountId, 'product_analytics', ['app_usage_history'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
+      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'opted_out' }],
+      });
 
       await page.getByRole('link', { name: 'Back to my choices' }).click();
       expect(await denyOf(item(page, 'ad_targeting', 'Websites you visit')).isChecked()).toBe(true);
-      expect(await item(page, 'ad_targeting', 'Websites you visit').locator('.status').textContent()).toBe('Not allowed: you took this permission back');
+      expect(await item(page, 'ad_targeting', 'Websites you visit').locator('.status').textContent()).toBe(
+        'Not allowed: you took this permission back',
+      );
     } finally {
       await context.close();
     }
   }, 60_000);
 
-  it('nothing is pre-selected for a fresh account, and allow / don\'t allow are equally prominent at 1280 and 390 px', async () => {
+  it("nothing is pre-selected for a fresh account, and allow / don't allow are equally prominent at 1280 and 390 px", async () => {
     const accountId = await createAccount(svc, admin);
     for (const width of [1280, 390]) {
       const context = await newContext(browser, width);
@@ -133,7 +175,14 @@ describe('choosing in the browser', () => {
             const labels = [...set.querySelectorAll('label.choice')].map((l) => {
               const r = l.getBoundingClientRect();
               const s = getComputedStyle(l);
-              return { w: r.width, h: r.height, top: r.top, font: `${s.fontWeight} ${s.fontSize}`, border: s.borderTopWidth + s.borderTopStyle + s.borderTopColor, bg: s.backgroundColor };
+              return {
+                w: r.width,
+                h: r.height,
+                top: r.top,
+                font: `${s.fontWeight} ${s.fontSize}`,
+                border: s.borderTopWidth + s.borderTopStyle + s.borderTopColor,
+                bg: s.backgroundColor,
+              };
             });
             return { legend: set.querySelector('legend')?.textContent, labels };
           }),
@@ -169,9 +218,14 @@ describe('choosing in the browser', () => {
         expect(styles[0]).toBe(styles[1]);
 
         // Every control has an accessible name.
-        const unnamed = await page.locator('input:not([type=hidden]), button').evaluateAll((els) =>
-          els.filter((el) => !(el as any).labels?.length && !el.getAttribute('aria-label') && !(el.textContent ?? '').trim()).length,
-        );
+        const unnamed = await page
+          .locator('input:not([type=hidden]), button')
+          .evaluateAll(
+            (els) =>
+              els.filter(
+                (el) => !(el as any).labels?.length && !el.getAttribute('aria-label') && !(el.textContent ?? '').trim(),
+              ).length,
+          );
         expect(unnamed).toBe(0);
         expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
       } finally {
@@ -190,7 +244,8 @@ describe('choosing in the browser', () => {
       for (let presses = 1; presses <= limit; presses++) {
         await page.keyboard.press('Tab');
         const style = await focusStyle(page);
-        if (style && !(style.focusVisible && (style.outlineStyle !== 'none' || style.boxShadow !== 'none'))) invisible.push(style);
+        if (style && !(style.focusVisible && (style.outlineStyle !== 'none' || style.boxShadow !== 'none')))
+          invisible.push(style);
         const focused = await page.evaluateHandle(() => document.activeElement);
         const hit = await page.evaluate(target, focused);
         await focused.dispose();
@@ -215,15 +270,23 @@ describe('choosing in the browser', () => {
       await page.keyboard.press('Space');
       expect(await allowOf(item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
       // A second item, further down.
-      await tabTo((el) => el.getAttribute('name') === 'c:third_party_disclosure:health' && el.getAttribute('value') === 'allow');
+      await tabTo(
+        (el) => el.getAttribute('name') === 'c:third_party_disclosure:health' && el.getAttribute('value') === 'allow',
+      );
       await page.keyboard.press('Space');
       // On to the Save button at the end of the form, and Enter.
       await tabTo((el) => el === [...document.querySelectorAll('button[value=save]')].at(-1));
       await Promise.all([page.waitForURL('**/choices/saved'), page.keyboard.press('Enter')]);
       expect(await page.locator('ul.changes > li').count()).toBe(2);
 
-      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
-      expect(await decision(accountId, 'third_party_disclosure', ['health'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
+        allow: true,
+        results: [{ reason: 'consent_granted' }],
+      });
+      expect(await decision(accountId, 'third_party_disclosure', ['health'])).toMatchObject({
+        allow: true,
+        results: [{ reason: 'consent_granted' }],
+      });
 
       // A receipt link, by keyboard.
       await tabTo((el) => el.tagName === 'A' && el.getAttribute('href')?.startsWith('/receipts/') === true);
@@ -234,7 +297,10 @@ describe('choosing in the browser', () => {
       await page.goto(`${svc.url}/choices`);
       await tabTo((el) => el.textContent?.trim() === 'Take back every permission' && el.tagName === 'BUTTON');
       await Promise.all([page.waitForURL('**/choices/saved'), page.keyboard.press('Enter')]);
-      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
 
       // Sign out, by keyboard.
       await tabTo((el) => el.textContent?.trim() === 'Sign out');
@@ -257,11 +323,16 @@ describe('choosing in the browser', () => {
       await denyOf(item(page, 'ad_targeting', 'Health information')).check();
       await page.getByRole('button', { name: 'Save my choices' }).last().click();
       await page.waitForURL('**/choices/saved');
-      const changes = (await page.locator('ul.changes > li').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+      const changes = (await page.locator('ul.changes > li').allTextContents()).map((t) =>
+        t.replace(/\s+/g, ' ').trim(),
+      );
       expect(changes).toHaveLength(2);
       expect(changes[0]).toMatch(/^Targeted advertising: Your precise location You allowed it/);
       expect(changes[1]).toMatch(/^Targeted advertising: Health information You said no Receipt/);
-      await page.getByRole('link', { name: /^Receipt / }).first().click();
+      await page
+        .getByRole('link', { name: /^Receipt / })
+        .first()
+        .click();
       expect(await page.getByRole('heading', { level: 1 }).textContent()).toMatch(/^Receipt [0-9a-f-]{36}$/);
       await page.getByRole('link', { name: 'History and receipts' }).click();
       expect(await page.locator('tbody tr').count()).toBe(2);
@@ -270,7 +341,10 @@ describe('choosing in the browser', () => {
       await page.goto(`${svc.url}/choices`);
       expect(new URL(page.url()).search).toBe('?ended=1');
       expect(await decision(accountId, 'ad_targeting', ['precise_geolocation'])).toMatchObject({ allow: true });
-      expect(await decision(accountId, 'ad_targeting', ['health'])).toMatchObject({ allow: false, results: [{ reason: 'no_consent' }] });
+      expect(await decision(accountId, 'ad_targeting', ['health'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'no_consent' }],
+      });
     } finally {
       await context.close();
     }
@@ -295,22 +369,40 @@ describe('Global Privacy Control', () => {
       await signInPage(svc, page, accountId);
       const banner = page.locator('main > p.banner[role=status]').first();
       // 4 opt-outs (the opt-out category, for each purpose) + 2 revocations (sale, disclosure).
-      expect(await banner.textContent()).toMatch(/Global Privacy Control signal\. We treated it as a request to opt out: we recorded 6 change\(s\)/);
+      expect(await banner.textContent()).toMatch(
+        /Global Privacy Control signal\. We treated it as a request to opt out: we recorded 6 change\(s\)/,
+      );
       expect(await axeViolations(page)).toEqual([]);
       await screenshot(page, 'choices-gpc');
 
-      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
-      expect(await decision(accountId, 'third_party_disclosure', ['web_browsing_history'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
+      expect(await decision(accountId, 'third_party_disclosure', ['web_browsing_history'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
       for (const purpose of svc.config.catalog.purposes.keys()) {
-        expect(await decision(accountId, purpose, ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+        expect(await decision(accountId, purpose, ['other_customer_info'])).toMatchObject({
+          allow: false,
+          results: [{ reason: 'opted_out' }],
+        });
       }
       // Targeted advertising is neither a sale nor a disclosure: it stands.
-      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({ allow: true, results: [{ reason: 'consent_granted' }] });
-      expect(await item(page, 'data_sale', 'Your name').locator('.status').textContent()).toBe('Not allowed: you took this permission back');
+      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({
+        allow: true,
+        results: [{ reason: 'consent_granted' }],
+      });
+      expect(await item(page, 'data_sale', 'Your name').locator('.status').textContent()).toBe(
+        'Not allowed: you took this permission back',
+      );
 
       // Later requests of the session: the signal is acknowledged, nothing more is recorded.
       await page.reload();
-      expect(await page.locator('main > p.banner[role=status]').first().textContent()).toMatch(/^Your browser sends the Global Privacy Control signal/);
+      expect(await page.locator('main > p.banner[role=status]').first().textContent()).toMatch(
+        /^Your browser sends the Global Privacy Control signal/,
+      );
 
       // The history says the browser did it, and so does the receipt.
       await page.goto(`${svc.url}/history`);
@@ -330,10 +422,21 @@ describe('Global Privacy Control', () => {
       expect(await page2.getByText('Global Privacy Control').count()).toBe(0);
       await page2.goto(`${svc.url}/history`);
       await page2.goto(`${svc.url}/choices`);
-      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({ allow: false, results: [{ reason: 'consent_revoked' }] });
-      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({ allow: false, results: [{ reason: 'opted_out' }] });
+      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'consent_revoked' }],
+      });
+      expect(await decision(accountId, 'product_analytics', ['other_customer_info'])).toMatchObject({
+        allow: false,
+        results: [{ reason: 'opted_out' }],
+      });
       const after = await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline });
-      const state = Object.fromEntries(after.body.consents.map((c: { purpose: string; category: string; state: string }) => [`${c.purpose}:${c.category}`, c.state]));
+      const state = Object.fromEntries(
+        after.body.consents.map((c: { purpose: string; category: string; state: string }) => [
+          `${c.purpose}:${c.category}`,
+          c.state,
+        ]),
+      );
       expect(state).toEqual({
         'data_sale:name': 'revoked',
         'third_party_disclosure:web_browsing_history': 'revoked',
@@ -343,7 +446,9 @@ describe('Global Privacy Control', () => {
         'third_party_disclosure:other_customer_info': 'opted_out',
         'product_analytics:other_customer_info': 'opted_out',
       });
-      const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId]);
+      const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
+        accountId,
+      ]);
       expect(rows[0].n).toBe(3 + 6);
     } finally {
       await plain.close();

@@ -1,8 +1,17 @@
-import { SignJWT, compactVerify, createLocalJWKSet, decodeProtectedHeader, generateKeyPair } from 'jose';
+import { compactVerify, createLocalJWKSet, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { loadKeys } from '../../src/platform/auth/keys';
-import { type TestService, call, startTestService } from '../support/harness';
+import {
+  csrfOf,
+  noticeVersionOf,
+  PortalClient,
+  radiosOf,
+  receiptIdsOf,
+  signInToken,
+  signInUrl,
+  textOf,
+} from '../support/browser';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
-import { PortalClient, csrfOf, noticeVersionOf, radiosOf, receiptIdsOf, signInToken, signInUrl, textOf } from '../support/browser';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * The portal at the HTTP level: what a browser hides (status codes, headers, cookies) and what
@@ -17,7 +26,11 @@ beforeAll(async () => {
   // Many sign-ins from one address: the limit itself is tested in sessions.test.ts.
   svc = await startTestService({ PORTAL_SIGNIN_PER_MINUTE: '10000' });
   admin = await adminToken(svc);
-  pipeline = await svc.token('decisions', [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()], { subject: 'ad-pipeline' });
+  pipeline = await svc.token(
+    'decisions',
+    [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()],
+    { subject: 'ad-pipeline' },
+  );
 });
 afterAll(() => svc.stop());
 
@@ -29,7 +42,9 @@ async function signedIn(accountId?: string): Promise<{ client: PortalClient; acc
 }
 
 async function eventCount(accountId: string): Promise<number> {
-  const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId]);
+  const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
+    accountId,
+  ]);
   return rows[0].n as number;
 }
 
@@ -74,19 +89,28 @@ describe('public pages, readable without signing in', () => {
     expect(current.body).toContain(v3.sha256);
     expect(textOf(current.body)).toContain('Privacy notice, version v3 This is the notice in force.');
     expect(textOf(current.body)).toContain('In effect from September 1, 2025');
-    for (const v of notices.body.versions as { version: string; sha256: string; effectiveAt: string; material: string[] }[]) {
+    for (const v of notices.body.versions as {
+      version: string;
+      sha256: string;
+      effectiveAt: string;
+      material: string[];
+    }[]) {
       expect(current.body).toContain(`href="/notice/${v.version}"`);
       const page = await client.get(`/notice/${v.version}`);
       expect(page.status).toBe(200);
       const text = textOf(page.body);
       expect(text).toContain(`Privacy notice, version ${v.version}`);
       expect(page.body).toContain(`<code class="hash">${v.sha256}</code>`);
-      const date = new Intl.DateTimeFormat('en', { dateStyle: 'long', timeZone: 'UTC' }).format(new Date(v.effectiveAt));
+      const date = new Intl.DateTimeFormat('en', { dateStyle: 'long', timeZone: 'UTC' }).format(
+        new Date(v.effectiveAt),
+      );
       expect(text).toContain(`In effect from ${date}`);
       if (v.version !== 'v3') expect(text).toContain('This version has been replaced. Read the current notice.');
     }
     // v2 is a material change for sale and disclosure, and says so.
-    expect(textOf((await client.get('/notice/v2')).body)).toContain('Material change for Selling your data, Sharing with other companies');
+    expect(textOf((await client.get('/notice/v2')).body)).toContain(
+      'Material change for Selling your data, Sharing with other companies',
+    );
     // The notice text itself is rendered, not shown as markdown source.
     expect(current.body).toMatch(/<h1[^>]*>Your privacy choices<\/h1>/);
     expect(current.body).toContain('<strong>What this covers.</strong>');
@@ -119,13 +143,18 @@ describe('public pages, readable without signing in', () => {
 });
 
 describe('security headers', () => {
-  it('every page has a strict CSP without inline script or style, and helmet\'s headers', async () => {
+  it("every page has a strict CSP without inline script or style, and helmet's headers", async () => {
     const { client } = await signedIn();
     for (const path of [...PAGES_PUBLIC, ...PAGES_SIGNED_IN, '/no-such-page', '/login?token=x', '/static/portal.css']) {
       const r = await client.get(path);
       const csp = r.headers.get('content-security-policy');
       expect(csp).toBeTruthy();
-      const directives = Object.fromEntries(csp!.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name, values]));
+      const directives = Object.fromEntries(
+        csp!
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .map(([name, ...values]) => [name, values]),
+      );
       expect(directives['default-src']).toEqual(["'none'"]);
       expect(directives['style-src']).toEqual(["'self'"]);
       expect(directives['form-action']).toEqual(["'self'"]);
@@ -146,7 +175,8 @@ describe('security headers', () => {
       }
       // Pages with a subscriber's data are not cached anywhere. (The catch-all 404 page runs without the portal's
       // page context, hence without this header: harmless there, see the language test for what else it misses.)
-      if (path !== '/no-such-page') expect({ path, cacheControl: r.headers.get('cache-control') }).toEqual({ path, cacheControl: 'no-store' });
+      if (path !== '/no-such-page')
+        expect({ path, cacheControl: r.headers.get('cache-control') }).toEqual({ path, cacheControl: 'no-store' });
       // Nothing the CSP would block: no script, no inline style, no event handler attribute.
       expect(r.body).not.toMatch(/<script|\sstyle=|\son[a-z]+=|javascript:/i);
     }
@@ -200,17 +230,33 @@ describe('sign-in', () => {
     const now = Math.floor(Date.now() / 1000);
     const signed = (payload: Record<string, unknown>, key = keys.signing.key, kid = keys.signing.kid) =>
       new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(key);
-    const base = { iss: svc.config.auth.issuer, aud: svc.config.portal.tokenAudience, sub: accountId, iat: now, exp: now + 600, jti: uniqueId('jti') };
+    const base = {
+      iss: svc.config.auth.issuer,
+      aud: svc.config.portal.tokenAudience,
+      sub: accountId,
+      iat: now,
+      exp: now + 600,
+      jti: uniqueId('jti'),
+    };
 
     const cases: Record<string, { token: string; message: RegExp }> = {
       expired: { token: await signInToken(svc, accountId, { ttlSeconds: -5 }), message: /has expired/ },
-      'signature altered': { token: `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`, message: /not valid/ },
+      'signature altered': {
+        token: `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`,
+        message: /not valid/,
+      },
       'payload altered (another account, same signature)': {
         token: `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: other })).toString('base64url')}.${s}`,
         message: /not valid/,
       },
-      'API audience (a pipeline token)': { token: await signInToken(svc, accountId, { audience: svc.config.auth.audience }), message: /not valid/ },
-      'API token from the harness': { token: await svc.token('decisions', [], { subject: accountId }), message: /not valid/ },
+      'API audience (a pipeline token)': {
+        token: await signInToken(svc, accountId, { audience: svc.config.auth.audience }),
+        message: /not valid/,
+      },
+      'API token from the harness': {
+        token: await svc.token('decisions', [], { subject: accountId }),
+        message: /not valid/,
+      },
       'wrong issuer': { token: await signInToken(svc, accountId, { issuer: 'someone-else' }), message: /not valid/ },
       'signed by another key, same kid': { token: await signed(base, foreign.privateKey), message: /not valid/ },
       unsigned: {
@@ -219,7 +265,10 @@ describe('sign-in', () => {
       },
       'no jti (could not be single-use)': { token: await signed({ ...base, jti: undefined }), message: /not valid/ },
       'no exp': { token: await signed({ ...base, exp: undefined }), message: /not valid/ },
-      'issued too long ago (more than 15 minutes)': { token: await signed({ ...base, iat: now - 20 * 60 }), message: /not valid|expired/ },
+      'issued too long ago (more than 15 minutes)': {
+        token: await signed({ ...base, iat: now - 20 * 60 }),
+        message: /not valid|expired/,
+      },
       'malformed account id': { token: await signed({ ...base, sub: 'not an id!' }), message: /not valid/ },
       garbage: { token: 'not.a.token', message: /not valid/ },
     };
@@ -286,7 +335,7 @@ describe('sign-in', () => {
   });
 });
 
-describe('CSRF: every form needs the session\'s token', () => {
+describe("CSRF: every form needs the session's token", () => {
   it('POST without or with a wrong _csrf is 403 and records nothing', async () => {
     const { client, accountId } = await signedIn();
     const victim = await signedIn();
@@ -306,8 +355,12 @@ describe('CSRF: every form needs the session\'s token', () => {
     }
     // A token sent as a query parameter or a header is not the form field.
     const good = await client.csrf();
-    expect((await client.post(`/choices?_csrf=${good}`, { noticeVersion: 'v3', action: 'allow_all' })).status).toBe(403);
-    expect((await client.post('/choices', { noticeVersion: 'v3', action: 'allow_all' }, { 'x-csrf-token': good })).status).toBe(403);
+    expect((await client.post(`/choices?_csrf=${good}`, { noticeVersion: 'v3', action: 'allow_all' })).status).toBe(
+      403,
+    );
+    expect(
+      (await client.post('/choices', { noticeVersion: 'v3', action: 'allow_all' }, { 'x-csrf-token': good })).status,
+    ).toBe(403);
     // JSON is not a form: no token is read from it and nothing is saved.
     const json = await fetch(`${svc.url}/choices`, {
       method: 'POST',
@@ -330,15 +383,27 @@ describe('CSRF: every form needs the session\'s token', () => {
   it('an oversized or malformed form is a 4xx page, not a 503', async () => {
     const { client, accountId } = await signedIn();
     const csrf = await client.csrf();
-    const big = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'allow_all', pad: 'x'.repeat(40_000) });
-    const many = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', ...Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`f${i}`, '1'])) });
+    const big = await client.post('/choices', {
+      _csrf: csrf,
+      noticeVersion: 'v3',
+      action: 'allow_all',
+      pad: 'x'.repeat(40_000),
+    });
+    const many = await client.post('/choices', {
+      _csrf: csrf,
+      noticeVersion: 'v3',
+      ...Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`f${i}`, '1'])),
+    });
     expect(await eventCount(accountId)).toBe(0);
     expect([big.status, many.status]).toEqual([413, 413]);
   });
 
   it('a forged form carrying Sec-GPC records nothing, not even the GPC opt-outs', async () => {
     const { client, accountId } = await signedIn();
-    const forged = await client.request('POST', '/choices', { form: { noticeVersion: 'v3', action: 'decline_all' }, headers: { 'sec-gpc': '1' } });
+    const forged = await client.request('POST', '/choices', {
+      form: { noticeVersion: 'v3', action: 'decline_all' },
+      headers: { 'sec-gpc': '1' },
+    });
     expect(forged.status).toBe(403);
     expect(await eventCount(accountId)).toBe(0);
   });
@@ -369,7 +434,13 @@ describe('a subscriber sees and changes only their own account', () => {
       expect(r.body).not.toContain(alice.accountId);
       expect(r.body).not.toContain('eyJ');
     }
-    for (const path of ['/history', '/activity', `/history?accountId=${alice.accountId}`, `/activity?accountId=${alice.accountId}`, '/choices']) {
+    for (const path of [
+      '/history',
+      '/activity',
+      `/history?accountId=${alice.accountId}`,
+      `/activity?accountId=${alice.accountId}`,
+      '/choices',
+    ]) {
       const r = await bob.client.get(path);
       expect(r.status).toBe(200);
       expect(r.body).not.toContain(alice.accountId);
@@ -408,15 +479,18 @@ describe('choices: what is shown, and what saving records', () => {
     const { purposes, categories } = svc.config.catalog;
     expect(radios).toHaveLength(2 * purposes.size * categories.size);
     expect(radios.filter((r) => r.checked)).toEqual([]);
-    for (const p of purposes.keys()) for (const c of categories.keys()) {
-      expect(radios.filter((r) => r.name === `c:${p}:${c}`).map((r) => r.value)).toEqual(['allow', 'deny']);
-    }
+    for (const p of purposes.keys())
+      for (const c of categories.keys()) {
+        expect(radios.filter((r) => r.name === `c:${p}:${c}`).map((r) => r.value)).toEqual(['allow', 'deny']);
+      }
     const text = textOf(page.body);
     expect(text).toContain('These choices are made under notice version v3.');
     expect(text.match(/Not allowed: you have not chosen/g)).toHaveLength(purposes.size * (categories.size - 1));
     expect(text.match(/Used unless you say no/g)).toHaveLength(purposes.size);
     // Allow all and refuse all, side by side in one group; revoke-all in its own form.
-    expect(page.body).toMatch(/<div class="pair">\s*<button type="submit" name="action" value="allow_all">Allow everything<\/button>\s*<button type="submit" name="action" value="decline_all">Refuse everything<\/button>/);
+    expect(page.body).toMatch(
+      /<div class="pair">\s*<button type="submit" name="action" value="allow_all">Allow everything<\/button>\s*<button type="submit" name="action" value="decline_all">Refuse everything<\/button>/,
+    );
     expect(page.body).toContain('action="/choices/revoke-all"');
   });
 
@@ -434,14 +508,25 @@ describe('choices: what is shown, and what saving records', () => {
     expect(r.status).toBe(303);
     expect(r.location).toBe('/choices/saved');
     const saved = await client.get('/choices/saved');
-    const items = [.../<ul class="changes">([\s\S]*?)<\/ul>/.exec(saved.body)![1]!.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => textOf(m[1]!));
+    const items = [
+      .../<ul class="changes">([\s\S]*?)<\/ul>/.exec(saved.body)![1]!.matchAll(/<li>([\s\S]*?)<\/li>/g),
+    ].map((m) => textOf(m[1]!));
     // In catalog order: children comes before ip_addresses.
     expect(items).toEqual([
-      expect.stringMatching(/^Targeted advertising: Information about your children You said no Receipt [0-9a-f-]{36}$/),
-      expect.stringMatching(/^Targeted advertising: The addresses your traffic comes from and goes to You allowed it \(allowed until \w+ \d+, \d{4}\) Receipt [0-9a-f-]{36}$/),
-      expect.stringMatching(/^Improving our products: Other information about your account \(not personal\) You said no Receipt [0-9a-f-]{36}$/),
+      expect.stringMatching(
+        /^Targeted advertising: Information about your children You said no Receipt [0-9a-f-]{36}$/,
+      ),
+      expect.stringMatching(
+        /^Targeted advertising: The addresses your traffic comes from and goes to You allowed it \(allowed until \w+ \d+, \d{4}\) Receipt [0-9a-f-]{36}$/,
+      ),
+      expect.stringMatching(
+        /^Improving our products: Other information about your account \(not personal\) You said no Receipt [0-9a-f-]{36}$/,
+      ),
     ]);
-    const { rows } = await svc.sql.query("select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' order by id", [accountId]);
+    const { rows } = await svc.sql.query(
+      "select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' order by id",
+      [accountId],
+    );
     expect(rows.map((e) => `${e.purpose}:${e.category}:${e.kind}`)).toEqual([
       'ad_targeting:children:declined',
       'ad_targeting:ip_addresses:granted',
@@ -451,12 +536,21 @@ describe('choices: what is shown, and what saving records', () => {
 
     expect((await decision(accountId, 'ad_targeting', ['ip_addresses'])).results[0]!.reason).toBe('consent_granted');
     expect((await decision(accountId, 'ad_targeting', ['children'])).results[0]!.reason).toBe('no_consent');
-    expect((await decision(accountId, 'product_analytics', ['other_customer_info'])).results[0]!.reason).toBe('opted_out');
+    expect((await decision(accountId, 'product_analytics', ['other_customer_info'])).results[0]!.reason).toBe(
+      'opted_out',
+    );
 
     // The page now shows those choices as chosen, and only those (plus the earlier grant).
-    const checked = radiosOf((await client.get('/choices')).body).filter((x) => x.checked).map((x) => `${x.name}=${x.value}`);
+    const checked = radiosOf((await client.get('/choices')).body)
+      .filter((x) => x.checked)
+      .map((x) => `${x.name}=${x.value}`);
     expect(checked.sort()).toEqual(
-      ['c:ad_targeting:children=deny', 'c:ad_targeting:ip_addresses=allow', 'c:data_sale:name=allow', 'c:product_analytics:other_customer_info=deny'].sort(),
+      [
+        'c:ad_targeting:children=deny',
+        'c:ad_targeting:ip_addresses=allow',
+        'c:data_sale:name=allow',
+        'c:product_analytics:other_customer_info=deny',
+      ].sort(),
     );
 
     // Saving again with nothing different records nothing and says so.
@@ -486,7 +580,12 @@ describe('choices: what is shown, and what saving records', () => {
     const soon = new Date(Date.now() + 10 * 86_400_000);
     await putConsents(svc, admin, accountId, [
       { purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: soon.toISOString() },
-      { purpose: 'data_sale', category: 'name', choice: 'grant', expiresAt: new Date(Date.now() + 100 * 86_400_000).toISOString() },
+      {
+        purpose: 'data_sale',
+        category: 'name',
+        choice: 'grant',
+        expiresAt: new Date(Date.now() + 100 * 86_400_000).toISOString(),
+      },
     ]);
     const longDate = (d: Date) => new Intl.DateTimeFormat('en', { dateStyle: 'long', timeZone: 'UTC' }).format(d);
     const page = await client.get('/choices');
@@ -498,26 +597,40 @@ describe('choices: what is shown, and what saving records', () => {
     await save(client, {}, 'renew:ad_targeting:name');
     const consents = async () =>
       Object.fromEntries(
-        ((await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline })).body.consents as { purpose: string; category: string; expiresAt: string }[]).map((c) => [
-          `${c.purpose}:${c.category}`,
-          Date.parse(c.expiresAt),
-        ]),
+        (
+          (await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline })).body.consents as {
+            purpose: string;
+            category: string;
+            expiresAt: string;
+          }[]
+        ).map((c) => [`${c.purpose}:${c.category}`, Date.parse(c.expiresAt)]),
       );
     const renewed = await consents();
     const year = svc.config.catalog.consentTermDays * 86_400_000;
     expect(Math.abs(renewed['ad_targeting:name']! - (Date.now() + year))).toBeLessThan(60_000);
-    expect(textOf((await client.get('/choices/saved')).body)).toMatch(/Targeted advertising: Your name You renewed it \(allowed until/);
+    expect(textOf((await client.get('/choices/saved')).body)).toMatch(
+      /Targeted advertising: Your name You renewed it \(allowed until/,
+    );
 
     await save(client, {}, 'renew_all');
     const all = await consents();
     expect(Math.abs(all['data_sale:name']! - (Date.now() + year))).toBeLessThan(60_000);
-    const kinds = (await svc.sql.query('select kind from consent_events where account_id = $1 order by id', [accountId])).rows.map((r) => r.kind);
+    const kinds = (
+      await svc.sql.query('select kind from consent_events where account_id = $1 order by id', [accountId])
+    ).rows.map((r) => r.kind);
     expect(kinds).toEqual(['granted', 'granted', 'renewed', 'renewed', 'renewed']);
   });
 
   it('an expired permission says so and is not pre-selected', async () => {
     const { client, accountId } = await signedIn();
-    await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'health', choice: 'grant', expiresAt: new Date(Date.now() + 300).toISOString() }]);
+    await putConsents(svc, admin, accountId, [
+      {
+        purpose: 'ad_targeting',
+        category: 'health',
+        choice: 'grant',
+        expiresAt: new Date(Date.now() + 300).toISOString(),
+      },
+    ]);
     await new Promise((r) => setTimeout(r, 400));
     const page = await client.get('/choices');
     expect(page.body).toMatch(/id="status-ad_targeting-health">Expired on \w+ \d+, \d{4}<\/p>/);
@@ -527,7 +640,12 @@ describe('choices: what is shown, and what saving records', () => {
   it('a choice made under a notice that is no longer shown is not recorded', async () => {
     const { client, accountId } = await signedIn();
     const csrf = await client.csrf();
-    const r = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v2', action: 'save', 'c:ad_targeting:name': 'allow' });
+    const r = await client.post('/choices', {
+      _csrf: csrf,
+      noticeVersion: 'v2',
+      action: 'save',
+      'c:ad_targeting:name': 'allow',
+    });
     expect(r.status).toBe(303);
     expect(r.location).toBe('/choices?noticeChanged=1');
     expect(textOf((await client.get(r.location!)).body)).toContain('Our notice changed while you were choosing.');
@@ -536,7 +654,10 @@ describe('choices: what is shown, and what saving records', () => {
 
   it('a closed account is told so', async () => {
     const { client, accountId } = await signedIn();
-    await call(svc.url, 'POST', '/v1/accounts', { token: admin, body: { accounts: [{ accountId, status: 'closed' }] } });
+    await call(svc.url, 'POST', '/v1/accounts', {
+      token: admin,
+      body: { accounts: [{ accountId, status: 'closed' }] },
+    });
     expect(textOf((await client.get('/choices')).body)).toContain('This account is closed');
   });
 });
@@ -551,12 +672,16 @@ describe('receipts', () => {
 
     const download = await client.get(`/receipts/${eventId}/receipt.jws`);
     expect(download.status).toBe(200);
-    expect(download.headers.get('content-disposition')).toMatch(new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`));
+    expect(download.headers.get('content-disposition')).toMatch(
+      new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`),
+    );
     const jws = download.body.trim();
 
     const jwks = await call(svc.url, 'GET', '/.well-known/jwks.json');
     expect(jwks.status).toBe(200);
-    const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(jwks.body), { algorithms: ['ES256'] });
+    const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(jwks.body), {
+      algorithms: ['ES256'],
+    });
     expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'optgate-receipt+jws', kid: jwks.body.keys[0].kid });
     const receipt = JSON.parse(new TextDecoder().decode(payload));
     const notices = (await call(svc.url, 'GET', '/v1/notices')).body;
@@ -575,7 +700,13 @@ describe('receipts', () => {
       expiresAt: event.expires_at.toISOString(),
       issuedAt: expect.any(String),
     });
-    expect(Math.abs(Date.parse(receipt.expiresAt) - Date.parse(receipt.occurredAt) - svc.config.catalog.consentTermDays * 86_400_000)).toBeLessThan(1000);
+    expect(
+      Math.abs(
+        Date.parse(receipt.expiresAt) -
+          Date.parse(receipt.occurredAt) -
+          svc.config.catalog.consentTermDays * 86_400_000,
+      ),
+    ).toBeLessThan(1000);
 
     // A doctored receipt does not verify.
     const [h, , s] = jws.split('.');
@@ -614,7 +745,9 @@ describe('receipts', () => {
 
   it('a change from another channel has a receipt too, naming the staff', async () => {
     const { client, accountId } = await signedIn();
-    const put = await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'financial', choice: 'grant' }]);
+    const put = await putConsents(svc, admin, accountId, [
+      { purpose: 'ad_targeting', category: 'financial', choice: 'grant' },
+    ]);
     const eventId = put.body.events[0].eventId;
     const text = textOf((await client.get(`/receipts/${eventId}`)).body);
     expect(text).toContain('How By phone, with our staff');
@@ -622,7 +755,13 @@ describe('receipts', () => {
     const jwks = (await call(svc.url, 'GET', '/.well-known/jwks.json')).body;
     const jws = (await client.get(`/receipts/${eventId}/receipt.jws`)).body;
     const payload = JSON.parse(new TextDecoder().decode((await compactVerify(jws, createLocalJWKSet(jwks))).payload));
-    expect(payload).toMatchObject({ sub: accountId, eventId, change: 'granted', channel: 'call_center', actor: 'staff' });
+    expect(payload).toMatchObject({
+      sub: accountId,
+      eventId,
+      change: 'granted',
+      channel: 'call_center',
+      actor: 'staff',
+    });
   });
 });
 
@@ -630,17 +769,31 @@ describe('history and activity: newest first, 25 a page', () => {
   it('history pages through more than 25 changes without losing or repeating one', async () => {
     const { client, accountId } = await signedIn();
     const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
-    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })));
-    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })));
+    await putConsents(
+      svc,
+      admin,
+      accountId,
+      optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })),
+    );
+    await putConsents(
+      svc,
+      admin,
+      accountId,
+      optIn.map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })),
+    );
     await save(client, { 'c:product_analytics:name': 'allow', 'c:product_analytics:ssn': 'deny' });
-    const { rows } = await svc.sql.query('select event_id from consent_events where account_id = $1 order by id desc', [accountId]);
+    const { rows } = await svc.sql.query('select event_id from consent_events where account_id = $1 order by id desc', [
+      accountId,
+    ]);
     expect(rows).toHaveLength(2 * optIn.length + 2);
 
     const first = await client.get('/history');
     const page1 = receiptIdsOf(first.body);
     expect(page1).toHaveLength(25);
     // Newest first: the portal changes lead.
-    expect(textOf(first.body)).toMatch(/^.*?When What Change How Receipt \S+ \S+ \S+ \S+ [AP]M UTC Improving our products: Social Security number You said no Here, in the privacy portal/);
+    expect(textOf(first.body)).toMatch(
+      /^.*?When What Change How Receipt \S+ \S+ \S+ \S+ [AP]M UTC Improving our products: Social Security number You said no Here, in the privacy portal/,
+    );
     expect(first.body).not.toContain('Newest changes');
     const older = /href="(\/history\?before=\d+)">Older changes</.exec(first.body)?.[1];
     expect(older).toBeTruthy();
@@ -656,8 +809,20 @@ describe('history and activity: newest first, 25 a page', () => {
   it('exactly 25 changes: no link to an empty older page', async () => {
     const { client, accountId } = await signedIn();
     const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
-    await putConsents(svc, admin, accountId, optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })));
-    await putConsents(svc, admin, accountId, optIn.slice(0, 25 - optIn.length).map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })));
+    await putConsents(
+      svc,
+      admin,
+      accountId,
+      optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })),
+    );
+    await putConsents(
+      svc,
+      admin,
+      accountId,
+      optIn
+        .slice(0, 25 - optIn.length)
+        .map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })),
+    );
     expect(await eventCount(accountId)).toBe(25);
     const first = await client.get('/history');
     expect(receiptIdsOf(first.body)).toHaveLength(25);
@@ -666,7 +831,9 @@ describe('history and activity: newest first, 25 a page', () => {
 
   it('activity shows each decision made through the API: who asked, for what, the answer and why; newest first, paginated', async () => {
     const { client, accountId } = await signedIn();
-    await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    await putConsents(svc, admin, accountId, [
+      { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+    ]);
     const other = await createAccount(svc, admin);
     await decide(svc, pipeline, { accountId: other, purpose: 'ad_targeting', categories: ['name'] });
 
@@ -676,7 +843,9 @@ describe('history and activity: newest first, 25 a page', () => {
     const allowed = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
     expect(allowed.allow).toBe(true);
     const one = textOf((await client.get('/activity')).body);
-    expect(one).toMatch(/When System Use Information Answer Why \S+ \S+ \S+ \S+ [AP]M UTC ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\?/);
+    expect(one).toMatch(
+      /When System Use Information Answer Why \S+ \S+ \S+ \S+ [AP]M UTC ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\?/,
+    );
 
     // 30 more, each a distinct (purpose, category) so that the order can be checked.
     const categories = [...svc.config.catalog.categories.keys()];
@@ -691,7 +860,9 @@ describe('history and activity: newest first, 25 a page', () => {
     await decide(svc, pipeline, { accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
 
     const rowsOf = (html: string) =>
-      [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!))).filter((r) => r.length);
+      [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)]
+        .map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!)))
+        .filter((r) => r.length);
     const first = await client.get('/activity');
     const rows1 = rowsOf(first.body);
     expect(rows1).toHaveLength(25);
@@ -704,10 +875,18 @@ describe('history and activity: newest first, 25 a page', () => {
       'allowed by law without permission',
     ]);
     // Then the 30, newest first.
-    const reason: Record<string, string> = { no_consent: 'you had not allowed it', not_opted_out: 'you had not said no' };
+    const reason: Record<string, string> = {
+      no_consent: 'you had not allowed it',
+      not_opted_out: 'you had not said no',
+    };
     const expected = [...asked].reverse().map((a) => {
       const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
-      return [label(`purposes.${p}.label`), label(`categories.${c}.label`), outcome === 'allow' ? 'Allowed' : 'Refused', reason[why]];
+      return [
+        label(`purposes.${p}.label`),
+        label(`categories.${c}.label`),
+        outcome === 'allow' ? 'Allowed' : 'Refused',
+        reason[why],
+      ];
     });
     expect(rows1.slice(1).map((r) => r.slice(2))).toEqual(expected.slice(0, 24));
     const older = /href="(\/activity\?before=[A-Za-z0-9_-]+)">Older</.exec(first.body)?.[1];

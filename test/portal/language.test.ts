@@ -1,8 +1,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type TestService, startTestService } from '../support/harness';
+import { copyConfig, PortalClient, signInUrl, textOf } from '../support/browser';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
-import { PortalClient, copyConfig, signInUrl, textOf } from '../support/browser';
+import { startTestService, type TestService } from '../support/harness';
 
 /**
  * Another language is a file: config/messages/fr.json with English's keys (here English prefixed
@@ -12,7 +12,16 @@ import { PortalClient, copyConfig, signInUrl, textOf } from '../support/browser'
 type Tree = { [key: string]: string | string[] | Tree };
 const prefixed = (tree: Tree): Tree =>
   Object.fromEntries(
-    Object.entries(tree).map(([k, v]) => [k, k.startsWith('$') ? v : typeof v === 'string' ? `FR ${v}` : Array.isArray(v) ? v.map((x) => `FR ${x}`) : prefixed(v)]),
+    Object.entries(tree).map(([k, v]) => [
+      k,
+      k.startsWith('$')
+        ? v
+        : typeof v === 'string'
+          ? `FR ${v}`
+          : Array.isArray(v)
+            ? v.map((x) => `FR ${x}`)
+            : prefixed(v),
+    ]),
   );
 
 let svc: TestService;
@@ -44,11 +53,14 @@ function untranslated(html: string, data: RegExp[]): string[] {
     .split(/<[^>]+>/)
     .map((t) => textOf(t))
     .filter((t) => t && !/^[\s:;,.()·\-–—]*$/.test(t));
-  const attributes = [...body.matchAll(/(?:aria-label|data-label|title|alt|placeholder)="([^"]*)"/g)].map((m) => textOf(m[1]!));
+  const attributes = [...body.matchAll(/(?:aria-label|data-label|title|alt|placeholder)="([^"]*)"/g)].map((m) =>
+    textOf(m[1]!),
+  );
   return [...runs, ...attributes].filter((t) => !t.startsWith('FR ') && !data.some((d) => d.test(t)));
 }
 
-const FRENCH_DATE = /^\d{1,2}(er)? (janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre) \d{4}( à \d{2}:\d{2})?( UTC)?$/;
+const FRENCH_DATE =
+  /^\d{1,2}(er)? (janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre) \d{4}( à \d{2}:\d{2})?( UTC)?$/;
 const FRENCH_SHORT_DATE = /^\d{1,2} [a-zéû]+\.? \d{4}(,| à) \d{2}:\d{2} UTC$/;
 
 it('Accept-Language: fr gets the French file, <html lang="fr"> and French dates; other languages get English', async () => {
@@ -88,7 +100,13 @@ it('every signed-in page in French shows only words from the French file', async
   const client = new PortalClient(svc.url, fr);
   await client.signIn(await signInUrl(svc, accountId));
   const csrf = await client.csrf();
-  await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'save', 'c:data_sale:name': 'allow', 'c:data_sale:ssn': 'deny' });
+  await client.post('/choices', {
+    _csrf: csrf,
+    noticeVersion: 'v3',
+    action: 'save',
+    'c:data_sale:name': 'allow',
+    'c:data_sale:ssn': 'deny',
+  });
 
   const saved = await client.get('/choices/saved');
   const receipt = /href="(\/receipts\/[0-9a-f-]{36})"/.exec(saved.body)![1]!;

@@ -1,9 +1,17 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { type TestService, call, startTestService } from '../support/harness';
+import {
+  axeViolations,
+  copyConfig,
+  launchBrowser,
+  newContext,
+  screenshot,
+  scrollWidth,
+  signInPage,
+} from '../support/browser';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
-import { axeViolations, copyConfig, launchBrowser, newContext, screenshot, scrollWidth, signInPage } from '../support/browser';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /**
  * A material notice change, with a catalog of the test's own: v4 (in force since an hour ago) is
@@ -53,7 +61,9 @@ const reasonOf = async (accountId: string, purpose: string, category: string) =>
 };
 
 const item = (page: Page, category: string) =>
-  page.getByRole('region', { name: 'Targeted advertising', exact: true }).getByRole('group', { name: category, exact: true });
+  page
+    .getByRole('region', { name: 'Targeted advertising', exact: true })
+    .getByRole('group', { name: category, exact: true });
 
 it('the test catalog is what the service runs: v4 in force, v5 announced', async () => {
   const notices = await call(svc.url, 'GET', '/v1/notices');
@@ -71,9 +81,21 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
   ]);
   expect(put.status).toBe(200);
   // And one under v4, after the change: it counts.
-  expect((await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'health', choice: 'grant' }], { noticeVersion: 'v4' })).status).toBe(200);
+  expect(
+    (
+      await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'health', choice: 'grant' }], {
+        noticeVersion: 'v4',
+      })
+    ).status,
+  ).toBe(200);
   // A notice not yet in force cannot have been shown.
-  expect((await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], { noticeVersion: 'v5' })).status).toBe(422);
+  expect(
+    (
+      await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], {
+        noticeVersion: 'v5',
+      })
+    ).status,
+  ).toBe(422);
 
   expect(await reasonOf(accountId, 'ad_targeting', 'web_browsing_history')).toBe('notice_superseded');
   expect(await reasonOf(accountId, 'ad_targeting', 'demographics')).toBe('notice_superseded');
@@ -92,11 +114,15 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
       );
       expect(await page.getByText('These choices are made under notice version v4.').count()).toBe(1);
       for (const category of ['Websites you visit', 'Demographic information (such as age)']) {
-        expect(await item(page, category).locator('.status').textContent()).toBe('Please choose again: our notice changed');
+        expect(await item(page, category).locator('.status').textContent()).toBe(
+          'Please choose again: our notice changed',
+        );
         // Not pre-selected: the old opt-in is not this notice's answer.
         expect(await item(page, category).locator('input:checked').count()).toBe(0);
       }
-      expect(await item(page, 'Health information').getByRole('radio', { name: 'Allow', exact: true }).isChecked()).toBe(true);
+      expect(
+        await item(page, 'Health information').getByRole('radio', { name: 'Allow', exact: true }).isChecked(),
+      ).toBe(true);
       expect(await axeViolations(page)).toEqual([]);
       expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
       await screenshot(page, 'choices-ask-again');
@@ -120,12 +146,18 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
       "select notice_version, notice_sha256, channel from consent_events where account_id = $1 and category = 'web_browsing_history' order by id desc limit 1",
       [accountId],
     );
-    expect(rows[0]).toEqual({ notice_version: 'v4', notice_sha256: svc.config.catalog.noticesByVersion.get('v4')!.sha256, channel: 'portal' });
+    expect(rows[0]).toEqual({
+      notice_version: 'v4',
+      notice_sha256: svc.config.catalog.noticesByVersion.get('v4')!.sha256,
+      channel: 'portal',
+    });
 
     await page.getByRole('link', { name: 'Back to my choices' }).click();
     expect(await page.locator('main p.banner.warning').count()).toBe(1);
     // Declining the other answers the question too: the banner goes.
-    await item(page, 'Demographic information (such as age)').getByRole('radio', { name: "Don't allow", exact: true }).check();
+    await item(page, 'Demographic information (such as age)')
+      .getByRole('radio', { name: "Don't allow", exact: true })
+      .check();
     await page.getByRole('button', { name: 'Save my choices' }).first().click();
     await page.waitForURL('**/choices/saved');
     expect(await reasonOf(accountId, 'ad_targeting', 'demographics')).toBe('consent_revoked');
@@ -143,7 +175,9 @@ it('the public notice pages: v4 in force and material for targeted advertising, 
     await page.goto(`${svc.url}/notice`);
     expect(await page.locator('.eyebrow').textContent()).toBe('Privacy notice, version v4');
     expect(await page.getByText('This is the notice in force.').count()).toBe(1);
-    expect((await page.locator('dl.facts').innerText()).replace(/\s+/g, ' ')).toContain('Material change for Targeted advertising');
+    expect(((await page.locator('dl.facts').textContent()) ?? '').replace(/\s+/g, ' ')).toContain(
+      'Material change for Targeted advertising',
+    );
     expect(await page.getByText('What changed in this version.').count()).toBe(1);
 
     await page.goto(`${svc.url}/notice/v3`);

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { type TestService, startTestService } from '../support/harness';
-import { adminToken, createAccount } from '../support/fixtures';
 import { PortalClient, signInUrl, textOf } from '../support/browser';
+import { adminToken, createAccount } from '../support/fixtures';
+import { startTestService, type TestService } from '../support/harness';
 
 /** Session limits that need a service of their own: the idle timeout, the sign-in rate limit, the Secure cookie. */
 
@@ -34,7 +34,9 @@ describe('idle timeout (PORTAL_IDLE_SECONDS=2)', () => {
     const post = await client.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'allow_all' });
     expect(post.status).toBe(401);
     expect(textOf(post.body)).toContain('Your session ended.');
-    const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId]);
+    const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
+      accountId,
+    ]);
     expect(rows[0].n).toBe(0);
   }, 20_000);
 });

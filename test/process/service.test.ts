@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { loadConfig } from '../../src/platform/config';
 import { dropDatabase } from '../../src/platform/db/database';
-import { CLI, finished, freePort, run, startProcess } from '../support/processes';
 import { TEST_DB_PREFIX, testKeysDir } from '../support/harness';
+import { CLI, finished, freePort, run, startProcess } from '../support/processes';
 
 /** The built service and CLI as an operator runs them: npm start's process, npx optgate's commands. */
 
@@ -30,17 +30,33 @@ it('migrate creates the database and is idempotent', async () => {
 it('serves, answers a token minted by the CLI, logs JSON without subscriber data, and stops cleanly on SIGTERM', async () => {
   const port = await freePort();
   const child = await startProcess(env, port);
-  const minted = await run(CLI, ['token', '--sub', 'crm', '--scope', 'decisions accounts:write', '--purposes', 'billing', '--ttl', '10m'], env);
+  const minted = await run(
+    CLI,
+    ['token', '--sub', 'crm', '--scope', 'decisions accounts:write', '--purposes', 'billing', '--ttl', '10m'],
+    env,
+  );
   expect(minted.code).toBe(0);
   const token = minted.stdout.trim();
-  expect(minted.stdout).toBe(token + '\n');
+  expect(minted.stdout).toBe(`${token}\n`);
   expect(token.split('.')).toHaveLength(3);
 
   const base = `http://127.0.0.1:${port}`;
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const accountId = 'SUBSCRIBER-' + randomBytes(4).toString('hex');
-  expect((await fetch(`${base}/v1/accounts`, { method: 'POST', headers, body: JSON.stringify({ accounts: [{ accountId, status: 'active' }] }) })).status).toBe(200);
-  const decision = await fetch(`${base}/v1/decisions`, { method: 'POST', headers, body: JSON.stringify({ accountId, purpose: 'billing', categories: ['billing_info'] }) });
+  const accountId = `SUBSCRIBER-${randomBytes(4).toString('hex')}`;
+  expect(
+    (
+      await fetch(`${base}/v1/accounts`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ accounts: [{ accountId, status: 'active' }] }),
+      })
+    ).status,
+  ).toBe(200);
+  const decision = await fetch(`${base}/v1/decisions`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ accountId, purpose: 'billing', categories: ['billing_info'] }),
+  });
   expect(((await decision.json()) as { allow: boolean }).allow).toBe(true);
 
   child.kill('SIGTERM');
@@ -56,7 +72,12 @@ it('serves, answers a token minted by the CLI, logs JSON without subscriber data
 
 it('refuses to start with a bad configuration, naming the variable', async () => {
   const port = await freePort();
-  const r = await run(path.join(__dirname, '../../dist/src/main.js'), [], { ...env, PORT: String(port), REDIS_URL: 'http://nope', DB_POOL_SIZE: '0' });
+  const r = await run(path.join(__dirname, '../../dist/src/main.js'), [], {
+    ...env,
+    PORT: String(port),
+    REDIS_URL: 'http://nope',
+    DB_POOL_SIZE: '0',
+  });
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/REDIS_URL/);
   expect(r.stderr).toMatch(/DB_POOL_SIZE/);

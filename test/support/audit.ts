@@ -9,13 +9,13 @@ import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { CompactSign, generateKeyPair } from 'jose';
 import pg from 'pg';
-import { GENESIS_HASH, chainHash } from '../../src/audit/chain';
+import { chainHash, GENESIS_HASH } from '../../src/audit/chain';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import { loadConfig } from '../../src/platform/config';
 import { quoteIdent } from '../../src/platform/db/database';
 import { TEST_DB_PREFIX, testKeysDir } from './harness';
-import { CLI, type Finished, ROOT, finished, run } from './processes';
+import { CLI, type Finished, finished, ROOT, run } from './processes';
 
 /** Helpers for the audit tests: reading the chain as stored, running `optgate audit verify`, exports, tampering. */
 
@@ -67,7 +67,13 @@ export function chainProblems(rows: readonly AuditRow[]): string[] {
     if (r.seq !== i + 1) problems.push(`row ${i}: seq ${r.seq}, expected ${i + 1}`);
     if (r.prevHash !== prev) problems.push(`seq ${r.seq}: prevHash does not link`);
     if (chainHash(r.prevHash, r.content) !== r.hash) problems.push(`seq ${r.seq}: hash does not match content`);
-    if (c.seq !== r.seq || c.type !== r.type || c.accountId !== r.accountId || c.outcome !== r.outcome || c.recordedAt !== r.recordedAt.toISOString()) {
+    if (
+      c.seq !== r.seq ||
+      c.type !== r.type ||
+      c.accountId !== r.accountId ||
+      c.outcome !== r.outcome ||
+      c.recordedAt !== r.recordedAt.toISOString()
+    ) {
       problems.push(`seq ${r.seq}: columns differ from content`);
     }
     prev = r.hash;
@@ -83,7 +89,12 @@ export function firstBadSeq(report: string): number | undefined {
 
 /** `optgate audit verify --db` as an operator runs it, against `databaseUrl`, trusting the keys in `keysDir`. */
 export function verifyDb(databaseUrl: string, keysDir: string, timeoutMs = 60_000): Promise<Finished> {
-  return run(CLI, ['audit', 'verify', '--db'], { DATABASE_URL: databaseUrl, KEYS_DIR: keysDir, LOG_LEVEL: 'silent' }, timeoutMs);
+  return run(
+    CLI,
+    ['audit', 'verify', '--db'],
+    { DATABASE_URL: databaseUrl, KEYS_DIR: keysDir, LOG_LEVEL: 'silent' },
+    timeoutMs,
+  );
 }
 
 /** `optgate audit verify FILE --manifest M --jwks J`. */
@@ -93,7 +104,8 @@ export function verifyFile(file: string, manifest: string, jwks: string, timeout
 
 /** A fresh test database URL (with the user name filled in, as the service computes it). */
 export function newDatabaseUrl(): string {
-  return loadConfig({ DATABASE_URL: `postgres://localhost:5432/${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}` }).db.url;
+  return loadConfig({ DATABASE_URL: `postgres://localhost:5432/${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}` }).db
+    .url;
 }
 
 export const databaseName = (url: string) => decodeURIComponent(new URL(url).pathname.slice(1));
@@ -111,10 +123,14 @@ async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<
   }
 }
 
-/** A byte-for-byte copy of a database (CREATE DATABASE … TEMPLATE): each tamper case starts from the same intact chain. */
+/**
+ * A byte-for-byte copy of a database (CREATE DATABASE … TEMPLATE): each tamper case starts from the same intact chain.
+ */
 export async function cloneDatabase(templateUrl: string): Promise<string> {
   const url = newDatabaseUrl();
-  await admin(templateUrl, (c) => c.query(`create database ${quoteIdent(databaseName(url))} template ${quoteIdent(databaseName(templateUrl))}`));
+  await admin(templateUrl, (c) =>
+    c.query(`create database ${quoteIdent(databaseName(url))} template ${quoteIdent(databaseName(templateUrl))}`),
+  );
   return url;
 }
 
@@ -151,7 +167,12 @@ export async function deleteRedisPrefix(prefix: string): Promise<void> {
   }
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -166,7 +187,9 @@ export async function checkpointAtHead(db: Queryable, timeoutMs = 15_000): Promi
   return until(
     'a checkpoint of the chain head',
     async () => {
-      const { rows } = await db.query('select h.seq from audit_head h join audit_checkpoints c on c.seq = h.seq and c.hash = h.hash');
+      const { rows } = await db.query(
+        'select h.seq from audit_head h join audit_checkpoints c on c.seq = h.seq and c.hash = h.hash',
+      );
       return rows.length ? Number(rows[0].seq) : undefined;
     },
     timeoutMs,
@@ -183,11 +206,21 @@ export async function http(base: string, method: string, p: string, token?: stri
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(base + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: /json/.test(res.headers.get('content-type') ?? '') && text ? JSON.parse(text) : text };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: /json/.test(res.headers.get('content-type') ?? '') && text ? JSON.parse(text) : text,
+  };
 }
 
 /** Requests an export and waits for it to complete; returns its status document. */
-export async function exportAndWait(base: string, token: string, body: Record<string, unknown>, timeoutMs = 30_000, everyMs = 100) {
+export async function exportAndWait(
+  base: string,
+  token: string,
+  body: Record<string, unknown>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+) {
   const req = await http(base, 'POST', '/v1/audit/exports', token, body);
   if (req.status !== 202) throw new Error(`export request: ${req.status} ${JSON.stringify(req.body)}`);
   return waitForExport(base, token, req.body.exportId, timeoutMs, everyMs);
@@ -212,10 +245,14 @@ export async function fetchExport(base: string, token: string, exportId: string,
   const file = path.join(dir, `${exportId}.${format}`);
   const manifest = path.join(dir, `${exportId}.manifest.jws`);
   const jwks = path.join(dir, 'jwks.json');
-  const res = await fetch(`${base}/v1/audit/exports/${exportId}/download`, { headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(`${base}/v1/audit/exports/${exportId}/download`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   if (res.status !== 200 || !res.body) throw new Error(`download: ${res.status}`);
   await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
-  const m = await fetch(`${base}/v1/audit/exports/${exportId}/manifest`, { headers: { authorization: `Bearer ${token}` } });
+  const m = await fetch(`${base}/v1/audit/exports/${exportId}/manifest`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   if (m.status !== 200) throw new Error(`manifest: ${m.status}`);
   await writeFile(manifest, await m.text());
   await writeFile(jwks, await (await fetch(`${base}/.well-known/jwks.json`)).text());
@@ -246,14 +283,30 @@ export function processEnv(extra: Record<string, string> = {}): ProcessEnv {
   };
 }
 
-/** A token the child processes accept: signed with the key in env.KEYS_DIR (generated if missing, as a development start would). */
+/**
+ * A token the child processes accept: signed with the key in env.KEYS_DIR (generated if missing, as a development start
+ * would).
+ */
 export async function processToken(env: Record<string, string>, scopes: string, purposes: string[]): Promise<string> {
   const config = loadConfig(env);
   const keys = await loadKeys(config.auth, config.env);
-  return issueToken(keys, config.auth, { subject: 'audit-test', scopes: scopes.split(' '), purposes, ttlSeconds: 3600 });
+  return issueToken(keys, config.auth, {
+    subject: 'audit-test',
+    scopes: scopes.split(' '),
+    purposes,
+    ttlSeconds: 3600,
+  });
 }
 
-export const ALL_PURPOSES = ['ad_targeting', 'data_sale', 'third_party_disclosure', 'product_analytics', 'service_provision', 'billing', 'fraud_protection'];
+export const ALL_PURPOSES = [
+  'ad_targeting',
+  'data_sale',
+  'third_party_disclosure',
+  'product_analytics',
+  'service_provision',
+  'billing',
+  'fraud_protection',
+];
 
 /** Resident set size of a process, in KiB (Linux `ps`). */
 export async function rssKiB(pid: number): Promise<number | undefined> {
@@ -263,7 +316,10 @@ export async function rssKiB(pid: number): Promise<number | undefined> {
 }
 
 /** Samples a process's RSS every `everyMs` until stopped; returns the peak and the series, in KiB. */
-export function sampleRss(pid: number, everyMs = 200): { stop(): Promise<{ peakKiB: number; samples: number; series: number[] }> } {
+export function sampleRss(
+  pid: number,
+  everyMs = 200,
+): { stop(): Promise<{ peakKiB: number; samples: number; series: number[] }> } {
   const series: number[] = [];
   let running = true;
   const loop = (async () => {
@@ -283,8 +339,15 @@ export function sampleRss(pid: number, everyMs = 200): { stop(): Promise<{ peakK
 }
 
 /** Runs the built CLI, sampling its RSS; for the streaming verification of a large file. */
-export async function runCliMeasured(args: string[], env: Record<string, string>, timeoutMs: number): Promise<Finished & { peakKiB: number }> {
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: ROOT });
+export async function runCliMeasured(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<Finished & { peakKiB: number }> {
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    cwd: ROOT,
+  });
   const sampler = sampleRss(child.pid!, 200);
   const end = await finished(child, timeoutMs);
   const { peakKiB } = await sampler.stop();
@@ -294,5 +357,7 @@ export async function runCliMeasured(args: string[], env: Record<string, string>
 /** A compact JWS signed with a key nobody trusts (the attacker's), optionally claiming someone else's key id. */
 export async function forgeJws(payload: object, typ: string, kid = 'attacker-key'): Promise<string> {
   const { privateKey } = await generateKeyPair('ES256');
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES256', kid, typ }).sign(privateKey);
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: 'ES256', kid, typ })
+    .sign(privateKey);
 }

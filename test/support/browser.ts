@@ -2,8 +2,15 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
-import { type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page, chromium } from 'playwright-core';
-import { type ServiceKeys, loadKeys } from '../../src/platform/auth/keys';
+import {
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  chromium,
+  type Locator,
+  type Page,
+} from 'playwright-core';
+import { loadKeys, type ServiceKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import type { TestService } from './harness';
 import { ROOT } from './processes';
@@ -26,7 +33,15 @@ export const WIDTHS = [1280, 390] as const;
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -38,7 +53,10 @@ export function newContext(browser: Browser, width = 1280, o: BrowserContextOpti
 const keysOf = new WeakMap<TestService, Promise<ServiceKeys>>();
 function serviceKeys(svc: TestService): Promise<ServiceKeys> {
   let keys = keysOf.get(svc);
-  if (!keys) keysOf.set(svc, (keys = loadKeys(svc.config.auth, svc.config.env)));
+  if (!keys) {
+    keys = loadKeys(svc.config.auth, svc.config.env);
+    keysOf.set(svc, keys);
+  }
   return keys;
 }
 
@@ -49,24 +67,32 @@ export async function signInToken(
   o: { ttlSeconds?: number; audience?: string; jti?: string; issuer?: string } = {},
 ): Promise<string> {
   const keys = await serviceKeys(svc);
-  return issueToken(keys, { ...svc.config.auth, issuer: o.issuer ?? svc.config.auth.issuer }, {
-    subject: accountId,
-    scopes: [],
-    purposes: [],
-    ttlSeconds: o.ttlSeconds ?? 600,
-    audience: o.audience ?? svc.config.portal.tokenAudience,
-    jti: o.jti,
-  });
+  return issueToken(
+    keys,
+    { ...svc.config.auth, issuer: o.issuer ?? svc.config.auth.issuer },
+    {
+      subject: accountId,
+      scopes: [],
+      purposes: [],
+      ttlSeconds: o.ttlSeconds ?? 600,
+      audience: o.audience ?? svc.config.portal.tokenAudience,
+      jti: o.jti,
+    },
+  );
 }
 
-export async function signInUrl(svc: TestService, accountId: string, o: Parameters<typeof signInToken>[2] = {}): Promise<string> {
+export async function signInUrl(
+  svc: TestService,
+  accountId: string,
+  o: Parameters<typeof signInToken>[2] = {},
+): Promise<string> {
   return `${svc.url}/login?token=${await signInToken(svc, accountId, o)}`;
 }
 
 /** Signs a page in with a fresh link; it lands on the choices page. */
 export async function signInPage(svc: TestService, page: Page, accountId: string): Promise<void> {
   const res = await page.goto(await signInUrl(svc, accountId));
-  if (!res || res.status() !== 200 || new URL(page.url()).pathname !== '/choices') {
+  if (res?.status() !== 200 || new URL(page.url()).pathname !== '/choices') {
     throw new Error(`sign-in failed: ${res?.status()} at ${page.url()}`);
   }
 }
@@ -78,9 +104,13 @@ const PURPOSE_LABELS: Record<string, string> = {
   product_analytics: 'Improving our products',
 };
 
-/** The fieldset of one purpose × category on the choices page, found as a screen reader user would: region, then group. */
+/**
+ * The fieldset of one purpose × category on the choices page, found as a screen reader user would: region, then group.
+ */
 export const item = (page: Page, purpose: string, categoryLabel: string): Locator =>
-  page.getByRole('region', { name: PURPOSE_LABELS[purpose], exact: true }).getByRole('group', { name: categoryLabel, exact: true });
+  page
+    .getByRole('region', { name: PURPOSE_LABELS[purpose], exact: true })
+    .getByRole('group', { name: categoryLabel, exact: true });
 export const allowOf = (group: Locator) => group.getByRole('radio', { name: 'Allow', exact: true });
 export const denyOf = (group: Locator) => group.getByRole('radio', { name: "Don't allow", exact: true });
 
@@ -88,7 +118,9 @@ export const denyOf = (group: Locator) => group.getByRole('radio', { name: "Don'
 export async function accessibleRoles(page: Page): Promise<Record<string, number>> {
   const cdp = await page.context().newCDPSession(page);
   try {
-    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as { nodes: { ignored: boolean; role?: { value: string } }[] };
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { ignored: boolean; role?: { value: string } }[];
+    };
     const roles: Record<string, number> = {};
     for (const n of nodes) if (!n.ignored && n.role) roles[n.role.value] = (roles[n.role.value] ?? 0) + 1;
     return roles;
@@ -97,7 +129,12 @@ export async function accessibleRoles(page: Page): Promise<Record<string, number
   }
 }
 
-export type AxeViolation = { id: string; impact?: string | null; help: string; nodes: { target: unknown; failureSummary?: string }[] };
+export type AxeViolation = {
+  id: string;
+  impact?: string | null;
+  help: string;
+  nodes: { target: unknown; failureSummary?: string }[];
+};
 
 /** WCAG 2 A and AA violations of the page as it is now, summarised for a readable failure. */
 export async function axeViolations(page: Page): Promise<AxeViolation[]> {
@@ -172,17 +209,27 @@ export class PortalClient {
     readonly headers: Record<string, string> = {},
   ) {}
 
-  async request(method: string, target: string, o: { form?: Record<string, string | string[]>; headers?: Record<string, string> } = {}): Promise<PageReply> {
+  async request(
+    method: string,
+    target: string,
+    o: { form?: Record<string, string | string[]>; headers?: Record<string, string> } = {},
+  ): Promise<PageReply> {
     const headers: Record<string, string> = { accept: 'text/html', ...this.headers, ...o.headers };
     if (this.cookie) headers.cookie = this.cookie;
     let body: string | undefined;
     if (o.form) {
       const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(o.form)) for (const value of Array.isArray(v) ? v : [v]) params.append(k, value);
+      for (const [k, v] of Object.entries(o.form))
+        for (const value of Array.isArray(v) ? v : [v]) params.append(k, value);
       body = params.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(target.startsWith('http') ? target : this.base + target, { method, headers, body, redirect: 'manual' });
+    const res = await fetch(target.startsWith('http') ? target : this.base + target, {
+      method,
+      headers,
+      body,
+      redirect: 'manual',
+    });
     for (const c of res.headers.getSetCookie()) {
       this.setCookies.push(c);
       const [pair] = c.split(';');
@@ -205,7 +252,8 @@ export class PortalClient {
   /** Follows a sign-in link: 303 to /choices with a session cookie. */
   async signIn(url: string): Promise<PageReply> {
     const r = await this.get(url);
-    if (r.status !== 303 || r.location !== '/choices' || !this.cookie) throw new Error(`sign-in failed: ${r.status} ${r.body.slice(0, 300)}`);
+    if (r.status !== 303 || r.location !== '/choices' || !this.cookie)
+      throw new Error(`sign-in failed: ${r.status} ${r.body.slice(0, 300)}`);
     return r;
   }
 
@@ -236,9 +284,14 @@ export function textOf(html: string): string {
 }
 
 /** Receipt links (event ids) of a history or confirmation page, in page order. */
-export const receiptIdsOf = (html: string) => [...html.matchAll(/href="\/receipts\/([0-9a-f-]{36})"/g)].map((m) => m[1]!);
+export const receiptIdsOf = (html: string) =>
+  [...html.matchAll(/href="\/receipts\/([0-9a-f-]{36})"/g)].map((m) => m[1]!);
 
 /** The radio inputs of the choices page, with what is checked. */
 export function radiosOf(html: string): { name: string; value: string; checked: boolean }[] {
-  return [...html.matchAll(/<input type="radio" name="([^"]+)" value="([^"]+)"( checked)?>/g)].map((m) => ({ name: m[1]!, value: m[2]!, checked: !!m[3] }));
+  return [...html.matchAll(/<input type="radio" name="([^"]+)" value="([^"]+)"( checked)?>/g)].map((m) => ({
+    name: m[1]!,
+    value: m[2]!,
+    checked: !!m[3],
+  }));
 }

@@ -1,25 +1,51 @@
 import { randomBytes } from 'node:crypto';
-import { type Reply, type TestService, call } from './harness';
+import { call, type Reply, type TestService } from './harness';
 
 export const uniqueId = (prefix = 'A') => `${prefix}-${randomBytes(5).toString('hex')}`;
 
 /** A token that can do everything, for arranging state. */
-export async function adminToken(svc: TestService, purposes: string[] = [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()]) {
+export async function adminToken(
+  svc: TestService,
+  purposes: string[] = [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()],
+) {
   return svc.token('decisions consents:write accounts:write audit:read webhooks:write', purposes);
 }
 
-export async function createAccount(svc: TestService, token: string, status: 'active' | 'closed' = 'active', accountId = uniqueId()) {
+export async function createAccount(
+  svc: TestService,
+  token: string,
+  status: 'active' | 'closed' = 'active',
+  accountId = uniqueId(),
+) {
   const r = await call(svc.url, 'POST', '/v1/accounts', { token, body: { accounts: [{ accountId, status }] } });
   if (r.status !== 200) throw new Error(`account setup failed: ${r.status} ${JSON.stringify(r.body)}`);
   return accountId;
 }
 
-export type ChangeInput = { purpose: string; category: string; choice: 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out'; expiresAt?: string };
+export type ChangeInput = {
+  purpose: string;
+  category: string;
+  choice: 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
+  expiresAt?: string;
+};
 
-export function putConsents(svc: TestService, token: string, accountId: string, changes: ChangeInput[], extra: Record<string, unknown> = {}): Promise<Reply> {
+export function putConsents(
+  svc: TestService,
+  token: string,
+  accountId: string,
+  changes: ChangeInput[],
+  extra: Record<string, unknown> = {},
+): Promise<Reply> {
   return call(svc.url, 'PUT', `/v1/accounts/${accountId}/consents`, {
     token,
-    body: { channel: 'call_center', actor: { type: 'staff', id: 'agent-7' }, noticeVersion: 'v3', affirmative: true, changes, ...extra },
+    body: {
+      channel: 'call_center',
+      actor: { type: 'staff', id: 'agent-7' },
+      noticeVersion: 'v3',
+      affirmative: true,
+      changes,
+      ...extra,
+    },
   });
 }
 

@@ -9,15 +9,22 @@ export default async function globalSetup(): Promise<void> {
     new Promise<boolean>((resolve) => {
       const s = new Socket();
       s.setTimeout(2000);
-      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
-      s.once('timeout', () => (s.destroy(), resolve(false)));
+      s.once('timeout', () => {
+        s.destroy();
+        resolve(false);
+      });
       s.connect(port, '127.0.0.1');
     });
   const missing = [];
   if (!(await reachable(5432))) missing.push('PostgreSQL on 127.0.0.1:5432');
   if (!(await reachable(6379))) missing.push('Redis on 127.0.0.1:6379');
-  if (missing.length) throw new Error(`tests need ${missing.join(' and ')}: start them (see README) or run bash .ci/run`);
+  if (missing.length)
+    throw new Error(`tests need ${missing.join(' and ')}: start them (see README) or run bash .ci/run`);
   // One temporary folder for the whole run (development keys, shared by every test process); removed by the teardown.
   process.env.OPTGATE_TEST_TMP = mkdtempSync(path.join(os.tmpdir(), 'optgate-test-'));
 }

@@ -42,11 +42,15 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
 }
 
 /** A real optgate instance on port 0 with its own database and Redis prefix. */
-export async function startTestService(env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestService> {
+export async function startTestService(
+  env: Record<string, string> = {},
+  options: StartOptions = {},
+): Promise<TestService> {
   const config = testConfig(env);
   const service = await startService(config, { logger: createLogger(config.logLevel), ...options });
   const sql = new pg.Pool({ connectionString: config.db.url, max: 3 });
-  // Fail-closed tests cut this database's connections on purpose; an idle client hearing of it must not crash the test run.
+  // Fail-closed tests cut this database's connections on purpose; an idle client hearing of it must not crash the test
+  // run.
   sql.on('error', () => undefined);
   const keys = await loadKeys(config.auth, config.env);
   return {

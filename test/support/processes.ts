@@ -13,8 +13,16 @@ export interface Finished {
   readonly stderr: string;
 }
 
-export function run(script: string, args: string[], env: Record<string, string>, timeoutMs = 20_000): Promise<Finished> {
-  const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: ROOT });
+export function run(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<Finished> {
+  const child = spawn(process.execPath, [script, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    cwd: ROOT,
+  });
   return finished(child, timeoutMs);
 }
 
@@ -24,7 +32,10 @@ export function finished(child: ChildProcess, timeoutMs = 20_000): Promise<Finis
   child.stdout?.on('data', (d) => (stdout += d));
   child.stderr?.on('data', (d) => (stderr += d));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`process timed out; stderr: ${stderr}`))), timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`process timed out; stderr: ${stderr}`));
+    }, timeoutMs);
     // 'close', not 'exit': it comes once the output pipes are drained too, so no last log line is missed.
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -34,8 +45,14 @@ export function finished(child: ChildProcess, timeoutMs = 20_000): Promise<Finis
 }
 
 /** Starts the built service and waits until /readyz answers 200. */
-export async function startProcess(env: Record<string, string>, port: number): Promise<ChildProcess & { logs: () => string }> {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) }, cwd: ROOT });
+export async function startProcess(
+  env: Record<string, string>,
+  port: number,
+): Promise<ChildProcess & { logs: () => string }> {
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) },
+    cwd: ROOT,
+  });
   let logs = '';
   child.stdout!.on('data', (d) => (logs += d));
   child.stderr!.on('data', (d) => (logs += d));

@@ -11,7 +11,10 @@ export class TcpProxy {
   private server!: net.Server;
   port = 0;
 
-  constructor(private readonly targetPort: number, private readonly targetHost = '127.0.0.1') {}
+  constructor(
+    private readonly targetPort: number,
+    private readonly targetHost = '127.0.0.1',
+  ) {}
 
   async start(): Promise<this> {
     this.server = net.createServer((client) => {
@@ -40,13 +43,21 @@ export class TcpProxy {
 
   refuse() {
     this.mode = 'refuse';
-    for (const [client, upstream] of this.pairs) (client.resetAndDestroy(), upstream.destroy());
+    for (const [client, upstream] of this.pairs) {
+      client.resetAndDestroy();
+      upstream.destroy();
+    }
     this.pairs.clear();
   }
 
   heal() {
     // Connections that lost bytes while black-holed are out of step with the server: cut them.
-    if (this.mode === 'blackhole') for (const [client, upstream] of this.pairs) (client.destroy(), upstream.destroy());
+    if (this.mode === 'blackhole') {
+      for (const [client, upstream] of this.pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+    }
     this.pairs.clear();
     this.mode = 'forward';
   }

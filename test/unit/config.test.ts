@@ -21,7 +21,12 @@ describe('configuration', () => {
     expect(c.redis.url).toBe('redis://127.0.0.1:6379');
     expect(c.catalog.categories.size).toBe(15);
     expect(c.catalog.categories.get('other_customer_info')!.regime).toBe('opt_out');
-    expect([...c.catalog.purposes.keys()]).toEqual(['ad_targeting', 'data_sale', 'third_party_disclosure', 'product_analytics']);
+    expect([...c.catalog.purposes.keys()]).toEqual([
+      'ad_targeting',
+      'data_sale',
+      'third_party_disclosure',
+      'product_analytics',
+    ]);
     expect(c.catalog.exceptions.get('court_order')!.requiresReference).toBe(true);
     expect(c.catalog.exceptions.get('emergency_services')!.onlyCategories).toEqual(['precise_geolocation']);
     expect(Object.isFrozen(c)).toBe(true);
@@ -60,7 +65,10 @@ describe('configuration', () => {
     const problems = problemsOf({ CONFIG_DIR: dir }).join('\n');
     expect(problems).toMatch(/catalog\.json: categories\.0\.regime/);
     expect(problems).toMatch(/exceptions\.3.*requireReference/);
-    const fixed = { ...catalog, categories: catalog.categories.map((c: object, i: number) => (i === 0 ? { ...c, regime: 'opt_in' } : c)) };
+    const fixed = {
+      ...catalog,
+      categories: catalog.categories.map((c: object, i: number) => (i === 0 ? { ...c, regime: 'opt_in' } : c)),
+    };
     fixed.exceptions[3] = { id: 'court_order', label: 'x', requiresReference: true };
     writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
     const second = problemsOf({ CONFIG_DIR: dir }).join('\n');
@@ -75,6 +83,10 @@ describe('configuration', () => {
     const { createHash } = require('node:crypto') as typeof import('node:crypto');
     const c = loadConfig({});
     const v3 = c.catalog.noticesByVersion.get('v3')!;
-    expect(v3.sha256).toBe(createHash('sha256').update(readFileSync(path.join(__dirname, '../../config/notices/v3.md'))).digest('hex'));
+    expect(v3.sha256).toBe(
+      createHash('sha256')
+        .update(readFileSync(path.join(__dirname, '../../config/notices/v3.md')))
+        .digest('hex'),
+    );
   });
 });

@@ -3,15 +3,15 @@ import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import path from 'node:path';
 import {
   type CryptoKey,
-  type JSONWebKeySet,
-  type JWK,
-  type JWTVerifyGetKey,
   calculateJwkThumbprint,
   createLocalJWKSet,
   createRemoteJWKSet,
   exportJWK,
   generateKeyPair,
   importJWK,
+  type JSONWebKeySet,
+  type JWK,
+  type JWTVerifyGetKey,
 } from 'jose';
 import type { AppConfig } from '../config';
 
@@ -43,7 +43,8 @@ export async function loadKeys(auth: AppConfig['auth'], env: AppConfig['env']): 
   const publicJwks: JSONWebKeySet = { keys: [{ ...publicJwk, kid, alg, use: 'sig' }] };
 
   let verifyToken: JWTVerifyGetKey;
-  if (auth.jwksUrl) verifyToken = createRemoteJWKSet(new URL(auth.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+  if (auth.jwksUrl)
+    verifyToken = createRemoteJWKSet(new URL(auth.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
   else if (auth.jwksFile) verifyToken = createLocalJWKSet(readJson(auth.jwksFile, 'JWKS_FILE'));
   else verifyToken = createLocalJWKSet(publicJwks);
 

@@ -16,13 +16,20 @@ export function requireScope(verifier: TokenVerifier, ...scopes: Scope[]): Reque
   return async (req, res, next) => {
     const match = BEARER.exec(req.get('authorization') ?? '');
     if (!match) {
-      throw new AppError('unauthenticated', 'Send Authorization: Bearer <token>.', undefined, { 'www-authenticate': 'Bearer' });
+      throw new AppError('unauthenticated', 'Send Authorization: Bearer <token>.', undefined, {
+        'www-authenticate': 'Bearer',
+      });
     }
     const principal = await verifier.verify(match[1]!);
     if (!scopes.some((s) => principal.scopes.has(s))) {
-      throw new AppError('forbidden', `This token lacks the scope this endpoint needs (${scopes.join(' or ')}).`, undefined, {
-        'www-authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"`,
-      });
+      throw new AppError(
+        'forbidden',
+        `This token lacks the scope this endpoint needs (${scopes.join(' or ')}).`,
+        undefined,
+        {
+          'www-authenticate': `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"`,
+        },
+      );
     }
     res.locals.principal = principal;
     next();

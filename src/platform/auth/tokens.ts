@@ -1,4 +1,4 @@
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
+import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { AppError } from '../errors';
 import type { ServiceKeys } from './keys';
 import type { Principal } from './principal';
@@ -30,7 +30,7 @@ export class TokenVerifier {
     if (hit && now < hit.until) return hit.principal;
     if (hit) this.cache.delete(token);
 
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keys.verifyToken, {
         issuer: this.settings.issuer,
@@ -40,12 +40,16 @@ export class TokenVerifier {
         currentDate: new Date(now),
       }));
     } catch (err) {
-      throw new AppError('unauthenticated', describe(err), undefined, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      throw new AppError('unauthenticated', describe(err), undefined, {
+        'www-authenticate': 'Bearer error="invalid_token"',
+      });
     }
     const principal: Principal = {
       clientId: String(payload.sub),
       scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
-      purposes: new Set(Array.isArray(payload.purposes) ? payload.purposes.filter((p): p is string => typeof p === 'string') : []),
+      purposes: new Set(
+        Array.isArray(payload.purposes) ? payload.purposes.filter((p): p is string => typeof p === 'string') : [],
+      ),
     };
     if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(token, { principal, until: Math.min(now + CACHE_TTL_MS, (payload.exp ?? 0) * 1000) });

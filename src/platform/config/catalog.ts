@@ -15,9 +15,7 @@ const catalogFileSchema = z
     consentTermDays: z.number().int().positive(),
     maxConsentTermDays: z.number().int().positive().optional(),
     decisionReuseSeconds: z.number().int().min(0).max(86_400).default(300),
-    categories: z
-      .array(z.strictObject({ id, regime: z.enum(['opt_in', 'opt_out']), label: z.string().min(1) }))
-      .min(1),
+    categories: z.array(z.strictObject({ id, regime: z.enum(['opt_in', 'opt_out']), label: z.string().min(1) })).min(1),
     purposes: z.array(z.strictObject({ id, label: z.string().min(1) })).min(1),
     exceptions: z.array(
       z.strictObject({
@@ -48,22 +46,42 @@ const catalogFileSchema = z
       seen.add(name);
     }
     if ((c.maxConsentTermDays ?? c.consentTermDays) < c.consentTermDays) {
-      ctx.addIssue({ code: 'custom', path: ['maxConsentTermDays'], message: 'must not be shorter than consentTermDays' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxConsentTermDays'],
+        message: 'must not be shorter than consentTermDays',
+      });
     }
-    c.exceptions.forEach((e, i) =>
-      e.onlyCategories?.forEach((cat) => {
-        if (!categoryIds.has(cat)) ctx.addIssue({ code: 'custom', path: ['exceptions', i, 'onlyCategories'], message: `unknown category "${cat}"` });
-      }),
-    );
+    c.exceptions.forEach((e, i) => {
+      for (const cat of e.onlyCategories ?? []) {
+        if (!categoryIds.has(cat)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['exceptions', i, 'onlyCategories'],
+            message: `unknown category "${cat}"`,
+          });
+        }
+      }
+    });
     const versions = new Set<string>();
     c.notices.forEach((n, i) => {
-      if (versions.has(n.version)) ctx.addIssue({ code: 'custom', path: ['notices', i, 'version'], message: 'duplicate notice version' });
+      if (versions.has(n.version))
+        ctx.addIssue({ code: 'custom', path: ['notices', i, 'version'], message: 'duplicate notice version' });
       versions.add(n.version);
       n.materialFor.forEach((p) => {
-        if (!consentPurposes.has(p)) ctx.addIssue({ code: 'custom', path: ['notices', i, 'materialFor'], message: `"${p}" is not a purpose that needs consent` });
+        if (!consentPurposes.has(p))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['notices', i, 'materialFor'],
+            message: `"${p}" is not a purpose that needs consent`,
+          });
       });
       if (i > 0 && Date.parse(n.effectiveAt) <= Date.parse(c.notices[i - 1]!.effectiveAt)) {
-        ctx.addIssue({ code: 'custom', path: ['notices', i, 'effectiveAt'], message: 'notices must be listed in increasing effectiveAt order' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['notices', i, 'effectiveAt'],
+          message: 'notices must be listed in increasing effectiveAt order',
+        });
       }
     });
   });
@@ -171,7 +189,11 @@ export function currentNotice(catalog: Catalog, now: Date): Notice | undefined {
 function withoutComments(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutComments);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).filter(([k]) => !k.startsWith('$')).map(([k, v]) => [k, withoutComments(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([k]) => !k.startsWith('$'))
+        .map(([k, v]) => [k, withoutComments(v)]),
+    );
   }
   return value;
 }

@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { type Catalog, CatalogError, loadCatalog } from './catalog';
-import { type Messages, loadMessages } from './messages';
+import { loadMessages, type Messages } from './messages';
 import { projectRoot } from './project-root';
 
 export type { Catalog } from './catalog';
@@ -24,7 +24,10 @@ const envSchema = z.object({
   DB_POOL_SIZE: int(1, 200).default(20),
   DB_STATEMENT_TIMEOUT_MS: int(50, 120_000).default(2000),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('optgate'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/)
+    .default('optgate'),
   CONFIG_DIR: z.string().min(1).optional(),
   KEYS_DIR: z.string().min(1).optional(),
   JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -56,7 +59,10 @@ export interface AppConfig {
     readonly port: number;
     readonly host: string;
     readonly shutdownTimeoutMs: number;
-    /** Express's "trust proxy": whose X-Forwarded-For is believed (it feeds the sign-in rate limit and the evidence hashes). */
+    /**
+     * Express's "trust proxy": whose X-Forwarded-For is believed (it feeds the sign-in rate limit and the evidence
+     * hashes).
+     */
     readonly trustProxy: string;
   };
   readonly db: { readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number };
@@ -71,7 +77,11 @@ export interface AppConfig {
     readonly issuer: string;
     readonly audience: string;
   };
-  readonly workers: { readonly enabled: boolean; readonly expirySweepIntervalMs: number; readonly checkpointIntervalMs: number };
+  readonly workers: {
+    readonly enabled: boolean;
+    readonly expirySweepIntervalMs: number;
+    readonly checkpointIntervalMs: number;
+  };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
   /** Batch decisions evaluated at once per instance, and how long another may wait for its turn. */
@@ -93,7 +103,7 @@ export interface AppConfig {
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super('invalid configuration:\n' + problems.map((p) => '  - ' + p).join('\n'));
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
 }
 
@@ -131,7 +141,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return deepFreeze({
     env: e.NODE_ENV,
     http: { port: e.PORT, host: e.HOST, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, trustProxy: e.TRUST_PROXY },
-    db: { url: withDefaultUser(e.DATABASE_URL, env), poolSize: e.DB_POOL_SIZE, statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS },
+    db: {
+      url: withDefaultUser(e.DATABASE_URL, env),
+      poolSize: e.DB_POOL_SIZE,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    },
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     auth: {
       keysDir: path.resolve(root, e.KEYS_DIR ?? '.keys'),
@@ -142,7 +156,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       issuer: e.TOKEN_ISSUER ?? 'optgate-dev',
       audience: e.TOKEN_AUDIENCE,
     },
-    workers: { enabled: e.RUN_WORKERS, expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS, checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS },
+    workers: {
+      enabled: e.RUN_WORKERS,
+      expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS,
+      checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
+    },
     auditDecisions: e.AUDIT_DECISIONS,
     batches: { concurrency: e.BATCH_CONCURRENCY, queueTimeoutMs: e.BATCH_QUEUE_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,

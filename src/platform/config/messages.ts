@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Catalog } from './catalog';
 
@@ -28,7 +28,10 @@ export function loadMessages(configDir: string, catalog: Catalog): { messages?: 
   }
   for (const file of files) {
     try {
-      trees.set(path.basename(file, '.json'), flatten(JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as MessageTree));
+      trees.set(
+        path.basename(file, '.json'),
+        flatten(JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as MessageTree),
+      );
     } catch (err) {
       problems.push(`${path.join(dir, file)}: ${(err as Error).message}`);
     }
@@ -40,7 +43,8 @@ export function loadMessages(configDir: string, catalog: Catalog): { messages?: 
     ...[...catalog.exceptions.keys()].map((id) => `exceptions.${id}.label`),
     ...[...catalog.categories.keys()].map((id) => `categories.${id}.label`),
   ];
-  for (const key of required) if (!en.has(key)) problems.push(`${dir}/en.json: ${key}: missing (the catalog has this entry)`);
+  for (const key of required)
+    if (!en.has(key)) problems.push(`${dir}/en.json: ${key}: missing (the catalog has this entry)`);
   for (const [lang, tree] of trees) {
     if (lang === 'en') continue;
     for (const key of en.keys()) if (!tree.has(key)) problems.push(`${dir}/${lang}.json: ${key}: missing`);
@@ -55,7 +59,7 @@ function flatten(tree: MessageTree, prefix = '', out = new Map<string, string | 
     if (k.startsWith('$')) continue;
     const key = prefix + k;
     if (typeof v === 'string' || Array.isArray(v)) out.set(key, v as string | readonly string[]);
-    else flatten(v as MessageTree, key + '.', out);
+    else flatten(v as MessageTree, `${key}.`, out);
   }
   return out;
 }

@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { Logger } from '../logger';
 import type { AccountTable } from '../../accounts/account.table';
 import type {
   AuditCheckpointTable,
@@ -10,6 +9,7 @@ import type {
   AuditRecordTable,
 } from '../../audit/audit.table';
 import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
+import type { Logger } from '../logger';
 
 export interface Database {
   accounts: AccountTable;
@@ -47,7 +47,8 @@ export function createDb(options: DbOptions, logger: Logger): { db: Db; pool: pg
   });
   // A connection lost while idle, or while checked out between queries, must not crash the process (an
   // 'error' event without a listener would): the query that needed it fails, and is answered 503.
-  const lost = (err: Error) => logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost');
+  const lost = (err: Error) =>
+    logger.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost');
   pool.on('error', lost);
   pool.on('connect', (client) => client.on('error', lost));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -89,4 +90,4 @@ export async function dropDatabase(url: string): Promise<void> {
   }
 }
 
-export const quoteIdent = (name: string) => '"' + name.replace(/"/g, '""') + '"';
+export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;

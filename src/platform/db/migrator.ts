@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely';
-import type { Db } from './database';
 import { projectRoot } from '../config/project-root';
+import type { Db } from './database';
 
 /**
  * Migrations live in migrations/ (frozen, on Kysely<any>). They are loaded with require() so that
@@ -33,7 +33,9 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`);
+    throw new Error(
+      `migration ${failed?.migrationName ?? ''} failed: ${(error as Error | undefined)?.message ?? 'unknown error'}`,
+    );
   }
   return (results ?? []).map((r) => r.migrationName);
 }

@@ -30,7 +30,13 @@ export function accessLog(logger: Logger, metrics: Metrics): RequestHandler {
       const route = routeOf(req);
       metrics.httpRequests.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
       logger.info(
-        { requestId: requestIdOf(res), method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1e4) / 10 },
+        {
+          requestId: requestIdOf(res),
+          method: req.method,
+          route,
+          status: res.statusCode,
+          ms: Math.round(seconds * 1e4) / 10,
+        },
         'request',
       );
     });

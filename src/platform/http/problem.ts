@@ -41,7 +41,8 @@ export function fromParserError(err: { type?: string; status?: number }): AppErr
   }
 }
 
-export const notFound: RequestHandler = (_req, _res, next) => next(new AppError('not-found', 'There is nothing at this path.'));
+export const notFound: RequestHandler = (_req, _res, next) =>
+  next(new AppError('not-found', 'There is nothing at this path.'));
 
 /**
  * The one error handler. Known errors become their problem; anything unexpected is logged and
@@ -52,7 +53,13 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const known = err instanceof AppError ? err : fromParserError(err);
     const problem = known ?? new AppError('unavailable', 'The service could not complete this request. Try again.');
     if (!known) {
-      logger.error({ requestId: requestIdOf(res), err: { message: err?.message, code: err?.code, name: err?.name, stack: err?.stack } }, 'request failed');
+      logger.error(
+        {
+          requestId: requestIdOf(res),
+          err: { message: err?.message, code: err?.code, name: err?.name, stack: err?.stack },
+        },
+        'request failed',
+      );
     }
     if (res.headersSent) {
       // A streamed response cannot change its status: cut it so the caller sees it is incomplete.
