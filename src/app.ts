@@ -1,54 +1,95 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
-import { accountRouter } from './accounts/account.router';
-import { auditRouter } from './audit/audit.router';
-import type { AuditService } from './audit/audit.service';
-import type { ExportService } from './audit/export.service';
-import { consentRouter } from './consent/consent.router';
-import type { ConsentService } from './consent/consent.service';
-import { noticeRouter } from './notices/notice.router';
-import { opsRouter } from './ops/ops.router';
+import type pg from 'pg';
+import { AccountService, accountRouter } from './accounts';
+import { AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
+import { ConsentService, consentRouter } from './consent';
+import { noticeRouter } from './notices';
+import { openApiDocument, opsRouter } from './ops';
 import type { ServiceKeys } from './platform/auth/keys';
-import type { TokenVerifier } from './platform/auth/tokens';
+import { TokenVerifier } from './platform/auth/tokens';
+import { Semaphore } from './platform/concurrency';
 import type { AppConfig } from './platform/config';
-import type { Db } from './platform/db/database';
+import { type Db, ping } from './platform/db/database';
 import { accessLog, requestId } from './platform/http/middleware';
 import { errorHandler, notFound } from './platform/http/problem';
 import type { Logger } from './platform/logger';
 import type { Metrics } from './platform/metrics';
-import { decisionRouter } from './policy/decision.router';
-import type { DecisionService } from './policy/decision.service';
-import { type PortalDeps, portalRouter } from './portal/portal.router';
+import type { Queues } from './platform/queues';
+import { DecisionService, decisionRouter } from './policy';
+import { createViews, PortalService, portalRouter, SessionStore, SignInService } from './portal';
+import { API_ROUTES } from './routes';
 
-export interface AppDeps {
+/** What the services run on: opened and closed by server.ts, handed to the composition here. */
+export interface Infrastructure {
   readonly config: AppConfig;
   readonly db: Db;
+  readonly pool: pg.Pool;
+  /** Commands (sessions, rate limits): bounded timeouts. */
   readonly redis: Redis;
+  readonly queues: Queues;
   readonly keys: ServiceKeys;
-  readonly verifier: TokenVerifier;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: () => Date;
-  readonly consents: ConsentService;
-  readonly decisions: DecisionService;
-  readonly audit: AuditService;
-  readonly exportService: ExportService;
-  readonly portal: PortalDeps;
-  readonly isShuttingDown: () => boolean;
+  readonly auditWriter: AuditWriter;
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+/** The composition root: every service built once, from one dependencies object each. */
+export function createServices(infra: Infrastructure) {
+  const { config, db, redis, queues, keys, metrics, clock, auditWriter: writer } = infra;
+  const catalog = config.catalog;
+  const verifier = new TokenVerifier({ keys, settings: config.auth, clock });
+  const accounts = new AccountService({ db, clock });
+  const consents = new ConsentService({ db, catalog, clock, evidenceKey: keys.evidenceKey, metrics, accounts });
+  const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
+  const exports = new ExportService({ db, queues, audit, keys, clock });
+  const decisions = new DecisionService({
+    db,
+    catalog,
+    clock,
+    metrics,
+    audit: config.auditDecisions ? audit : undefined,
+    batches: new Semaphore(config.batches.concurrency, config.batches.queueTimeoutMs),
+  });
+  const { prefix } = config.redis;
+  const { idleSeconds, sessionMaxHours, tokenAudience, signInPerMinute } = config.portal;
+  const sessions = new SessionStore({
+    redis,
+    prefix,
+    idleMs: idleSeconds * 1000,
+    maxMs: sessionMaxHours * 3_600_000,
+    clock,
+  });
+  const signIn = new SignInService({
+    redis,
+    prefix,
+    tokens: verifier,
+    accounts,
+    sessions,
+    clock,
+    audience: tokenAudience,
+    perMinute: signInPerMinute,
+  });
+  const portal = new PortalService({ catalog, accounts, consents, audit, keys, clock });
+  return { verifier, accounts, consents, audit, exports, decisions, sessions, signIn, portal };
 }
 
 /** The HTTP surface: thin routers over the services, one error handler. */
-export function createApp(d: AppDeps): Express {
+export function createApp(infra: Infrastructure, s: Services, isShuttingDown: () => boolean): Express {
+  const { config, logger, metrics, clock, keys } = infra;
+  const { verifier } = s;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', d.config.http.trustProxy);
+  app.set('trust proxy', config.http.trustProxy);
   app.set('etag', false);
   app.use(
     requestId,
-    accessLog(d.logger, d.metrics),
-    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at
-    // all.
+    accessLog(logger, metrics),
+    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at all.
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -66,21 +107,39 @@ export function createApp(d: AppDeps): Express {
 
   app.use(
     opsRouter({
-      db: d.db,
-      redis: d.redis,
-      metrics: d.metrics,
-      publicJwks: d.keys.publicJwks,
-      isShuttingDown: d.isShuttingDown,
+      probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
+      metrics,
+      publicJwks: keys.publicJwks,
+      openapi: openApiDocument(API_ROUTES, config.portal.baseUrl),
+      isShuttingDown,
     }),
   );
-  app.use(noticeRouter(d.config.catalog, d.clock));
-  app.use(accountRouter(d.db, d.verifier, d.clock));
-  app.use(consentRouter(d.consents, d.verifier));
-  app.use(decisionRouter(d.decisions, d.verifier));
-  app.use(auditRouter(d.audit, d.exportService, d.verifier));
-  app.use(portalRouter(d.portal));
+  app.use(noticeRouter({ catalog: config.catalog, clock }));
+  app.use(accountRouter({ accounts: s.accounts, verifier }));
+  app.use(consentRouter({ consents: s.consents, verifier }));
+  app.use(decisionRouter({ decisions: s.decisions, verifier }));
+  app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
+  // Below the API's own paths, anything unknown is a problem, never a portal page.
+  app.use(apiPrefixes(), notFound);
+  app.use(
+    portalRouter({
+      catalog: config.catalog,
+      portal: s.portal,
+      signIn: s.signIn,
+      sessions: s.sessions,
+      views: createViews(config.messages),
+      clock,
+      logger,
+      cookieSecure: config.portal.cookieSecure,
+    }),
+  );
 
   app.use(notFound);
-  app.use(errorHandler(d.logger));
+  app.use(errorHandler(logger));
   return app;
+}
+
+/** The first segment of every API path (`/v1`, `/.well-known`, `/healthz`, …), from the route table. */
+function apiPrefixes(): string[] {
+  return [...new Set(API_ROUTES.map((r) => `/${r.path.split('/')[1]}`))];
 }

@@ -1,27 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createApp } from './app';
-import { startAuditWorkers } from './audit/audit.jobs';
-import { AuditService } from './audit/audit.service';
-import { AuditWriter } from './audit/audit.writer';
-import { ExportService } from './audit/export.service';
-import { ConsentService } from './consent/consent.service';
-import { startExpirySweep } from './consent/consent-expiry.job';
+import type { AddressInfo, Socket } from 'node:net';
+import { createApp, createServices, type Infrastructure } from './app';
+import { AuditWriter, auditJobs } from './audit';
+import { consentJobs } from './consent';
 import { loadKeys } from './platform/auth/keys';
-import { TokenVerifier } from './platform/auth/tokens';
-import { Semaphore } from './platform/concurrency';
 import type { AppConfig } from './platform/config';
 import { createDb, ensureDatabase } from './platform/db/database';
 import { migrateToLatest } from './platform/db/migrator';
+import { AppError } from './platform/errors';
+import { problemDocument } from './platform/http/problem';
 import { createLogger, type Logger } from './platform/logger';
 import { createMetrics, registerGauges } from './platform/metrics';
 import { Queues } from './platform/queues';
 import { createRedis } from './platform/redis';
-import { DecisionService } from './policy/decision.service';
-import type { PortalDeps } from './portal/portal.router';
-import { PortalService } from './portal/portal.service';
-import { createViews } from './portal/render';
-import { SessionStore } from './portal/session';
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -37,97 +29,28 @@ export interface RunningService {
 }
 
 /**
- * Starts one optgate instance: database (created and migrated), Redis, keys, HTTP and, when
- * enabled, the background workers. `close()` shuts it down gracefully.
+ * Starts one optgate instance: its infrastructure (database created and migrated, Redis, keys),
+ * the services and HTTP, and, when enabled, the background workers. `close()` stops it gracefully.
  */
 export async function startService(config: AppConfig, options: StartOptions = {}): Promise<RunningService> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const clock = options.clock ?? (() => new Date());
-
-  await ensureDatabase(config.db.url);
-  const { db, pool } = createDb(config.db, logger);
-  const redis = createRedis(config.redis.url, logger, 'commands');
-  const queueConnection = createRedis(config.redis.url, logger, 'queues');
-  const queues = new Queues(queueConnection, config.redis.prefix, logger);
-  const auditWriter = new AuditWriter(pool, clock);
-  const resources = async () => {
-    await queues.close();
-    await auditWriter.flushed();
-    redis.disconnect();
-    queueConnection.disconnect();
-    await db.destroy();
-  };
-
-  let server: Server | undefined;
+  const infra = await openInfrastructure(config, logger, options.clock ?? (() => new Date()));
   let shuttingDown = false;
+  let server: Server;
   try {
-    const migrated = await migrateToLatest(db);
-    if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
-    const keys = await loadKeys(config.auth, config.env);
-    const verifier = new TokenVerifier(keys, config.auth);
-    const metrics = createMetrics();
-    registerGauges(metrics, { queueDepths: () => queues.depths(), auditPending: () => auditWriter.pending });
-    const consents = new ConsentService({ db, catalog: config.catalog, clock, evidenceKey: keys.evidenceKey, metrics });
-    const audit = new AuditService(db, auditWriter, keys, clock, (ids) => consents.eventsByIds(ids));
-    const exportService = new ExportService(db, queues, audit, keys, clock);
-    const decisions = new DecisionService({
-      db,
-      catalog: config.catalog,
-      clock,
-      metrics,
-      audit: config.auditDecisions ? audit : undefined,
-      batches: new Semaphore(config.batches.concurrency, config.batches.queueTimeoutMs),
-    });
-
-    const portal: PortalDeps = {
-      config,
-      portal: new PortalService(db, config.catalog, consents, audit, keys, clock),
-      sessions: new SessionStore(
-        redis,
-        config.redis.prefix,
-        config.portal.idleSeconds * 1000,
-        config.portal.sessionMaxHours * 3_600_000,
-      ),
-      views: createViews(config.messages),
-      redis,
-      keys,
-      logger,
-    };
-    const app = createApp({
-      config,
-      db,
-      redis,
-      keys,
-      verifier,
-      metrics,
-      logger,
-      clock,
-      consents,
-      decisions,
-      audit,
-      exportService,
-      portal,
-      isShuttingDown: () => shuttingDown,
-    });
+    const services = createServices(infra.infrastructure);
+    const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
-      // Not awaited: with Redis down, the workers start once it answers, while decisions, which do not
-      // need Redis, are served meanwhile.
-      void queues
-        .ready()
-        .then(async () => {
-          if (queues.closed) return;
-          await startExpirySweep(queues, consents, config.workers.expirySweepIntervalMs, logger);
-          await startAuditWorkers(queues, audit, exportService, config.workers.checkpointIntervalMs, logger);
-        })
-        .catch((err: Error) => logger.error({ err: { message: err.message } }, 'background workers failed to start'));
+      const { audit, exports, consents } = services;
+      const { checkpointIntervalMs, expirySweepIntervalMs } = config.workers;
+      startWorkers(infra.infrastructure, [
+        ...consentJobs({ consents, logger, expirySweepIntervalMs }),
+        ...auditJobs({ audit, exports, logger, checkpointIntervalMs }),
+      ]);
     }
-
-    server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.http.port, config.http.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    });
-    server.keepAliveTimeout = 65_000;
+    server = await listen(app, config.http);
   } catch (err) {
-    await resources().catch(() => undefined);
+    await infra.close().catch(() => undefined);
     throw err;
   }
 
@@ -139,23 +62,113 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
-      const s = server!;
-      // Stop accepting, let requests in flight finish (closing keep-alive connections as they fall
-      // idle), then cut whatever is left at the deadline.
-      const drained = new Promise<void>((resolve) => s.close(() => resolve()));
-      const sweep = setInterval(() => s.closeIdleConnections(), 50);
-      const deadline = setTimeout(() => s.closeAllConnections(), config.http.shutdownTimeoutMs);
-      s.closeIdleConnections();
-      await drained;
-      clearInterval(sweep);
-      // A handler whose caller hung up is still running: let its queries finish before the pool goes.
-      const until = Date.now() + config.http.shutdownTimeoutMs;
-      while ((pool.totalCount > pool.idleCount || pool.waitingCount > 0) && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 20));
-      clearTimeout(deadline);
-      await resources();
+      await drain(server, infra.infrastructure.pool, config.http.shutdownTimeoutMs);
+      await infra.close();
       logger.info('optgate stopped');
     })());
-
   return { url, port, server, close };
+}
+
+/** Opens what the services run on; `close()` lets queued work and audit records finish, then closes it all. */
+async function openInfrastructure(config: AppConfig, logger: Logger, clock: () => Date) {
+  await ensureDatabase(config.db.url);
+  const { db, pool } = createDb(config.db, logger);
+  const redis = createRedis(config.redis, logger, 'commands');
+  const queueConnection = createRedis(config.redis, logger, 'queues');
+  const queues = new Queues(queueConnection, config.redis.prefix, logger);
+  const auditWriter = new AuditWriter({ pool, clock });
+  const close = async () => {
+    await queues.close();
+    await auditWriter.flushed();
+    redis.disconnect();
+    queueConnection.disconnect();
+    await db.destroy();
+  };
+  try {
+    const migrated = await migrateToLatest(db);
+    if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
+    const keys = await loadKeys(config.auth, config.env);
+    const metrics = createMetrics();
+    registerGauges(metrics, { queueDepths: () => queues.depths(), auditPending: () => auditWriter.pending });
+    const infrastructure: Infrastructure = {
+      config,
+      db,
+      pool,
+      redis,
+      queues,
+      keys,
+      metrics,
+      logger,
+      clock,
+      auditWriter,
+    };
+    return { infrastructure, close };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Not awaited: with Redis down, the workers start once it answers, while decisions, which do not
+ * need Redis, are served meanwhile.
+ */
+function startWorkers({ queues, logger }: Infrastructure, jobs: Parameters<Queues['start']>[0][]): void {
+  void queues
+    .ready()
+    .then(async () => {
+      for (const job of jobs) if (!queues.closed) await queues.start(job);
+    })
+    .catch((err: Error) => logger.error({ err: { message: err.message } }, 'background workers failed to start'));
+}
+
+async function listen(app: ReturnType<typeof createApp>, http: AppConfig['http']): Promise<Server> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(http.port, http.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
+  return server;
+}
+
+/**
+ * A request Node's parser refuses before express sees it (headers over the size limit, a
+ * malformed request line) still gets a problem+json answer, not Node's bare status line.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || !err.code?.startsWith('HPE_')) {
+    socket.destroy();
+    return;
+  }
+  const problem =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError('headers-too-large', 'The request headers are larger than this service accepts (16 KiB).')
+      : new AppError('bad-request', 'The request is malformed.');
+  const body = JSON.stringify(problemDocument(problem, randomUUID()));
+  const head = [
+    `HTTP/1.1 ${problem.status} ${problem.title}`,
+    'content-type: application/problem+json',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * Stops accepting, lets requests in flight finish (closing keep-alive connections as they fall
+ * idle), then cuts whatever is left at the deadline; then waits for handlers whose caller hung up
+ * to finish their queries before the pool goes.
+ */
+async function drain(server: Server, pool: Infrastructure['pool'], timeoutMs: number): Promise<void> {
+  const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  const deadline = setTimeout(() => server.closeAllConnections(), timeoutMs);
+  server.closeIdleConnections();
+  await drained;
+  clearInterval(sweep);
+  const until = Date.now() + timeoutMs;
+  while ((pool.totalCount > pool.idleCount || pool.waitingCount > 0) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  clearTimeout(deadline);
 }

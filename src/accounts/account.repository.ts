@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
-import type { AccountStatus } from './account.table';
+import type { AccountStatus } from '../platform/vocabulary';
 
 export interface AccountInput {
   readonly accountId: string;
@@ -10,7 +10,7 @@ export interface AccountInput {
 }
 
 /** Upserts in one statement, whatever the size: unnest keeps it to four parameters. */
-export async function upsertAccounts(db: Db, accounts: readonly AccountInput[]): Promise<number> {
+export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<number> {
   if (accounts.length === 0) return 0;
   const result = await sql`
     insert into accounts (account_id, status, service_state, billing_state)

@@ -1,6 +1,5 @@
 import type { ColumnType, Selectable } from 'kysely';
-
-export type AccountStatus = 'active' | 'closed';
+import type { AccountStatus } from '../platform/vocabulary';
 
 export interface AccountTable {
   account_id: string;

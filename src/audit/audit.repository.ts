@@ -1,26 +1,55 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type SelectQueryBuilder, sql } from 'kysely';
+import { CompiledQuery, type SelectQueryBuilder } from 'kysely';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database, Db } from '../platform/db/database';
-import type { AuditCheckpointRow, AuditRecordRow, ExportFilters } from './audit.table';
-import { type ChainedRecord, type ChainHead, type PreparedDraft, seal } from './chain';
+import type { AuditCheckpointRow, AuditRecordRow } from './audit.table';
+import { type AuditType, type ChainedRecord, type ChainHead, type PreparedDraft, seal } from './chain';
+import type { ExportFilters } from './formats';
 
-/** Locks the chain head until the caller's transaction ends: every append on every instance queues here. */
-export async function lockHead(trx: Db): Promise<ChainHead & { recordedAt: Date }> {
-  const row = await trx
-    .selectFrom('audit_head')
-    .select(['seq', 'hash', 'recorded_at'])
-    .where('id', '=', 1)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
-  return { seq: Number(row.seq), hash: row.hash, recordedAt: row.recorded_at };
-}
+/** A raw statement runner: the same chain step runs in a Kysely transaction and on a pg client (for COPY). */
+export type Sql = <R = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<R[]>;
 
-export async function readHead(db: Db): Promise<ChainHead> {
-  const row = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
-  return { seq: Number(row.seq), hash: row.hash };
+export const sqlOf =
+  (db: Db): Sql =>
+  async <R>(text: string, params: readonly unknown[] = []) =>
+    (await db.executeQuery<R>(CompiledQuery.raw(text, [...params]))).rows;
+
+export const sqlOfClient =
+  (client: pg.ClientBase): Sql =>
+  async <R>(text: string, params: readonly unknown[] = []) =>
+    (await client.query({ text, values: [...params] })).rows as R[];
+
+/** Writes sealed records; the chain step does not care how. */
+export type Inserter = (records: readonly ChainedRecord[]) => Promise<void>;
+
+/**
+ * The one append path: lock the chain head (every append on every instance queues here, until
+ * the caller's transaction ends), place the drafts after it, insert them with `insert`, move the
+ * head. `recorded_at` never goes backwards along the chain, whatever the instances' clocks say.
+ */
+export async function appendToChain(
+  sql: Sql,
+  insert: Inserter,
+  drafts: readonly PreparedDraft[],
+  now: Date,
+): Promise<ChainedRecord[]> {
+  if (drafts.length === 0) return [];
+  const [head] = await sql<{ seq: string; hash: string; recorded_at: Date }>(
+    'select seq, hash, recorded_at from audit_head where id = 1 for update',
+  );
+  if (!head) throw new Error('audit_head is missing: the database is not migrated');
+  const recordedAt = now.getTime() > head.recorded_at.getTime() ? now : head.recorded_at;
+  const records = seal(drafts, { seq: Number(head.seq), hash: head.hash }, recordedAt);
+  await insert(records);
+  const last = records[records.length - 1]!;
+  await sql('update audit_head set seq = $1, hash = $2, recorded_at = $3 where id = 1', [
+    last.seq,
+    last.hash,
+    recordedAt,
+  ]);
+  return records;
 }
 
 /**
@@ -28,47 +57,32 @@ export async function readHead(db: Db): Promise<ChainHead> {
  * encoding of text arrays escapes every string in JavaScript; JSON.stringify is several times
  * faster, and this runs while the chain head is locked.)
  */
-export async function insertRecords(trx: Db, records: readonly ChainedRecord[]): Promise<void> {
-  if (records.length === 0) return;
-  const rows = JSON.stringify(
-    records.map((r) => [r.seq, r.recordedAt, r.type, r.accountId, r.outcome, r.content, r.prevHash, r.hash]),
-  );
-  await sql`
-    insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
-    select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
-    from json_array_elements(${rows}::json) as r`.execute(trx);
-  const last = records[records.length - 1]!;
-  await trx
-    .updateTable('audit_head')
-    .set({ seq: last.seq, hash: last.hash, recorded_at: last.recordedAt })
-    .where('id', '=', 1)
-    .execute();
-}
+export const insertAsJson =
+  (sql: Sql): Inserter =>
+  async (records) => {
+    const rows = JSON.stringify(
+      records.map((r) => [r.seq, r.recordedAt, r.type, r.accountId, r.outcome, r.content, r.prevHash, r.hash]),
+    );
+    await sql(
+      `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
+       select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
+       from json_array_elements($1::json) as r`,
+      [rows],
+    );
+  };
 
 /**
- * The group-commit path: one transaction on a pool client, the records streamed with COPY (five
- * times faster than an INSERT of the same rows, and this runs while the chain head is locked).
- * pg, not kysely: kysely has no COPY.
+ * COPY, five times faster than an INSERT of the same rows (and this runs while the chain head is
+ * locked). pg, not kysely: kysely has no COPY.
  */
-export async function appendByCopy(
-  pool: pg.Pool,
-  drafts: readonly PreparedDraft[],
-  now: Date,
-): Promise<ChainedRecord[]> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('begin');
-    const { rows } = await client.query<{ seq: string; hash: string; recorded_at: Date }>(
-      'select seq, hash, recorded_at from audit_head where id = 1 for update',
-    );
-    const head = rows[0]!;
-    const recordedAt = now.getTime() > head.recorded_at.getTime() ? now : head.recorded_at;
-    const records = seal(drafts, { seq: Number(head.seq), hash: head.hash }, recordedAt);
-    const at = recordedAt.toISOString();
+export const insertByCopy =
+  (client: pg.PoolClient): Inserter =>
+  async (records) => {
     let tsv = '';
     for (const r of records) {
-      tsv += `${r.seq}\t${at}\t${r.type}\t${r.accountId === null ? '\\N' : copyText(r.accountId)}\t${r.outcome ?? '\\N'}\t${copyText(r.content)}\t${r.prevHash}\t${r.hash}\n`;
+      const account = r.accountId === null ? '\\N' : copyText(r.accountId);
+      const at = r.recordedAt.toISOString();
+      tsv += `${r.seq}\t${at}\t${r.type}\t${account}\t${r.outcome ?? '\\N'}\t${copyText(r.content)}\t${r.prevHash}\t${r.hash}\n`;
     }
     await pipeline(
       Readable.from([tsv]),
@@ -78,29 +92,16 @@ export async function appendByCopy(
         ),
       ),
     );
-    const last = records[records.length - 1]!;
-    await client.query('update audit_head set seq = $1, hash = $2, recorded_at = $3 where id = 1', [
-      last.seq,
-      last.hash,
-      recordedAt,
-    ]);
-    await client.query('commit');
-    return records;
-  } catch (err) {
-    failed = err as Error;
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    // A client that failed mid-COPY may be out of step with the server: it is discarded, not reused.
-    client.release(failed);
-  }
-}
+  };
 
 /** COPY's text format: backslash, tab, newline and carriage return are escaped. */
-const copyText = (s: string) =>
-  /[\\\t\n\r]/.test(s)
-    ? s.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!)
-    : s;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : s);
+
+export async function readHead(db: Db): Promise<ChainHead> {
+  const row = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { seq: Number(row.seq), hash: row.hash };
+}
 
 export interface RecordQuery extends ExportFilters {
   /** Records after this sequence number. */
@@ -111,12 +112,23 @@ export interface RecordQuery extends ExportFilters {
 }
 
 /** Records matching the filters in sequence order, keyset-paginated: bounded memory, stable order. */
-export async function findRecords(db: Db, q: RecordQuery): Promise<AuditRecordRow[]> {
+export async function findRecords(db: Db, q: RecordQuery): Promise<ChainedRecord[]> {
   let query = filtered(db.selectFrom('audit_records').selectAll(), q).orderBy('seq').limit(q.limit);
   if (q.afterSeq !== undefined) query = query.where('seq', '>', String(q.afterSeq));
   if (q.throughSeq !== undefined) query = query.where('seq', '<=', String(q.throughSeq));
-  return query.execute();
+  return (await query.execute()).map(fromRow);
 }
+
+const fromRow = (r: AuditRecordRow): ChainedRecord => ({
+  seq: Number(r.seq),
+  recordedAt: r.recorded_at,
+  type: r.type,
+  accountId: r.account_id,
+  outcome: r.outcome,
+  content: r.content,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+});
 
 export async function countRecords(db: Db, q: ExportFilters & { throughSeq: number }): Promise<number> {
   const query = filtered(
@@ -133,10 +145,6 @@ function filtered<O>(query: SelectQueryBuilder<Database, 'audit_records', O>, q:
   if (q.types?.length) query = query.where('type', 'in', [...q.types]);
   if (q.outcome) query = query.where('outcome', '=', q.outcome);
   return query;
-}
-
-export async function findRecordAt(db: Db, seq: number): Promise<AuditRecordRow | undefined> {
-  return db.selectFrom('audit_records').selectAll().where('seq', '=', String(seq)).executeTakeFirst();
 }
 
 export async function insertCheckpoint(
@@ -179,9 +187,9 @@ export async function checkpointsAfter(db: Db, afterSeq: number, limit: number):
 export async function findAccountRecordsDesc(
   db: Db,
   accountId: string,
-  type: AuditRecordRow['type'],
+  type: AuditType,
   o: { beforeSeq?: number; limit: number },
-) {
+): Promise<ChainedRecord[]> {
   let q = db
     .selectFrom('audit_records')
     .selectAll()
@@ -190,5 +198,5 @@ export async function findAccountRecordsDesc(
     .orderBy('seq', 'desc')
     .limit(o.limit);
   if (o.beforeSeq !== undefined) q = q.where('seq', '<', String(o.beforeSeq));
-  return q.execute();
+  return (await q.execute()).map(fromRow);
 }

@@ -1,93 +1,54 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
-import { z } from 'zod';
-import { accountIdSchema } from '../accounts/account.service';
-import { principalOf, requireScope } from '../platform/auth/middleware';
+import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
-import { jsonBody } from '../platform/http/middleware';
-import { parse } from '../platform/http/validate';
-import { type AuditService, decodeCursor } from './audit.service';
+import { mounter } from '../platform/http/route';
+import { decodeCursor } from '../platform/pagination';
+import { auditRoutes as routes } from './audit.schema';
+import type { AuditService } from './audit.service';
 import type { ExportService } from './export.service';
 
-const type = z.enum(['consent_event', 'decision', 'staff_action']);
-const filters = {
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  accountId: accountIdSchema.optional(),
-  outcome: z.enum(['allow', 'deny']).optional(),
-};
-const page = {
-  cursor: z.string().max(64).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-};
-const eventsQuery = z.strictObject({
-  ...filters,
-  ...page,
-  type: z
-    .string()
-    .transform((s) => s.split(','))
-    .pipe(z.array(type))
-    .optional(),
-  include: z.literal('consents').optional(),
-});
-const checkpointsQuery = z.strictObject(page);
-export const exportRequestSchema = z.strictObject({
-  ...filters,
-  types: z.array(type).min(1).optional(),
-  format: z.enum(['ndjson', 'csv']),
-});
-const exportParam = z.object({ id: z.uuid('not an export id') });
+export interface AuditRouterDeps {
+  readonly audit: AuditService;
+  readonly exports: ExportService;
+  readonly verifier: TokenVerifier;
+}
 
-const changesQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-// Not `exports`: in CommonJS output that name would shadow the module's own exports object.
-export function auditRouter(audit: AuditService, exportService: ExportService, verifier: TokenVerifier): Router {
+export function auditRouter({ audit, exports: exportService, verifier }: AuditRouterDeps): Router {
   const router = Router();
+  const route = mounter(router, verifier);
 
-  router.get('/v1/consent-changes', requireScope(verifier, 'decisions'), async (req, res) => {
-    const { after, limit } = parse(changesQuery, req.query);
-    res.json(await audit.consentChanges(after, limit));
+  route(routes.consentChanges, async ({ query }, _req, res) => {
+    res.json(await audit.consentChanges(query.after, query.limit));
   });
 
-  router.use('/v1/audit', requireScope(verifier, 'audit:read'));
-
-  router.get('/v1/audit/events', async (req, res) => {
-    const { cursor, type: types, include, ...q } = parse(eventsQuery, req.query);
-    res.json(
-      await audit.events({
-        ...q,
-        types,
-        afterSeq: cursor ? decodeCursor(cursor) : undefined,
-        withConsents: include === 'consents',
-      }),
-    );
+  route(routes.events, async ({ query }, _req, res) => {
+    const { cursor, type: types, include, ...q } = query;
+    const afterSeq = cursor ? decodeCursor(cursor) : undefined;
+    res.json(await audit.events({ ...q, types, afterSeq, withConsents: include === 'consents' }));
   });
 
-  router.get('/v1/audit/checkpoints', async (req, res) => {
-    const { cursor, limit } = parse(checkpointsQuery, req.query);
-    res.json(await audit.checkpoints({ beforeSeq: cursor ? decodeCursor(cursor) : undefined, limit }));
+  route(routes.checkpoints, async ({ query }, _req, res) => {
+    const beforeSeq = query.cursor ? decodeCursor(query.cursor) : undefined;
+    res.json(await audit.checkpoints({ beforeSeq, limit: query.limit }));
   });
 
-  router.post('/v1/audit/exports', jsonBody('16kb'), async (req, res) => {
-    const { format, ...f } = parse(exportRequestSchema, req.body);
-    const exportId = await exportService.request(principalOf(res).clientId, f, format);
+  route(routes.requestExport, async ({ body }, _req, res) => {
+    const { format, ...filters } = body;
+    const exportId = await exportService.request(principalOf(res).clientId, filters, format);
     res.status(202).location(`/v1/audit/exports/${exportId}`).json({ exportId, status: 'queued' });
   });
 
-  router.get('/v1/audit/exports/:id', async (req, res) => {
-    res.json(await exportService.status(parse(exportParam, req.params).id));
+  route(routes.exportStatus, async ({ params }, _req, res) => {
+    res.json(await exportService.status(params.id));
   });
 
-  router.get('/v1/audit/exports/:id/manifest', async (req, res) => {
-    res.type('application/jose').send(await exportService.manifest(parse(exportParam, req.params).id));
+  route(routes.exportManifest, async ({ params }, _req, res) => {
+    res.type('application/jose').send(await exportService.manifest(params.id));
   });
 
-  router.get('/v1/audit/exports/:id/download', async (req, res) => {
-    const { id } = parse(exportParam, req.params);
+  route(routes.exportDownload, async ({ params: { id } }, _req, res) => {
     const file = await exportService.fileInfo(id);
     res.setHeader('content-type', file.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
     res.setHeader('content-length', String(file.bytes));

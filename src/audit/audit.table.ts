@@ -1,5 +1,7 @@
 import type { ColumnType, Selectable } from 'kysely';
-import type { AuditType, Outcome } from './chain';
+import type { Outcome } from '../platform/vocabulary';
+import type { AuditType } from './chain';
+import type { ExportFilters, ExportFormat } from './formats';
 
 type BigintColumn = ColumnType<string, string | number, string | number>;
 
@@ -30,7 +32,6 @@ export interface AuditCheckpointTable {
 }
 
 export type ExportStatus = 'queued' | 'running' | 'completed' | 'failed';
-export type ExportFormat = 'ndjson' | 'csv';
 
 export interface AuditExportTable {
   id: string;
@@ -54,15 +55,6 @@ export interface AuditExportChunkTable {
   export_id: string;
   n: number;
   data: Buffer;
-}
-
-/** Which records: every filter is optional; `from` inclusive, `to` exclusive. */
-export interface ExportFilters {
-  readonly from?: string;
-  readonly to?: string;
-  readonly accountId?: string;
-  readonly types?: readonly AuditType[];
-  readonly outcome?: Outcome;
 }
 
 export type AuditRecordRow = Selectable<AuditRecordTable>;

@@ -1,24 +1,16 @@
 import type pg from 'pg';
 import type { Db } from '../platform/db/database';
-import * as repo from './audit.repository';
-import { type AuditDraft, type ChainedRecord, type PreparedDraft, prepare, seal } from './chain';
+import { appendToChain, insertAsJson, insertByCopy, sqlOf, sqlOfClient } from './audit.repository';
+import { type ChainedRecord, type PreparedDraft, prepare } from './chain';
+import type { AuditDraft } from './records';
 
 /**
- * Appends drafts to the chain inside the caller's transaction (consent events: the event and its record commit
- * together).
+ * Appends records inside the caller's transaction: a consent event, an account import and their
+ * records commit together, or not at all.
  */
-export async function appendInTransaction(
-  trx: Db,
-  drafts: readonly (AuditDraft | PreparedDraft)[],
-  now: Date,
-): Promise<ChainedRecord[]> {
-  const prepared = drafts.map((d) => ('head' in d ? d : prepare(d)));
-  const head = await repo.lockHead(trx);
-  // recorded_at never goes backwards along the chain, whatever the instances' clocks say.
-  const recordedAt = now.getTime() > head.recordedAt.getTime() ? now : head.recordedAt;
-  const records = seal(prepared, head, recordedAt);
-  await repo.insertRecords(trx, records);
-  return records;
+export function appendWithin(trx: Db, drafts: readonly AuditDraft[], now: Date): Promise<ChainedRecord[]> {
+  const sql = sqlOf(trx);
+  return appendToChain(sql, insertAsJson(sql), drafts.map(prepare), now);
 }
 
 interface Waiting {
@@ -28,6 +20,11 @@ interface Waiting {
 }
 
 const MAX_RECORDS_PER_COMMIT = 20_000;
+
+export interface AuditWriterDeps {
+  readonly pool: pg.Pool;
+  readonly clock: () => Date;
+}
 
 /**
  * Group commit for decision records. Callers wait until their records are committed; records
@@ -40,11 +37,9 @@ export class AuditWriter {
   private inFlight = 0;
   private running: Promise<void> | undefined;
 
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly clock: () => Date,
-  ) {}
+  constructor(private readonly deps: AuditWriterDeps) {}
 
+  /** Resolves once the records are durable. Callers must not answer before. */
   append(drafts: readonly AuditDraft[]): Promise<void> {
     if (drafts.length === 0) return Promise.resolve();
     // Encoded now, in the caller's time, not while the chain head is locked.
@@ -52,15 +47,6 @@ export class AuditWriter {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ drafts: prepared, resolve, reject });
       this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.running) return;
-    this.running = this.drain().finally(() => {
-      this.running = undefined;
-      // Records queued by continuations that ran after the last check and before this line.
-      if (this.queue.length) this.kick();
     });
   }
 
@@ -72,6 +58,15 @@ export class AuditWriter {
   /** Resolves when everything appended so far is committed (or has failed). */
   async flushed(): Promise<void> {
     while (this.running) await this.running;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      // Records queued by continuations that ran after the last check and before this line.
+      if (this.queue.length) this.kick();
+    });
   }
 
   private async drain(): Promise<void> {
@@ -88,17 +83,31 @@ export class AuditWriter {
       }
       this.inFlight = size;
       try {
-        await repo.appendByCopy(
-          this.pool,
-          batch.flatMap((w) => w.drafts),
-          this.clock(),
-        );
+        await this.commit(batch.flatMap((w) => w.drafts));
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);
       } finally {
         this.inFlight = 0;
       }
+    }
+  }
+
+  /** One transaction on a pool client, the records streamed with COPY. */
+  private async commit(drafts: readonly PreparedDraft[]): Promise<void> {
+    const client = await this.deps.pool.connect();
+    let failed: Error | undefined;
+    try {
+      await client.query('begin');
+      await appendToChain(sqlOfClient(client), insertByCopy(client), drafts, this.deps.clock());
+      await client.query('commit');
+    } catch (err) {
+      failed = err as Error;
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      // A client that failed mid-COPY may be out of step with the server: it is discarded, not reused.
+      client.release(failed);
     }
   }
 }

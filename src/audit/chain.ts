@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Outcome } from '../platform/vocabulary';
 
 /**
  * The audit hash chain, as pure functions shared by the writer, the database verifier and the
@@ -13,33 +14,33 @@ import { createHash } from 'node:crypto';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-export type AuditType = 'consent_event' | 'decision' | 'staff_action';
-export type Outcome = 'allow' | 'deny';
+export const AUDIT_TYPES = ['consent_event', 'decision', 'staff_action'] as const;
+export type AuditType = (typeof AUDIT_TYPES)[number];
 export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json | undefined };
 
-/** What a caller records; the writer gives it its place in the chain. */
-export interface AuditDraft {
+/** What the chain needs of a record to place it: the kinds of record are records.ts's business. */
+export interface Unchained {
   readonly type: AuditType;
   readonly accountId: string | null;
   readonly outcome: Outcome | null;
   readonly data: { readonly [key: string]: Json | undefined };
 }
 
-export interface AuditContent extends AuditDraft {
+/** What a verifier needs of a record. */
+export interface VerifiableRecord {
   readonly seq: number;
-  readonly recordedAt: string;
-}
-
-export interface ChainedRecord {
-  readonly seq: number;
-  readonly recordedAt: Date;
-  readonly type: AuditType;
-  readonly accountId: string | null;
-  readonly outcome: Outcome | null;
   /** The canonical JSON that was hashed. */
   readonly content: string;
   readonly prevHash: string;
   readonly hash: string;
+}
+
+/** A record in the chain, with the columns that repeat parts of its content for filtering. */
+export interface ChainedRecord extends VerifiableRecord {
+  readonly recordedAt: Date;
+  readonly type: AuditType;
+  readonly accountId: string | null;
+  readonly outcome: Outcome | null;
 }
 
 export interface ChainHead {
@@ -71,17 +72,6 @@ export function canonicalJson(value: Json | undefined): string {
 export const chainHash = (prevHash: string, content: string) =>
   createHash('sha256').update(prevHash).update('\n').update(content).digest('hex');
 
-export function contentOf(c: AuditContent): string {
-  return canonicalJson({
-    seq: c.seq,
-    recordedAt: c.recordedAt,
-    type: c.type,
-    accountId: c.accountId,
-    outcome: c.outcome,
-    data: c.data,
-  });
-}
-
 /**
  * A draft with its canonical content computed up to the two fields only the chain can give
  * (seq, recordedAt). The expensive part (sorting and encoding `data`) happens here, before the
@@ -91,16 +81,15 @@ export interface PreparedDraft {
   readonly type: AuditType;
   readonly accountId: string | null;
   readonly outcome: Outcome | null;
-  /**
-   * Canonical JSON up to and including `"recordedAt":` (keys sort as accountId, data, outcome, recordedAt, seq, type).
-   */
+  /** Canonical JSON up to and including `"recordedAt":` (keys sort: accountId, data, outcome, recordedAt, seq, type). */
   readonly head: string;
   /** Canonical JSON from `,"type":` to the end. */
   readonly tail: string;
 }
 
-export function prepare(d: AuditDraft): PreparedDraft {
-  const head = `{"accountId":${canonicalJson(d.accountId)},"data":${canonicalJson(d.data)},"outcome":${canonicalJson(d.outcome)},"recordedAt":`;
+export function prepare(d: Unchained): PreparedDraft {
+  const accountId = canonicalJson(d.accountId);
+  const head = `{"accountId":${accountId},"data":${canonicalJson(d.data)},"outcome":${canonicalJson(d.outcome)},"recordedAt":`;
   return { type: d.type, accountId: d.accountId, outcome: d.outcome, head, tail: `,"type":${canonicalJson(d.type)}}` };
 }
 

@@ -1,5 +1,6 @@
 import type { Db } from '../platform/db/database';
-import type { AuditExportRow, ExportFilters, ExportFormat, ExportStatus } from './audit.table';
+import type { AuditExportRow, ExportStatus } from './audit.table';
+import type { ExportFilters, ExportFormat } from './formats';
 
 export async function insertExport(
   db: Db,

@@ -1,37 +1,24 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { stringify } from 'csv-stringify/sync';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
 import type { Queues } from '../platform/queues';
+import { withTimeout } from '../platform/timeout';
 import * as records from './audit.repository';
 import type { AuditService } from './audit.service';
-import type { AuditExportRow, AuditRecordRow, ExportFilters, ExportFormat } from './audit.table';
-import { canonicalJson } from './chain';
+import type { AuditExportRow } from './audit.table';
 import * as repo from './export.repository';
-import { CSV_COLUMNS } from './verify';
-
-export const MANIFEST_TYP = 'optgate-export-manifest+jws';
-
-export interface ManifestPayload {
-  readonly iss: 'optgate';
-  readonly exportId: string;
-  readonly createdAt: string;
-  readonly completedAt: string;
-  readonly format: ExportFormat;
-  readonly filters: ExportFilters;
-  /** True when nothing but a time range was asked: the records are contiguous and every link can be checked. */
-  readonly contiguous: boolean;
-  readonly rows: number;
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly first: { readonly seq: number; readonly prevHash: string } | null;
-  readonly last: { readonly seq: number; readonly hash: string } | null;
-  /** The latest checkpoint (its JWS) at or below the export's last record. */
-  readonly checkpoint: string | null;
-}
+import {
+  CSV_HEADER,
+  csvRows,
+  type ExportFilters,
+  type ExportFormat,
+  MANIFEST_TYP,
+  type ManifestPayload,
+  ndjsonLine,
+} from './formats';
 
 const PAGE_ROWS = 5000;
 const QUEUE_TIMEOUT_MS = 2000;
@@ -42,33 +29,33 @@ const CHUNK_BYTES = 1 << 20;
  * by keyset pages into 1 MiB chunks stored in PostgreSQL, so memory stays bounded whatever the
  * size, and any instance can serve the download. Done, the export gets a signed manifest.
  */
+export interface ExportDeps {
+  readonly db: Db;
+  readonly queues: Queues;
+  readonly audit: AuditService;
+  readonly keys: ServiceKeys;
+  readonly clock: () => Date;
+}
+
 export class ExportService {
-  constructor(
-    private readonly db: Db,
-    private readonly queues: Queues,
-    private readonly audit: AuditService,
-    private readonly keys: ServiceKeys,
-    private readonly clock: () => Date,
-  ) {}
+  private readonly db: Db;
+
+  constructor(private readonly deps: ExportDeps) {
+    this.db = deps.db;
+  }
 
   async request(requestedBy: string, filters: ExportFilters, format: ExportFormat): Promise<string> {
     const id = randomUUID();
-    await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.clock() });
-    await this.audit.recordStaffAction({
-      actor: requestedBy,
-      action: 'export_requested',
-      accountId: filters.accountId,
-      details: { exportId: id, format, filters: { ...filters } },
-    });
-    // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is failed, not
-    // left 'queued'.
-    let timer: NodeJS.Timeout | undefined;
-    const queued = this.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
-    const late = new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error('queue unavailable')), QUEUE_TIMEOUT_MS)),
+    await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.deps.clock() });
+    await this.deps.audit.recordStaffAction(
+      { action: 'export_requested', actor: requestedBy, exportId: id, format, filters },
+      filters.accountId ?? null,
     );
+    // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is
+    // failed, not left 'queued'.
+    const queued = this.deps.queues.queue('audit-export').add('export', { exportId: id }, { jobId: `export-${id}` });
     try {
-      await Promise.race([queued, late]);
+      await withTimeout(queued, QUEUE_TIMEOUT_MS, () => new Error('queue unavailable'));
     } catch {
       await repo.updateExport(this.db, id, {
         status: 'failed',
@@ -77,8 +64,6 @@ export class ExportService {
       throw new AppError('unavailable', 'Exports cannot be started right now. Try again shortly.', undefined, {
         'retry-after': '5',
       });
-    } finally {
-      clearTimeout(timer);
     }
     return id;
   }
@@ -162,15 +147,15 @@ export class ExportService {
       if (pendingBytes >= CHUNK_BYTES) await flushChunk();
     };
 
-    if (e.format === 'csv') await emit(stringify([CSV_COLUMNS as unknown as string[]]));
+    if (e.format === 'csv') await emit(CSV_HEADER);
     let afterSeq: number | undefined;
     for (;;) {
       const page = await records.findRecords(this.db, { ...filters, afterSeq, throughSeq, limit: PAGE_ROWS });
       if (!page.length) break;
-      await emit(e.format === 'csv' ? csvRows(page) : ndjsonLines(page));
-      first ??= { seq: Number(page[0]!.seq), prevHash: page[0]!.prev_hash };
+      await emit(e.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
+      first ??= { seq: page[0]!.seq, prevHash: page[0]!.prevHash };
       const tail = page[page.length - 1]!;
-      last = { seq: Number(tail.seq), hash: tail.hash };
+      last = { seq: tail.seq, hash: tail.hash };
       afterSeq = last.seq;
       rows += page.length;
       const progress = total ? Math.min(99, Math.floor((rows / total) * 100)) : 99;
@@ -183,7 +168,7 @@ export class ExportService {
     const sha256 = hash.digest('hex');
     // The latest signed head within the export, so that the verifier can tie the file to a signature.
     const checkpoint = last ? await records.latestCheckpoint(this.db, last.seq) : undefined;
-    const completedAt = this.clock();
+    const completedAt = this.deps.clock();
     const manifest: ManifestPayload = {
       iss: 'optgate',
       exportId: e.id,
@@ -207,7 +192,7 @@ export class ExportService {
       sha256,
       first_seq: first?.seq ?? null,
       last_seq: last?.seq ?? null,
-      manifest: await signJws(this.keys, manifest, MANIFEST_TYP),
+      manifest: await signJws(this.deps.keys, manifest, MANIFEST_TYP),
       completed_at: completedAt,
     });
     await job.updateProgress(100);
@@ -225,29 +210,4 @@ export class ExportService {
     if (e.status !== 'completed') throw new AppError('conflict', `The export is ${e.status}, not completed.`);
     return e;
   }
-}
-
-/** An NDJSON line is the hashed content with prevHash and hash appended: no re-encoding of the content. */
-function ndjsonLines(page: readonly AuditRecordRow[]): string {
-  let out = '';
-  for (const r of page) out += `${r.content.slice(0, -1)},"prevHash":"${r.prev_hash}","hash":"${r.hash}"}\n`;
-  return out;
-}
-
-function csvRows(page: readonly AuditRecordRow[]): string {
-  return stringify(
-    page.map((r) => {
-      const c = JSON.parse(r.content) as { recordedAt: string; data: never };
-      return [
-        r.seq,
-        c.recordedAt,
-        r.type,
-        r.account_id ?? '',
-        r.outcome ?? '',
-        canonicalJson(c.data),
-        r.prev_hash,
-        r.hash,
-      ];
-    }),
-  );
 }

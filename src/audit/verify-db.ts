@@ -2,8 +2,8 @@ import type { JSONWebKeySet } from 'jose';
 import { verifyJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
-import { CHECKPOINT_TYP, type CheckpointPayload } from './audit.service';
-import type { AuditRecordRow } from './audit.table';
+import type { ChainedRecord } from './chain';
+import { CHECKPOINT_TYP, type CheckpointPayload, checkpointPayloadSchema } from './formats';
 import { ChainVerifier } from './verify';
 import { VerifyReport } from './verify-report';
 
@@ -31,7 +31,7 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
         checkpoints++;
         let payload: CheckpointPayload | undefined;
         try {
-          payload = (await verifyJws<CheckpointPayload>(c.jws, jwks, CHECKPOINT_TYP)).payload;
+          payload = (await verifyJws(c.jws, jwks, CHECKPOINT_TYP, checkpointPayloadSchema)).payload;
         } catch (err) {
           report.fail('checkpoint', `seq ${seq}: signature does not verify (${(err as Error).message})`);
           continue;
@@ -52,12 +52,12 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
     const page = await repo.findRecords(db, { afterSeq, limit: PAGE });
     hashes.clear();
     for (const r of page) {
-      chain.push({ seq: Number(r.seq), content: r.content, prevHash: r.prev_hash, hash: r.hash });
+      chain.push(r);
       if (!chain.problem) checkColumns(r, report);
-      hashes.set(Number(r.seq), r.hash);
+      hashes.set(r.seq, r.hash);
     }
     if (!page.length) break;
-    afterSeq = Number(page[page.length - 1]!.seq);
+    afterSeq = page[page.length - 1]!.seq;
     await checkCheckpoints(afterSeq);
     if (page.length < PAGE) break;
   }
@@ -80,20 +80,16 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
   return report;
 }
 
-function checkColumns(r: AuditRecordRow, report: VerifyReport): void {
-  const c = JSON.parse(r.content) as {
-    seq: number;
+/** The columns that repeat parts of the content for filtering must say what was hashed. */
+function checkColumns(r: ChainedRecord, report: VerifyReport): void {
+  const c = JSON.parse(r.content) as Pick<ChainedRecord, 'seq' | 'type' | 'accountId' | 'outcome'> & {
     recordedAt: string;
-    type: string;
-    accountId: string | null;
-    outcome: string | null;
   };
   const same =
-    c.seq === Number(r.seq) &&
+    c.seq === r.seq &&
     c.type === r.type &&
-    c.accountId === r.account_id &&
+    c.accountId === r.accountId &&
     c.outcome === r.outcome &&
-    c.recordedAt === r.recorded_at.toISOString();
-  if (!same)
-    report.badRecord({ seq: Number(r.seq), problem: 'altered: the filter columns differ from the hashed content' });
+    c.recordedAt === r.recordedAt.toISOString();
+  if (!same) report.badRecord({ seq: r.seq, problem: 'altered: the filter columns differ from the hashed content' });
 }

@@ -2,12 +2,21 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { parse as parseCsv } from 'csv-parse/sync';
 import type { JSONWebKeySet } from 'jose';
 import { verifyJws } from '../platform/auth/signing';
-import { CHECKPOINT_TYP, type CheckpointPayload } from './audit.service';
-import { MANIFEST_TYP, type ManifestPayload } from './export.service';
-import { ChainVerifier, CSV_COLUMNS, fromCsvRow, fromNdjsonLine, type VerifiableRecord } from './verify';
+import type { VerifiableRecord } from './chain';
+import {
+  CHECKPOINT_TYP,
+  type CheckpointPayload,
+  CSV_HEADER,
+  checkpointPayloadSchema,
+  fromCsvLine,
+  fromNdjsonLine,
+  MANIFEST_TYP,
+  type ManifestPayload,
+  manifestPayloadSchema,
+} from './formats';
+import { ChainVerifier } from './verify';
 import { VerifyReport } from './verify-report';
 
 export interface FileVerifyOptions {
@@ -29,7 +38,7 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
   if (o.manifestFile) {
     const jws = (await readFile(o.manifestFile, 'utf8')).trim();
     try {
-      const verified = await verifyJws<ManifestPayload>(jws, o.jwks!, MANIFEST_TYP);
+      const verified = await verifyJws(jws, o.jwks!, MANIFEST_TYP, manifestPayloadSchema);
       manifest = verified.payload;
       report.note(
         'manifest',
@@ -40,7 +49,7 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     }
     if (manifest?.checkpoint) {
       try {
-        checkpoint = (await verifyJws<CheckpointPayload>(manifest.checkpoint, o.jwks!, CHECKPOINT_TYP)).payload;
+        checkpoint = (await verifyJws(manifest.checkpoint, o.jwks!, CHECKPOINT_TYP, checkpointPayloadSchema)).payload;
       } catch (err) {
         report.fail('checkpoint', `signature does not verify (${(err as Error).message})`);
       }
@@ -77,14 +86,10 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     if (!line) continue;
     if (header) {
       header = false;
-      if (line !== CSV_COLUMNS.join(',')) report.fail('file', `the CSV header is not ${CSV_COLUMNS.join(',')}`);
+      if (line !== CSV_HEADER.trimEnd()) report.fail('file', `the CSV header is not ${CSV_HEADER.trimEnd()}`);
       continue;
     }
-    take(() =>
-      format === 'csv'
-        ? fromCsvRow(parseCsv(line, { columns: [...CSV_COLUMNS] })[0] as Record<(typeof CSV_COLUMNS)[number], string>)
-        : fromNdjsonLine(line),
-    );
+    take(() => (format === 'csv' ? fromCsvLine(line) : fromNdjsonLine(line)));
   }
   const sha256 = sha.digest('hex');
 

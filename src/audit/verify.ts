@@ -1,4 +1,4 @@
-import { type AuditType, canonicalJson, chainHash, GENESIS_HASH } from './chain';
+import { chainHash, GENESIS_HASH, type VerifiableRecord } from './chain';
 
 /**
  * Checks a stream of chained records: each hash recomputed from its content, and, where the
@@ -6,13 +6,6 @@ import { type AuditType, canonicalJson, chainHash, GENESIS_HASH } from './chain'
  * sequence number. Used on exported files offline and on the database. Remembers the first
  * problem, naming its sequence number.
  */
-
-export interface VerifiableRecord {
-  readonly seq: number;
-  readonly content: string;
-  readonly prevHash: string;
-  readonly hash: string;
-}
 
 export interface Problem {
   readonly seq: number;
@@ -69,38 +62,3 @@ export class ChainVerifier {
 }
 
 const problem = (seq: number, text: string): Problem => ({ seq, problem: text });
-
-/** An exported NDJSON line is the content's fields plus prevHash and hash. */
-export function fromNdjsonLine(line: string): VerifiableRecord {
-  const { prevHash, hash, ...content } = JSON.parse(line) as Record<string, unknown>;
-  return {
-    seq: Number(content.seq),
-    content: canonicalJson(content as never),
-    prevHash: String(prevHash),
-    hash: String(hash),
-  };
-}
-
-export const CSV_COLUMNS = [
-  'seq',
-  'recorded_at',
-  'type',
-  'account_id',
-  'outcome',
-  'data',
-  'prev_hash',
-  'hash',
-] as const;
-
-export function fromCsvRow(row: Record<(typeof CSV_COLUMNS)[number], string>): VerifiableRecord {
-  const seq = Number(row.seq);
-  const content = canonicalJson({
-    seq,
-    recordedAt: row.recorded_at,
-    type: row.type as AuditType,
-    accountId: row.account_id || null,
-    outcome: row.outcome || null,
-    data: JSON.parse(row.data),
-  });
-  return { seq, content, prevHash: row.prev_hash, hash: row.hash };
-}

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { JSONWebKeySet } from 'jose';
-import { verifyDatabase } from '../audit/verify-db';
-import { verifyExportFile } from '../audit/verify-file';
+import { verifyDatabase, verifyExportFile } from '../audit';
 import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
 import { createDb } from '../platform/db/database';

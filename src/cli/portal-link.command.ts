@@ -1,8 +1,8 @@
 import os from 'node:os';
-import { ACCOUNT_ID } from '../accounts/account.service';
 import { loadKeys } from '../platform/auth/keys';
 import { issueToken } from '../platform/auth/tokens';
 import { loadConfig } from '../platform/config';
+import { ACCOUNT_ID } from '../platform/vocabulary';
 import { parseDuration, parseOptions, UsageError } from './args';
 import { recordStaffAction } from './staff-action';
 

@@ -1,5 +1,4 @@
-import { appendInTransaction } from '../audit/audit.writer';
-import type { Json } from '../audit/chain';
+import { appendWithin, type StaffActionData, staffActionRecord } from '../audit';
 import type { AppConfig } from '../platform/config';
 import { createDb, ensureDatabase } from '../platform/db/database';
 import { migrateToLatest } from '../platform/db/migrator';
@@ -8,18 +7,14 @@ import { createLogger } from '../platform/logger';
 /** A CLI command's staff action, appended to the audit chain (the database is migrated first if needed). */
 export async function recordStaffAction(
   config: AppConfig,
-  data: { action: string; actor: string } & { [key: string]: Json | undefined },
+  action: StaffActionData,
   accountId: string | null = null,
 ): Promise<void> {
   await ensureDatabase(config.db.url);
   const { db } = createDb(config.db, createLogger('warn'));
   try {
     await migrateToLatest(db);
-    await db
-      .transaction()
-      .execute((trx) =>
-        appendInTransaction(trx, [{ type: 'staff_action', accountId, outcome: null, data }], new Date()),
-      );
+    await db.transaction().execute((trx) => appendWithin(trx, [staffActionRecord(action, accountId)], new Date()));
   } finally {
     await db.destroy();
   }

@@ -56,17 +56,26 @@ export async function upsertStates(trx: Db, states: readonly ConsentStateRow[]):
  * Grants whose term has run out and that no event has marked expired yet, oldest first, locked for the caller's
  * transaction.
  */
-export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Promise<ConsentStateRow[]> {
-  return trx
-    .selectFrom('consent_state')
-    .selectAll()
-    .where('state', '=', 'granted')
-    .where('expires_at', '<=', now)
-    .orderBy('expires_at')
-    .limit(limit)
-    .forUpdate()
-    .skipLocked()
-    .execute();
+export async function lockOverdueGrants(
+  trx: Db,
+  now: Date,
+  limit: number,
+): Promise<(ConsentStateRow & { notice_sha256: string })[]> {
+  return (
+    trx
+      .selectFrom('consent_state as s')
+      // The grant's own event: an expiry records the notice (and its hash) the grant was given under.
+      .innerJoin('consent_events as e', 'e.event_id', 's.consent_id')
+      .selectAll('s')
+      .select('e.notice_sha256')
+      .where('s.state', '=', 'granted')
+      .where('s.expires_at', '<=', now)
+      .orderBy('s.expires_at')
+      .limit(limit)
+      .forUpdate('s')
+      .skipLocked()
+      .execute()
+  );
 }
 
 export async function findEventsByIds(db: Db, eventIds: readonly string[]) {

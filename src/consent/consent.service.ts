@@ -1,20 +1,14 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { requireAccount, requireAccountForUpdate } from '../accounts/account.service';
-import { appendInTransaction } from '../audit/audit.writer';
-import type { AuditDraft } from '../audit/chain';
-import type { Catalog } from '../platform/config/catalog';
+import type { AccountService } from '../accounts';
+import { appendWithin, consentEventRecord } from '../audit';
+import type { Catalog, Notice } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
+import { keysetPage } from '../platform/pagination';
+import type { ActorType, Channel, ConsentEventKind, ConsentState } from '../platform/vocabulary';
 import * as repo from './consent.repository';
-import type {
-  ActorType,
-  Channel,
-  ConsentEventKind,
-  ConsentEventRow,
-  ConsentStateRow,
-  ConsentStateValue,
-} from './consent.table';
+import type { ConsentEventRow, ConsentStateRow } from './consent.table';
 
 export type Choice = 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
 
@@ -45,7 +39,7 @@ export interface Provenance {
 export interface ConsentView {
   readonly purpose: string;
   readonly category: string;
-  readonly state: ConsentStateValue;
+  readonly state: ConsentState;
   readonly consentId: string;
   readonly noticeVersion: string;
   readonly grantedAt?: Date;
@@ -86,6 +80,13 @@ export interface ConsentDeps {
   readonly clock: () => Date;
   readonly evidenceKey: Buffer;
   readonly metrics: Metrics;
+  readonly accounts: AccountService;
+}
+
+/** One change about to be committed: its event, and the state it leaves (the feed id is known after the insert). */
+interface Planned {
+  readonly event: repo.NewConsentEvent;
+  readonly state: Omit<ConsentStateRow, 'last_event_id'>;
 }
 
 const DAY_MS = 86_400_000;
@@ -94,30 +95,26 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export class ConsentService {
   constructor(private readonly deps: ConsentDeps) {}
 
-  /**
-   * The current state per purpose × category; a grant past its expiry reads as expired even before the sweep marks it.
-   */
+  /** The current state per purpose × category; a grant past its expiry reads as expired before the sweep marks it. */
   async currentState(accountId: string): Promise<ConsentView[]> {
-    const { db } = this.deps;
-    await requireAccount(db, accountId);
+    await this.deps.accounts.require(accountId);
     const now = this.deps.clock();
-    return (await repo.findStates(db, accountId)).map((row) => toView(row, now));
+    return (await repo.findStates(this.deps.db, accountId)).map((row) => toView(row, now));
   }
 
   /** Consent events by id, as the audit cites them. */
   async eventsByIds(eventIds: readonly string[]): Promise<ConsentEventView[]> {
-    return (
-      await repo.findEventsByIds(
-        this.deps.db,
-        eventIds.filter((id) => UUID.test(id)),
-      )
-    ).map(eventView);
+    const ids = eventIds.filter((id) => UUID.test(id));
+    return (await repo.findEventsByIds(this.deps.db, ids)).map(eventView);
   }
 
-  /** One account's history, newest first; `before` is the feed position of the last event of the previous page. */
-  async history(accountId: string, o: { before?: string; limit: number }): Promise<ConsentEventView[]> {
+  /** One account's history, newest first; `before` is the `next` of the previous page. */
+  async history(accountId: string, o: { before?: string; limit: number }) {
     const beforeId = o.before && /^\d{1,19}$/.test(o.before) ? o.before : undefined;
-    return (await repo.findAccountEvents(this.deps.db, accountId, { beforeId, limit: o.limit })).map(eventView);
+    const page = await keysetPage(o.limit, (limit) =>
+      repo.findAccountEvents(this.deps.db, accountId, { beforeId, limit }),
+    );
+    return { events: page.items.map(eventView), next: page.next?.id ?? null };
   }
 
   /**
@@ -139,73 +136,60 @@ export class ConsentService {
       user_agent_hash: provenance.userAgent ? this.hash(provenance.userAgent) : null,
     };
 
-    const { events, states } = await this.deps.db.transaction().execute(async (trx) => {
-      await requireAccountForUpdate(trx, accountId);
+    const committed = await this.deps.db.transaction().execute(async (trx) => {
+      await this.deps.accounts.requireForUpdate(trx, accountId);
       await repo.lockAccountConsents(trx, accountId);
-      const current = new Map(
-        (await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s] as const),
-      );
-      const newEvents: repo.NewConsentEvent[] = [];
-      const next = new Map<string, ConsentStateRow>();
+      const current = new Map((await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s]));
+      const planned: Planned[] = [];
       for (const change of set.changes) {
         const k = key(change.purpose, change.category);
-        const before = next.get(k) ?? current.get(k);
+        const before = planned.findLast((p) => key(p.state.purpose, p.state.category) === k)?.state ?? current.get(k);
         const { kind, state } = transition(change.choice, before, now);
-        const eventId = randomUUID();
-        const expiresAt =
-          change.choice === 'grant'
-            ? (change.expiresAt ?? new Date(now.getTime() + this.deps.catalog.consentTermDays * DAY_MS))
-            : null;
-        newEvents.push({
-          event_id: eventId,
-          account_id: accountId,
-          purpose: change.purpose,
-          category: change.category,
+        const term = now.getTime() + this.deps.catalog.consentTermDays * DAY_MS;
+        const expiresAt = change.choice === 'grant' ? (change.expiresAt ?? new Date(term)) : null;
+        const { purpose, category } = change;
+        const event = eventRow({
+          accountId,
+          purpose,
+          category,
           kind,
-          actor_type: set.actor.type,
-          actor_id: set.actor.id ?? null,
+          actor: set.actor,
           channel: set.channel,
-          client_id: provenance.clientId,
-          notice_version: notice.version,
-          notice_sha256: notice.sha256,
-          occurred_at: now,
-          expires_at: expiresAt,
-          ...evidence,
+          notice,
+          now,
         });
-        next.set(k, {
-          account_id: accountId,
-          purpose: change.purpose,
-          category: change.category,
-          state,
-          consent_id: eventId,
-          notice_version: notice.version,
-          granted_at: state === 'granted' ? now : (before?.granted_at ?? null),
-          expires_at: state === 'granted' ? expiresAt : (before?.expires_at ?? null),
-          revoked_at: state === 'revoked' ? now : null,
-          updated_at: now,
-          last_event_id: '0',
+        planned.push({
+          event: { ...event, expires_at: expiresAt, client_id: provenance.clientId, ...evidence },
+          state: {
+            account_id: accountId,
+            purpose: change.purpose,
+            category: change.category,
+            state,
+            consent_id: event.event_id,
+            notice_version: notice.version,
+            granted_at: state === 'granted' ? now : (before?.granted_at ?? null),
+            expires_at: state === 'granted' ? expiresAt : (before?.expires_at ?? null),
+            revoked_at: state === 'revoked' ? now : null,
+            updated_at: now,
+          },
         });
       }
-      const seqs = await repo.insertEvents(trx, newEvents);
-      await appendInTransaction(trx, newEvents.map(auditDraft), now);
-      const lastSeq = new Map(newEvents.map((e, i) => [key(e.purpose, e.category), seqs[i]!] as const));
-      const states = [...next.values()].map((s) => ({ ...s, last_event_id: lastSeq.get(key(s.purpose, s.category))! }));
-      await repo.upsertStates(trx, states);
-      return { events: newEvents.map((e, i) => ({ ...e, seq: seqs[i]! })), states };
+      return commit(trx, planned, now);
     });
 
-    for (const e of events) this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
+    for (const { event: e } of committed) this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
+    const latest = new Map(committed.map((c) => [key(c.state.purpose, c.state.category), c.state]));
     return {
-      events: events.map((e) => ({
+      events: committed.map(({ event: e, seq }) => ({
         eventId: e.event_id,
-        seq: e.seq,
+        seq,
         purpose: e.purpose,
         category: e.category,
         kind: e.kind,
-        occurredAt: e.occurred_at,
+        occurredAt: now,
         ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
       })),
-      consents: states.map((s) => toView(s, now)),
+      consents: [...latest.values()].map((s) => toView(s, now)),
     };
   }
 
@@ -220,36 +204,16 @@ export class ConsentService {
       const now = this.deps.clock();
       const count = await this.deps.db.transaction().execute(async (trx) => {
         const overdue = await repo.lockOverdueGrants(trx, now, batchSize);
-        const events: repo.NewConsentEvent[] = overdue.map((s) => ({
-          event_id: randomUUID(),
-          account_id: s.account_id,
-          purpose: s.purpose,
-          category: s.category,
-          kind: 'expired',
-          actor_type: 'system',
-          actor_id: null,
-          channel: 'system',
-          client_id: null,
-          notice_version: s.notice_version,
-          notice_sha256: this.deps.catalog.noticesByVersion.get(s.notice_version)?.sha256 ?? 'unknown',
-          occurred_at: now,
-          expires_at: s.expires_at,
-          request_id: null,
-          ip_hash: null,
-          user_agent_hash: null,
-        }));
-        const seqs = await repo.insertEvents(trx, events);
-        await appendInTransaction(trx, events.map(auditDraft), now);
-        await repo.upsertStates(
-          trx,
-          overdue.map((s, i) => ({
-            ...s,
-            state: 'expired',
-            consent_id: events[i]!.event_id,
-            updated_at: now,
-            last_event_id: seqs[i]!,
-          })),
-        );
+        const planned = overdue.map(({ notice_sha256, last_event_id: _, ...s }): Planned => {
+          const notice = { version: s.notice_version, sha256: notice_sha256 };
+          const { account_id: accountId, purpose, category } = s;
+          const event = eventRow({ accountId, purpose, category, kind: 'expired', channel: 'system', notice, now });
+          return {
+            event: { ...event, expires_at: s.expires_at },
+            state: { ...s, state: 'expired', consent_id: event.event_id, updated_at: now },
+          };
+        });
+        await commit(trx, planned, now);
         return overdue.length;
       });
       total += count;
@@ -264,8 +228,9 @@ export class ConsentService {
     const problems: FieldProblem[] = [];
     const notice = catalog.noticesByVersion.get(set.noticeVersion);
     if (!notice) problems.push({ path: 'noticeVersion', message: 'unknown notice version' });
-    else if (notice.effectiveAt > now)
+    else if (notice.effectiveAt > now) {
       problems.push({ path: 'noticeVersion', message: 'this notice version is not in effect yet' });
+    }
     const maxExpiry = now.getTime() + catalog.maxConsentTermDays * DAY_MS;
     set.changes.forEach((c, i) => {
       const at = (field: string, message: string) => problems.push({ path: `changes.${i}.${field}`, message });
@@ -279,12 +244,14 @@ export class ConsentService {
       } else if (category.regime === 'opt_out' && (c.choice === 'grant' || c.choice === 'revoke')) {
         at('choice', 'this category is used unless opted out: use opt_out or withdraw_opt_out');
       }
-      if (c.choice === 'grant' && !set.affirmative)
+      if (c.choice === 'grant' && !set.affirmative) {
         at('choice', 'a grant needs an express, affirmative act: send affirmative: true');
+      }
       if (c.expiresAt && c.choice !== 'grant') at('expiresAt', 'only a grant has an expiry');
       if (c.expiresAt && c.expiresAt.getTime() <= now.getTime()) at('expiresAt', 'must be in the future');
-      if (c.expiresAt && c.expiresAt.getTime() > maxExpiry)
+      if (c.expiresAt && c.expiresAt.getTime() > maxExpiry) {
         at('expiresAt', `must be within ${catalog.maxConsentTermDays} days`);
+      }
     });
     if (problems.length) throw validationError(problems);
   }
@@ -294,30 +261,77 @@ export class ConsentService {
   }
 }
 
-/** The audit record of a consent event: committed in the same transaction as the event. */
-function auditDraft(e: repo.NewConsentEvent): AuditDraft {
+/** An event row without its provenance (set by the caller for changes from a channel). */
+function eventRow(e: {
+  accountId: string;
+  purpose: string;
+  category: string;
+  kind: ConsentEventKind;
+  actor?: { readonly type: ActorType; readonly id?: string };
+  channel: Channel;
+  notice: Pick<Notice, 'version' | 'sha256'>;
+  now: Date;
+}): repo.NewConsentEvent {
   return {
-    type: 'consent_event',
-    accountId: e.account_id,
-    outcome: null,
-    data: {
-      eventId: e.event_id,
-      kind: e.kind,
-      purpose: e.purpose,
-      category: e.category,
-      channel: e.channel,
-      actorType: e.actor_type,
-      actorId: e.actor_id ?? undefined,
-      clientId: e.client_id ?? undefined,
-      noticeVersion: e.notice_version,
-      noticeSha256: e.notice_sha256,
-      occurredAt: e.occurred_at.toISOString(),
-      expiresAt: e.expires_at?.toISOString(),
-      requestId: e.request_id ?? undefined,
-      ipHash: e.ip_hash ?? undefined,
-      userAgentHash: e.user_agent_hash ?? undefined,
-    },
+    event_id: randomUUID(),
+    account_id: e.accountId,
+    purpose: e.purpose,
+    category: e.category,
+    kind: e.kind,
+    actor_type: e.actor?.type ?? 'system',
+    actor_id: e.actor?.id ?? null,
+    channel: e.channel,
+    client_id: null,
+    notice_version: e.notice.version,
+    notice_sha256: e.notice.sha256,
+    occurred_at: e.now,
+    expires_at: null,
+    request_id: null,
+    ip_hash: null,
+    user_agent_hash: null,
   };
+}
+
+/**
+ * Inserts the events, appends their audit records and saves the states they leave, in the
+ * caller's transaction: the event, its record and the new state commit together or not at all.
+ */
+async function commit(trx: Db, planned: readonly Planned[], now: Date) {
+  const events = planned.map((p) => p.event);
+  const seqs = await repo.insertEvents(trx, events);
+  await appendWithin(trx, events.map(auditRecordOf), now);
+  // A change set may touch one item twice: the state is the last one's, citing the last event.
+  const states = new Map<string, ConsentStateRow>();
+  planned.forEach((p, i) => {
+    states.set(`${p.state.account_id}\u0000${key(p.state.purpose, p.state.category)}`, {
+      ...p.state,
+      last_event_id: seqs[i]!,
+    });
+  });
+  await repo.upsertStates(trx, [...states.values()]);
+  return planned.map((p, i) => ({ ...p, seq: seqs[i]! }));
+}
+
+/** The audit record of a consent event: committed in the same transaction as the event. */
+function auditRecordOf(e: repo.NewConsentEvent) {
+  return consentEventRecord({
+    accountId: e.account_id,
+    eventId: e.event_id,
+    kind: e.kind,
+    purpose: e.purpose,
+    category: e.category,
+    channel: e.channel,
+    actorType: e.actor_type,
+    actorId: e.actor_id ?? undefined,
+    clientId: e.client_id ?? undefined,
+    noticeVersion: e.notice_version,
+    noticeSha256: e.notice_sha256,
+    occurredAt: e.occurred_at,
+    expiresAt: e.expires_at ?? undefined,
+    requestId: e.request_id ?? undefined,
+    ipHash: e.ip_hash ?? undefined,
+    userAgentHash: e.user_agent_hash ?? undefined,
+  });
 }
 
 const key = (purpose: string, category: string) => `${purpose}\u0000${category}`;
@@ -325,9 +339,9 @@ const key = (purpose: string, category: string) => `${purpose}\u0000${category}`
 /** What a choice does to the current state, and the event that records it. */
 function transition(
   choice: Choice,
-  before: ConsentStateRow | undefined,
+  before: Pick<ConsentStateRow, 'state' | 'expires_at'> | undefined,
   now: Date,
-): { kind: ConsentEventKind; state: ConsentStateValue } {
+): { kind: ConsentEventKind; state: ConsentState } {
   const active = before?.state === 'granted' && before.expires_at !== null && now < before.expires_at;
   switch (choice) {
     case 'grant':
@@ -362,7 +376,7 @@ function eventView(e: ConsentEventRow): ConsentEventView {
   };
 }
 
-function toView(row: ConsentStateRow, now: Date): ConsentView {
+function toView(row: Omit<ConsentStateRow, 'last_event_id'>, now: Date): ConsentView {
   const lapsed = row.state === 'granted' && (!row.expires_at || now >= row.expires_at);
   return {
     purpose: row.purpose,

@@ -1,22 +1,5 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
-
-export type ConsentEventKind =
-  | 'granted'
-  | 'renewed'
-  | 'revoked'
-  | 'declined'
-  | 'expired'
-  | 'opted_out'
-  | 'opt_out_withdrawn';
-
-/**
- * The current state of one account × purpose × category.
- * `declined`: the subscriber said no and never had an active opt-in; `not_opted_out`: an opt-out was withdrawn.
- */
-export type ConsentStateValue = 'granted' | 'revoked' | 'declined' | 'expired' | 'opted_out' | 'not_opted_out';
-
-export type ActorType = 'subscriber' | 'staff' | 'system';
-export type Channel = 'portal' | 'api' | 'call_center' | 'point_of_sale' | 'system';
+import type { ActorType, Channel, ConsentEventKind, ConsentState } from '../platform/vocabulary';
 
 export interface ConsentEventTable {
   /** bigint: returned as a string by pg. Orders the change feed. */
@@ -43,7 +26,7 @@ export interface ConsentStateTable {
   account_id: string;
   purpose: string;
   category: string;
-  state: ConsentStateValue;
+  state: ConsentState;
   /** The event that set this state: for a grant in force, the granted or renewed event that decisions cite. */
   consent_id: string;
   notice_version: string;

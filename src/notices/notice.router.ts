@@ -1,6 +1,8 @@
 import { Router } from 'express';
 import { type Catalog, currentNotice, type Notice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
+import { mounter } from '../platform/http/route';
+import { noticeRoutes as routes } from './notice.schema';
 
 const summary = (n: Notice) => ({
   version: n.version,
@@ -10,14 +12,20 @@ const summary = (n: Notice) => ({
   materialFor: n.materialFor,
 });
 
+export interface NoticeRouterDeps {
+  readonly catalog: Catalog;
+  readonly clock: () => Date;
+}
+
 /** Public: every channel records which notice version the subscriber was shown, and can show its text. */
-export function noticeRouter(catalog: Catalog, clock: () => Date): Router {
+export function noticeRouter({ catalog, clock }: NoticeRouterDeps): Router {
   const router = Router();
-  router.get('/v1/notices', (_req, res) => {
+  const route = mounter(router);
+  route(routes.list, (_input, _req, res) => {
     res.json({ current: currentNotice(catalog, clock())?.version ?? null, versions: catalog.notices.map(summary) });
   });
-  router.get('/v1/notices/:version', (req, res) => {
-    const notice = catalog.noticesByVersion.get(req.params.version);
+  route(routes.get, ({ params }, _req, res) => {
+    const notice = catalog.noticesByVersion.get(params.version);
     if (!notice) throw new AppError('not-found', 'No such notice version.');
     res.json({ ...summary(notice), text: notice.text });
   });

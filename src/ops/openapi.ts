@@ -1,47 +1,133 @@
 import { z } from 'zod';
-import { accountsRequestSchema } from '../accounts/account.router';
-import { exportRequestSchema } from '../audit/audit.router';
-import { changeSetSchema } from '../consent/consent.router';
-import { batchRequestSchema, decisionRequestSchema } from '../policy/decision.router';
+import type { ResponseSpec, RouteSpec } from '../platform/http/route';
 
 /**
- * GET /openapi.json: the API described from the same zod schemas that validate requests, so
- * the description cannot drift from what the service accepts.
+ * GET /openapi.json, generated from the route table: every path, method, scope, parameter,
+ * request body and response comes from the same specs the routers mount, so the description
+ * cannot drift from what the service accepts and answers.
  */
 
-const schemaOf = (s: z.ZodType) => {
-  const { $schema: _, ...json } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+const PROBLEM_TITLES: Record<number, string> = {
+  400: 'The request could not be read (malformed body, or a Content-Encoding that does not match it)',
+  401: 'No valid bearer token',
+  403: 'The token lacks the scope, or the client is not entitled to the purpose',
+  404: 'Not found',
+  409: 'Not in a state that allows this yet',
+  413: 'The body (or the number of items) is larger than this operation accepts',
+  415: 'The body is not of a type (or Content-Encoding) this operation accepts',
+  422: 'The request failed validation; `errors` lists every field',
+  431: 'The request headers are too large',
+  503: 'The service could not answer safely (a dependency failed, or too much work is queued); never an allow',
+};
+
+const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
+  const { $schema: _, ...json } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
   return json;
 };
 
-const problem = {
-  description: 'application/problem+json (RFC 9457)',
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-};
-const json = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: { type: 'object' } } },
-});
-const body = (s: z.ZodType) => ({ required: true, content: { 'application/json': { schema: schemaOf(s) } } });
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), problem]));
-const secured = (scopes: string[]) => ({ security: [{ bearer: scopes }] });
-const accountParam = {
-  name: 'accountId',
-  in: 'path',
-  required: true,
-  schema: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
-};
-const query = (name: string, schema: object) => ({ name, in: 'query', required: false, schema });
+/** The problem statuses an operation can answer: implied by what it takes, plus what it declares. */
+function problemStatuses(r: RouteSpec): number[] {
+  const statuses = new Set<number>([
+    431,
+    ...(r.problems ?? []),
+    ...(r.scopes ? [401, 403, 503] : []),
+    ...(r.params || r.query || r.body ? [422] : []),
+    ...(r.body || r.stream ? [400, 413, 415] : []),
+  ]);
+  for (const s of Object.keys(r.responses)) statuses.delete(Number(s));
+  return [...statuses].sort();
+}
 
-export function openApiDocument(): object {
+function response(r: ResponseSpec) {
+  const headers = r.headers
+    ? Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, { description: v, schema: { type: 'string' } }]))
+    : undefined;
+  const content = r.schema
+    ? { 'application/json': { schema: jsonSchema(r.schema, 'output') } }
+    : r.contentType
+      ? { [r.contentType]: { schema: { type: 'string' } } }
+      : undefined;
+  return { description: r.description, ...(headers ? { headers } : {}), ...(content ? { content } : {}) };
+}
+
+/** Path and query parameters from the spec's zod objects: one parameter per property. */
+function parameters(r: RouteSpec) {
+  const from = (schema: z.ZodType | undefined, where: 'path' | 'query') => {
+    if (!schema) return [];
+    const json = jsonSchema(schema, 'input') as { properties?: Record<string, object>; required?: string[] };
+    return Object.entries(json.properties ?? {}).map(([name, s]) => {
+      const { description, ...schemaOnly } = s as { description?: string };
+      return {
+        name,
+        in: where,
+        required: where === 'path' || (json.required ?? []).includes(name),
+        ...(description ? { description } : {}),
+        schema: schemaOnly,
+      };
+    });
+  };
+  return [...from(r.params, 'path'), ...from(r.query, 'query')];
+}
+
+function operation(r: RouteSpec) {
+  const params = parameters(r);
+  return {
+    operationId: r.operationId,
+    summary: r.summary,
+    ...(r.description ? { description: r.description } : {}),
+    tags: [r.tag],
+    security: r.scopes ? [{ bearer: [...r.scopes] }] : [],
+    ...(params.length ? { parameters: params } : {}),
+    ...(r.body
+      ? {
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: jsonSchema(r.body.schema, 'input') } },
+          },
+        }
+      : {}),
+    ...(r.stream
+      ? {
+          requestBody: {
+            required: true,
+            description: r.stream.description,
+            content: Object.fromEntries(r.stream.contentTypes.map((t) => [t, { schema: { type: 'string' } }])),
+          },
+        }
+      : {}),
+    responses: {
+      ...Object.fromEntries(Object.entries(r.responses).map(([status, spec]) => [status, response(spec)])),
+      ...Object.fromEntries(problemStatuses(r).map((s) => [String(s), { $ref: `#/components/responses/Problem${s}` }])),
+    },
+  };
+}
+
+const TAGS: Record<string, string> = {
+  accounts: "The ISP's subscriber accounts and their status",
+  consents: "Subscribers' choices, recorded through any channel, and the change feed",
+  decisions: 'Ask before using subscriber data: one account, a batch, or a stream of records',
+  notices: 'The versioned privacy notice every channel records',
+  audit: 'The tamper-evident audit log: records, signed checkpoints, exports',
+  operations: 'Health, readiness, metrics, this description, public keys',
+};
+
+export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const r of routes) paths[r.path] = { ...paths[r.path], [r.method]: operation(r) };
+  const used = new Set(routes.flatMap((r) => problemStatuses(r)));
   return {
     openapi: '3.1.0',
     info: {
       title: 'optgate',
       version: '1',
       description:
-        'ISP-side opt-in enforcement gateway: pipelines ask before they use subscriber data; no valid opt-in (or entitled statutory exception) means deny.',
+        'ISP-side opt-in enforcement gateway: pipelines ask before they use subscriber data; no valid opt-in ' +
+        '(or entitled statutory exception) means deny.',
+      license: { name: 'Proprietary' },
     },
+    servers: [{ url: serverUrl, description: 'This deployment' }],
+    tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
+    paths,
     components: {
       securitySchemes: {
         bearer: {
@@ -54,6 +140,7 @@ export function openApiDocument(): object {
       schemas: {
         Problem: {
           type: 'object',
+          description: 'RFC 9457 problem details',
           required: ['type', 'title', 'status', 'detail', 'requestId'],
           properties: {
             type: { type: 'string', examples: ['urn:optgate:problem:validation'] },
@@ -68,130 +155,15 @@ export function openApiDocument(): object {
           },
         },
       },
-    },
-    paths: {
-      '/v1/accounts': {
-        post: {
-          summary: 'Upsert up to 10,000 accounts',
-          ...secured(['accounts:write']),
-          requestBody: body(accountsRequestSchema),
-          responses: { 200: json('{upserted, changed}'), ...errors(400, 401, 403, 413, 415, 422, 503) },
-        },
-      },
-      '/v1/accounts/{accountId}/consents': {
-        get: {
-          summary: 'Current consent state per purpose × category',
-          ...secured(['decisions', 'consents:write']),
-          parameters: [accountParam],
-          responses: { 200: json('{accountId, consents}'), ...errors(401, 403, 404, 422, 503) },
-        },
-        put: {
-          summary: 'Record consent changes from a channel other than the portal',
-          ...secured(['consents:write']),
-          parameters: [accountParam],
-          requestBody: body(changeSetSchema),
-          responses: { 200: json('{accountId, events, consents}'), ...errors(400, 401, 403, 404, 415, 422, 503) },
-        },
-      },
-      '/v1/notices': { get: { summary: 'Notice versions', responses: { 200: json('{current, versions}') } } },
-      '/v1/notices/{version}': {
-        get: {
-          summary: 'One notice version with its text',
-          parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { 200: json('{version, effectiveAt, sha256, material, materialFor, text}'), ...errors(404) },
-        },
-      },
-      '/v1/decisions': {
-        post: {
-          summary: "May this account's data be used for this purpose?",
-          ...secured(['decisions']),
-          requestBody: body(decisionRequestSchema),
-          responses: {
-            200: json('{decisionId, accountId, purpose, allow, evaluatedAt, validUntil?, results}'),
-            ...errors(400, 401, 403, 413, 415, 422, 503),
+      responses: Object.fromEntries(
+        [...used].sort().map((s) => [
+          `Problem${s}`,
+          {
+            description: PROBLEM_TITLES[s] ?? 'A problem',
+            content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
           },
-        },
-      },
-      '/v1/decisions/batch': {
-        post: {
-          summary: 'The same question for up to 10,000 accounts',
-          ...secured(['decisions']),
-          requestBody: body(batchRequestSchema),
-          responses: {
-            200: json('{decisionId, purpose, evaluatedAt, results} in request order'),
-            ...errors(400, 401, 403, 413, 415, 422, 503),
-          },
-        },
-      },
-      '/v1/consent-changes': {
-        get: {
-          summary: 'Consent events in commit order, for purging after a revocation',
-          ...secured(['decisions']),
-          parameters: [
-            query('after', { type: 'integer', minimum: 0 }),
-            query('limit', { type: 'integer', minimum: 1, maximum: 1000 }),
-          ],
-          responses: { 200: json('{changes, next}'), ...errors(401, 403, 422, 503) },
-        },
-      },
-      '/v1/audit/events': {
-        get: {
-          summary: 'Audit records, filtered, cursor-paginated',
-          ...secured(['audit:read']),
-          parameters: ['from', 'to', 'accountId', 'type', 'outcome', 'include', 'cursor', 'limit'].map((n) =>
-            query(n, { type: 'string' }),
-          ),
-          responses: { 200: json('{events, nextCursor}'), ...errors(401, 403, 422, 503) },
-        },
-      },
-      '/v1/audit/checkpoints': {
-        get: {
-          summary: 'Signed chain heads, newest first',
-          ...secured(['audit:read']),
-          parameters: [query('cursor', { type: 'string' }), query('limit', { type: 'integer' })],
-          responses: { 200: json('{checkpoints, nextCursor}'), ...errors(401, 403, 503) },
-        },
-      },
-      '/v1/audit/exports': {
-        post: {
-          summary: 'Start an export (a background job)',
-          ...secured(['audit:read']),
-          requestBody: body(exportRequestSchema),
-          responses: { 202: json('{exportId, status}'), ...errors(400, 401, 403, 415, 422, 503) },
-        },
-      },
-      '/v1/audit/exports/{id}': {
-        get: {
-          summary: 'Export status',
-          ...secured(['audit:read']),
-          responses: { 200: json('{status, progress, rows, bytes, sha256}'), ...errors(401, 403, 404, 503) },
-        },
-      },
-      '/v1/audit/exports/{id}/download': {
-        get: {
-          summary: 'The exported file',
-          ...secured(['audit:read']),
-          responses: { 200: { description: 'application/x-ndjson or text/csv' }, ...errors(401, 403, 404, 409, 503) },
-        },
-      },
-      '/v1/audit/exports/{id}/manifest': {
-        get: {
-          summary: 'The signed manifest (JWS)',
-          ...secured(['audit:read']),
-          responses: { 200: { description: 'application/jose' }, ...errors(401, 403, 404, 409, 503) },
-        },
-      },
-      '/healthz': { get: { summary: 'Liveness', responses: { 200: json('{status}') } } },
-      '/readyz': {
-        get: {
-          summary: 'Readiness of PostgreSQL and Redis',
-          responses: { 200: json('{status, checks}'), 503: json('{status, checks}') },
-        },
-      },
-      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text/plain' } } } },
-      '/.well-known/jwks.json': {
-        get: { summary: 'Public signing keys (receipts, checkpoints, manifests)', responses: { 200: json('{keys}') } },
-      },
+        ]),
+      ),
     },
   };
 }

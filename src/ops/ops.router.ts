@@ -1,61 +1,56 @@
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { JSONWebKeySet } from 'jose';
-import { sql } from 'kysely';
-import type { Db } from '../platform/db/database';
+import { mounter } from '../platform/http/route';
 import type { Metrics } from '../platform/metrics';
-import { openApiDocument } from './openapi';
-
-const withTimeout = <T>(p: Promise<T>, ms: number) =>
-  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
+import { withTimeout } from '../platform/timeout';
+import { opsRoutes as routes } from './ops.schema';
 
 export interface OpsDeps {
-  readonly db: Db;
-  readonly redis: Redis;
+  /** Probes of the dependencies: each resolves when the dependency answers. */
+  readonly probes: { readonly database: () => Promise<unknown>; readonly redis: () => Promise<unknown> };
   readonly metrics: Metrics;
   readonly publicJwks: JSONWebKeySet;
+  readonly openapi: object;
   readonly isShuttingDown: () => boolean;
 }
 
-/** Liveness, readiness, metrics and public keys: unauthenticated, as load balancers and scrapers expect. */
+const PROBE_TIMEOUT_MS = 1000;
+
+/** Liveness, readiness, metrics, the API description and public keys: public, as load balancers and scrapers expect. */
 export function opsRouter(deps: OpsDeps): Router {
   const router = Router();
+  const route = mounter(router);
+  const probe = (run: () => Promise<unknown>) =>
+    withTimeout(run(), PROBE_TIMEOUT_MS, () => new Error('timeout')).then(
+      () => 'ok' as const,
+      () => 'unavailable' as const,
+    );
 
-  router.get('/healthz', (_req, res) => {
+  route(routes.health, (_input, _req, res) => {
     res.json({ status: 'ok' });
   });
 
-  router.get('/readyz', async (_req, res) => {
-    const check = async (run: () => Promise<unknown>) => {
-      try {
-        await withTimeout(run(), 1000);
-        return 'ok';
-      } catch {
-        return 'unavailable';
-      }
-    };
-    const [database, redis] = await Promise.all([
-      check(() => sql`select 1`.execute(deps.db)),
-      check(() => deps.redis.ping()),
-    ]);
-    const ready = database === 'ok' && redis === 'ok' && !deps.isShuttingDown();
+  // Ready when decisions can be answered: they need PostgreSQL, not Redis (which is reported all the same).
+  route(routes.ready, async (_input, _req, res) => {
+    const [database, redis] = await Promise.all([probe(deps.probes.database), probe(deps.probes.redis)]);
+    const shuttingDown = deps.isShuttingDown();
+    const ready = database === 'ok' && !shuttingDown;
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not_ready',
       checks: { database, redis },
-      ...(deps.isShuttingDown() ? { shuttingDown: true } : {}),
+      ...(shuttingDown ? { shuttingDown } : {}),
     });
   });
 
-  router.get('/metrics', async (_req, res) => {
+  route(routes.metrics, async (_input, _req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  const openapi = openApiDocument();
-  router.get('/openapi.json', (_req, res) => {
-    res.json(openapi);
+  route(routes.openapi, (_input, _req, res) => {
+    res.json(deps.openapi);
   });
 
-  router.get('/.well-known/jwks.json', (_req, res) => {
+  route(routes.jwks, (_input, _req, res) => {
     res.set('cache-control', 'public, max-age=300').json(deps.publicJwks);
   });
 

@@ -16,6 +16,7 @@ export type ProblemType =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'too-many-requests'
+  | 'headers-too-large'
   | 'unavailable';
 
 const titles: Record<ProblemType, [status: number, title: string]> = {
@@ -29,6 +30,7 @@ const titles: Record<ProblemType, [status: number, title: string]> = {
   'payload-too-large': [413, 'Payload too large'],
   'unsupported-media-type': [415, 'Unsupported media type'],
   'too-many-requests': [429, 'Too many requests'],
+  'headers-too-large': [431, 'Request header fields too large'],
   unavailable: [503, 'Service unavailable'],
 };
 

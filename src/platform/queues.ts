@@ -1,6 +1,7 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from './logger';
+import { withTimeout } from './timeout';
 
 /**
  * The queue registry: every queue's name and payload type in one place. Payloads carry ids
@@ -17,6 +18,17 @@ export interface QueuePayloads {
 
 export type QueueName = keyof QueuePayloads;
 export type JobHandler<N extends QueueName> = (job: Job<QueuePayloads[N]>) => Promise<unknown>;
+
+/** What a component asks to be run in the background: a handler, and for periodic work, its interval. */
+export interface JobDefinition<N extends QueueName = QueueName> {
+  readonly queue: N;
+  readonly handler: JobHandler<N>;
+  /** Run every `everyMs` (a BullMQ job scheduler `id`: one run per tick, whichever instance takes it). */
+  readonly schedule?: { readonly id: string; readonly everyMs: number; readonly data: QueuePayloads[N] };
+}
+
+/** Typed where it is written; the list of a component's jobs holds several queues. */
+export const job = <N extends QueueName>(d: JobDefinition<N>): JobDefinition => d as unknown as JobDefinition;
 
 export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
@@ -49,12 +61,20 @@ export class Queues {
     return q as Queue<QueuePayloads[N]>;
   }
 
+  /** Starts a worker for the job and, for periodic work, its scheduler. */
+  async start(d: JobDefinition): Promise<void> {
+    this.work(d.queue, d.handler);
+    if (d.schedule) {
+      const { id, everyMs, data } = d.schedule;
+      await this.queue(d.queue).upsertJobScheduler(id, { every: everyMs }, { name: id, data });
+    }
+  }
+
   /** Runs `handler` for jobs of `name`. Failures are logged like HTTP errors: ids and messages, no data. */
-  work<N extends QueueName>(name: N, handler: JobHandler<N>, concurrency = 1): Worker {
+  private work<N extends QueueName>(name: N, handler: JobHandler<N>): void {
     const worker = new Worker(name, handler as (job: Job) => Promise<unknown>, {
       connection: this.connection,
       prefix: this.prefix,
-      concurrency,
     });
     worker.on('failed', (job, err) =>
       this.logger.error(
@@ -70,16 +90,10 @@ export class Queues {
       this.logger.warn({ queue: name, err: { message: err.message } }, 'worker error');
     });
     this.workers.push(worker);
-    return worker;
   }
 
   /** Jobs per queue and state, for /metrics. Only queues this instance has opened. */
   async depths(timeoutMs = 1000): Promise<{ queue: QueueName; state: string; count: number }[]> {
-    // The queue connection waits for Redis forever (as BullMQ wants): a scrape must not.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error('queue depths: timeout')), timeoutMs)),
-    );
     const counts = Promise.all(
       [...this.queues].map(async ([name, q]) =>
         Object.entries(await q.getJobCounts('waiting', 'active', 'delayed', 'failed')).map(([state, count]) => ({
@@ -89,11 +103,8 @@ export class Queues {
         })),
       ),
     );
-    try {
-      return (await Promise.race([counts, timeout])).flat();
-    } finally {
-      clearTimeout(timer);
-    }
+    // The queue connection waits for Redis forever (as BullMQ wants): a scrape must not.
+    return (await withTimeout(counts, timeoutMs, () => new Error('queue depths: timeout'))).flat();
   }
 
   /** Resolves once the queue connection is ready: workers are started then, not while Redis is unreachable. */
@@ -112,10 +123,7 @@ export class Queues {
       await Promise.all(this.workers.map((w) => w.close()));
       await Promise.all([...this.queues.values()].map((q) => q.close()));
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    await Promise.race([graceful.catch(() => undefined), deadline]);
-    clearTimeout(timer);
+    await withTimeout(graceful, timeoutMs, () => new Error('queues: close timed out')).catch(() => undefined);
   }
 
   /** True once close() was called: nothing new is started. */

@@ -1,17 +1,23 @@
 import { Redis } from 'ioredis';
+import type { AppConfig } from './config';
 import type { Logger } from './logger';
 
 /**
- * One connection for commands (bounded retries, so a request fails fast rather than hang) and
- * one for BullMQ (which wants maxRetriesPerRequest: null and reconnects forever).
- * BullMQ does not close connections it is given: shutdown closes these.
+ * One connection for commands and one for BullMQ. Commands (sessions, rate limits, sign-in
+ * links) fail fast: no offline queue, one retry, and a bounded time per command, so that a hung
+ * Redis (SIGSTOP, a dead network path) turns into a prompt 503 instead of a request that waits
+ * as long as Redis does. BullMQ wants the opposite (maxRetriesPerRequest: null, reconnecting
+ * forever); every wait on it is bounded where it is made. BullMQ does not close connections it is
+ * given: shutdown closes these.
  */
-export function createRedis(url: string, logger: Logger, purpose: 'commands' | 'queues'): Redis {
-  const redis = new Redis(url, {
+export function createRedis(settings: AppConfig['redis'], logger: Logger, purpose: 'commands' | 'queues'): Redis {
+  const commands = purpose === 'commands';
+  const redis = new Redis(settings.url, {
     lazyConnect: false,
     connectTimeout: 2000,
-    maxRetriesPerRequest: purpose === 'queues' ? null : 1,
-    enableOfflineQueue: purpose === 'queues',
+    maxRetriesPerRequest: commands ? 1 : null,
+    enableOfflineQueue: !commands,
+    ...(commands ? { commandTimeout: settings.commandTimeoutMs } : {}),
     connectionName: `optgate-${purpose}`,
   });
   let reported = false;

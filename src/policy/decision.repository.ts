@@ -1,14 +1,13 @@
 import { sql } from 'kysely';
-import type { AccountStatus } from '../accounts/account.table';
-import type { ConsentStateValue } from '../consent/consent.table';
 import type { Db } from '../platform/db/database';
+import type { AccountStatus, ConsentState } from '../platform/vocabulary';
 import type { ConsentSnapshot, Subject } from './engine';
 
 interface SubjectRow {
   account_id: string;
   status: AccountStatus;
   category: string | null;
-  state: ConsentStateValue | null;
+  state: ConsentState | null;
   consent_id: string | null;
   notice_version: string | null;
   expires_at: Date | null;

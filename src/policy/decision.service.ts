@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditDraft } from '../audit/chain';
+import { type AuditDraft, decisionRecord } from '../audit';
 import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Principal } from '../platform/auth/principal';
 import type { Semaphore } from '../platform/concurrency';
@@ -7,6 +7,7 @@ import type { Catalog } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
+import type { DecisionEndpoint } from '../platform/vocabulary';
 import { loadSubjects } from './decision.repository';
 import { type CategoryResult, evaluate, type Subject, type Verdict } from './engine';
 
@@ -204,7 +205,7 @@ export class DecisionService {
 
 function auditDraft(
   caller: Caller,
-  endpoint: 'single' | 'batch' | 'filter',
+  endpoint: DecisionEndpoint,
   decisionId: string,
   request: { purpose: string; recipient?: string; reference?: string },
   categories: readonly string[],
@@ -212,30 +213,20 @@ function auditDraft(
   verdict: Verdict,
   evaluatedAt: Date,
 ): AuditDraft {
-  return {
-    type: 'decision',
-    accountId,
-    outcome: verdict.allow ? 'allow' : 'deny',
-    data: {
-      decisionId,
-      endpoint,
-      clientId: caller.principal.clientId,
-      requestId: caller.requestId,
-      purpose: request.purpose,
-      categories: [...categories],
-      recipient: request.recipient,
-      reference: request.reference,
-      evaluatedAt: evaluatedAt.toISOString(),
-      validUntil: verdict.allow ? verdict.validUntil.toISOString() : undefined,
-      results: verdict.results.map((r) => ({
-        category: r.category,
-        allow: r.allow,
-        reason: r.reason,
-        consentId: r.allow ? r.consentId : undefined,
-        expiresAt: r.allow ? r.expiresAt?.toISOString() : undefined,
-      })),
-    },
-  };
+  return decisionRecord(accountId, {
+    decisionId,
+    endpoint,
+    clientId: caller.principal.clientId,
+    requestId: caller.requestId,
+    purpose: request.purpose,
+    categories,
+    recipient: request.recipient,
+    reference: request.reference,
+    evaluatedAt,
+    allow: verdict.allow,
+    validUntil: verdict.allow ? verdict.validUntil : undefined,
+    results: verdict.results,
+  });
 }
 
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;

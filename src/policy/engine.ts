@@ -1,6 +1,5 @@
-import type { AccountStatus } from '../accounts/account.table';
-import type { ConsentStateValue } from '../consent/consent.table';
 import type { Catalog, Notice } from '../platform/config/catalog';
+import type { AccountStatus, AllowReason, ConsentState, DenyReason } from '../platform/vocabulary';
 
 /**
  * The judgement: a pure function of (request, what the store holds, catalog, now). No I/O, no
@@ -15,7 +14,7 @@ export interface DecisionInput {
 }
 
 export interface ConsentSnapshot {
-  readonly state: ConsentStateValue;
+  readonly state: ConsentState;
   readonly consentId: string | null;
   readonly noticeVersion: string;
   readonly expiresAt: Date | null;
@@ -27,19 +26,6 @@ export interface Subject {
   /** The current consent state for the request's purpose, by category. */
   readonly consents: ReadonlyMap<string, ConsentSnapshot>;
 }
-
-export type AllowReason = 'exception' | 'consent_granted' | 'not_opted_out';
-export type DenyReason =
-  | 'exception_not_applicable'
-  | 'no_consent'
-  | 'consent_revoked'
-  | 'consent_expired'
-  | 'notice_superseded'
-  | 'opted_out'
-  | 'unknown_account'
-  | 'account_closed'
-  | 'unknown_purpose'
-  | 'unknown_category';
 
 export type CategoryResult =
   | {

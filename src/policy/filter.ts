@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { ACCOUNT_ID } from '../accounts/account-id';
 import { AppError } from '../platform/errors';
+import { ACCOUNT_ID } from '../platform/vocabulary';
 import type { Verdict } from './engine';
 
 export const MAX_LINE_BYTES = 1 << 20;

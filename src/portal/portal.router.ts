@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { parse as parseCookies } from 'cookie';
 import express, {
@@ -9,51 +8,51 @@ import express, {
   type Response,
   Router,
 } from 'express';
-import type { Redis } from 'ioredis';
-import { type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
-import { ACCOUNT_ID } from '../accounts/account.service';
-import { decodeCursor } from '../audit/audit.service';
-import type { Provenance } from '../consent/consent.service';
-import type { ServiceKeys } from '../platform/auth/keys';
-import type { AppConfig } from '../platform/config';
-import { currentNotice } from '../platform/config/catalog';
+import type { Provenance } from '../consent';
+import { type Catalog, currentNotice } from '../platform/config/catalog';
 import { projectRoot } from '../platform/config/project-root';
 import { AppError } from '../platform/errors';
 import { requestIdOf } from '../platform/http/middleware';
 import { fromParserError } from '../platform/http/problem';
 import type { Logger } from '../platform/logger';
+import { decodeCursor } from '../platform/pagination';
 import { NoticeChangedError, type PortalService, RECEIPT_TYP } from './portal.service';
 import type { Views } from './render';
-import { firstUse, type PortalSession, type SessionStore, sameToken, underLimit } from './session';
+import { type PortalSession, type SessionStore, sameToken } from './session';
+import { SignInError, type SignInService } from './sign-in.service';
 
 const COOKIE = 'optgate_session';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export interface PortalDeps {
-  readonly config: AppConfig;
+export interface PortalRouterDeps {
+  readonly catalog: Catalog;
   readonly portal: PortalService;
+  readonly signIn: SignInService;
   readonly sessions: SessionStore;
   readonly views: Views;
-  readonly redis: Redis;
-  readonly keys: ServiceKeys;
+  readonly clock: () => Date;
   readonly logger: Logger;
-}
-
-type SignInProblem = 'invalid' | 'expired' | 'used' | 'unknownAccount' | 'missing' | 'tooMany';
-class SignInError extends Error {
-  constructor(readonly problem: SignInProblem) {
-    super(problem);
-  }
+  readonly cookieSecure: boolean;
 }
 
 const sessionOf = (res: Response) => res.locals.session as PortalSession;
-const hashed = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 32);
+
+/** The message a page shows for a problem, by its status (the status itself comes from the one error table). */
+const MESSAGES: Record<number, string> = {
+  400: 'errors.invalid',
+  401: 'signIn.sessionEnded',
+  403: 'errors.forbidden',
+  404: 'errors.notFound',
+  413: 'errors.invalid',
+  415: 'errors.invalid',
+  422: 'errors.invalid',
+  429: 'signIn.tooMany',
+};
 
 /** The subscriber portal: public notice pages, sign-in, choices, history and receipts, activity. */
-export function portalRouter(d: PortalDeps): Router {
-  const { config, portal, sessions, views, redis } = d;
+export function portalRouter(d: PortalRouterDeps): Router {
+  const { catalog, portal, sessions, views, clock } = d;
   const router = Router();
-  const catalog = config.catalog;
   const form = express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 500 });
   const provenance = (req: Request, res: Response): Provenance => ({
     clientId: 'portal',
@@ -62,7 +61,7 @@ export function portalRouter(d: PortalDeps): Router {
     userAgent: req.get('user-agent'),
   });
   const setCookie = (res: Response, value: string) =>
-    res.cookie(COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: config.portal.cookieSecure, path: '/' });
+    res.cookie(COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: d.cookieSecure, path: '/' });
 
   router.use('/static', express.static(path.join(projectRoot(), 'src/portal/static'), { maxAge: '1h', index: false }));
 
@@ -113,66 +112,25 @@ export function portalRouter(d: PortalDeps): Router {
   });
 
   pages.get('/notice', context, (_req, res) => {
-    const notice = currentNotice(catalog, new Date());
+    const now = clock();
+    const notice = currentNotice(catalog, now);
     if (!notice) throw new AppError('not-found', 'no notice');
-    views.render(res, 'notice.njk', { notice, notices: catalog.notices, now: new Date(), current: notice });
+    views.render(res, 'notice.njk', { notice, notices: catalog.notices, now, current: notice });
   });
 
   pages.get('/notice/:version', context, (req, res) => {
     const notice = catalog.noticesByVersion.get(String(req.params.version));
     if (!notice) throw new AppError('not-found', 'no such notice');
-    views.render(res, 'notice.njk', {
-      notice,
-      notices: catalog.notices,
-      now: new Date(),
-      current: currentNotice(catalog, new Date()),
-    });
+    const now = clock();
+    views.render(res, 'notice.njk', { notice, notices: catalog.notices, now, current: currentNotice(catalog, now) });
   });
 
   pages.get('/login', context, async (req, res) => {
-    try {
-      const token = typeof req.query.token === 'string' ? req.query.token : '';
-      if (!token) throw new SignInError('missing');
-      const limitKey = `${config.redis.prefix}:portal:signin:${hashed(req.ip ?? 'unknown')}`;
-      if (!(await underLimit(redis, limitKey, config.portal.signInPerMinute, 60_000))) throw new SignInError('tooMany');
-      const claims = await verifySignInToken(token);
-      const accountId = claims.sub!;
-      if (!(await firstUse(redis, `${config.redis.prefix}:portal:jti:${hashed(claims.jti!)}`, claims.exp! * 1000)))
-        throw new SignInError('used');
-      try {
-        await portal.choices(accountId);
-      } catch (err) {
-        if (err instanceof AppError && err.type === 'not-found') throw new SignInError('unknownAccount');
-        throw err;
-      }
-      // A new session id at every sign-in: a session id planted before sign-in is worthless.
-      if (res.locals.session) await sessions.destroy((res.locals.session as PortalSession).id);
-      const session = await sessions.create(accountId);
-      setCookie(res, session.id);
-      res.redirect(303, '/choices');
-    } catch (err) {
-      if (!(err instanceof SignInError)) throw err;
-      const status = err.problem === 'tooMany' ? 429 : err.problem === 'missing' ? 400 : 401;
-      views.render(res, 'message.njk', { title: 'signIn.title', message: `signIn.${err.problem}` }, status);
-    }
+    const token = typeof req.query.token === 'string' ? req.query.token : undefined;
+    const session = await d.signIn.signIn(token, req.ip ?? 'unknown', res.locals.session);
+    setCookie(res, session.id);
+    res.redirect(303, '/choices');
   });
-
-  async function verifySignInToken(token: string): Promise<JWTPayload> {
-    try {
-      const { payload } = await jwtVerify(token, d.keys.verifyToken, {
-        issuer: config.auth.issuer,
-        audience: config.portal.tokenAudience,
-        algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
-        requiredClaims: ['exp', 'iat', 'sub', 'jti'],
-        maxTokenAge: '15m',
-      });
-      if (!ACCOUNT_ID.test(payload.sub!)) throw new SignInError('invalid');
-      return payload;
-    } catch (err) {
-      if (err instanceof SignInError) throw err;
-      throw new SignInError(err instanceof joseErrors.JWTExpired ? 'expired' : 'invalid');
-    }
-  }
 
   pages.post('/logout', context, ...signedInForm, async (_req, res) => {
     await sessions.destroy(sessionOf(res).id);
@@ -243,40 +201,28 @@ export function portalRouter(d: PortalDeps): Router {
     views.render(res, 'activity.njk', { page, first: before === undefined, purposeIds: [...catalog.purposes.keys()] });
   });
 
-  // Pages answer in HTML, errors included.
+  // Pages answer in HTML, errors included, with the status of the one error table.
   const pageErrors: ErrorRequestHandler = (err, _req, res, _next: NextFunction) => {
-    const known = err instanceof AppError ? err : fromParserError(err);
-    const type = known?.type ?? 'unavailable';
-    const status =
-      {
-        'not-found': 404,
-        forbidden: 403,
-        validation: 400,
-        'bad-request': 400,
-        'payload-too-large': 413,
-        'unsupported-media-type': 415,
-      }[type as string] ?? 503;
-    if (status === 503)
+    const problem =
+      (err instanceof AppError ? err : fromParserError(err)) ?? new AppError('unavailable', 'portal page failed');
+    if (problem.status >= 500) {
       d.logger.error(
         { requestId: requestIdOf(res), err: { message: err?.message, name: err?.name } },
         'portal page failed',
       );
-    const message =
-      {
-        404: 'errors.notFound',
-        403: 'errors.forbidden',
-        400: 'errors.invalid',
-        413: 'errors.invalid',
-        415: 'errors.invalid',
-      }[status] ?? 'errors.unavailable';
+    }
+    const signIn = err instanceof SignInError;
+    const title = signIn ? 'signIn.title' : 'errors.title';
+    const message = signIn ? `signIn.${err.problem}` : (MESSAGES[problem.status] ?? 'errors.unavailable');
     res.locals.lang ??= 'en';
-    views.render(res, 'message.njk', { title: 'errors.title', message, home: true }, status);
+    if (problem.headers) res.set(problem.headers);
+    views.render(res, 'message.njk', { title, message, home: !signIn }, problem.status);
   };
 
-  // Any other path a browser asks for (not the API's) gets the portal's 404 page, in its language and with its session.
+  // Any other page a browser asks for gets the portal's 404 page, in its language and with its session. (The API's
+  // paths never reach here: the app answers their 404s as problems.)
   const notFoundPage: RequestHandler = async (req, res, next) => {
-    const api = /^\/(v1|\.well-known|healthz|readyz|metrics|openapi\.json)(\/|$)/.test(req.path);
-    if (api || req.method !== 'GET' || req.accepts(['json', 'html']) !== 'html') return next();
+    if (req.method !== 'GET' || req.accepts(['json', 'html']) !== 'html') return next();
     await context(req, res, () => undefined);
     next(new AppError('not-found', 'no such page'));
   };

@@ -1,12 +1,11 @@
-import { requireAccount } from '../accounts/account.service';
-import type { AuditService } from '../audit/audit.service';
-import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent/consent.service';
+import type { AccountService } from '../accounts';
+import type { AuditService } from '../audit';
+import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
-import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
-import { type ConsentSnapshot, evaluate } from '../policy/engine';
+import { type ConsentSnapshot, evaluate } from '../policy';
 
 export const RECEIPT_TYP = 'optgate-receipt+jws';
 const PAGE = 25;
@@ -56,23 +55,31 @@ export interface ChoicesView {
 export class NoticeChangedError extends Error {}
 
 /** What the portal shows and records: choices, saving them, revoke-all, GPC, history, receipts, activity. */
+export interface PortalDeps {
+  readonly catalog: Catalog;
+  readonly accounts: AccountService;
+  readonly consents: ConsentService;
+  readonly audit: AuditService;
+  readonly keys: ServiceKeys;
+  readonly clock: () => Date;
+}
+
 export class PortalService {
-  constructor(
-    private readonly db: Db,
-    private readonly catalog: Catalog,
-    private readonly consents: ConsentService,
-    private readonly audit: AuditService,
-    private readonly keys: ServiceKeys,
-    private readonly clock: () => Date,
-  ) {}
+  private readonly catalog: Catalog;
+  private readonly consents: ConsentService;
+
+  constructor(private readonly deps: PortalDeps) {
+    this.catalog = deps.catalog;
+    this.consents = deps.consents;
+  }
 
   /**
    * Every purpose × category with its state, judged by the decision engine itself, so that the page says what pipelines
    * are told.
    */
   async choices(accountId: string): Promise<ChoicesView> {
-    const now = this.clock();
-    const account = await requireAccount(this.db, accountId);
+    const now = this.deps.clock();
+    const account = await this.deps.accounts.require(accountId);
     const states = await this.consents.currentState(accountId);
     const notice = currentNotice(this.catalog, now);
     if (!notice) throw new AppError('unavailable', 'No notice is in force.');
@@ -167,13 +174,12 @@ export class PortalService {
   }
 
   /** A page of changes, newest first, and where the next (older) page starts, if there is one. */
-  async history(accountId: string, before?: string) {
-    const events = await this.consents.history(accountId, { before, limit: PAGE + 1 });
-    return { events: events.slice(0, PAGE), next: events.length > PAGE ? events[PAGE - 1]!.seq : null };
+  history(accountId: string, before?: string) {
+    return this.consents.history(accountId, { before, limit: PAGE });
   }
 
   activity(accountId: string, beforeSeq?: number) {
-    return this.audit.accountActivity(accountId, { beforeSeq, limit: PAGE });
+    return this.deps.audit.accountActivity(accountId, { beforeSeq, limit: PAGE });
   }
 
   /** A change of this account, and its receipt signed by the service. Another account's event is not found. */
@@ -193,9 +199,9 @@ export class PortalService {
       noticeSha256: event.noticeSha256,
       occurredAt: event.occurredAt.toISOString(),
       ...(event.expiresAt ? { expiresAt: event.expiresAt.toISOString() } : {}),
-      issuedAt: this.clock().toISOString(),
+      issuedAt: this.deps.clock().toISOString(),
     };
-    return { event, payload, jws: await signJws(this.keys, payload, RECEIPT_TYP) };
+    return { event, payload, jws: await signJws(this.deps.keys, payload, RECEIPT_TYP) };
   }
 
   private async record(

@@ -19,16 +19,19 @@ export interface PortalSession {
   lastChange?: string[];
 }
 
+export interface SessionDeps {
+  readonly redis: Redis;
+  readonly prefix: string;
+  readonly idleMs: number;
+  readonly maxMs: number;
+  readonly clock: () => Date;
+}
+
 export class SessionStore {
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-    private readonly idleMs: number,
-    private readonly maxMs: number,
-  ) {}
+  constructor(private readonly deps: SessionDeps) {}
 
   async create(accountId: string): Promise<PortalSession> {
-    const session: PortalSession = { id: token(), accountId, csrf: token(), createdAt: Date.now() };
+    const session: PortalSession = { id: token(), accountId, csrf: token(), createdAt: this.now() };
     await this.save(session);
     return session;
   }
@@ -36,32 +39,36 @@ export class SessionStore {
   /** The session for a cookie value, its idle timer restarted; undefined when unknown, idle too long or too old. */
   async get(id: string | undefined): Promise<PortalSession | undefined> {
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-    const raw = await this.redis.get(this.key(id));
+    const raw = await this.deps.redis.get(this.key(id));
     if (!raw) return undefined;
     const session = { ...(JSON.parse(raw) as Omit<PortalSession, 'id'>), id };
-    if (Date.now() - session.createdAt >= this.maxMs) {
+    if (this.now() - session.createdAt >= this.deps.maxMs) {
       await this.destroy(id);
       return undefined;
     }
-    await this.redis.pexpire(this.key(id), this.ttl(session));
+    await this.deps.redis.pexpire(this.key(id), this.ttl(session));
     return session;
   }
 
   async save(session: PortalSession): Promise<void> {
     const { id, ...data } = session;
-    await this.redis.set(this.key(id), JSON.stringify(data), 'PX', this.ttl(session));
+    await this.deps.redis.set(this.key(id), JSON.stringify(data), 'PX', this.ttl(session));
   }
 
   async destroy(id: string): Promise<void> {
-    await this.redis.del(this.key(id));
+    await this.deps.redis.del(this.key(id));
+  }
+
+  private now(): number {
+    return this.deps.clock().getTime();
   }
 
   private ttl(session: PortalSession): number {
-    return Math.max(1, Math.min(this.idleMs, session.createdAt + this.maxMs - Date.now()));
+    return Math.max(1, Math.min(this.deps.idleMs, session.createdAt + this.deps.maxMs - this.now()));
   }
 
   private key(id: string): string {
-    return `${this.prefix}:portal:session:${createHash('sha256').update(id).digest('hex')}`;
+    return `${this.deps.prefix}:portal:session:${createHash('sha256').update(id).digest('hex')}`;
   }
 }
 
@@ -72,15 +79,4 @@ export function sameToken(a: string | undefined, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/** A fixed-window counter shared by every instance. Returns false once `limit` is reached within the window. */
-export async function underLimit(redis: Redis, key: string, limit: number, windowMs: number): Promise<boolean> {
-  const [[, count]] = (await redis.multi().incr(key).pexpire(key, windowMs, 'NX').exec()) as [[Error | null, number]];
-  return count <= limit;
-}
-
-/** Sign-in links are single use: true the first time a token id is seen, until the token would have expired anyway. */
-export async function firstUse(redis: Redis, key: string, untilMs: number): Promise<boolean> {
-  return (await redis.set(key, '1', 'PX', Math.max(1, untilMs - Date.now()), 'NX')) === 'OK';
 }

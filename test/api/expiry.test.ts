@@ -1,7 +1,10 @@
-import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { createAccount, decide, putConsents } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
-/** Expiry is exact, through the whole service: allow at expiresAt − 1 ms, deny at expiresAt. The clock is injected. */
+/**
+ * Expiry is exact, through the whole service: allow at expiresAt − 1 ms, deny at expiresAt. The clock is injected,
+ * and the service checks tokens against it too: the test's token outlives the hour it jumps.
+ */
 
 let svc: TestService;
 let admin: string;
@@ -9,7 +12,7 @@ let now = Date.now();
 
 beforeAll(async () => {
   svc = await startTestService({}, { clock: () => new Date(now) });
-  admin = await adminToken(svc);
+  admin = await svc.token('decisions consents:write accounts:write', ['ad_targeting'], { ttlSeconds: 3 * 3600 });
 });
 afterAll(() => svc.stop());
 

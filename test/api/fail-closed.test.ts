@@ -1,4 +1,4 @@
-import { dropDatabase } from '../../src/platform/db/database';
+import { dropDatabase } from '../support/database';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
 import { call, startTestService, type TestService, testConfig } from '../support/harness';
 import { TcpProxy } from '../support/tcp-proxy';

@@ -1,10 +1,8 @@
 import pg from 'pg';
-import { AuditService, CHECKPOINT_TYP } from '../../src/audit/audit.service';
-import { AuditWriter } from '../../src/audit/audit.writer';
-import { chainHash, contentOf } from '../../src/audit/chain';
+import { AuditService, AuditWriter, CHECKPOINT_TYP, chainHash } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { signJws } from '../../src/platform/auth/signing';
-import { createDb, dropDatabase } from '../../src/platform/db/database';
+import { createDb } from '../../src/platform/db/database';
 import { createLogger } from '../../src/platform/logger';
 import {
   type AuditRow,
@@ -12,10 +10,12 @@ import {
   auditRows,
   chainProblems,
   cloneDatabase,
+  contentOf,
   firstBadSeq,
   forgeJws,
   verifyDb,
 } from '../support/audit';
+import { dropDatabase } from '../support/database';
 import { adminToken, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
@@ -70,13 +70,13 @@ async function signHead(svc: TestService): Promise<number> {
   );
   try {
     const clock = () => new Date();
-    const audit = new AuditService(
+    const audit = new AuditService({
       db,
-      new AuditWriter(pool, clock),
-      await loadKeys(svc.config.auth, svc.config.env),
+      writer: new AuditWriter({ pool, clock }),
+      keys: await loadKeys(svc.config.auth, svc.config.env),
       clock,
-      async () => [],
-    );
+      consentEvents: async () => [],
+    });
     return (await audit.checkpoint())!.seq;
   } finally {
     await db.destroy();

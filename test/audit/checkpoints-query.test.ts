@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import { CHECKPOINT_TYP } from '../../src/audit/audit.service';
+import { CHECKPOINT_TYP } from '../../src/audit';
 import { auditRows, checkpointAtHead, deleteRedisPrefix } from '../support/audit';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { chainHash, contentOf } from '../../src/audit/chain';
+import { chainHash } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
-import { auditRows, decisionRecords, deleteRedisPrefix } from '../support/audit';
+import { auditRows, contentOf, decisionRecords, deleteRedisPrefix } from '../support/audit';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 

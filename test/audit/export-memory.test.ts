@@ -1,9 +1,9 @@
 import { rm, stat } from 'node:fs/promises';
 import pg from 'pg';
-import { chainHash, contentOf } from '../../src/audit/chain';
-import { dropDatabase } from '../../src/platform/db/database';
+import { chainHash } from '../../src/audit';
 import {
   auditRows,
+  contentOf,
   deleteRedisPrefix,
   exportAndWait,
   fetchExport,
@@ -14,6 +14,7 @@ import {
   sampleRss,
   tempDir,
 } from '../support/audit';
+import { dropDatabase } from '../support/database';
 import { finished, freePort, startProcess } from '../support/processes';
 
 /**

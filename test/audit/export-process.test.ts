@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { dropDatabase } from '../../src/platform/db/database';
 import {
   ALL_PURPOSES,
   deleteRedisPrefix,
@@ -11,6 +10,7 @@ import {
   tempDir,
   verifyFile,
 } from '../support/audit';
+import { dropDatabase } from '../support/database';
 import { finished, freePort, startProcess } from '../support/processes';
 
 /**

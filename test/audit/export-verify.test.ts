@@ -4,9 +4,7 @@ import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { decodeProtectedHeader } from 'jose';
-import { CHECKPOINT_TYP } from '../../src/audit/audit.service';
-import { canonicalJson, chainHash } from '../../src/audit/chain';
-import { MANIFEST_TYP } from '../../src/audit/export.service';
+import { CHECKPOINT_TYP, canonicalJson, chainHash, MANIFEST_TYP } from '../../src/audit';
 import {
   type AuditRow,
   auditRows,

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { dropDatabase } from '../../src/platform/db/database';
 import {
   ALL_PURPOSES,
   auditRows,
@@ -10,6 +9,7 @@ import {
   processToken,
   verifyDb,
 } from '../support/audit';
+import { dropDatabase } from '../support/database';
 import { type Finished, finished, freePort, startProcess } from '../support/processes';
 
 /**

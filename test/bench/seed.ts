@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { type Catalog, currentNotice, type Notice } from '../../src/platform/config/catalog';
-import { createDb, dropDatabase, ensureDatabase } from '../../src/platform/db/database';
+import { createDb, ensureDatabase } from '../../src/platform/db/database';
 import { migrateToLatest } from '../../src/platform/db/migrator';
 import { createLogger } from '../../src/platform/logger';
+import { dropDatabase } from '../support/database';
 
 /**
  * Benchmark data: N accounts with a realistic mix of consents, written straight into the tables

@@ -899,9 +899,9 @@ describe('history and activity: newest first, 25 a page', () => {
     expect(second.body).toContain('href="/activity">Newest<');
     // The other account's decision is nowhere.
     expect([...rows1, ...rows2].filter((r) => r[2] === 'Targeted advertising' && r[3] === 'Your name')).toEqual([]);
-    // A cursor the service did not issue is a 400 page, not an error.
+    // A cursor the service did not issue is a validation problem (422, as in the API), shown as a page.
     const bad = await client.get('/activity?before=bogus');
-    expect(bad.status).toBe(400);
+    expect(bad.status).toBe(422);
     expect(textOf(bad.body)).toContain('We could not read what you sent.');
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { loadConfig } from '../../src/platform/config';
-import { dropDatabase } from '../../src/platform/db/database';
+import { dropDatabase } from '../support/database';
 import { TEST_DB_PREFIX, testKeysDir } from '../support/harness';
 import { CLI, finished, freePort, run, startProcess } from '../support/processes';
 

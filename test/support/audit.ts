@@ -9,13 +9,26 @@ import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { CompactSign, generateKeyPair } from 'jose';
 import pg from 'pg';
-import { chainHash, GENESIS_HASH } from '../../src/audit/chain';
+import { canonicalJson, chainHash, GENESIS_HASH, type Json } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import { loadConfig } from '../../src/platform/config';
 import { quoteIdent } from '../../src/platform/db/database';
 import { TEST_DB_PREFIX, testKeysDir } from './harness';
 import { CLI, type Finished, finished, ROOT, run } from './processes';
+
+/** The canonical content of a record as the chain hashes it: what src/audit/chain.ts builds, rebuilt here from its fields. */
+export function contentOf(c: {
+  seq: number;
+  recordedAt: string;
+  type: string;
+  accountId: string | null;
+  outcome: string | null;
+  data: unknown;
+}): string {
+  const { seq, recordedAt, type, accountId, outcome, data } = c;
+  return canonicalJson({ seq, recordedAt, type, accountId, outcome, data: data as Json });
+}
 
 /** Helpers for the audit tests: reading the chain as stored, running `optgate audit verify`, exports, tampering. */
 

@@ -5,9 +5,9 @@ import pg from 'pg';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import { type AppConfig, loadConfig } from '../../src/platform/config';
-import { dropDatabase } from '../../src/platform/db/database';
 import { createLogger } from '../../src/platform/logger';
 import { type RunningService, type StartOptions, startService } from '../../src/server';
+import { dropDatabase } from './database';
 
 export const TEST_DB_PREFIX = 'optgate_test_';
 

@@ -1,14 +1,15 @@
 import fc from 'fast-check';
 import {
-  type AuditDraft,
+  ChainVerifier,
   canonicalJson,
   chainHash,
-  contentOf,
+  fromNdjsonLine,
   GENESIS_HASH,
   prepare,
   seal,
-} from '../../src/audit/chain';
-import { ChainVerifier, fromNdjsonLine } from '../../src/audit/verify';
+  type Unchained,
+} from '../../src/audit';
+import { contentOf } from '../support/audit';
 
 const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -22,11 +23,11 @@ const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   ),
 })).value;
 
-const draft: fc.Arbitrary<AuditDraft> = fc.record({
+const draft: fc.Arbitrary<Unchained> = fc.record({
   type: fc.constantFrom('consent_event', 'decision', 'staff_action'),
   accountId: fc.option(fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/), { nil: null }),
   outcome: fc.constantFrom('allow', 'deny', null),
-  data: fc.dictionary(fc.string(), json) as fc.Arbitrary<AuditDraft['data']>,
+  data: fc.dictionary(fc.string(), json) as fc.Arbitrary<Unchained['data']>,
 });
 
 describe('audit chain encoding', () => {

@@ -2,8 +2,8 @@ import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 import { AppError } from '../errors';
 import type { ServiceKeys } from './keys';
 import type { Principal } from './principal';
+import { ACCEPTED_ALGORITHMS } from './signing';
 
-const ACCEPTED_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 const CACHE_LIMIT = 10_000;
 const CACHE_TTL_MS = 60_000;
 
@@ -12,33 +12,51 @@ export interface TokenSettings {
   readonly audience: string;
 }
 
+export interface TokenVerifierDeps {
+  readonly keys: ServiceKeys;
+  readonly settings: TokenSettings;
+  readonly clock: () => Date;
+}
+
 /**
- * Verifies bearer tokens with jose. A verified token is remembered for at most a minute (and
- * never past its own expiry) so that a pipeline's steady stream of calls does not pay a
- * signature check each time.
+ * Verifies tokens with jose: API callers' bearer tokens and, through `verifyJwt`, sign-in tokens.
+ * A verified bearer token is remembered for at most a minute (and never past its own expiry), so
+ * that a pipeline's steady stream of calls does not pay a signature check each time.
  */
 export class TokenVerifier {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
-  constructor(
-    private readonly keys: ServiceKeys,
-    private readonly settings: TokenSettings,
-  ) {}
+  constructor(private readonly deps: TokenVerifierDeps) {}
 
-  async verify(token: string, now = Date.now()): Promise<Principal> {
+  /**
+   * The one JWT check: signature by a trusted key with an accepted algorithm, issuer, `audience`,
+   * expiry and the required claims, at the injected clock's time. Throws jose's errors.
+   */
+  async verifyJwt(
+    token: string,
+    o: { readonly audience: string; readonly requiredClaims: string[]; readonly maxTokenAge?: string },
+  ): Promise<JWTPayload> {
+    const { payload } = await jwtVerify(token, this.deps.keys.verifyToken, {
+      issuer: this.deps.settings.issuer,
+      audience: o.audience,
+      algorithms: ACCEPTED_ALGORITHMS,
+      requiredClaims: o.requiredClaims,
+      maxTokenAge: o.maxTokenAge,
+      currentDate: this.deps.clock(),
+    });
+    return payload;
+  }
+
+  /** An API caller's bearer token, as the principal it names; 401 when it does not verify. */
+  async verify(token: string): Promise<Principal> {
+    const now = this.deps.clock().getTime();
     const hit = this.cache.get(token);
     if (hit && now < hit.until) return hit.principal;
     if (hit) this.cache.delete(token);
 
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.keys.verifyToken, {
-        issuer: this.settings.issuer,
-        audience: this.settings.audience,
-        algorithms: ACCEPTED_ALGS,
-        requiredClaims: ['exp', 'sub'],
-        currentDate: new Date(now),
-      }));
+      payload = await this.verifyJwt(token, { audience: this.deps.settings.audience, requiredClaims: ['exp', 'sub'] });
     } catch (err) {
       throw new AppError('unauthenticated', describe(err), undefined, {
         'www-authenticate': 'Bearer error="invalid_token"',

@@ -28,6 +28,7 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]{1,64}$/)
     .default('optgate'),
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(1000),
   CONFIG_DIR: z.string().min(1).optional(),
   KEYS_DIR: z.string().min(1).optional(),
   JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -66,7 +67,7 @@ export interface AppConfig {
     readonly trustProxy: string;
   };
   readonly db: { readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number };
-  readonly redis: { readonly url: string; readonly prefix: string };
+  readonly redis: { readonly url: string; readonly prefix: string; readonly commandTimeoutMs: number };
   readonly auth: {
     /** Development only: where the local key pair and secrets are generated. */
     readonly keysDir: string;
@@ -146,7 +147,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       poolSize: e.DB_POOL_SIZE,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     },
-    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
+    redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
     auth: {
       keysDir: path.resolve(root, e.KEYS_DIR ?? '.keys'),
       jwksUrl: e.JWKS_URL,

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { AccountTable } from '../../accounts/account.table';
 import type {
@@ -76,18 +76,9 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-export async function dropDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    await client.query(`drop database if exists ${quoteIdent(name)} with (force)`);
-  } finally {
-    await client.end();
-  }
+/** Resolves when the database answers a query. */
+export async function ping(db: Db): Promise<void> {
+  await sql`select 1`.execute(db);
 }
 
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;

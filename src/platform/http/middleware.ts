@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
@@ -58,4 +61,29 @@ export function jsonBody(limit: string): RequestHandler {
     }
     parser(req, res, next);
   };
+}
+
+const DECODERS: Record<string, (() => Transform) | undefined> = {
+  identity: undefined,
+  gzip: zlib.createGunzip,
+  'x-gzip': zlib.createGunzip,
+  deflate: zlib.createInflate,
+  br: zlib.createBrotliDecompress,
+};
+
+/**
+ * A streamed request body, decompressed as its Content-Encoding says. An encoding we do not
+ * accept is 415; data that does not decompress is a 400 problem (fromParserError), not a 503.
+ */
+export function decodedBody(req: Request): Readable {
+  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (!(encoding in DECODERS)) {
+    throw new AppError('unsupported-media-type', 'The Content-Encoding is not supported: use gzip, deflate or br.');
+  }
+  const decoder = DECODERS[encoding];
+  if (!decoder) return req;
+  // pipeline destroys both on an error of either; the decoder's error reaches whoever reads it.
+  const decoded = decoder();
+  pipeline(req, decoded).catch(() => undefined);
+  return decoded;
 }

@@ -3,26 +3,32 @@ import { AppError, problemTypeUri } from '../errors';
 import type { Logger } from '../logger';
 import { requestIdOf } from './middleware';
 
+/** RFC 9457 problem details, with the request id. */
+export function problemDocument(err: AppError, requestId: string) {
+  return {
+    type: problemTypeUri(err.type),
+    title: err.title,
+    status: err.status,
+    detail: err.detail,
+    requestId,
+    ...(err.errors?.length ? { errors: err.errors } : {}),
+  };
+}
+
 export function sendProblem(res: Response, err: AppError): void {
   if (err.headers) for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res
     .status(err.status)
     .type('application/problem+json')
-    .send(
-      JSON.stringify({
-        type: problemTypeUri(err.type),
-        title: err.title,
-        status: err.status,
-        detail: err.detail,
-        requestId: requestIdOf(res),
-        ...(err.errors?.length ? { errors: err.errors } : {}),
-      }),
-    );
+    .send(JSON.stringify(problemDocument(err, requestIdOf(res))));
 }
 
-/** body-parser's errors carry a `type`; they are the caller's fault and map to 4xx. */
-export function fromParserError(err: { type?: string; status?: number }): AppError | undefined {
-  switch (err.type) {
+/**
+ * The body parsers' errors (body-parser, and the streaming decoder below) are the caller's fault:
+ * a 4xx problem, never a 503.
+ */
+export function fromParserError(err: { type?: string; status?: number; code?: string; expose?: boolean }) {
+  switch (err?.type) {
     case 'entity.parse.failed':
       return new AppError('bad-request', 'The body is not valid JSON.');
     case 'entity.too.large':
@@ -30,15 +36,19 @@ export function fromParserError(err: { type?: string; status?: number }): AppErr
     case 'parameters.too.many':
       return new AppError('payload-too-large', 'The form has more fields than this endpoint accepts.');
     case 'charset.unsupported':
+      return new AppError('unsupported-media-type', 'The body charset is not supported.');
     case 'encoding.unsupported':
-      return new AppError('unsupported-media-type', 'The body encoding is not supported.');
+      return new AppError('unsupported-media-type', 'The Content-Encoding is not supported: use gzip, deflate or br.');
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
       return new AppError('bad-request', 'The body could not be read.');
-    default:
-      return undefined;
   }
+  // Compressed data that does not decompress (zlib's Z_* codes), wrapped by body-parser as a 400.
+  if (err?.code?.startsWith('Z_') || (err?.expose && err.status === 400)) {
+    return new AppError('bad-request', 'The body could not be read: its Content-Encoding does not match its data.');
+  }
+  return undefined;
 }
 
 export const notFound: RequestHandler = (_req, _res, next) =>

@@ -1,0 +1,178 @@
+import { z } from 'zod';
+import { defineRoute } from '../platform/http/route';
+import { accountId, channel, consentEventKind, outcome } from '../platform/vocabulary';
+import { auditType, exportFiltersSchema, exportFormat } from './formats';
+import { auditRecordSchema } from './records';
+
+const page = {
+  cursor: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+};
+const nextCursor = z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.');
+
+const eventsQuery = z.strictObject({
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  accountId: accountId.optional(),
+  outcome: outcome.optional(),
+  ...page,
+  type: z
+    .string()
+    .transform((s) => s.split(','))
+    .pipe(z.array(auditType))
+    .optional()
+    .describe('One or more of consent_event, decision, staff_action, comma-separated'),
+  include: z.literal('consents').optional().describe('Add to each decision the consent events it relied on'),
+});
+
+const changesQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const exportRequestSchema = exportFiltersSchema.extend({ format: exportFormat });
+const exportParam = z.strictObject({ id: z.uuid('not an export id') });
+
+const auditEvent = z.intersection(
+  auditRecordSchema,
+  z.object({
+    prevHash: z.string(),
+    hash: z.string(),
+    consents: z.array(z.object({ eventId: z.string() }).loose()).optional(),
+  }),
+);
+
+const exportStatus = z.object({
+  exportId: z.uuid(),
+  status: z.enum(['queued', 'running', 'completed', 'failed']),
+  progress: z.int().min(0).max(100),
+  rows: z.int(),
+  bytes: z.int(),
+  format: exportFormat,
+  filters: exportFiltersSchema,
+  createdAt: z.iso.datetime(),
+  completedAt: z.iso.datetime().optional(),
+  sha256: z.string().optional(),
+  error: z.string().optional(),
+});
+
+export const auditRoutes = {
+  consentChanges: defineRoute({
+    method: 'get',
+    path: '/v1/consent-changes',
+    operationId: 'listConsentChanges',
+    summary: 'Consent events in commit order, for purging data after a revocation',
+    description: 'Poll with `after` = the last `next`; the feed never skips an event.',
+    tag: 'consents',
+    scopes: ['decisions'],
+    query: changesQuery,
+    responses: {
+      200: {
+        description: 'A page of the feed',
+        schema: z.object({
+          changes: z.array(
+            z.object({
+              seq: z.int(),
+              eventId: z.uuid(),
+              accountId,
+              kind: consentEventKind,
+              purpose: z.string(),
+              category: z.string(),
+              channel,
+              occurredAt: z.iso.datetime(),
+              expiresAt: z.iso.datetime().optional(),
+            }),
+          ),
+          next: z.int(),
+        }),
+      },
+    },
+  }),
+  events: defineRoute({
+    method: 'get',
+    path: '/v1/audit/events',
+    operationId: 'listAuditEvents',
+    summary: 'Audit records in sequence order, filtered, cursor-paginated',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    query: eventsQuery,
+    responses: {
+      200: { description: 'A page of records', schema: z.object({ events: z.array(auditEvent), nextCursor }) },
+    },
+  }),
+  checkpoints: defineRoute({
+    method: 'get',
+    path: '/v1/audit/checkpoints',
+    operationId: 'listAuditCheckpoints',
+    summary: 'Signed chain heads, newest first',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    query: z.strictObject(page),
+    responses: {
+      200: {
+        description: 'A page of checkpoints',
+        schema: z.object({
+          checkpoints: z.array(
+            z.object({ seq: z.int(), hash: z.string(), signedAt: z.iso.datetime(), kid: z.string(), jws: z.string() }),
+          ),
+          nextCursor,
+        }),
+      },
+    },
+  }),
+  requestExport: defineRoute({
+    method: 'post',
+    path: '/v1/audit/exports',
+    operationId: 'requestAuditExport',
+    summary: 'Start an export (a background job)',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    body: { schema: exportRequestSchema, limit: '16kb' },
+    responses: {
+      202: {
+        description: 'Queued',
+        schema: z.object({ exportId: z.uuid(), status: z.literal('queued') }),
+        headers: { location: 'The export status' },
+      },
+    },
+  }),
+  exportStatus: defineRoute({
+    method: 'get',
+    path: '/v1/audit/exports/{id}',
+    operationId: 'getAuditExport',
+    summary: 'Export status',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    params: exportParam,
+    responses: { 200: { description: 'The export', schema: exportStatus } },
+    problems: [404],
+  }),
+  exportManifest: defineRoute({
+    method: 'get',
+    path: '/v1/audit/exports/{id}/manifest',
+    operationId: 'getAuditExportManifest',
+    summary: "The export's signed manifest (a compact JWS)",
+    tag: 'audit',
+    scopes: ['audit:read'],
+    params: exportParam,
+    responses: { 200: { description: 'The manifest', contentType: 'application/jose' } },
+    problems: [404, 409],
+  }),
+  exportDownload: defineRoute({
+    method: 'get',
+    path: '/v1/audit/exports/{id}/download',
+    operationId: 'downloadAuditExport',
+    summary: 'The exported file, streamed',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    params: exportParam,
+    responses: {
+      200: {
+        description: 'NDJSON or CSV, as requested',
+        contentType: 'application/x-ndjson',
+        headers: { 'x-content-sha256': "The file's SHA-256, as in the manifest" },
+      },
+    },
+    problems: [404, 409],
+  }),
+};

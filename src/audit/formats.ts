@@ -1,0 +1,119 @@
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import { z } from 'zod';
+import { accountId, outcome } from '../platform/vocabulary';
+import { AUDIT_TYPES, type ChainedRecord, canonicalJson, type Json, type VerifiableRecord } from './chain';
+
+/**
+ * The files optgate hands out and `optgate audit verify` reads back offline: signed checkpoints
+ * (chain heads), export manifests, and the two export formats. The verifier needs these and the
+ * chain, nothing of the services.
+ */
+
+export const auditType = z.enum(AUDIT_TYPES);
+
+/** Which records an export holds: every filter is optional; `from` inclusive, `to` exclusive. */
+export const exportFiltersSchema = z.strictObject({
+  from: z.iso.datetime({ offset: true }).optional(),
+  to: z.iso.datetime({ offset: true }).optional(),
+  accountId: accountId.optional(),
+  types: z.array(auditType).min(1).optional(),
+  outcome: outcome.optional(),
+});
+export type ExportFilters = z.infer<typeof exportFiltersSchema>;
+export const exportFormat = z.enum(['ndjson', 'csv']);
+export type ExportFormat = z.infer<typeof exportFormat>;
+
+export const CHECKPOINT_TYP = 'optgate-checkpoint+jws';
+
+/** A signed chain head: "record `seq` has hash `hash`", and so every record before it is fixed. */
+export const checkpointPayloadSchema = z.strictObject({
+  iss: z.literal('optgate'),
+  seq: z.int().positive(),
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  signedAt: z.iso.datetime(),
+});
+export type CheckpointPayload = z.infer<typeof checkpointPayloadSchema>;
+
+export const MANIFEST_TYP = 'optgate-export-manifest+jws';
+
+export const manifestPayloadSchema = z.strictObject({
+  iss: z.literal('optgate'),
+  exportId: z.uuid(),
+  createdAt: z.iso.datetime(),
+  completedAt: z.iso.datetime(),
+  format: exportFormat,
+  filters: exportFiltersSchema,
+  /** True when nothing but a time range was asked: the records are contiguous and every link can be checked. */
+  contiguous: z.boolean(),
+  rows: z.int().min(0),
+  bytes: z.int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  first: z.strictObject({ seq: z.int().positive(), prevHash: z.string() }).nullable(),
+  last: z.strictObject({ seq: z.int().positive(), hash: z.string() }).nullable(),
+  /** The latest checkpoint (its JWS) at or below the export's last record. */
+  checkpoint: z.string().nullable(),
+});
+export type ManifestPayload = z.infer<typeof manifestPayloadSchema>;
+
+/** An NDJSON line is the hashed content with prevHash and hash appended: the content is not re-encoded. */
+export function ndjsonLine(r: ChainedRecord): string {
+  return `${r.content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}"}\n`;
+}
+
+export function fromNdjsonLine(line: string): VerifiableRecord {
+  const { prevHash, hash, ...content } = JSON.parse(line) as Record<string, Json>;
+  return {
+    seq: Number(content.seq),
+    content: canonicalJson(content),
+    prevHash: String(prevHash),
+    hash: String(hash),
+  };
+}
+
+export const CSV_COLUMNS = [
+  'seq',
+  'recorded_at',
+  'type',
+  'account_id',
+  'outcome',
+  'data',
+  'prev_hash',
+  'hash',
+] as const;
+export const CSV_HEADER = stringify([[...CSV_COLUMNS]]);
+
+/** CSV rows: the content's fields as columns, `data` as canonical JSON. */
+export function csvRows(records: readonly ChainedRecord[]): string {
+  return stringify(
+    records.map((r) => {
+      const c = JSON.parse(r.content) as { recordedAt: string; data: Json };
+      return [
+        r.seq,
+        c.recordedAt,
+        r.type,
+        r.accountId ?? '',
+        r.outcome ?? '',
+        canonicalJson(c.data),
+        r.prevHash,
+        r.hash,
+      ];
+    }),
+  );
+}
+
+/** One CSV line (a record never spans lines: its JSON holds no raw line breaks). */
+export function fromCsvLine(line: string): VerifiableRecord {
+  const [row] = parseCsv(line, { columns: [...CSV_COLUMNS] }) as Record<(typeof CSV_COLUMNS)[number], string>[];
+  if (!row) throw new Error('empty CSV line');
+  const seq = Number(row.seq);
+  const content = canonicalJson({
+    seq,
+    recordedAt: row.recorded_at,
+    type: row.type,
+    accountId: row.account_id || null,
+    outcome: row.outcome || null,
+    data: JSON.parse(row.data) as Json,
+  });
+  return { seq, content, prevHash: row.prev_hash, hash: row.hash };
+}

@@ -1,0 +1,54 @@
+/**
+ * The audit component's public interface: other components import audit only from here.
+ *
+ * - the record vocabulary: one discriminated union of every record kind, typed builders, one parser;
+ * - the writer: group commit for decisions, `appendWithin` for records that commit with a change;
+ * - the read side: events, the consent change feed, account activity, checkpoints, exports;
+ * - the file formats and verifiers that `optgate audit verify` runs offline.
+ */
+export { auditJobs } from './audit.jobs';
+export { auditRouter } from './audit.router';
+export { auditRoutes } from './audit.schema';
+export { type AuditEventView, AuditService, type ConsentEventLookup } from './audit.service';
+export { AuditWriter, appendWithin } from './audit.writer';
+export {
+  canonicalJson,
+  chainHash,
+  GENESIS_HASH,
+  type Json,
+  prepare,
+  seal,
+  type Unchained,
+  type VerifiableRecord,
+} from './chain';
+export { ExportService } from './export.service';
+export {
+  CHECKPOINT_TYP,
+  type CheckpointPayload,
+  CSV_COLUMNS,
+  checkpointPayloadSchema,
+  type ExportFilters,
+  exportFiltersSchema,
+  fromCsvLine,
+  fromNdjsonLine,
+  MANIFEST_TYP,
+  type ManifestPayload,
+  manifestPayloadSchema,
+  ndjsonLine,
+} from './formats';
+export {
+  type AuditDraft,
+  AuditFormatError,
+  type AuditRecord,
+  type AuditType,
+  type CategoryVerdict,
+  consentEventRecord,
+  type DecisionInput,
+  decisionRecord,
+  parseRecord,
+  type StaffActionData,
+  staffActionRecord,
+} from './records';
+export { ChainVerifier } from './verify';
+export { verifyDatabase } from './verify-db';
+export { verifyExportFile } from './verify-file';

@@ -1,0 +1,231 @@
+import { z } from 'zod';
+import {
+  type AllowReason,
+  accountId,
+  actorType,
+  allowReason,
+  channel,
+  consentEventKind,
+  type DecisionEndpoint,
+  type DenyReason,
+  decisionEndpoint,
+  denyReason,
+} from '../platform/vocabulary';
+import { exportFiltersSchema } from './formats';
+
+/**
+ * Every kind of audit record, as one discriminated union: what producers build (with the builders
+ * below) and what consumers read (with `parseRecord`, the one parser). A field renamed in a
+ * producer fails the schema, not silently the change feed: the schemas are strict.
+ *
+ * Times are ISO 8601 strings in UTC and integers only, because records are hashed as canonical
+ * JSON (chain.ts).
+ */
+
+const isoTime = z.iso.datetime();
+const uuid = z.uuid();
+
+const decisionResult = z.discriminatedUnion('allow', [
+  z.strictObject({
+    category: z.string(),
+    allow: z.literal(true),
+    reason: allowReason,
+    consentId: uuid.optional(),
+    expiresAt: isoTime.optional(),
+  }),
+  z.strictObject({ category: z.string(), allow: z.literal(false), reason: denyReason }),
+]);
+
+/** One account judged: the request's shared fields and this account's verdict. */
+export const decisionData = z.strictObject({
+  decisionId: uuid,
+  endpoint: decisionEndpoint,
+  clientId: z.string(),
+  requestId: z.string(),
+  purpose: z.string(),
+  categories: z.array(z.string()),
+  recipient: z.string().optional(),
+  reference: z.string().optional(),
+  evaluatedAt: isoTime,
+  validUntil: isoTime.optional(),
+  results: z.array(decisionResult),
+});
+
+export const consentEventData = z.strictObject({
+  eventId: uuid,
+  kind: consentEventKind,
+  purpose: z.string(),
+  category: z.string(),
+  channel,
+  actorType,
+  actorId: z.string().optional(),
+  clientId: z.string().optional(),
+  noticeVersion: z.string(),
+  noticeSha256: z.string(),
+  occurredAt: isoTime,
+  expiresAt: isoTime.optional(),
+  requestId: z.string().optional(),
+  ipHash: z.string().optional(),
+  userAgentHash: z.string().optional(),
+});
+
+/** Who acted: a token subject, or `cli:<operating-system user>` for the CLI. */
+const actor = z.string().min(1);
+
+export const staffActionData = z.discriminatedUnion('action', [
+  z.strictObject({
+    action: z.literal('accounts_upserted'),
+    actor,
+    upserted: z.int().min(0),
+    changed: z.int().min(0),
+    closed: z.int().min(0),
+  }),
+  z.strictObject({
+    action: z.literal('export_requested'),
+    actor,
+    exportId: uuid,
+    format: z.enum(['ndjson', 'csv']),
+    filters: exportFiltersSchema,
+  }),
+  z.strictObject({
+    action: z.literal('token_issued'),
+    actor,
+    subject: z.string(),
+    scopes: z.array(z.string()),
+    purposes: z.array(z.string()),
+    ttlSeconds: z.int().positive(),
+    jti: uuid,
+  }),
+  z.strictObject({ action: z.literal('portal_link_issued'), actor, ttlSeconds: z.int().positive(), jti: uuid }),
+]);
+
+const placed = { seq: z.int().positive(), recordedAt: isoTime };
+
+export const auditRecordSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    ...placed,
+    type: z.literal('decision'),
+    accountId,
+    outcome: z.enum(['allow', 'deny']),
+    data: decisionData,
+  }),
+  z.strictObject({ ...placed, type: z.literal('consent_event'), accountId, outcome: z.null(), data: consentEventData }),
+  z.strictObject({
+    ...placed,
+    type: z.literal('staff_action'),
+    accountId: accountId.nullable(),
+    outcome: z.null(),
+    data: staffActionData,
+  }),
+]);
+
+/** A record as it was hashed: its place in the chain and what it says. */
+export type AuditRecord = z.infer<typeof auditRecordSchema>;
+export type AuditType = AuditRecord['type'];
+export type DecisionData = z.infer<typeof decisionData>;
+export type ConsentEventData = z.infer<typeof consentEventData>;
+export type StaffActionData = z.infer<typeof staffActionData>;
+export type StaffAction = StaffActionData['action'];
+
+/** Omit that keeps a union discriminated. */
+export type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What a producer records; the writer gives it its place in the chain (seq, recordedAt). */
+export type AuditDraft = OmitEach<AuditRecord, 'seq' | 'recordedAt'>;
+
+export class AuditFormatError extends Error {}
+
+/** The one parser: a record's hashed content (canonical JSON) to its typed form. Throws AuditFormatError. */
+export function parseRecord(content: string): AuditRecord {
+  let json: unknown;
+  try {
+    json = JSON.parse(content);
+  } catch {
+    throw new AuditFormatError('not JSON');
+  }
+  const r = auditRecordSchema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new AuditFormatError(`not an audit record: ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  return r.data;
+}
+
+// ---- builders: typed in, JSON-ready out ----
+
+/** One category's verdict, as the engine gives it. */
+export type CategoryVerdict =
+  | {
+      readonly category: string;
+      readonly allow: true;
+      readonly reason: AllowReason;
+      readonly consentId?: string;
+      readonly expiresAt?: Date;
+    }
+  | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
+
+export interface DecisionInput {
+  readonly decisionId: string;
+  readonly endpoint: DecisionEndpoint;
+  readonly clientId: string;
+  readonly requestId: string;
+  readonly purpose: string;
+  readonly categories: readonly string[];
+  readonly recipient?: string;
+  readonly reference?: string;
+  readonly evaluatedAt: Date;
+  readonly allow: boolean;
+  /** Present for an allow. */
+  readonly validUntil?: Date;
+  readonly results: readonly CategoryVerdict[];
+}
+
+export function decisionRecord(accountId: string, d: DecisionInput): AuditDraft {
+  return {
+    type: 'decision',
+    accountId,
+    outcome: d.allow ? 'allow' : 'deny',
+    data: {
+      decisionId: d.decisionId,
+      endpoint: d.endpoint,
+      clientId: d.clientId,
+      requestId: d.requestId,
+      purpose: d.purpose,
+      categories: [...d.categories],
+      recipient: d.recipient,
+      reference: d.reference,
+      evaluatedAt: d.evaluatedAt.toISOString(),
+      validUntil: d.allow ? d.validUntil?.toISOString() : undefined,
+      results: d.results.map((r) =>
+        r.allow
+          ? {
+              category: r.category,
+              allow: true,
+              reason: r.reason,
+              consentId: r.consentId,
+              expiresAt: r.expiresAt?.toISOString(),
+            }
+          : { category: r.category, allow: false, reason: r.reason },
+      ),
+    },
+  };
+}
+
+export interface ConsentEventInput extends Omit<ConsentEventData, 'occurredAt' | 'expiresAt'> {
+  readonly accountId: string;
+  readonly occurredAt: Date;
+  readonly expiresAt?: Date;
+}
+
+export function consentEventRecord({ accountId, occurredAt, expiresAt, ...e }: ConsentEventInput): AuditDraft {
+  return {
+    type: 'consent_event',
+    accountId,
+    outcome: null,
+    data: { ...e, occurredAt: occurredAt.toISOString(), expiresAt: expiresAt?.toISOString() },
+  };
+}
+
+/** A staff action; `accountId` when it concerns one account (a sign-in link, an export of one account's records). */
+export function staffActionRecord(data: StaffActionData, accountId: string | null = null): AuditDraft {
+  return { type: 'staff_action', accountId, outcome: null, data };
+}

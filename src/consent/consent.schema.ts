@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { defineRoute } from '../platform/http/route';
+import { accountId, consentEventKind, consentState } from '../platform/vocabulary';
+
+export const accountParam = z.strictObject({ accountId });
+
+export const changeSetSchema = z.strictObject({
+  channel: z.enum(['api', 'call_center', 'point_of_sale'], {
+    error: 'must be api, call_center or point_of_sale (portal changes are made in the portal)',
+  }),
+  actor: z.union([
+    z.literal('subscriber').transform(() => ({ type: 'subscriber' as const })),
+    z.strictObject({ type: z.literal('subscriber') }),
+    z.strictObject({ type: z.literal('staff'), id: z.string().min(1).max(128) }),
+  ]),
+  noticeVersion: z.string().min(1).max(32),
+  affirmative: z
+    .boolean()
+    .default(false)
+    .describe('The subscriber made an express, affirmative act: needed for a grant'),
+  changes: z
+    .array(
+      z.strictObject({
+        purpose: z.string().min(1).max(64),
+        category: z.string().min(1).max(64),
+        choice: z.enum(['grant', 'revoke', 'opt_out', 'withdraw_opt_out']),
+        expiresAt: z.iso
+          .datetime({ offset: true })
+          .transform((s) => new Date(s))
+          .optional(),
+      }),
+    )
+    .min(1)
+    .max(200),
+});
+
+const isoTime = z.iso.datetime();
+const consentView = z.object({
+  purpose: z.string(),
+  category: z.string(),
+  state: consentState,
+  consentId: z.uuid(),
+  noticeVersion: z.string(),
+  grantedAt: isoTime.optional(),
+  expiresAt: isoTime.optional(),
+  revokedAt: isoTime.optional(),
+  updatedAt: isoTime,
+});
+
+export const consentRoutes = {
+  current: defineRoute({
+    method: 'get',
+    path: '/v1/accounts/{accountId}/consents',
+    operationId: 'getConsents',
+    summary: 'Current consent state per purpose × category',
+    tag: 'consents',
+    scopes: ['decisions', 'consents:write'],
+    params: accountParam,
+    responses: {
+      200: { description: "The account's consents", schema: z.object({ accountId, consents: z.array(consentView) }) },
+    },
+    problems: [404],
+  }),
+  record: defineRoute({
+    method: 'put',
+    path: '/v1/accounts/{accountId}/consents',
+    operationId: 'recordConsents',
+    summary: 'Record consent changes made through a channel other than the portal',
+    description: 'All changes are recorded, or none. A grant needs `affirmative: true`.',
+    tag: 'consents',
+    scopes: ['consents:write'],
+    params: accountParam,
+    body: { schema: changeSetSchema, limit: '256kb' },
+    responses: {
+      200: {
+        description: 'The events recorded and the state they leave',
+        schema: z.object({
+          accountId,
+          events: z.array(
+            z.object({
+              eventId: z.uuid(),
+              seq: z.string(),
+              purpose: z.string(),
+              category: z.string(),
+              kind: consentEventKind,
+              occurredAt: isoTime,
+              expiresAt: isoTime.optional(),
+            }),
+          ),
+          consents: z.array(consentView),
+        }),
+      },
+    },
+    problems: [404],
+  }),
+};

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+/**
+ * The words every component shares, and that public formats (the API, audit records, exports)
+ * are written in. Each list is one zod enum, so that a schema and its type cannot disagree; the
+ * database's CHECK constraints hold the same lists.
+ */
+
+export const accountStatus = z.enum(['active', 'closed']);
+export type AccountStatus = z.infer<typeof accountStatus>;
+
+/** An event in an account's consent history. */
+export const consentEventKind = z.enum([
+  'granted',
+  'renewed',
+  'revoked',
+  'declined',
+  'expired',
+  'opted_out',
+  'opt_out_withdrawn',
+]);
+export type ConsentEventKind = z.infer<typeof consentEventKind>;
+
+/**
+ * The current state of one account × purpose × category. `declined`: the subscriber said no and
+ * never had an active opt-in; `not_opted_out`: an opt-out was withdrawn.
+ */
+export const consentState = z.enum(['granted', 'revoked', 'declined', 'expired', 'opted_out', 'not_opted_out']);
+export type ConsentState = z.infer<typeof consentState>;
+
+export const actorType = z.enum(['subscriber', 'staff', 'system']);
+export type ActorType = z.infer<typeof actorType>;
+
+export const channel = z.enum(['portal', 'api', 'call_center', 'point_of_sale', 'system']);
+export type Channel = z.infer<typeof channel>;
+
+export const outcome = z.enum(['allow', 'deny']);
+export type Outcome = z.infer<typeof outcome>;
+
+export const allowReason = z.enum(['exception', 'consent_granted', 'not_opted_out']);
+export type AllowReason = z.infer<typeof allowReason>;
+
+export const denyReason = z.enum([
+  'exception_not_applicable',
+  'no_consent',
+  'consent_revoked',
+  'consent_expired',
+  'notice_superseded',
+  'opted_out',
+  'unknown_account',
+  'account_closed',
+  'unknown_purpose',
+  'unknown_category',
+]);
+export type DenyReason = z.infer<typeof denyReason>;
+
+/** Where a decision was asked: one account, a batch, or the streaming filter. */
+export const decisionEndpoint = z.enum(['single', 'batch', 'filter']);
+export type DecisionEndpoint = z.infer<typeof decisionEndpoint>;
+
+/** An account id: 1–64 letters, digits, ".", "_" or "-" (the accounts table checks the same). */
+export const ACCOUNT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export const accountId = z.string().regex(ACCOUNT_ID, 'must be 1–64 letters, digits, ".", "_" or "-"');

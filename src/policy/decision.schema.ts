@@ -1,0 +1,123 @@
+import { z } from 'zod';
+import { defineRoute } from '../platform/http/route';
+import { accountId, allowReason, denyReason } from '../platform/vocabulary';
+
+// Free text goes into the audit record: no control characters.
+const printable = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters');
+const common = {
+  purpose: z.string().min(1).max(64),
+  categories: z.array(z.string().min(1).max(64)).min(1).max(100),
+  recipient: printable.optional(),
+  reference: printable.optional().describe('A court order reference, where the purpose needs one'),
+};
+export const decisionRequestSchema = z.strictObject({ accountId, ...common });
+// No upper bound here: the service answers 413 past its limit.
+export const batchRequestSchema = z.strictObject({
+  accountIds: z.array(accountId).min(1).describe('At most 10,000 (more is 413); answered in this order'),
+  ...common,
+});
+
+export const filterQuerySchema = z.strictObject({
+  purpose: common.purpose,
+  categories: z
+    .string()
+    .transform((s) => s.split(',').filter(Boolean))
+    .pipe(common.categories)
+    .describe('Comma-separated'),
+  accountField: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a field name')
+    .default('accountId')
+    .describe("The record's field holding the account id"),
+  recipient: common.recipient,
+  reference: common.reference,
+});
+
+const isoTime = z.iso.datetime();
+const categoryResult = z.discriminatedUnion('allow', [
+  z.object({
+    category: z.string(),
+    allow: z.literal(true),
+    reason: allowReason,
+    consentId: z.uuid().optional(),
+    expiresAt: isoTime.optional(),
+  }),
+  z.object({ category: z.string(), allow: z.literal(false), reason: denyReason }),
+]);
+
+export const decisionResponseSchema = z.object({
+  decisionId: z.uuid(),
+  accountId,
+  purpose: z.string(),
+  allow: z.boolean(),
+  evaluatedAt: isoTime,
+  validUntil: isoTime.optional().describe('An allow may be reused until then, never beyond'),
+  results: z.array(categoryResult),
+});
+
+export const batchResponseSchema = z.object({
+  decisionId: z.uuid(),
+  purpose: z.string(),
+  evaluatedAt: isoTime,
+  results: z.array(
+    z.object({
+      accountId,
+      allow: z.boolean(),
+      validUntil: isoTime.optional(),
+      denied: z.array(z.object({ category: z.string(), reason: denyReason })).optional(),
+    }),
+  ),
+});
+
+export const decisionRoutes = {
+  decide: defineRoute({
+    method: 'post',
+    path: '/v1/decisions',
+    operationId: 'decide',
+    summary: "May this account's data be used for this purpose?",
+    description: 'Allowed only if every category is; a deny names the reason per category.',
+    tag: 'decisions',
+    scopes: ['decisions'],
+    body: { schema: decisionRequestSchema, limit: '64kb' },
+    responses: { 200: { description: 'The decision', schema: decisionResponseSchema } },
+  }),
+  decideBatch: defineRoute({
+    method: 'post',
+    path: '/v1/decisions/batch',
+    operationId: 'decideBatch',
+    summary: 'The same question for up to 10,000 accounts',
+    tag: 'decisions',
+    scopes: ['decisions'],
+    // 10,000 account ids of up to 64 characters fit in 1 MB; 2 MB leaves room for the rest.
+    body: { schema: batchRequestSchema, limit: '2mb' },
+    responses: { 200: { description: 'One result per account, in request order', schema: batchResponseSchema } },
+  }),
+  filter: defineRoute({
+    method: 'post',
+    path: '/v1/filter',
+    operationId: 'filterRecords',
+    summary: 'NDJSON records in, only the allowed ones out, streamed',
+    description:
+      'Each account judged is audited. Lines without a valid account id are never passed on. A failure after ' +
+      'the first record cuts the response, so a partial stream cannot pass for a complete one. The body may be ' +
+      'sent with Content-Encoding gzip, deflate or br.',
+    tag: 'decisions',
+    scopes: ['decisions'],
+    query: filterQuerySchema,
+    stream: {
+      contentTypes: ['application/x-ndjson', 'application/jsonl', 'application/json', 'text/plain'],
+      description: 'One JSON object per line',
+    },
+    responses: {
+      200: {
+        description: 'The allowed records, byte for byte; counts as HTTP trailers',
+        contentType: 'application/x-ndjson',
+        headers: { trailer: 'x-optgate-received, x-optgate-allowed, x-optgate-invalid' },
+      },
+    },
+  }),
+};
