@@ -89,7 +89,8 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(
     requestId,
     accessLog(logger, metrics),
-    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at all.
+    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at
+    // all.
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -110,7 +111,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
       probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
       metrics,
       publicJwks: keys.publicJwks,
-      openapi: openApiDocument(API_ROUTES, config.portal.baseUrl),
+      openapi: openApiDocument(API_ROUTES),
       isShuttingDown,
     }),
   );

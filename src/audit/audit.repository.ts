@@ -81,8 +81,8 @@ export const insertByCopy =
     let tsv = '';
     for (const r of records) {
       const account = r.accountId === null ? '\\N' : copyText(r.accountId);
-      const at = r.recordedAt.toISOString();
-      tsv += `${r.seq}\t${at}\t${r.type}\t${account}\t${r.outcome ?? '\\N'}\t${copyText(r.content)}\t${r.prevHash}\t${r.hash}\n`;
+      const columns = [r.seq, r.recordedAt.toISOString(), r.type, account, r.outcome ?? '\\N', copyText(r.content)];
+      tsv += `${columns.join('\t')}\t${r.prevHash}\t${r.hash}\n`;
     }
     await pipeline(
       Readable.from([tsv]),

@@ -81,15 +81,17 @@ export interface PreparedDraft {
   readonly type: AuditType;
   readonly accountId: string | null;
   readonly outcome: Outcome | null;
-  /** Canonical JSON up to and including `"recordedAt":` (keys sort: accountId, data, outcome, recordedAt, seq, type). */
+  /**
+   * Canonical JSON up to and including `"recordedAt":` (keys sort: accountId, data, outcome, recordedAt, seq, type).
+   */
   readonly head: string;
   /** Canonical JSON from `,"type":` to the end. */
   readonly tail: string;
 }
 
 export function prepare(d: Unchained): PreparedDraft {
-  const accountId = canonicalJson(d.accountId);
-  const head = `{"accountId":${accountId},"data":${canonicalJson(d.data)},"outcome":${canonicalJson(d.outcome)},"recordedAt":`;
+  const [accountId, data, outcome] = [canonicalJson(d.accountId), canonicalJson(d.data), canonicalJson(d.outcome)];
+  const head = `{"accountId":${accountId},"data":${data},"outcome":${outcome},"recordedAt":`;
   return { type: d.type, accountId: d.accountId, outcome: d.outcome, head, tail: `,"type":${canonicalJson(d.type)}}` };
 }
 

@@ -48,7 +48,8 @@ export class ChainVerifier {
         return problem(
           r.seq,
           prev
-            ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, inserted or removed)`
+            ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, ` +
+                `inserted or removed)`
             : 'broken link: the first record does not follow the genesis hash',
         );
       }

@@ -111,7 +111,7 @@ const TAGS: Record<string, string> = {
   operations: 'Health, readiness, metrics, this description, public keys',
 };
 
-export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string): object {
+export function openApiDocument(routes: readonly RouteSpec[]): object {
   const paths: Record<string, Record<string, object>> = {};
   for (const r of routes) paths[r.path] = { ...paths[r.path], [r.method]: operation(r) };
   const used = new Set(routes.flatMap((r) => problemStatuses(r)));
@@ -123,9 +123,10 @@ export function openApiDocument(routes: readonly RouteSpec[], serverUrl: string)
       description:
         'ISP-side opt-in enforcement gateway: pipelines ask before they use subscriber data; no valid opt-in ' +
         '(or entitled statutory exception) means deny.',
-      license: { name: 'Proprietary' },
+      license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
     },
-    servers: [{ url: serverUrl, description: 'This deployment' }],
+    // Relative: the instance that serves this document serves the API.
+    servers: [{ url: '/', description: 'This deployment' }],
     tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
     paths,
     components: {

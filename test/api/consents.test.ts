@@ -34,7 +34,8 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
     expect(term).toBe(svc.config.catalog.consentTermDays * DAY);
 
     const { rows } = await svc.sql.query(
-      'select kind, channel, actor_type, actor_id, client_id, notice_sha256, request_id, ip_hash, user_agent_hash from consent_events where account_id = $1 order by id',
+      'select kind, channel, actor_type, actor_id, client_id, notice_sha256, request_id, ip_hash, ' +
+        'user_agent_hash from consent_events where account_id = $1 order by id',
       [id],
     );
     expect(rows).toHaveLength(2);

@@ -65,7 +65,8 @@ it('passes on only the allowed records, unchanged and in order, with counts as t
   expect(r.trailers).toMatchObject({ 'x-optgate-received': '6', 'x-optgate-allowed': '2', 'x-optgate-invalid': '2' });
   // Every account judged has its audit record.
   const { rows } = await svc.sql.query(
-    'select account_id, outcome from audit_records where type = \'decision\' and content like \'%"endpoint":"filter"%\' order by seq',
+    "select account_id, outcome from audit_records where type = 'decision' and content like " +
+      '\'%"endpoint":"filter"%\' order by seq',
   );
   expect(rows.map((x) => [x.account_id, x.outcome])).toEqual([
     [yes, 'allow'],

@@ -153,17 +153,21 @@ describe('the intact chain', () => {
     expect(new Set(seed.map((r) => r.type))).toEqual(new Set(['staff_action', 'consent_event', 'decision']));
   });
 
-  it('is gap-free 1..N, every prevHash links to the previous hash, every hash recomputes, the head is the last record', async () => {
-    expect(seed.map((r) => r.seq)).toEqual(seed.map((_, i) => i + 1));
-    expect(chainProblems(seed)).toEqual([]);
-    await withPool(await copy(), async (p) => {
-      const head = (await p.query('select seq, hash from audit_head')).rows[0];
-      expect(Number(head.seq)).toBe(seed.length);
-      expect(head.hash).toBe(seed.at(-1)!.hash);
-      const cps = (await p.query('select seq, hash from audit_checkpoints order by seq')).rows;
-      for (const cp of cps) expect(cp.hash).toBe(at(Number(cp.seq)).hash);
-    });
-  });
+  it(
+    'is gap-free 1..N, every prevHash links to the previous hash, every hash recomputes, the head is the last ' +
+      'record',
+    async () => {
+      expect(seed.map((r) => r.seq)).toEqual(seed.map((_, i) => i + 1));
+      expect(chainProblems(seed)).toEqual([]);
+      await withPool(await copy(), async (p) => {
+        const head = (await p.query('select seq, hash from audit_head')).rows[0];
+        expect(Number(head.seq)).toBe(seed.length);
+        expect(head.hash).toBe(seed.at(-1)!.hash);
+        const cps = (await p.query('select seq, hash from audit_checkpoints order by seq')).rows;
+        for (const cp of cps) expect(cp.hash).toBe(at(Number(cp.seq)).hash);
+      });
+    },
+  );
 
   it('recorded_at never goes backwards along the chain', () => {
     for (let i = 1; i < seed.length; i++)
@@ -225,7 +229,8 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     const target = seed.find((r) => r.type === 'decision' && r.outcome === 'allow' && r.seq > 3 && r.seq < c1)!;
     await asAttacker(url, (c) =>
       c.query(
-        `update audit_records set content = replace(content, '"purpose":"ad_targeting"', '"purpose":"fraud_protection"') where seq = $1`,
+        `update audit_records set content = replace(content, '"purpose":"ad_targeting"', ` +
+          `'"purpose":"fraud_protection"') where seq = $1`,
         [target.seq],
       ),
     );
@@ -291,7 +296,8 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       await c.query('update audit_records set seq = seq + 1000000 where seq >= $1', [k]);
       await c.query('update audit_records set seq = seq - 999999 where seq >= 1000000');
       await c.query(
-        `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) values ($1, $2, 'decision', $3, 'allow', $4, $5, $6)`,
+        `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) ` +
+          `values ($1, $2, 'decision', $3, 'allow', $4, $5, $6)`,
         [k, before.recordedAt, before.accountId ?? 'A-forged', forged, before.hash, chainHash(before.hash, forged)],
       );
       await c.query('update audit_head set seq = seq + 1');
@@ -308,18 +314,23 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
   });
 
   // The chain is checked page by page and the checkpoints along it: the report names the earliest bad sequence.
-  it('an inserted record before a checkpoint: the report still names the first bad sequence, not the checkpoint', async () => {
-    const url = await copy();
-    const k = c1 + 3;
-    await insertAt(url, k);
-    await expectTampered(url, k + 1);
-  });
+  it(
+    'an inserted record before a checkpoint: the report still names the first bad sequence, not the ' + 'checkpoint',
+    async () => {
+      const url = await copy();
+      const k = c1 + 3;
+      await insertAt(url, k);
+      await expectTampered(url, k + 1);
+    },
+  );
 
   it('two records swapped (contents, hashes and columns exchanged)', async () => {
     const url = await copy();
     const [x, y] = [at(9), at(10)];
     await asAttacker(url, async (c) => {
-      const set = `update audit_records set recorded_at = $2, type = $3, account_id = $4, outcome = $5, content = $6, prev_hash = $7, hash = $8 where seq = $1`;
+      const set =
+        `update audit_records set recorded_at = $2, type = $3, account_id = $4, outcome = $5, content ` +
+        `= $6, prev_hash = $7, hash = $8 where seq = $1`;
       await c.query(set, [x.seq, y.recordedAt, y.type, y.accountId, y.outcome, y.content, y.prevHash, y.hash]);
       await c.query(set, [y.seq, x.recordedAt, x.type, x.accountId, x.outcome, x.content, x.prevHash, x.hash]);
     });
@@ -333,35 +344,38 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     await expectTampered(url, deny.seq, /altered: the filter columns differ from the hashed content/);
   });
 
-  it('a chain rewritten from seq 5 with every hash recomputed and the head moved: caught by the signed checkpoint', async () => {
-    const url = await copy();
-    await asAttacker(url, async (c) => {
-      let prev = at(4).hash;
-      for (const r of seed.filter((x) => x.seq >= 5)) {
-        const content =
-          r.seq === 5
-            ? r.content
-                .replace(/"outcome":"(allow|deny)"/, '"outcome":"allow"')
-                .replace('"purpose":"ad_targeting"', '"purpose":"data_sale"')
-            : r.content;
-        const hash = chainHash(prev, content);
-        await c.query('update audit_records set content = $2, prev_hash = $3, hash = $4 where seq = $1', [
-          r.seq,
-          content,
-          prev,
-          hash,
-        ]);
-        prev = hash;
-      }
-      await c.query('update audit_head set hash = $1', [prev]);
-    });
-    // Every link and hash is consistent again; only the signature over the head at c1 tells.
-    await expectTampered(
-      url,
-      c1,
-      new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the record's hash differs from the signed one`),
-    );
-  });
+  it(
+    'a chain rewritten from seq 5 with every hash recomputed and the head moved: caught by the signed ' + 'checkpoint',
+    async () => {
+      const url = await copy();
+      await asAttacker(url, async (c) => {
+        let prev = at(4).hash;
+        for (const r of seed.filter((x) => x.seq >= 5)) {
+          const content =
+            r.seq === 5
+              ? r.content
+                  .replace(/"outcome":"(allow|deny)"/, '"outcome":"allow"')
+                  .replace('"purpose":"ad_targeting"', '"purpose":"data_sale"')
+              : r.content;
+          const hash = chainHash(prev, content);
+          await c.query('update audit_records set content = $2, prev_hash = $3, hash = $4 where seq = $1', [
+            r.seq,
+            content,
+            prev,
+            hash,
+          ]);
+          prev = hash;
+        }
+        await c.query('update audit_head set hash = $1', [prev]);
+      });
+      // Every link and hash is consistent again; only the signature over the head at c1 tells.
+      await expectTampered(
+        url,
+        c1,
+        new RegExp(`checkpoint\\s+FAILED: seq ${c1}: the record's hash differs from the signed one`),
+      );
+    },
+  );
 
   describe('forged checkpoints', () => {
     it('a checkpoint row signed with another key (claiming the service key id): FAILED checkpoint', async () => {

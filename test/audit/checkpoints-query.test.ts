@@ -55,36 +55,45 @@ describe('checkpoints', () => {
     expect(new Set(signed).size).toBe(3);
   });
 
-  it('GET /v1/audit/checkpoints: newest first, cursor-paginated, each JWS verifies against /.well-known/jwks.json and signs the chain record at its seq', async () => {
-    const jwks = (await call(svc.url, 'GET', '/.well-known/jwks.json')).body as JSONWebKeySet;
-    const keys = createLocalJWKSet(jwks);
-    const listed: any[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const r: any = await get(`/v1/audit/checkpoints?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(r.status).toBe(200);
-      expect(r.body.checkpoints.length).toBeLessThanOrEqual(2);
-      listed.push(...r.body.checkpoints);
-      cursor = r.body.nextCursor;
-      pages++;
-    } while (cursor);
-    expect(pages).toBeGreaterThanOrEqual(2);
+  it(
+    'GET /v1/audit/checkpoints: newest first, cursor-paginated, each JWS verifies against ' +
+      '/.well-known/jwks.json and signs the chain record at its seq',
+    async () => {
+      const jwks = (await call(svc.url, 'GET', '/.well-known/jwks.json')).body as JSONWebKeySet;
+      const keys = createLocalJWKSet(jwks);
+      const listed: any[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const r: any = await get(`/v1/audit/checkpoints?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(r.status).toBe(200);
+        expect(r.body.checkpoints.length).toBeLessThanOrEqual(2);
+        listed.push(...r.body.checkpoints);
+        cursor = r.body.nextCursor;
+        pages++;
+      } while (cursor);
+      expect(pages).toBeGreaterThanOrEqual(2);
 
-    const inDb = (await svc.sql.query('select seq, hash, kid, jws from audit_checkpoints order by seq desc')).rows;
-    expect(listed.map((c) => c.seq)).toEqual(inDb.map((c) => Number(c.seq)));
-    expect(listed.map((c) => c.seq)).toEqual(expect.arrayContaining(signed));
+      const inDb = (await svc.sql.query('select seq, hash, kid, jws from audit_checkpoints order by seq desc')).rows;
+      expect(listed.map((c) => c.seq)).toEqual(inDb.map((c) => Number(c.seq)));
+      expect(listed.map((c) => c.seq)).toEqual(expect.arrayContaining(signed));
 
-    const records = new Map((await auditRows(svc.sql)).map((r) => [r.seq, r]));
-    for (const c of listed) {
-      const { payload, protectedHeader } = await compactVerify(c.jws, keys);
-      expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: CHECKPOINT_TYP, kid: jwks.keys[0]!.kid });
-      const body = JSON.parse(new TextDecoder().decode(payload));
-      expect(body).toEqual({ iss: 'optgate', seq: c.seq, hash: c.hash, signedAt: new Date(c.signedAt).toISOString() });
-      expect(body.hash).toBe(records.get(body.seq)!.hash);
-      expect(c.kid).toBe(jwks.keys[0]!.kid);
-    }
-  });
+      const records = new Map((await auditRows(svc.sql)).map((r) => [r.seq, r]));
+      for (const c of listed) {
+        const { payload, protectedHeader } = await compactVerify(c.jws, keys);
+        expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: CHECKPOINT_TYP, kid: jwks.keys[0]!.kid });
+        const body = JSON.parse(new TextDecoder().decode(payload));
+        expect(body).toEqual({
+          iss: 'optgate',
+          seq: c.seq,
+          hash: c.hash,
+          signedAt: new Date(c.signedAt).toISOString(),
+        });
+        expect(body.hash).toBe(records.get(body.seq)!.hash);
+        expect(c.kid).toBe(jwks.keys[0]!.kid);
+      }
+    },
+  );
 
   it('limit bounds and cursor validation', async () => {
     expect((await get('/v1/audit/checkpoints?limit=1000')).status).toBe(200);
@@ -111,117 +120,120 @@ describe('GET /v1/audit/events', () => {
     return out;
   }
 
-  describe("the regulator's question: every allowed use of X's data between T1 and T2, and the consent behind each", () => {
-    let x: string;
-    let y: string;
-    let t1: string;
-    let t2: string;
-    const inWindow: { decisionId: string; consentIds: string[] }[] = [];
-    const events: Record<string, any> = {};
+  describe(
+    "the regulator's question: every allowed use of X's data between T1 and T2, and the consent behind " + 'each',
+    () => {
+      let x: string;
+      let y: string;
+      let t1: string;
+      let t2: string;
+      const inWindow: { decisionId: string; consentIds: string[] }[] = [];
+      const events: Record<string, any> = {};
 
-    beforeAll(async () => {
-      [x, y] = [await createAccount(svc, admin), await createAccount(svc, admin)];
-      const grant = async (category: string) => {
-        const r = await putConsents(svc, admin, x, [{ purpose: 'ad_targeting', category, choice: 'grant' }]);
+      beforeAll(async () => {
+        [x, y] = [await createAccount(svc, admin), await createAccount(svc, admin)];
+        const grant = async (category: string) => {
+          const r = await putConsents(svc, admin, x, [{ purpose: 'ad_targeting', category, choice: 'grant' }]);
+          expect(r.status).toBe(200);
+          return r.body.events[0];
+        };
+        const allowX = async (categories: string[], purpose = 'ad_targeting') => {
+          const r = await decide(svc, admin, { accountId: x, purpose, categories });
+          expect(r.body.allow).toBe(true);
+          return r.body;
+        };
+        // Before the window.
+        events.g1 = await grant('web_browsing_history');
+        await allowX(['web_browsing_history']);
+        await decide(svc, admin, { accountId: y, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
+        await sleep(15);
+        t1 = new Date().toISOString();
+        await sleep(15);
+
+        // In the window: allows relying on different consent events, an exception, denials, a batch.
+        const d1 = await allowX(['web_browsing_history']);
+        inWindow.push({ decisionId: d1.decisionId, consentIds: [events.g1.eventId] });
+        events.g2 = await grant('name');
+        const d2 = await allowX(['web_browsing_history', 'name']);
+        inWindow.push({ decisionId: d2.decisionId, consentIds: [events.g1.eventId, events.g2.eventId] });
+        events.g3 = await grant('web_browsing_history'); // renewed
+        expect(events.g3.kind).toBe('renewed');
+        const d3 = await allowX(['web_browsing_history']);
+        inWindow.push({ decisionId: d3.decisionId, consentIds: [events.g3.eventId] });
+        const batch = await call(svc.url, 'POST', '/v1/decisions/batch', {
+          token: admin,
+          body: { purpose: 'ad_targeting', categories: ['name'], accountIds: [y, x] },
+        });
+        expect(batch.body.results.map((r: { allow: boolean }) => r.allow)).toEqual([false, true]);
+        inWindow.push({ decisionId: batch.body.decisionId, consentIds: [events.g2.eventId] });
+        const d4 = await allowX(['ip_addresses'], 'fraud_protection');
+        inWindow.push({ decisionId: d4.decisionId, consentIds: [] });
+        expect(
+          (await decide(svc, admin, { accountId: x, purpose: 'data_sale', categories: ['name'] })).body.allow,
+        ).toBe(false);
+        await putConsents(
+          svc,
+          admin,
+          x,
+          [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
+          { affirmative: false },
+        );
+        expect(
+          (await decide(svc, admin, { accountId: x, purpose: 'ad_targeting', categories: ['web_browsing_history'] }))
+            .body.allow,
+        ).toBe(false);
+        await sleep(15);
+        t2 = new Date().toISOString();
+        await sleep(15);
+
+        // After the window.
+        await grant('web_browsing_history');
+        await allowX(['web_browsing_history']);
+      });
+
+      it('one call returns exactly the allows in [T1, T2), each with the consent events it relied on', async () => {
+        const r = await get(
+          `/v1/audit/events?accountId=${x}&type=decision&outcome=allow&from=${t1}&to=${t2}&include=consents`,
+        );
         expect(r.status).toBe(200);
-        return r.body.events[0];
-      };
-      const allowX = async (categories: string[], purpose = 'ad_targeting') => {
-        const r = await decide(svc, admin, { accountId: x, purpose, categories });
-        expect(r.body.allow).toBe(true);
-        return r.body;
-      };
-      // Before the window.
-      events.g1 = await grant('web_browsing_history');
-      await allowX(['web_browsing_history']);
-      await decide(svc, admin, { accountId: y, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
-      await sleep(15);
-      t1 = new Date().toISOString();
-      await sleep(15);
-
-      // In the window: allows relying on different consent events, an exception, denials, a batch.
-      const d1 = await allowX(['web_browsing_history']);
-      inWindow.push({ decisionId: d1.decisionId, consentIds: [events.g1.eventId] });
-      events.g2 = await grant('name');
-      const d2 = await allowX(['web_browsing_history', 'name']);
-      inWindow.push({ decisionId: d2.decisionId, consentIds: [events.g1.eventId, events.g2.eventId] });
-      events.g3 = await grant('web_browsing_history'); // renewed
-      expect(events.g3.kind).toBe('renewed');
-      const d3 = await allowX(['web_browsing_history']);
-      inWindow.push({ decisionId: d3.decisionId, consentIds: [events.g3.eventId] });
-      const batch = await call(svc.url, 'POST', '/v1/decisions/batch', {
-        token: admin,
-        body: { purpose: 'ad_targeting', categories: ['name'], accountIds: [y, x] },
-      });
-      expect(batch.body.results.map((r: { allow: boolean }) => r.allow)).toEqual([false, true]);
-      inWindow.push({ decisionId: batch.body.decisionId, consentIds: [events.g2.eventId] });
-      const d4 = await allowX(['ip_addresses'], 'fraud_protection');
-      inWindow.push({ decisionId: d4.decisionId, consentIds: [] });
-      expect((await decide(svc, admin, { accountId: x, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(
-        false,
-      );
-      await putConsents(
-        svc,
-        admin,
-        x,
-        [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
-        { affirmative: false },
-      );
-      expect(
-        (await decide(svc, admin, { accountId: x, purpose: 'ad_targeting', categories: ['web_browsing_history'] })).body
-          .allow,
-      ).toBe(false);
-      await sleep(15);
-      t2 = new Date().toISOString();
-      await sleep(15);
-
-      // After the window.
-      await grant('web_browsing_history');
-      await allowX(['web_browsing_history']);
-    });
-
-    it('one call returns exactly the allows in [T1, T2), each with the consent events it relied on', async () => {
-      const r = await get(
-        `/v1/audit/events?accountId=${x}&type=decision&outcome=allow&from=${t1}&to=${t2}&include=consents`,
-      );
-      expect(r.status).toBe(200);
-      expect(r.body.nextCursor).toBeNull();
-      expect(r.body.events.map((e: any) => e.data.decisionId)).toEqual(inWindow.map((d) => d.decisionId));
-      for (const [i, e] of r.body.events.entries()) {
-        expect(e).toMatchObject({ type: 'decision', outcome: 'allow', accountId: x });
-        expect(e.recordedAt >= t1 && e.recordedAt < t2).toBe(true);
-        expect(e.seq).toEqual(expect.any(Number));
-        expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
-        expect(e.consents.map((c: { eventId: string }) => c.eventId)).toEqual(inWindow[i]!.consentIds);
-        for (const c of e.consents) {
-          expect(c).toMatchObject({
-            accountId: x,
-            purpose: 'ad_targeting',
-            channel: 'call_center',
-            actorType: 'staff',
-            noticeVersion: 'v3',
-          });
-          expect(['granted', 'renewed']).toContain(c.kind);
-          expect(c.missing).toBeUndefined();
+        expect(r.body.nextCursor).toBeNull();
+        expect(r.body.events.map((e: any) => e.data.decisionId)).toEqual(inWindow.map((d) => d.decisionId));
+        for (const [i, e] of r.body.events.entries()) {
+          expect(e).toMatchObject({ type: 'decision', outcome: 'allow', accountId: x });
+          expect(e.recordedAt >= t1 && e.recordedAt < t2).toBe(true);
+          expect(e.seq).toEqual(expect.any(Number));
+          expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
+          expect(e.consents.map((c: { eventId: string }) => c.eventId)).toEqual(inWindow[i]!.consentIds);
+          for (const c of e.consents) {
+            expect(c).toMatchObject({
+              accountId: x,
+              purpose: 'ad_targeting',
+              channel: 'call_center',
+              actorType: 'staff',
+              noticeVersion: 'v3',
+            });
+            expect(['granted', 'renewed']).toContain(c.kind);
+            expect(c.missing).toBeUndefined();
+          }
         }
-      }
-      expect(r.body.events[2].consents[0]).toMatchObject({
-        eventId: events.g3.eventId,
-        kind: 'renewed',
-        category: 'web_browsing_history',
+        expect(r.body.events[2].consents[0]).toMatchObject({
+          eventId: events.g3.eventId,
+          kind: 'renewed',
+          category: 'web_browsing_history',
+        });
       });
-    });
 
-    it('the window bounds: `from` is inclusive, `to` exclusive', async () => {
-      const all = await allPages(`accountId=${x}`);
-      const first = all.find((e) => e.recordedAt >= t1)!;
-      const from = await allPages(`accountId=${x}&from=${first.recordedAt}`);
-      expect(from[0].seq).toBe(first.seq);
-      const to = await allPages(`accountId=${x}&to=${first.recordedAt}`);
-      expect(to.every((e) => e.recordedAt < first.recordedAt)).toBe(true);
-      expect(to.length + from.length).toBe(all.length);
-    });
-  });
+      it('the window bounds: `from` is inclusive, `to` exclusive', async () => {
+        const all = await allPages(`accountId=${x}`);
+        const first = all.find((e) => e.recordedAt >= t1)!;
+        const from = await allPages(`accountId=${x}&from=${first.recordedAt}`);
+        expect(from[0].seq).toBe(first.seq);
+        const to = await allPages(`accountId=${x}&to=${first.recordedAt}`);
+        expect(to.every((e) => e.recordedAt < first.recordedAt)).toBe(true);
+        expect(to.length + from.length).toBe(all.length);
+      });
+    },
+  );
 
   describe('filters match the database', () => {
     const cases: [string, string, unknown[]][] = [];

@@ -35,7 +35,8 @@ afterAll(async () => {
   await deleteRedisPrefix(env.REDIS_PREFIX);
 });
 
-it('every decision answered before a SIGKILL has its durable audit record; the chain verifies and continues after a restart', async () => {
+it('every decision answered before a SIGKILL has its durable audit record; the chain verifies and continues ' +
+  'after a restart', async () => {
   const port = await freePort();
   const child = await startProcess(env, port);
   children.push(child);
@@ -122,7 +123,8 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   // Every answer a client holds has its records: one per account, in request order, with the outcome it was told.
   const stored = new Map<string, { account_id: string; outcome: string }[]>();
   const { rows } = await sql.query(
-    `select content::jsonb -> 'data' ->> 'decisionId' as id, account_id, outcome from audit_records where type = 'decision' order by seq`,
+    `select content::jsonb -> 'data' ->> 'decisionId' as id, account_id, outcome from audit_records where type = ` +
+      `'decision' order by seq`,
   );
   for (const r of rows) stored.set(r.id, [...(stored.get(r.id) ?? []), r]);
   const missing = [...received.keys()].filter((id) => !stored.has(id));
@@ -135,7 +137,8 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   // Records of decisions whose answer was lost in the crash may exist; no answer exists without its record.
   expect(rows.length).toBeGreaterThanOrEqual(expectedRecords);
   console.log(
-    `crash test: ${received.size} decisions answered (${expectedRecords} records) before SIGKILL; ${rows.length} decision records stored; ${failures} requests cut off`,
+    `crash test: ${received.size} decisions answered (${expectedRecords} records) before SIGKILL; ${rows.length} ` +
+      `decision records stored; ${failures} requests cut off`,
   );
 
   expect(chainProblems(await auditRows(sql))).toEqual([]);

@@ -40,35 +40,38 @@ const count = async (where = 'true') =>
   Number((await svc.sql.query(`select count(*) from audit_records where ${where}`)).rows[0].count);
 
 describe('records written before the response', () => {
-  it('a single allow: its record is in the database when the answer arrives, citing the consents it relied on', async () => {
-    const r = await decide(svc, admin, {
-      accountId: granted,
-      purpose: 'ad_targeting',
-      categories: ['web_browsing_history', 'demographics'],
-      recipient: 'adco',
-    });
-    expect(r.status).toBe(200);
-    expect(r.body.allow).toBe(true);
-    const [rec, ...more] = await decisionRecords(svc.sql, r.body.decisionId);
-    expect(more).toHaveLength(0);
-    expect(rec).toMatchObject({ type: 'decision', outcome: 'allow', accountId: granted });
-    expect(rec!.data).toEqual({
-      decisionId: r.body.decisionId,
-      endpoint: 'single',
-      clientId: 'test-pipeline',
-      requestId: r.headers.get('x-request-id'),
-      purpose: 'ad_targeting',
-      categories: ['web_browsing_history', 'demographics'],
-      recipient: 'adco',
-      evaluatedAt: r.body.evaluatedAt,
-      validUntil: r.body.validUntil,
-      results: r.body.results,
-    });
-    expect(rec!.data.results.map((x: { consentId: string }) => x.consentId)).toEqual([
-      grantIds.web_browsing_history,
-      grantIds.demographics,
-    ]);
-  });
+  it(
+    'a single allow: its record is in the database when the answer arrives, citing the consents it ' + 'relied on',
+    async () => {
+      const r = await decide(svc, admin, {
+        accountId: granted,
+        purpose: 'ad_targeting',
+        categories: ['web_browsing_history', 'demographics'],
+        recipient: 'adco',
+      });
+      expect(r.status).toBe(200);
+      expect(r.body.allow).toBe(true);
+      const [rec, ...more] = await decisionRecords(svc.sql, r.body.decisionId);
+      expect(more).toHaveLength(0);
+      expect(rec).toMatchObject({ type: 'decision', outcome: 'allow', accountId: granted });
+      expect(rec!.data).toEqual({
+        decisionId: r.body.decisionId,
+        endpoint: 'single',
+        clientId: 'test-pipeline',
+        requestId: r.headers.get('x-request-id'),
+        purpose: 'ad_targeting',
+        categories: ['web_browsing_history', 'demographics'],
+        recipient: 'adco',
+        evaluatedAt: r.body.evaluatedAt,
+        validUntil: r.body.validUntil,
+        results: r.body.results,
+      });
+      expect(rec!.data.results.map((x: { consentId: string }) => x.consentId)).toEqual([
+        grantIds.web_browsing_history,
+        grantIds.demographics,
+      ]);
+    },
+  );
 
   it('a single deny: recorded with its reasons and no consent ids', async () => {
     const bare = await createAccount(svc, admin);
@@ -135,61 +138,71 @@ describe('records written before the response', () => {
     }
   });
 
-  it('free text with backslashes, quotes, tabs and non-ASCII is stored exactly as hashed (decisions and staff actions go in by COPY)', async () => {
-    const recipient = 'ad\\co "partner" \\N \\. — Zürich 😀';
-    const r = await decide(svc, admin, {
-      accountId: granted,
-      purpose: 'ad_targeting',
-      categories: ['demographics'],
-      recipient,
-      reference: 'ref\\t\\n',
-    });
-    expect(r.status).toBe(200);
-    const subject = 'compliance\\desk\t"7"\n';
-    const exp = await call(svc.url, 'POST', '/v1/audit/exports', {
-      token: await svc.token('audit:read', [], { subject }),
-      body: { format: 'ndjson', accountId: granted },
-    });
-    expect(exp.status).toBe(202);
-    const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
-    expect(rec!.data).toMatchObject({ recipient, reference: 'ref\\t\\n' });
-    const [staff] = await auditRows(svc.sql, `type = 'staff_action' and content::jsonb -> 'data' ->> 'exportId' = $1`, [
-      exp.body.exportId,
-    ]);
-    expect(staff!.data).toMatchObject({
-      action: 'export_requested',
-      actor: subject,
-      format: 'ndjson',
-      filters: { accountId: granted },
-    });
-    expect(staff!.accountId).toBe(granted);
-    for (const x of [rec!, staff!]) {
-      expect(chainHash(x.prevHash, x.content)).toBe(x.hash);
-      expect(contentOf(JSON.parse(x.content))).toBe(x.content);
-    }
-  });
+  it(
+    'free text with backslashes, quotes, tabs and non-ASCII is stored exactly as hashed (decisions and staff ' +
+      'actions go in by COPY)',
+    async () => {
+      const recipient = 'ad\\co "partner" \\N \\. — Zürich 😀';
+      const r = await decide(svc, admin, {
+        accountId: granted,
+        purpose: 'ad_targeting',
+        categories: ['demographics'],
+        recipient,
+        reference: 'ref\\t\\n',
+      });
+      expect(r.status).toBe(200);
+      const subject = 'compliance\\desk\t"7"\n';
+      const exp = await call(svc.url, 'POST', '/v1/audit/exports', {
+        token: await svc.token('audit:read', [], { subject }),
+        body: { format: 'ndjson', accountId: granted },
+      });
+      expect(exp.status).toBe(202);
+      const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
+      expect(rec!.data).toMatchObject({ recipient, reference: 'ref\\t\\n' });
+      const [staff] = await auditRows(
+        svc.sql,
+        `type = 'staff_action' and content::jsonb -> 'data' ->> 'exportId' = $1`,
+        [exp.body.exportId],
+      );
+      expect(staff!.data).toMatchObject({
+        action: 'export_requested',
+        actor: subject,
+        format: 'ndjson',
+        filters: { accountId: granted },
+      });
+      expect(staff!.accountId).toBe(granted);
+      for (const x of [rec!, staff!]) {
+        expect(chainHash(x.prevHash, x.content)).toBe(x.hash);
+        expect(contentOf(JSON.parse(x.content))).toBe(x.content);
+      }
+    },
+  );
 
-  it('the answer waits for the record: while the chain head is locked, no answer leaves; on release, answer and record arrive together', async () => {
-    const blocker = await svc.sql.connect();
-    let settled = false;
-    let pending: Promise<Awaited<ReturnType<typeof decide>>> | undefined;
-    try {
-      await blocker.query('begin');
-      await blocker.query('lock table audit_head in access exclusive mode');
-      pending = decide(svc, admin, { accountId: granted, purpose: 'ad_targeting', categories: ['demographics'] });
-      void pending.finally(() => (settled = true));
-      // Well within the 600 ms statement timeout.
-      await new Promise((r) => setTimeout(r, 250));
-      expect(settled).toBe(false);
-    } finally {
-      await blocker.query('rollback');
-      blocker.release();
-    }
-    const r = await pending!;
-    expect(r.status).toBe(200);
-    expect(r.body.allow).toBe(true);
-    expect(await decisionRecords(svc.sql, r.body.decisionId)).toHaveLength(1);
-  });
+  it(
+    'the answer waits for the record: while the chain head is locked, no answer leaves; on release, answer and ' +
+      'record arrive together',
+    async () => {
+      const blocker = await svc.sql.connect();
+      let settled = false;
+      let pending: Promise<Awaited<ReturnType<typeof decide>>> | undefined;
+      try {
+        await blocker.query('begin');
+        await blocker.query('lock table audit_head in access exclusive mode');
+        pending = decide(svc, admin, { accountId: granted, purpose: 'ad_targeting', categories: ['demographics'] });
+        void pending.finally(() => (settled = true));
+        // Well within the 600 ms statement timeout.
+        await new Promise((r) => setTimeout(r, 250));
+        expect(settled).toBe(false);
+      } finally {
+        await blocker.query('rollback');
+        blocker.release();
+      }
+      const r = await pending!;
+      expect(r.status).toBe(200);
+      expect(r.body.allow).toBe(true);
+      expect(await decisionRecords(svc.sql, r.body.decisionId)).toHaveLength(1);
+    },
+  );
 
   it('every consent event has its consent_event record, without raw IP address or user agent', async () => {
     const id = await createAccount(svc, admin);
@@ -282,61 +295,68 @@ describe('when the audit cannot be written: 503, never an allow', () => {
     expect(JSON.stringify(r.body)).not.toMatch(/"allow"|decisionId/);
   }
 
-  it('decisions (single, batch and filter) answer 503 for an account with an active grant, then allow again after the lock is gone', async () => {
-    const request = { accountId: granted, purpose: 'ad_targeting', categories: ['web_browsing_history'] };
-    expect((await decide(svc, admin, request)).body.allow).toBe(true);
-    const decisionsBefore = await count(`type = 'decision'`);
-    await withHeadLocked(async () => {
-      const [single, batch] = await Promise.all([
-        decide(svc, admin, request),
-        call(svc.url, 'POST', '/v1/decisions/batch', {
-          token: admin,
-          body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted, granted] },
-        }),
-      ]);
-      expectUnavailable(single);
-      expectUnavailable(batch);
-      const filtered = await fetch(`${svc.url}/v1/filter?purpose=ad_targeting&categories=web_browsing_history`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' },
-        body: `${JSON.stringify({ accountId: granted, payload: 'subscriber data' })}\n`,
+  it(
+    'decisions (single, batch and filter) answer 503 for an account with an active grant, then allow again ' +
+      'after the lock is gone',
+    async () => {
+      const request = { accountId: granted, purpose: 'ad_targeting', categories: ['web_browsing_history'] };
+      expect((await decide(svc, admin, request)).body.allow).toBe(true);
+      const decisionsBefore = await count(`type = 'decision'`);
+      await withHeadLocked(async () => {
+        const [single, batch] = await Promise.all([
+          decide(svc, admin, request),
+          call(svc.url, 'POST', '/v1/decisions/batch', {
+            token: admin,
+            body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds: [granted, granted] },
+          }),
+        ]);
+        expectUnavailable(single);
+        expectUnavailable(batch);
+        const filtered = await fetch(`${svc.url}/v1/filter?purpose=ad_targeting&categories=web_browsing_history`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' },
+          body: `${JSON.stringify({ accountId: granted, payload: 'subscriber data' })}\n`,
+        });
+        const text = await filtered.text();
+        expectUnavailable({ status: filtered.status, headers: filtered.headers, body: JSON.parse(text) });
+        expect(text).not.toContain('subscriber data');
       });
-      const text = await filtered.text();
-      expectUnavailable({ status: filtered.status, headers: filtered.headers, body: JSON.parse(text) });
-      expect(text).not.toContain('subscriber data');
-    });
-    // The failed decisions left no record (and no answer).
-    expect(await count(`type = 'decision'`)).toBe(decisionsBefore);
-    const after = await decide(svc, admin, request);
-    expect(after.status).toBe(200);
-    expect(after.body.allow).toBe(true);
-    expect(await decisionRecords(svc.sql, after.body.decisionId)).toHaveLength(1);
-  });
+      // The failed decisions left no record (and no answer).
+      expect(await count(`type = 'decision'`)).toBe(decisionsBefore);
+      const after = await decide(svc, admin, request);
+      expect(after.status).toBe(200);
+      expect(after.body.allow).toBe(true);
+      expect(await decisionRecords(svc.sql, after.body.decisionId)).toHaveLength(1);
+    },
+  );
 
-  it('a consent change whose record cannot be written is not made at all (event and record commit together)', async () => {
-    const eventsBefore = Number(
-      (await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count,
-    );
-    await withHeadLocked(async () => {
-      const revoke = await putConsents(
-        svc,
-        admin,
-        granted,
-        [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
-        { affirmative: false },
-      );
-      expectUnavailable(revoke);
-    });
-    expect(
-      Number(
+  it(
+    'a consent change whose record cannot be written is not made at all (event and record commit ' + 'together)',
+    async () => {
+      const eventsBefore = Number(
         (await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count,
-      ),
-    ).toBe(eventsBefore);
-    const state = await call(svc.url, 'GET', `/v1/accounts/${granted}/consents`, { token: admin });
-    expect(state.body.consents).toEqual(
-      expect.arrayContaining([expect.objectContaining({ category: 'web_browsing_history', state: 'granted' })]),
-    );
-  });
+      );
+      await withHeadLocked(async () => {
+        const revoke = await putConsents(
+          svc,
+          admin,
+          granted,
+          [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'revoke' }],
+          { affirmative: false },
+        );
+        expectUnavailable(revoke);
+      });
+      expect(
+        Number(
+          (await svc.sql.query('select count(*) from consent_events where account_id = $1', [granted])).rows[0].count,
+        ),
+      ).toBe(eventsBefore);
+      const state = await call(svc.url, 'GET', `/v1/accounts/${granted}/consents`, { token: admin });
+      expect(state.body.consents).toEqual(
+        expect.arrayContaining([expect.objectContaining({ category: 'web_browsing_history', state: 'granted' })]),
+      );
+    },
+  );
 
   it('an account import whose staff_action record cannot be written is not applied', async () => {
     const id = uniqueId();

@@ -53,30 +53,40 @@ async function writeChain(sql: pg.Pool, recordedAt: string): Promise<void> {
   const client = await sql.connect();
   try {
     await client.query('begin');
-    await client.query(`create function pg_temp.content_for(n bigint, at text) returns text language sql immutable as $f$
+    await client.query(
+      `create function pg_temp.content_for(n bigint, at text) returns text language sql immutable as $f$
       select format(
-        '{"accountId":"SUB-%s","data":{"categories":["web_browsing_history","app_usage_history"],"clientId":"ad-pipeline","decisionId":"%s","endpoint":"batch","evaluatedAt":"%s","purpose":"ad_targeting","results":%s},"outcome":"%s","recordedAt":"%s","seq":%s,"type":"decision"}',
+        '{"accountId":"SUB-%s","data":{"categories":["web_browsing_history","app_usage_history"],'
+          || '"clientId":"ad-pipeline","decisionId":"%s","endpoint":"batch","evaluatedAt":"%s",'
+          || '"purpose":"ad_targeting","results":%s},"outcome":"%s","recordedAt":"%s","seq":%s,"type":"decision"}',
         lpad(n::text, 8, '0'), md5(((n - 1) / 10000)::text)::uuid, at,
         case when n % 3 = 0
-          then '[{"allow":true,"category":"web_browsing_history","reason":"consent_granted"},{"allow":true,"category":"app_usage_history","reason":"consent_granted"}]'
-          else '[{"allow":false,"category":"web_browsing_history","reason":"no_consent"},{"allow":false,"category":"app_usage_history","reason":"no_consent"}]' end,
+          then '[{"allow":true,"category":"web_browsing_history","reason":"consent_granted"},'
+            || '{"allow":true,"category":"app_usage_history","reason":"consent_granted"}]'
+          else '[{"allow":false,"category":"web_browsing_history","reason":"no_consent"},'
+            || '{"allow":false,"category":"app_usage_history","reason":"no_consent"}]' end,
         case when n % 3 = 0 then 'allow' else 'deny' end, at, n)
-    $f$`);
+    $f$`,
+    );
     await client.query(
       `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
        with recursive chain(n, content, prev_hash, hash) as (
-         select 1::bigint, x.content, repeat('0', 64), encode(sha256(convert_to(repeat('0', 64) || E'\\n' || x.content, 'UTF8')), 'hex')
+         select 1::bigint, x.content, repeat('0', 64),
+           encode(sha256(convert_to(repeat('0', 64) || E'\\n' || x.content, 'UTF8')), 'hex')
          from (select pg_temp.content_for(1, $2) as content) x
          union all
          select c.n + 1, x.content, c.hash, encode(sha256(convert_to(c.hash || E'\\n' || x.content, 'UTF8')), 'hex')
          from chain c cross join lateral (select pg_temp.content_for(c.n + 1, $2) as content) x
          where c.n < $1
        )
-       select n, $2::timestamptz, 'decision', 'SUB-' || lpad(n::text, 8, '0'), case when n % 3 = 0 then 'allow' else 'deny' end, content, prev_hash, hash from chain`,
+       select n, $2::timestamptz, 'decision', 'SUB-' || lpad(n::text, 8, '0'),
+         case when n % 3 = 0 then 'allow' else 'deny' end, content, prev_hash, hash
+       from chain`,
       [ROWS, recordedAt],
     );
     await client.query(
-      `update audit_head set seq = r.seq, hash = r.hash, recorded_at = r.recorded_at from audit_records r where r.seq = $1`,
+      `update audit_head set seq = r.seq, hash = r.hash, recorded_at = r.recorded_at from audit_records r where ` +
+        `r.seq = $1`,
       [ROWS],
     );
     await client.query('commit');
@@ -94,7 +104,8 @@ const quarters = (series: number[]) =>
     Math.max(0, ...series.slice(Math.floor((q * series.length) / 4), Math.floor(((q + 1) * series.length) / 4))),
   );
 
-it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less than 256 MiB and not with the rows; the file verifies, streaming', async () => {
+it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less than 256 MiB and not with the ' +
+  'rows; the file verifies, streaming', async () => {
   const port = await freePort();
   child = await startProcess(env, port);
   const base = `http://127.0.0.1:${port}`;
@@ -169,12 +180,18 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
     [
       `audit export memory test:`,
       `  chain    ${ROWS.toLocaleString('en')} records written in ${(appendMs / 1000).toFixed(1)} s`,
-      `  export   ${status.rows.toLocaleString('en')} rows, ${(status.bytes / MiB).toFixed(1)} MiB in ${(exportMs / 1000).toFixed(1)} s (${Math.round(status.rows / (exportMs / 1000)).toLocaleString('en')} rows/s)`,
-      `           service RSS baseline ${mb(baselineKiB)} MiB, peak ${mb(exportRss.peakKiB)} MiB, growth ${mb(exportRss.peakKiB - baselineKiB)} MiB (${exportRss.samples} samples)`,
+      `  export   ${status.rows.toLocaleString('en')} rows, ${(status.bytes / MiB).toFixed(1)} MiB in ` +
+        `${(exportMs / 1000).toFixed(1)} s (${Math.round(status.rows / (exportMs / 1000)).toLocaleString('en')} ` +
+        `rows/s)`,
+      `           service RSS baseline ${mb(baselineKiB)} MiB, peak ${mb(exportRss.peakKiB)} MiB, growth ` +
+        `${mb(exportRss.peakKiB - baselineKiB)} MiB (${exportRss.samples} samples)`,
       `           RSS by quarter of the export (peak MiB): ${quarters(exportRss.series).map(mb).join(', ')}`,
-      `  download ${(bytes / MiB).toFixed(1)} MiB in ${(downloadMs / 1000).toFixed(1)} s, service RSS peak ${mb(downloadRss.peakKiB)} MiB, growth ${mb(downloadRss.peakKiB - baselineKiB)} MiB`,
+      `  download ${(bytes / MiB).toFixed(1)} MiB in ${(downloadMs / 1000).toFixed(1)} s, service RSS peak ` +
+        `${mb(downloadRss.peakKiB)} MiB, growth ${mb(downloadRss.peakKiB - baselineKiB)} MiB`,
       `           RSS by quarter of the download (peak MiB): ${quarters(downloadRss.series).map(mb).join(', ')}`,
-      `  verify   ${(verifyMs / 1000).toFixed(1)} s (${Math.round(status.rows / (verifyMs / 1000)).toLocaleString('en')} rows/s), CLI RSS peak ${mb(verified.peakKiB)} MiB`,
+      `  verify   ${(verifyMs / 1000).toFixed(1)} s ` +
+        `(${Math.round(status.rows / (verifyMs / 1000)).toLocaleString('en')} rows/s), CLI RSS peak ` +
+        `${mb(verified.peakKiB)} MiB`,
     ].join('\n'),
   );
 

@@ -110,47 +110,50 @@ describe('an unfiltered NDJSON export', () => {
   /** Line i holds seq i + 1. */
   const seqOf = (line: string) => JSON.parse(line).seq as number;
 
-  it('holds the chain as stored, byte for byte, with a manifest signed by the service key and a checkpoint inside', async () => {
-    expect(ndjson.status).toMatchObject({ status: 'completed', progress: 100, format: 'ndjson', rows: lines.length });
-    expect(lines.length).toBeGreaterThanOrEqual(30);
-    const bytes = await readFile(ndjson.file);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    expect(ndjson.sha256Header).toBe(sha256);
-    expect(decodeProtectedHeader(await readFile(ndjson.manifest, 'utf8'))).toMatchObject({
-      alg: 'ES256',
-      typ: MANIFEST_TYP,
-    });
-    expect(manifest).toMatchObject({
-      iss: 'optgate',
-      exportId: ndjson.status.exportId,
-      format: 'ndjson',
-      contiguous: true,
-      rows: lines.length,
-      bytes: bytes.length,
-      sha256,
-    });
-    expect(manifest.first).toEqual({ seq: 1, prevHash: '0'.repeat(64) });
-    for (const [i, line] of lines.entries()) {
-      const { prevHash, hash, ...content } = JSON.parse(line);
-      const row = rows[i]!;
-      expect(content.seq).toBe(row.seq);
-      expect(canonicalJson(content)).toBe(row.content);
-      expect([prevHash, hash]).toEqual([row.prevHash, row.hash]);
-    }
-    expect(manifest.last).toEqual({ seq: lines.length, hash: rows[lines.length - 1]!.hash });
-    const checkpoint = payloadOf(manifest.checkpoint);
-    expect(checkpoint.seq).toBeLessThan(lines.length);
-    expect(checkpoint.hash).toBe(rows[checkpoint.seq - 1]!.hash);
-    // The export request itself is a staff action in the chain.
-    expect(
-      rows.some(
-        (r) =>
-          r.type === 'staff_action' &&
-          r.data.action === 'export_requested' &&
-          r.data.exportId === ndjson.status.exportId,
-      ),
-    ).toBe(true);
-  });
+  it(
+    'holds the chain as stored, byte for byte, with a manifest signed by the service key and a checkpoint ' + 'inside',
+    async () => {
+      expect(ndjson.status).toMatchObject({ status: 'completed', progress: 100, format: 'ndjson', rows: lines.length });
+      expect(lines.length).toBeGreaterThanOrEqual(30);
+      const bytes = await readFile(ndjson.file);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      expect(ndjson.sha256Header).toBe(sha256);
+      expect(decodeProtectedHeader(await readFile(ndjson.manifest, 'utf8'))).toMatchObject({
+        alg: 'ES256',
+        typ: MANIFEST_TYP,
+      });
+      expect(manifest).toMatchObject({
+        iss: 'optgate',
+        exportId: ndjson.status.exportId,
+        format: 'ndjson',
+        contiguous: true,
+        rows: lines.length,
+        bytes: bytes.length,
+        sha256,
+      });
+      expect(manifest.first).toEqual({ seq: 1, prevHash: '0'.repeat(64) });
+      for (const [i, line] of lines.entries()) {
+        const { prevHash, hash, ...content } = JSON.parse(line);
+        const row = rows[i]!;
+        expect(content.seq).toBe(row.seq);
+        expect(canonicalJson(content)).toBe(row.content);
+        expect([prevHash, hash]).toEqual([row.prevHash, row.hash]);
+      }
+      expect(manifest.last).toEqual({ seq: lines.length, hash: rows[lines.length - 1]!.hash });
+      const checkpoint = payloadOf(manifest.checkpoint);
+      expect(checkpoint.seq).toBeLessThan(lines.length);
+      expect(checkpoint.hash).toBe(rows[checkpoint.seq - 1]!.hash);
+      // The export request itself is a staff action in the chain.
+      expect(
+        rows.some(
+          (r) =>
+            r.type === 'staff_action' &&
+            r.data.action === 'export_requested' &&
+            r.data.exportId === ndjson.status.exportId,
+        ),
+      ).toBe(true);
+    },
+  );
 
   it('verifies: exit 0, RESULT: INTACT, manifest, file and checkpoint all checked', async () => {
     const out = await expectIntact(ndjson.file, ndjson.manifest, ndjson.jwks);
@@ -230,24 +233,28 @@ describe('an unfiltered NDJSON export', () => {
     expect(out).toMatch(/the last record is not the one the manifest names/);
   });
 
-  it('a file rewritten from seq 3 with every hash recomputed: the signed checkpoint names the record, the manifest the file', async () => {
-    let prevHash = JSON.parse(lines[1]!).hash;
-    const rewritten = lines.map((line, i) => {
-      if (i < 2) return line;
-      const { prevHash: _p, hash: _h, ...content } = JSON.parse(line);
-      if (i === 2) content.data = { ...content.data, note: 'rewritten' };
-      const c = canonicalJson(content);
-      const hash = chainHash(prevHash, c);
-      const out = `${c.slice(0, -1)},"prevHash":"${prevHash}","hash":"${hash}"}`;
-      prevHash = hash;
-      return out;
-    });
-    const out = await expectTampered(await variant('ndjson', text(rewritten)), {
-      firstBad: payloadOf(manifest.checkpoint).seq,
-      pattern: /does not match the signed checkpoint/,
-    });
-    expect(out).toMatch(/file\s+FAILED: file sha256/);
-  });
+  it(
+    'a file rewritten from seq 3 with every hash recomputed: the signed checkpoint names the record, the ' +
+      'manifest the file',
+    async () => {
+      let prevHash = JSON.parse(lines[1]!).hash;
+      const rewritten = lines.map((line, i) => {
+        if (i < 2) return line;
+        const { prevHash: _p, hash: _h, ...content } = JSON.parse(line);
+        if (i === 2) content.data = { ...content.data, note: 'rewritten' };
+        const c = canonicalJson(content);
+        const hash = chainHash(prevHash, c);
+        const out = `${c.slice(0, -1)},"prevHash":"${prevHash}","hash":"${hash}"}`;
+        prevHash = hash;
+        return out;
+      });
+      const out = await expectTampered(await variant('ndjson', text(rewritten)), {
+        firstBad: payloadOf(manifest.checkpoint).seq,
+        pattern: /does not match the signed checkpoint/,
+      });
+      expect(out).toMatch(/file\s+FAILED: file sha256/);
+    },
+  );
 
   describe('a forged manifest', () => {
     it('re-signed with another key', async () => {
@@ -380,46 +387,53 @@ describe('an unfiltered CSV export', () => {
 });
 
 describe('filtered exports', () => {
-  it('by account: verifies as intact (hashes only: a filtered file holds no links), and tampering is still found', async () => {
-    const status = await exportAndWait(svc.url, admin, { format: 'ndjson', accountId: accountA });
-    const got = await fetchExport(svc.url, admin, status.exportId, dir, 'ndjson');
-    const lines = (await readFile(got.file, 'utf8')).split('\n').slice(0, -1);
-    const expected = await auditRows(
-      svc.sql,
-      'account_id = $1 and seq <= (select last_seq from audit_exports where id = $2)',
-      [accountA, status.exportId],
-    );
-    expect(lines.map((l) => JSON.parse(l).seq)).toEqual(expected.map((r) => r.seq));
-    expect(lines.every((l) => JSON.parse(l).accountId === accountA)).toBe(true);
-    expect(payloadOf(await readFile(got.manifest, 'utf8'))).toMatchObject({
-      contiguous: false,
-      filters: { accountId: accountA },
-      rows: lines.length,
-    });
+  it(
+    'by account: verifies as intact (hashes only: a filtered file holds no links), and tampering is still ' + 'found',
+    async () => {
+      const status = await exportAndWait(svc.url, admin, { format: 'ndjson', accountId: accountA });
+      const got = await fetchExport(svc.url, admin, status.exportId, dir, 'ndjson');
+      const lines = (await readFile(got.file, 'utf8')).split('\n').slice(0, -1);
+      const expected = await auditRows(
+        svc.sql,
+        'account_id = $1 and seq <= (select last_seq from audit_exports where id = $2)',
+        [accountA, status.exportId],
+      );
+      expect(lines.map((l) => JSON.parse(l).seq)).toEqual(expected.map((r) => r.seq));
+      expect(lines.every((l) => JSON.parse(l).accountId === accountA)).toBe(true);
+      expect(payloadOf(await readFile(got.manifest, 'utf8'))).toMatchObject({
+        contiguous: false,
+        filters: { accountId: accountA },
+        rows: lines.length,
+      });
 
-    const out = await expectIntact(got.file, got.manifest, got.jwks);
-    expect(out).toMatch(/, filtered/);
+      const out = await expectIntact(got.file, got.manifest, got.jwks);
+      expect(out).toMatch(/, filtered/);
 
-    const i = lines.findIndex((l) => l.includes('"outcome":"allow"'));
-    const changed = lines.map((l, n) => (n === i ? l.replace('"outcome":"allow"', '"outcome":"deny"') : l));
-    const r = await verifyFile(await variant('ndjson', changed.map((l) => `${l}\n`).join('')), got.manifest, got.jwks);
-    expect(r.code).toBe(1);
-    expect(firstBadSeq(r.stdout)).toBe(JSON.parse(lines[i]!).seq);
+      const i = lines.findIndex((l) => l.includes('"outcome":"allow"'));
+      const changed = lines.map((l, n) => (n === i ? l.replace('"outcome":"allow"', '"outcome":"deny"') : l));
+      const r = await verifyFile(
+        await variant('ndjson', changed.map((l) => `${l}\n`).join('')),
+        got.manifest,
+        got.jwks,
+      );
+      expect(r.code).toBe(1);
+      expect(firstBadSeq(r.stdout)).toBe(JSON.parse(lines[i]!).seq);
 
-    const dropped = await verifyFile(
-      await variant(
-        'ndjson',
-        lines
-          .filter((_, n) => n !== 2)
-          .map((l) => `${l}\n`)
-          .join(''),
-      ),
-      got.manifest,
-      got.jwks,
-    );
-    expect(dropped.code).toBe(1);
-    expect(dropped.stdout).toMatch(/file\s+FAILED/);
-  });
+      const dropped = await verifyFile(
+        await variant(
+          'ndjson',
+          lines
+            .filter((_, n) => n !== 2)
+            .map((l) => `${l}\n`)
+            .join(''),
+        ),
+        got.manifest,
+        got.jwks,
+      );
+      expect(dropped.code).toBe(1);
+      expect(dropped.stdout).toMatch(/file\s+FAILED/);
+    },
+  );
 
   it('by time range: contiguous from a record other than the first, verifies as intact', async () => {
     const from = rows[9]!.recordedAt;

@@ -205,25 +205,29 @@ function report(r: {
   out.push('', 'optgate benchmark', '=================');
   out.push(`date:        ${r.started.toISOString()}   commit: ${commit()}`);
   out.push(
-    `machine:     ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
+    `machine:     ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ` +
+      `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}`,
   );
   // Anything else running on the machine (a test suite, a build) shows here and makes the numbers noisy.
   out.push(
     `load avg:    ${r.loadBefore.map((l) => l.toFixed(2)).join(' ')} at start (1/5/15 min; ${cpus.length} CPUs)`,
   );
   out.push(
-    `runtime:     Node ${process.version}, autocannon 9 in the benchmark process (same machine: it competes for the CPUs)`,
+    `runtime:     Node ${process.version}, autocannon 9 in the benchmark process (same machine: it competes for ` +
+      `the CPUs)`,
   );
   out.push(
     `database:    ${r.postgresVersion}; optgate_bench recreated, migrations: ${r.migrations.join(', ') || 'none'}`,
   );
   out.push(
-    `load:        ${options.duration} s measured per phase after ${options.warmup} s warm-up; ${options.connections} connections` +
+    `load:        ${options.duration} s measured per phase after ${options.warmup} s warm-up; ` +
+      `${options.connections} connections` +
       (options.batchConnections !== options.connections ? `, ${options.batchConnections} for batches` : '') +
       `; seed ${options.seed}`,
   );
   out.push(
-    `seeded:      ${int(options.accounts)} accounts, ${int(data.events)} consent events, ${int(data.states)} consent_state rows in ${(data.ms / 1000).toFixed(1)} s`,
+    `seeded:      ${int(options.accounts)} accounts, ${int(data.events)} consent events, ${int(data.states)} ` +
+      `consent_state rows in ${(data.ms / 1000).toFixed(1)} s`,
   );
   out.push(
     `             ${Object.entries(data.mix)
@@ -260,13 +264,16 @@ function report(r: {
 
   for (const row of r.compared) {
     out.push(
-      `${row.scenario} / bare express route throughput: ${num(row.result.okPerSecond)} / ${num(r.rows.find((x) => x.scenario === 'bare express route')!.result.okPerSecond)} req/s = ${row.vsBare!.toFixed(3)}`,
+      `${row.scenario} / bare express route throughput: ${num(row.result.okPerSecond)} / ` +
+        `${num(r.rows.find((x) => x.scenario === 'bare express route')!.result.okPerSecond)} req/s = ` +
+        `${row.vsBare!.toFixed(3)}`,
     );
   }
   for (const row of r.rows) {
     if (row.decisionsPerCall && row.decisionsPerCall > 1) {
       out.push(
-        `${row.scenario}: ${int(row.decisionsPerCall)} accounts per call → ${num(row.result.okPerSecond)} calls/s, ${int(row.result.okPerSecond * row.decisionsPerCall)} account-decisions/s`,
+        `${row.scenario}: ${int(row.decisionsPerCall)} accounts per call → ${num(row.result.okPerSecond)} ` +
+          `calls/s, ${int(row.result.okPerSecond * row.decisionsPerCall)} account-decisions/s`,
       );
     }
   }
@@ -293,23 +300,28 @@ function report(r: {
         ? `${cost.toFixed(1)}% fewer`
         : `none measurable (${(-cost).toFixed(1)}% more with it on: run-to-run noise)`;
     out.push(
-      `durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ${num(row.result.okPerSecond)} req/s = ${change}${goal}`,
+      `durable audit cost, ${row.scenario.replace(' (audit on)', '')}: ${num(off.result.okPerSecond)} → ` +
+        `${num(row.result.okPerSecond)} req/s = ${change}${goal}`,
     );
   }
   if (r.exported) {
     const e = r.exported;
     out.push(
-      `audit export: ${int(e.rows)} rows, ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ${e.exportSeconds.toFixed(1)} s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, stored in PostgreSQL)`,
+      `audit export: ${int(e.rows)} rows, ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ${e.exportSeconds.toFixed(1)} ` +
+        `s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, stored in PostgreSQL)`,
     );
     out.push(
-      `audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
+      `audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} ` +
+        `rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
     );
   }
   out.push(
-    'req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that disagree with the seeded data;',
+    'req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that ' +
+      'disagree with the seeded data;',
   );
   out.push(
-    'CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres backends of optgate_bench, gen = autocannon in this process).',
+    'CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres ' +
+      'backends of optgate_bench, gen = autocannon in this process).',
   );
   out.push('', 'Markdown:', '', renderMarkdown(columns, r.rows), '');
 

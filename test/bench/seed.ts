@@ -37,7 +37,8 @@ export function expectedAllow(model: number, categories: readonly string[]): boo
     if (c === 'web_browsing_history' && !(model & Bit.WebBrowsingAllowed)) return false;
     if (c === 'app_usage_history' && !(model & Bit.AppUsageAllowed)) return false;
     if (c === 'other_customer_info' && model & Bit.OptedOut) return false;
-    if (c !== 'web_browsing_history' && c !== 'app_usage_history' && c !== 'other_customer_info') return false; // never granted
+    // Never granted:
+    if (c !== 'web_browsing_history' && c !== 'app_usage_history' && c !== 'other_customer_info') return false;
   }
   return categories.length > 0;
 }
@@ -337,10 +338,12 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
       const chunk = events.slice(from, from + CHUNK);
       const col = <T>(f: (e: EventRow) => T) => chunk.map(f);
       await client.query(
-        `insert into consent_events (event_id, account_id, purpose, category, kind, actor_type, actor_id, channel, client_id,
-           notice_version, notice_sha256, occurred_at, expires_at, request_id, ip_hash, user_agent_hash)
-         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-           $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[])`,
+        `insert into consent_events (event_id, account_id, purpose, category, kind, actor_type, actor_id,
+           channel, client_id, notice_version, notice_sha256, occurred_at, expires_at, request_id, ip_hash,
+           user_agent_hash)
+         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::text[],
+           $15::text[], $16::text[])`,
         [
           col((e) => e.uuid),
           col((e) => e.account),
@@ -373,7 +376,8 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
            s.granted_at, s.expires_at, s.revoked_at, s.updated_at, e.id
          from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[],
            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::uuid[])
-           as s(account_id, purpose, category, state, consent_id, notice_version, granted_at, expires_at, revoked_at, updated_at, last_event)
+           as s(account_id, purpose, category, state, consent_id, notice_version, granted_at, expires_at, revoked_at,
+             updated_at, last_event)
          join consent_events e on e.event_id = s.last_event`,
         [
           col((s) => s.account),
@@ -404,7 +408,8 @@ export async function seed(url: string, count: number, catalog: Catalog, seedVal
       Number(row.states) !== stateRows.length
     ) {
       throw new Error(
-        `seed check failed: expected ${count}/${events.length}/${stateRows.length} rows, found ${row.accounts}/${row.events}/${row.states}`,
+        `seed check failed: expected ${count}/${events.length}/${stateRows.length} rows, found ` +
+          `${row.accounts}/${row.events}/${row.states}`,
       );
     }
     return {

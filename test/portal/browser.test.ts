@@ -50,7 +50,8 @@ async function decision(accountId: string, purpose: string, categories: string[]
 }
 
 describe('choosing in the browser', () => {
-  it('signs in with a portal link, opts in to two items (pipelines are then allowed), revokes everything (then denied)', async () => {
+  it('signs in with a portal link, opts in to two items (pipelines are then allowed), revokes everything (then ' +
+    'denied)', async () => {
     const accountId = await createAccount(svc, admin);
     const context = await newContext(browser);
     const page = await context.newPage();
@@ -95,7 +96,8 @@ describe('choosing in the browser', () => {
 
       // The events were recorded as portal events, under the notice shown, with hashed evidence.
       const { rows } = await svc.sql.query(
-        'select purpose, category, kind, channel, actor_type, client_id, notice_version, request_id, ip_hash, user_agent_hash from consent_events where account_id = $1 order by id',
+        'select purpose, category, kind, channel, actor_type, client_id, notice_version, request_id, ip_hash, ' +
+          'user_agent_hash from consent_events where account_id = $1 order by id',
         [accountId],
       );
       expect(rows).toHaveLength(2);
@@ -155,7 +157,8 @@ describe('choosing in the browser', () => {
     }
   }, 60_000);
 
-  it("nothing is pre-selected for a fresh account, and allow / don't allow are equally prominent at 1280 and 390 px", async () => {
+  it("nothing is pre-selected for a fresh account, and allow / don't allow are equally prominent at 1280 and 390 " +
+    'px', async () => {
     const accountId = await createAccount(svc, admin);
     for (const width of [1280, 390]) {
       const context = await newContext(browser, width);
@@ -234,7 +237,8 @@ describe('choosing in the browser', () => {
     }
   }, 60_000);
 
-  it('keyboard only: Tab to an item, Space to allow, Enter to save; every stop shows its focus; revoke-all by keyboard too', async () => {
+  it('keyboard only: Tab to an item, Space to allow, Enter to save; every stop shows its focus; revoke-all by ' +
+    'keyboard too', async () => {
     const accountId = await createAccount(svc, admin);
     const context = await newContext(browser);
     const page = await context.newPage();
@@ -352,7 +356,8 @@ describe('choosing in the browser', () => {
 });
 
 describe('Global Privacy Control', () => {
-  it('a signed-in request with Sec-GPC: 1 opts out and takes back sale and disclosure; the page says so; a later request without it restores nothing', async () => {
+  it('a signed-in request with Sec-GPC: 1 opts out and takes back sale and disclosure; the page says so; a later ' +
+    'request without it restores nothing', async () => {
     const accountId = await createAccount(svc, admin);
     const put = await putConsents(svc, admin, accountId, [
       { purpose: 'data_sale', category: 'name', choice: 'grant' },

@@ -13,6 +13,8 @@ import {
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
+const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
 /**
  * The portal at the HTTP level: what a browser hides (status codes, headers, cookies) and what
  * an attacker sends (forged forms, other people's receipts, doctored sign-in tokens).
@@ -219,70 +221,73 @@ describe('sign-in', () => {
     expect(again.setCookies).toEqual([]);
   });
 
-  it('expired, tampered, wrong-audience, wrong-issuer, foreign-key, unsigned and incomplete tokens are refused', async () => {
-    const accountId = await createAccount(svc, admin);
-    const other = await createAccount(svc, admin);
-    const keys = await loadKeys(svc.config.auth, svc.config.env);
-    const valid = await signInToken(svc, accountId);
-    const [h, p, s] = valid.split('.') as [string, string, string];
-    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
-    const foreign = await generateKeyPair('ES256');
-    const now = Math.floor(Date.now() / 1000);
-    const signed = (payload: Record<string, unknown>, key = keys.signing.key, kid = keys.signing.kid) =>
-      new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(key);
-    const base = {
-      iss: svc.config.auth.issuer,
-      aud: svc.config.portal.tokenAudience,
-      sub: accountId,
-      iat: now,
-      exp: now + 600,
-      jti: uniqueId('jti'),
-    };
+  it(
+    'expired, tampered, wrong-audience, wrong-issuer, foreign-key, unsigned and incomplete tokens are ' + 'refused',
+    async () => {
+      const accountId = await createAccount(svc, admin);
+      const other = await createAccount(svc, admin);
+      const keys = await loadKeys(svc.config.auth, svc.config.env);
+      const valid = await signInToken(svc, accountId);
+      const [h, p, s] = valid.split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      const foreign = await generateKeyPair('ES256');
+      const now = Math.floor(Date.now() / 1000);
+      const signed = (payload: Record<string, unknown>, key = keys.signing.key, kid = keys.signing.kid) =>
+        new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(key);
+      const base = {
+        iss: svc.config.auth.issuer,
+        aud: svc.config.portal.tokenAudience,
+        sub: accountId,
+        iat: now,
+        exp: now + 600,
+        jti: uniqueId('jti'),
+      };
 
-    const cases: Record<string, { token: string; message: RegExp }> = {
-      expired: { token: await signInToken(svc, accountId, { ttlSeconds: -5 }), message: /has expired/ },
-      'signature altered': {
-        token: `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`,
-        message: /not valid/,
-      },
-      'payload altered (another account, same signature)': {
-        token: `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: other })).toString('base64url')}.${s}`,
-        message: /not valid/,
-      },
-      'API audience (a pipeline token)': {
-        token: await signInToken(svc, accountId, { audience: svc.config.auth.audience }),
-        message: /not valid/,
-      },
-      'API token from the harness': {
-        token: await svc.token('decisions', [], { subject: accountId }),
-        message: /not valid/,
-      },
-      'wrong issuer': { token: await signInToken(svc, accountId, { issuer: 'someone-else' }), message: /not valid/ },
-      'signed by another key, same kid': { token: await signed(base, foreign.privateKey), message: /not valid/ },
-      unsigned: {
-        token: `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(base)).toString('base64url')}.`,
-        message: /not valid/,
-      },
-      'no jti (could not be single-use)': { token: await signed({ ...base, jti: undefined }), message: /not valid/ },
-      'no exp': { token: await signed({ ...base, exp: undefined }), message: /not valid/ },
-      'issued too long ago (more than 15 minutes)': {
-        token: await signed({ ...base, iat: now - 20 * 60 }),
-        message: /not valid|expired/,
-      },
-      'malformed account id': { token: await signed({ ...base, sub: 'not an id!' }), message: /not valid/ },
-      garbage: { token: 'not.a.token', message: /not valid/ },
-    };
-    for (const [name, { token, message }] of Object.entries(cases)) {
-      const client = new PortalClient(svc.url);
-      const r = await client.get(`/login?token=${encodeURIComponent(token)}`);
-      expect({ name, status: r.status }).toEqual({ name, status: 401 });
-      expect({ name, text: textOf(r.body) }).toEqual({ name, text: expect.stringMatching(message) });
-      expect({ name, cookies: client.setCookies }).toEqual({ name, cookies: [] });
-    }
-    // The untouched token still works (the refusals did not burn it).
-    await new PortalClient(svc.url).signIn(`${svc.url}/login?token=${valid}`);
-    expect(decodeProtectedHeader(valid).kid).toBe(keys.signing.kid);
-  });
+      const cases: Record<string, { token: string; message: RegExp }> = {
+        expired: { token: await signInToken(svc, accountId, { ttlSeconds: -5 }), message: /has expired/ },
+        'signature altered': {
+          token: `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`,
+          message: /not valid/,
+        },
+        'payload altered (another account, same signature)': {
+          token: `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: other })).toString('base64url')}.${s}`,
+          message: /not valid/,
+        },
+        'API audience (a pipeline token)': {
+          token: await signInToken(svc, accountId, { audience: svc.config.auth.audience }),
+          message: /not valid/,
+        },
+        'API token from the harness': {
+          token: await svc.token('decisions', [], { subject: accountId }),
+          message: /not valid/,
+        },
+        'wrong issuer': { token: await signInToken(svc, accountId, { issuer: 'someone-else' }), message: /not valid/ },
+        'signed by another key, same kid': { token: await signed(base, foreign.privateKey), message: /not valid/ },
+        unsigned: {
+          token: `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(base)}.`,
+          message: /not valid/,
+        },
+        'no jti (could not be single-use)': { token: await signed({ ...base, jti: undefined }), message: /not valid/ },
+        'no exp': { token: await signed({ ...base, exp: undefined }), message: /not valid/ },
+        'issued too long ago (more than 15 minutes)': {
+          token: await signed({ ...base, iat: now - 20 * 60 }),
+          message: /not valid|expired/,
+        },
+        'malformed account id': { token: await signed({ ...base, sub: 'not an id!' }), message: /not valid/ },
+        garbage: { token: 'not.a.token', message: /not valid/ },
+      };
+      for (const [name, { token, message }] of Object.entries(cases)) {
+        const client = new PortalClient(svc.url);
+        const r = await client.get(`/login?token=${encodeURIComponent(token)}`);
+        expect({ name, status: r.status }).toEqual({ name, status: 401 });
+        expect({ name, text: textOf(r.body) }).toEqual({ name, text: expect.stringMatching(message) });
+        expect({ name, cookies: client.setCookies }).toEqual({ name, cookies: [] });
+      }
+      // The untouched token still works (the refusals did not burn it).
+      await new PortalClient(svc.url).signIn(`${svc.url}/login?token=${valid}`);
+      expect(decodeProtectedHeader(valid).kid).toBe(keys.signing.kid);
+    },
+  );
 
   it('an unknown account and a missing token are refused with a message that says what to do', async () => {
     const client = new PortalClient(svc.url);
@@ -418,57 +423,61 @@ describe("CSRF: every form needs the session's token", () => {
 });
 
 describe('a subscriber sees and changes only their own account', () => {
-  it("another account's receipt is 404, its history and activity are not shown, and a form cannot name another account", async () => {
-    const alice = await signedIn();
-    const bob = await signedIn();
-    await save(alice.client, { 'c:ad_targeting:health': 'allow' });
-    await decide(svc, pipeline, { accountId: alice.accountId, purpose: 'ad_targeting', categories: ['health'] });
-    const aliceReceipts = receiptIdsOf((await alice.client.get('/history')).body);
-    expect(aliceReceipts).toHaveLength(1);
-    const receipt = aliceReceipts[0]!;
-    expect((await alice.client.get(`/receipts/${receipt}`)).status).toBe(200);
+  it(
+    "another account's receipt is 404, its history and activity are not shown, and a form cannot name another " +
+      'account',
+    async () => {
+      const alice = await signedIn();
+      const bob = await signedIn();
+      await save(alice.client, { 'c:ad_targeting:health': 'allow' });
+      await decide(svc, pipeline, { accountId: alice.accountId, purpose: 'ad_targeting', categories: ['health'] });
+      const aliceReceipts = receiptIdsOf((await alice.client.get('/history')).body);
+      expect(aliceReceipts).toHaveLength(1);
+      const receipt = aliceReceipts[0]!;
+      expect((await alice.client.get(`/receipts/${receipt}`)).status).toBe(200);
 
-    for (const path of [`/receipts/${receipt}`, `/receipts/${receipt}/receipt.jws`]) {
-      const r = await bob.client.get(path);
-      expect(r.status).toBe(404);
-      expect(r.body).not.toContain(alice.accountId);
-      expect(r.body).not.toContain('eyJ');
-    }
-    for (const path of [
-      '/history',
-      '/activity',
-      `/history?accountId=${alice.accountId}`,
-      `/activity?accountId=${alice.accountId}`,
-      '/choices',
-    ]) {
-      const r = await bob.client.get(path);
-      expect(r.status).toBe(200);
-      expect(r.body).not.toContain(alice.accountId);
-      expect(r.body).not.toContain(receipt);
-    }
-    expect(textOf((await bob.client.get('/history')).body)).toContain('No changes yet.');
-    expect(textOf((await bob.client.get('/activity')).body)).toContain('No system has asked to use your data yet.');
+      for (const path of [`/receipts/${receipt}`, `/receipts/${receipt}/receipt.jws`]) {
+        const r = await bob.client.get(path);
+        expect(r.status).toBe(404);
+        expect(r.body).not.toContain(alice.accountId);
+        expect(r.body).not.toContain('eyJ');
+      }
+      for (const path of [
+        '/history',
+        '/activity',
+        `/history?accountId=${alice.accountId}`,
+        `/activity?accountId=${alice.accountId}`,
+        '/choices',
+      ]) {
+        const r = await bob.client.get(path);
+        expect(r.status).toBe(200);
+        expect(r.body).not.toContain(alice.accountId);
+        expect(r.body).not.toContain(receipt);
+      }
+      expect(textOf((await bob.client.get('/history')).body)).toContain('No changes yet.');
+      expect(textOf((await bob.client.get('/activity')).body)).toContain('No system has asked to use your data yet.');
 
-    // A form that names Alice changes Bob's account only, if anything.
-    const csrf = await bob.client.csrf();
-    const r = await bob.client.post(`/choices?accountId=${alice.accountId}`, {
-      _csrf: csrf,
-      noticeVersion: 'v3',
-      accountId: alice.accountId,
-      sub: alice.accountId,
-      action: 'save',
-      'c:ad_targeting:health': 'deny',
-    });
-    expect(r.status).toBe(303);
-    expect((await decision(alice.accountId, 'ad_targeting', ['health'])).allow).toBe(true);
-    expect(await eventCount(alice.accountId)).toBe(1);
-    expect(await eventCount(bob.accountId)).toBe(1);
+      // A form that names Alice changes Bob's account only, if anything.
+      const csrf = await bob.client.csrf();
+      const r = await bob.client.post(`/choices?accountId=${alice.accountId}`, {
+        _csrf: csrf,
+        noticeVersion: 'v3',
+        accountId: alice.accountId,
+        sub: alice.accountId,
+        action: 'save',
+        'c:ad_targeting:health': 'deny',
+      });
+      expect(r.status).toBe(303);
+      expect((await decision(alice.accountId, 'ad_targeting', ['health'])).allow).toBe(true);
+      expect(await eventCount(alice.accountId)).toBe(1);
+      expect(await eventCount(bob.accountId)).toBe(1);
 
-    // Malformed receipt ids are simply not found.
-    for (const id of ['x', '1', `${receipt}x`, "' or 1=1 --"]) {
-      expect((await bob.client.get(`/receipts/${encodeURIComponent(id)}`)).status).toBe(404);
-    }
-  });
+      // Malformed receipt ids are simply not found.
+      for (const id of ['x', '1', `${receipt}x`, "' or 1=1 --"]) {
+        expect((await bob.client.get(`/receipts/${encodeURIComponent(id)}`)).status).toBe(404);
+      }
+    },
+  );
 });
 
 describe('choices: what is shown, and what saving records', () => {
@@ -489,7 +498,10 @@ describe('choices: what is shown, and what saving records', () => {
     expect(text.match(/Used unless you say no/g)).toHaveLength(purposes.size);
     // Allow all and refuse all, side by side in one group; revoke-all in its own form.
     expect(page.body).toMatch(
-      /<div class="pair">\s*<button type="submit" name="action" value="allow_all">Allow everything<\/button>\s*<button type="submit" name="action" value="decline_all">Refuse everything<\/button>/,
+      new RegExp(
+        '<div class="pair">\\s*<button type="submit" name="action" value="allow_all">Allow everything</button>\\s*' +
+          '<button type="submit" name="action" value="decline_all">Refuse everything</button>',
+      ),
     );
     expect(page.body).toContain('action="/choices/revoke-all"');
   });
@@ -517,14 +529,18 @@ describe('choices: what is shown, and what saving records', () => {
         /^Targeted advertising: Information about your children You said no Receipt [0-9a-f-]{36}$/,
       ),
       expect.stringMatching(
-        /^Targeted advertising: The addresses your traffic comes from and goes to You allowed it \(allowed until \w+ \d+, \d{4}\) Receipt [0-9a-f-]{36}$/,
+        new RegExp(
+          '^Targeted advertising: The addresses your traffic comes from and goes to ' +
+            'You allowed it \\(allowed until \\w+ \\d+, \\d{4}\\) Receipt [0-9a-f-]{36}$',
+        ),
       ),
       expect.stringMatching(
-        /^Improving our products: Other information about your account \(not personal\) You said no Receipt [0-9a-f-]{36}$/,
+        /^Improving our products: Other information about your account \(not personal\) You said no Receipt [\w-]{36}$/,
       ),
     ]);
     const { rows } = await svc.sql.query(
-      "select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' order by id",
+      "select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' " +
+        'order by id',
       [accountId],
     );
     expect(rows.map((e) => `${e.purpose}:${e.category}:${e.kind}`)).toEqual([
@@ -663,76 +679,79 @@ describe('choices: what is shown, and what saving records', () => {
 });
 
 describe('receipts', () => {
-  it('the downloaded receipt is a JWS that verifies against /.well-known/jwks.json and says exactly what changed', async () => {
-    const { client, accountId } = await signedIn();
-    await save(client, { 'c:third_party_disclosure:precise_geolocation': 'allow' });
-    const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
-    const { rows } = await svc.sql.query('select * from consent_events where event_id = $1', [eventId]);
-    const event = rows[0];
+  it(
+    'the downloaded receipt is a JWS that verifies against /.well-known/jwks.json and says exactly what ' + 'changed',
+    async () => {
+      const { client, accountId } = await signedIn();
+      await save(client, { 'c:third_party_disclosure:precise_geolocation': 'allow' });
+      const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
+      const { rows } = await svc.sql.query('select * from consent_events where event_id = $1', [eventId]);
+      const event = rows[0];
 
-    const download = await client.get(`/receipts/${eventId}/receipt.jws`);
-    expect(download.status).toBe(200);
-    expect(download.headers.get('content-disposition')).toMatch(
-      new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`),
-    );
-    const jws = download.body.trim();
+      const download = await client.get(`/receipts/${eventId}/receipt.jws`);
+      expect(download.status).toBe(200);
+      expect(download.headers.get('content-disposition')).toMatch(
+        new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`),
+      );
+      const jws = download.body.trim();
 
-    const jwks = await call(svc.url, 'GET', '/.well-known/jwks.json');
-    expect(jwks.status).toBe(200);
-    const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(jwks.body), {
-      algorithms: ['ES256'],
-    });
-    expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'optgate-receipt+jws', kid: jwks.body.keys[0].kid });
-    const receipt = JSON.parse(new TextDecoder().decode(payload));
-    const notices = (await call(svc.url, 'GET', '/v1/notices')).body;
-    expect(receipt).toEqual({
-      iss: 'optgate',
-      sub: accountId,
-      eventId,
-      change: 'granted',
-      purpose: 'third_party_disclosure',
-      category: 'precise_geolocation',
-      channel: 'portal',
-      actor: 'subscriber',
-      noticeVersion: 'v3',
-      noticeSha256: notices.versions.find((v: { version: string }) => v.version === 'v3').sha256,
-      occurredAt: event.occurred_at.toISOString(),
-      expiresAt: event.expires_at.toISOString(),
-      issuedAt: expect.any(String),
-    });
-    expect(
-      Math.abs(
-        Date.parse(receipt.expiresAt) -
-          Date.parse(receipt.occurredAt) -
-          svc.config.catalog.consentTermDays * 86_400_000,
-      ),
-    ).toBeLessThan(1000);
+      const jwks = await call(svc.url, 'GET', '/.well-known/jwks.json');
+      expect(jwks.status).toBe(200);
+      const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(jwks.body), {
+        algorithms: ['ES256'],
+      });
+      expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'optgate-receipt+jws', kid: jwks.body.keys[0].kid });
+      const receipt = JSON.parse(new TextDecoder().decode(payload));
+      const notices = (await call(svc.url, 'GET', '/v1/notices')).body;
+      expect(receipt).toEqual({
+        iss: 'optgate',
+        sub: accountId,
+        eventId,
+        change: 'granted',
+        purpose: 'third_party_disclosure',
+        category: 'precise_geolocation',
+        channel: 'portal',
+        actor: 'subscriber',
+        noticeVersion: 'v3',
+        noticeSha256: notices.versions.find((v: { version: string }) => v.version === 'v3').sha256,
+        occurredAt: event.occurred_at.toISOString(),
+        expiresAt: event.expires_at.toISOString(),
+        issuedAt: expect.any(String),
+      });
+      expect(
+        Math.abs(
+          Date.parse(receipt.expiresAt) -
+            Date.parse(receipt.occurredAt) -
+            svc.config.catalog.consentTermDays * 86_400_000,
+        ),
+      ).toBeLessThan(1000);
 
-    // A doctored receipt does not verify.
-    const [h, , s] = jws.split('.');
-    const forged = `${h}.${Buffer.from(JSON.stringify({ ...receipt, change: 'revoked' })).toString('base64url')}.${s}`;
-    await expect(compactVerify(forged, createLocalJWKSet(jwks.body))).rejects.toThrow();
+      // A doctored receipt does not verify.
+      const [h, , s] = jws.split('.');
+      const forged = `${h}.${b64url({ ...receipt, change: 'revoked' })}.${s}`;
+      await expect(compactVerify(forged, createLocalJWKSet(jwks.body))).rejects.toThrow();
 
-    // The human-readable view shows the same facts and the same signed receipt.
-    const view = await client.get(`/receipts/${eventId}`);
-    const text = textOf(view.body);
-    for (const fact of [
-      `Account ${accountId}`,
-      'Change You allowed it',
-      'Use Sharing with other companies',
-      'Information Your precise location',
-      'How Here, in the privacy portal',
-      'Who You',
-      'Notice version v3',
-      `Notice SHA-256 ${receipt.noticeSha256}`,
-    ]) {
-      expect(text).toContain(fact);
-    }
-    expect(text).toMatch(/When \w{3} \d+, \d{4}, \d+:\d\d [AP]M UTC Expires/);
-    expect(view.body).toContain(`href="/receipts/${eventId}/receipt.jws"`);
-    const shown = /<pre class="jws">([^<]+)<\/pre>/.exec(view.body)![1]!;
-    expect((await compactVerify(shown, createLocalJWKSet(jwks.body))).payload).toBeTruthy();
-  });
+      // The human-readable view shows the same facts and the same signed receipt.
+      const view = await client.get(`/receipts/${eventId}`);
+      const text = textOf(view.body);
+      for (const fact of [
+        `Account ${accountId}`,
+        'Change You allowed it',
+        'Use Sharing with other companies',
+        'Information Your precise location',
+        'How Here, in the privacy portal',
+        'Who You',
+        'Notice version v3',
+        `Notice SHA-256 ${receipt.noticeSha256}`,
+      ]) {
+        expect(text).toContain(fact);
+      }
+      expect(text).toMatch(/When \w{3} \d+, \d{4}, \d+:\d\d [AP]M UTC Expires/);
+      expect(view.body).toContain(`href="/receipts/${eventId}/receipt.jws"`);
+      const shown = /<pre class="jws">([^<]+)<\/pre>/.exec(view.body)![1]!;
+      expect((await compactVerify(shown, createLocalJWKSet(jwks.body))).payload).toBeTruthy();
+    },
+  );
 
   it('the download is labelled application/jose with the receipt type', async () => {
     const { client } = await signedIn();
@@ -792,7 +811,10 @@ describe('history and activity: newest first, 25 a page', () => {
     expect(page1).toHaveLength(25);
     // Newest first: the portal changes lead.
     expect(textOf(first.body)).toMatch(
-      /^.*?When What Change How Receipt \S+ \S+ \S+ \S+ [AP]M UTC Improving our products: Social Security number You said no Here, in the privacy portal/,
+      new RegExp(
+        '^.*?When What Change How Receipt \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
+          'Improving our products: Social Security number You said no Here, in the privacy portal',
+      ),
     );
     expect(first.body).not.toContain('Newest changes');
     const older = /href="(\/history\?before=\d+)">Older changes</.exec(first.body)?.[1];
@@ -829,81 +851,93 @@ describe('history and activity: newest first, 25 a page', () => {
     expect(first.body).not.toContain('Older changes');
   });
 
-  it('activity shows each decision made through the API: who asked, for what, the answer and why; newest first, paginated', async () => {
-    const { client, accountId } = await signedIn();
-    await putConsents(svc, admin, accountId, [
-      { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
-    ]);
-    const other = await createAccount(svc, admin);
-    await decide(svc, pipeline, { accountId: other, purpose: 'ad_targeting', categories: ['name'] });
+  it(
+    'activity shows each decision made through the API: who asked, for what, the answer and why; newest first, ' +
+      'paginated',
+    async () => {
+      const { client, accountId } = await signedIn();
+      await putConsents(svc, admin, accountId, [
+        { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+      ]);
+      const other = await createAccount(svc, admin);
+      await decide(svc, pipeline, { accountId: other, purpose: 'ad_targeting', categories: ['name'] });
 
-    const empty = await client.get('/activity');
-    expect(textOf(empty.body)).toContain('No system has asked to use your data yet.');
+      const empty = await client.get('/activity');
+      expect(textOf(empty.body)).toContain('No system has asked to use your data yet.');
 
-    const allowed = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
-    expect(allowed.allow).toBe(true);
-    const one = textOf((await client.get('/activity')).body);
-    expect(one).toMatch(
-      /When System Use Information Answer Why \S+ \S+ \S+ \S+ [AP]M UTC ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\?/,
-    );
+      const allowed = await decision(accountId, 'ad_targeting', ['web_browsing_history']);
+      expect(allowed.allow).toBe(true);
+      const one = textOf((await client.get('/activity')).body);
+      expect(one).toMatch(
+        new RegExp(
+          'When System Use Information Answer Why \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
+            'ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\\?',
+        ),
+      );
 
-    // 30 more, each a distinct (purpose, category) so that the order can be checked.
-    const categories = [...svc.config.catalog.categories.keys()];
-    const asked: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      const purpose = i % 2 ? 'data_sale' : 'product_analytics';
-      const category = categories[i % categories.length]!;
-      const d = await decide(svc, pipeline, { accountId, purpose, categories: [category] });
-      expect(d.status).toBe(200);
-      asked.push(`${purpose}:${category}:${d.body.allow ? 'allow' : 'deny'}:${d.body.results[0].reason}`);
-    }
-    await decide(svc, pipeline, { accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
+      // 30 more, each a distinct (purpose, category) so that the order can be checked.
+      const categories = [...svc.config.catalog.categories.keys()];
+      const asked: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const purpose = i % 2 ? 'data_sale' : 'product_analytics';
+        const category = categories[i % categories.length]!;
+        const d = await decide(svc, pipeline, { accountId, purpose, categories: [category] });
+        expect(d.status).toBe(200);
+        asked.push(`${purpose}:${category}:${d.body.allow ? 'allow' : 'deny'}:${d.body.results[0].reason}`);
+      }
+      await decide(svc, pipeline, { accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
 
-    const rowsOf = (html: string) =>
-      [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)]
-        .map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!)))
-        .filter((r) => r.length);
-    const first = await client.get('/activity');
-    const rows1 = rowsOf(first.body);
-    expect(rows1).toHaveLength(25);
-    // The newest: an exception, allowed by law.
-    expect(rows1[0]!.slice(1)).toEqual([
-      'ad-pipeline',
-      'Protecting you, us and others against fraud, abuse and unlawful use',
-      label('categories.ip_addresses.label'),
-      'Allowed',
-      'allowed by law without permission',
-    ]);
-    // Then the 30, newest first.
-    const reason: Record<string, string> = {
-      no_consent: 'you had not allowed it',
-      not_opted_out: 'you had not said no',
-    };
-    const expected = [...asked].reverse().map((a) => {
-      const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
-      return [
-        label(`purposes.${p}.label`),
-        label(`categories.${c}.label`),
-        outcome === 'allow' ? 'Allowed' : 'Refused',
-        reason[why],
-      ];
-    });
-    expect(rows1.slice(1).map((r) => r.slice(2))).toEqual(expected.slice(0, 24));
-    const older = /href="(\/activity\?before=[A-Za-z0-9_-]+)">Older</.exec(first.body)?.[1];
-    expect(older).toBeTruthy();
-    const second = await client.get(older!);
-    const rows2 = rowsOf(second.body);
-    expect(rows2).toHaveLength(32 - 25);
-    expect(rows2.slice(0, 6).map((r) => r.slice(2))).toEqual(expected.slice(24));
-    expect(rows2.at(-1)!.slice(2)).toEqual(['Targeted advertising', 'Websites you visit', 'Allowed', 'you allowed it']);
-    expect(second.body).toContain('href="/activity">Newest<');
-    // The other account's decision is nowhere.
-    expect([...rows1, ...rows2].filter((r) => r[2] === 'Targeted advertising' && r[3] === 'Your name')).toEqual([]);
-    // A cursor the service did not issue is a validation problem (422, as in the API), shown as a page.
-    const bad = await client.get('/activity?before=bogus');
-    expect(bad.status).toBe(422);
-    expect(textOf(bad.body)).toContain('We could not read what you sent.');
-  });
+      const rowsOf = (html: string) =>
+        [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)]
+          .map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!)))
+          .filter((r) => r.length);
+      const first = await client.get('/activity');
+      const rows1 = rowsOf(first.body);
+      expect(rows1).toHaveLength(25);
+      // The newest: an exception, allowed by law.
+      expect(rows1[0]!.slice(1)).toEqual([
+        'ad-pipeline',
+        'Protecting you, us and others against fraud, abuse and unlawful use',
+        label('categories.ip_addresses.label'),
+        'Allowed',
+        'allowed by law without permission',
+      ]);
+      // Then the 30, newest first.
+      const reason: Record<string, string> = {
+        no_consent: 'you had not allowed it',
+        not_opted_out: 'you had not said no',
+      };
+      const expected = [...asked].reverse().map((a) => {
+        const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
+        return [
+          label(`purposes.${p}.label`),
+          label(`categories.${c}.label`),
+          outcome === 'allow' ? 'Allowed' : 'Refused',
+          reason[why],
+        ];
+      });
+      expect(rows1.slice(1).map((r) => r.slice(2))).toEqual(expected.slice(0, 24));
+      const older = /href="(\/activity\?before=[A-Za-z0-9_-]+)">Older</.exec(first.body)?.[1];
+      expect(older).toBeTruthy();
+      const second = await client.get(older!);
+      const rows2 = rowsOf(second.body);
+      expect(rows2).toHaveLength(32 - 25);
+      expect(rows2.slice(0, 6).map((r) => r.slice(2))).toEqual(expected.slice(24));
+      expect(rows2.at(-1)!.slice(2)).toEqual([
+        'Targeted advertising',
+        'Websites you visit',
+        'Allowed',
+        'you allowed it',
+      ]);
+      expect(second.body).toContain('href="/activity">Newest<');
+      // The other account's decision is nowhere.
+      expect([...rows1, ...rows2].filter((r) => r[2] === 'Targeted advertising' && r[3] === 'Your name')).toEqual([]);
+      // A cursor the service did not issue is a validation problem (422, as in the API), shown as a page.
+      const bad = await client.get('/activity?before=bogus');
+      expect(bad.status).toBe(422);
+      expect(textOf(bad.body)).toContain('We could not read what you sent.');
+    },
+  );
 });
 
 /** An English label from the message catalog. */

@@ -59,36 +59,39 @@ function untranslated(html: string, data: RegExp[]): string[] {
   return [...runs, ...attributes].filter((t) => !t.startsWith('FR ') && !data.some((d) => d.test(t)));
 }
 
-const FRENCH_DATE =
-  /^\d{1,2}(er)? (janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre) \d{4}( à \d{2}:\d{2})?( UTC)?$/;
+const FRENCH_MONTHS = 'janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre';
+const FRENCH_DATE = new RegExp(`^\\d{1,2}(er)? (${FRENCH_MONTHS}) \\d{4}( à \\d{2}:\\d{2})?( UTC)?$`);
 const FRENCH_SHORT_DATE = /^\d{1,2} [a-zéû]+\.? \d{4}(,| à) \d{2}:\d{2} UTC$/;
 
-it('Accept-Language: fr gets the French file, <html lang="fr"> and French dates; other languages get English', async () => {
-  const client = new PortalClient(svc.url, fr);
-  const landing = await client.get('/');
-  expect(landing.status).toBe(200);
-  expect(landing.body).toContain('<html lang="fr">');
-  expect(textOf(landing.body)).toContain('FR Your privacy choices');
-  expect(textOf(landing.body)).toContain('FR Read our privacy notice, including every earlier version.');
-  expect(untranslated(landing.body, [])).toEqual([]);
+it(
+  'Accept-Language: fr gets the French file, <html lang="fr"> and French dates; other languages get ' + 'English',
+  async () => {
+    const client = new PortalClient(svc.url, fr);
+    const landing = await client.get('/');
+    expect(landing.status).toBe(200);
+    expect(landing.body).toContain('<html lang="fr">');
+    expect(textOf(landing.body)).toContain('FR Your privacy choices');
+    expect(textOf(landing.body)).toContain('FR Read our privacy notice, including every earlier version.');
+    expect(untranslated(landing.body, [])).toEqual([]);
 
-  const notice = await client.get('/notice/v1');
-  expect(notice.body).toContain('<html lang="fr">');
-  expect(textOf(notice.body)).toContain('FR In effect from 1 juillet 2020');
-  // The notice text itself is the ISP's document (config/notices), not a portal message: it is not checked here.
-  const noticeChrome = notice.body.replace(/<article class="notice">[\s\S]*?<\/article>/, '');
-  expect(untranslated(noticeChrome, [FRENCH_DATE, /^[0-9a-f]{64}$/])).toEqual([]);
+    const notice = await client.get('/notice/v1');
+    expect(notice.body).toContain('<html lang="fr">');
+    expect(textOf(notice.body)).toContain('FR In effect from 1 juillet 2020');
+    // The notice text itself is the ISP's document (config/notices), not a portal message: it is not checked here.
+    const noticeChrome = notice.body.replace(/<article class="notice">[\s\S]*?<\/article>/, '');
+    expect(untranslated(noticeChrome, [FRENCH_DATE, /^[0-9a-f]{64}$/])).toEqual([]);
 
-  for (const language of ['de', 'en-GB', '']) {
-    const other = await new PortalClient(svc.url, language ? { 'accept-language': language } : {}).get('/');
-    expect(other.body).toContain('<html lang="en">');
-    expect(textOf(other.body)).toContain('Your privacy choices');
-    expect(textOf(other.body)).not.toContain('FR ');
-  }
-  // English still preferred when the browser says so.
-  const en = await new PortalClient(svc.url, { 'accept-language': 'en;q=1, fr;q=0.5' }).get('/');
-  expect(en.body).toContain('<html lang="en">');
-});
+    for (const language of ['de', 'en-GB', '']) {
+      const other = await new PortalClient(svc.url, language ? { 'accept-language': language } : {}).get('/');
+      expect(other.body).toContain('<html lang="en">');
+      expect(textOf(other.body)).toContain('Your privacy choices');
+      expect(textOf(other.body)).not.toContain('FR ');
+    }
+    // English still preferred when the browser says so.
+    const en = await new PortalClient(svc.url, { 'accept-language': 'en;q=1, fr;q=0.5' }).get('/');
+    expect(en.body).toContain('<html lang="en">');
+  },
+);
 
 it('every signed-in page in French shows only words from the French file', async () => {
   const accountId = await createAccount(svc, admin);

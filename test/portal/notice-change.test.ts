@@ -34,7 +34,9 @@ beforeAll(async () => {
   const v3Text = readFileSync(path.join(configDir, 'notices/v3.md'), 'utf8');
   writeFileSync(
     path.join(configDir, 'notices/v4.md'),
-    `${v3Text}\n**What changed in this version.** We now use the websites you visit to choose ads from more partners. Because this matters, permissions you gave before for targeted advertising no longer count: we ask you again.\n`,
+    `${v3Text}\n**What changed in this version.** We now use the websites you visit to choose ads from more ` +
+      `partners. Because this matters, permissions you gave before for targeted advertising no longer count: we ` +
+      `ask you again.\n`,
   );
   writeFileSync(path.join(configDir, 'notices/v5.md'), `${v3Text}\nA clarification, with no material change.\n`);
   catalog.notices.push(
@@ -71,7 +73,8 @@ it('the test catalog is what the service runs: v4 in force, v5 announced', async
   expect(notices.body.versions.map((v: { version: string }) => v.version)).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
 });
 
-it('opt-ins for the purpose stop counting, the portal asks again on the next visit, and allowing again under v4 counts', async () => {
+it('opt-ins for the purpose stop counting, the portal asks again on the next visit, and allowing again under v4 ' +
+  'counts', async () => {
   const accountId = await createAccount(svc, admin);
   // Recorded under v3, which is still a valid notice to have been shown (it is in the past).
   const put = await putConsents(svc, admin, accountId, [
@@ -110,7 +113,8 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
       await signInPage(svc, page, accountId);
       const banner = page.locator('main p.banner.warning[role=status]');
       expect(await banner.textContent()).toBe(
-        'We changed our notice in a way that matters for: Targeted advertising. Permissions you gave before for these uses no longer count. Please choose again.',
+        'We changed our notice in a way that matters for: Targeted advertising. Permissions you gave before for ' +
+          'these uses no longer count. Please choose again.',
       );
       expect(await page.getByText('These choices are made under notice version v4.').count()).toBe(1);
       for (const category of ['Websites you visit', 'Demographic information (such as age)']) {
@@ -143,7 +147,8 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
     expect(await reasonOf(accountId, 'ad_targeting', 'web_browsing_history')).toBe('consent_granted');
     expect(await reasonOf(accountId, 'ad_targeting', 'demographics')).toBe('notice_superseded');
     const { rows } = await svc.sql.query(
-      "select notice_version, notice_sha256, channel from consent_events where account_id = $1 and category = 'web_browsing_history' order by id desc limit 1",
+      'select notice_version, notice_sha256, channel from consent_events where account_id = $1 and category = ' +
+        "'web_browsing_history' order by id desc limit 1",
       [accountId],
     );
     expect(rows[0]).toEqual({
@@ -168,7 +173,8 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
   }
 }, 90_000);
 
-it('the public notice pages: v4 in force and material for targeted advertising, v3 replaced, v5 announced', async () => {
+it('the public notice pages: v4 in force and material for targeted advertising, v3 replaced, v5 ' +
+  'announced', async () => {
   const context = await newContext(browser, 390);
   const page = await context.newPage();
   try {

@@ -27,48 +27,51 @@ it('migrate creates the database and is idempotent', async () => {
   expect(second.stdout).toBe('database is up to date\n');
 });
 
-it('serves, answers a token minted by the CLI, logs JSON without subscriber data, and stops cleanly on SIGTERM', async () => {
-  const port = await freePort();
-  const child = await startProcess(env, port);
-  const minted = await run(
-    CLI,
-    ['token', '--sub', 'crm', '--scope', 'decisions accounts:write', '--purposes', 'billing', '--ttl', '10m'],
-    env,
-  );
-  expect(minted.code).toBe(0);
-  const token = minted.stdout.trim();
-  expect(minted.stdout).toBe(`${token}\n`);
-  expect(token.split('.')).toHaveLength(3);
+it(
+  'serves, answers a token minted by the CLI, logs JSON without subscriber data, and stops cleanly on ' + 'SIGTERM',
+  async () => {
+    const port = await freePort();
+    const child = await startProcess(env, port);
+    const minted = await run(
+      CLI,
+      ['token', '--sub', 'crm', '--scope', 'decisions accounts:write', '--purposes', 'billing', '--ttl', '10m'],
+      env,
+    );
+    expect(minted.code).toBe(0);
+    const token = minted.stdout.trim();
+    expect(minted.stdout).toBe(`${token}\n`);
+    expect(token.split('.')).toHaveLength(3);
 
-  const base = `http://127.0.0.1:${port}`;
-  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const accountId = `SUBSCRIBER-${randomBytes(4).toString('hex')}`;
-  expect(
-    (
-      await fetch(`${base}/v1/accounts`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({ accounts: [{ accountId, status: 'active' }] }),
-      })
-    ).status,
-  ).toBe(200);
-  const decision = await fetch(`${base}/v1/decisions`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ accountId, purpose: 'billing', categories: ['billing_info'] }),
-  });
-  expect(((await decision.json()) as { allow: boolean }).allow).toBe(true);
+    const base = `http://127.0.0.1:${port}`;
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const accountId = `SUBSCRIBER-${randomBytes(4).toString('hex')}`;
+    expect(
+      (
+        await fetch(`${base}/v1/accounts`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ accounts: [{ accountId, status: 'active' }] }),
+        })
+      ).status,
+    ).toBe(200);
+    const decision = await fetch(`${base}/v1/decisions`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ accountId, purpose: 'billing', categories: ['billing_info'] }),
+    });
+    expect(((await decision.json()) as { allow: boolean }).allow).toBe(true);
 
-  child.kill('SIGTERM');
-  const end = await finished(child);
-  expect(end.code).toBe(0);
-  const lines = child.logs().trim().split('\n');
-  for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
-  expect(lines.some((l) => JSON.parse(l).route === '/v1/decisions')).toBe(true);
-  expect(child.logs()).not.toContain(accountId);
-  expect(child.logs()).not.toContain(token);
-  expect(lines.at(-1)).toMatch(/optgate stopped/);
-});
+    child.kill('SIGTERM');
+    const end = await finished(child);
+    expect(end.code).toBe(0);
+    const lines = child.logs().trim().split('\n');
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(lines.some((l) => JSON.parse(l).route === '/v1/decisions')).toBe(true);
+    expect(child.logs()).not.toContain(accountId);
+    expect(child.logs()).not.toContain(token);
+    expect(lines.at(-1)).toMatch(/optgate stopped/);
+  },
+);
 
 it('refuses to start with a bad configuration, naming the variable', async () => {
   const port = await freePort();

@@ -17,7 +17,10 @@ import { quoteIdent } from '../../src/platform/db/database';
 import { TEST_DB_PREFIX, testKeysDir } from './harness';
 import { CLI, type Finished, finished, ROOT, run } from './processes';
 
-/** The canonical content of a record as the chain hashes it: what src/audit/chain.ts builds, rebuilt here from its fields. */
+/**
+ * The canonical content of a record as the chain hashes it: what src/audit/chain.ts builds, rebuilt here from its
+ * fields.
+ */
 export function contentOf(c: {
   seq: number;
   recordedAt: string;

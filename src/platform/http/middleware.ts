@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Readable, Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
@@ -82,8 +82,16 @@ export function decodedBody(req: Request): Readable {
   }
   const decoder = DECODERS[encoding];
   if (!decoder) return req;
-  // pipeline destroys both on an error of either; the decoder's error reaches whoever reads it.
+  // pipeline destroys both on an error of either; the reader sees it as the caller's bad body.
   const decoded = decoder();
   pipeline(req, decoded).catch(() => undefined);
-  return decoded;
+  return Readable.from(
+    (async function* () {
+      try {
+        yield* decoded;
+      } catch {
+        throw new AppError('bad-request', `The body is not valid ${encoding} data.`);
+      }
+    })(),
+  );
 }

@@ -27,7 +27,7 @@ export function sendProblem(res: Response, err: AppError): void {
  * The body parsers' errors (body-parser, and the streaming decoder below) are the caller's fault:
  * a 4xx problem, never a 503.
  */
-export function fromParserError(err: { type?: string; status?: number; code?: string; expose?: boolean }) {
+export function fromParserError(err: { type?: string; status?: number; expose?: boolean }) {
   switch (err?.type) {
     case 'entity.parse.failed':
       return new AppError('bad-request', 'The body is not valid JSON.');
@@ -44,8 +44,8 @@ export function fromParserError(err: { type?: string; status?: number; code?: st
     case 'stream.encoding.set':
       return new AppError('bad-request', 'The body could not be read.');
   }
-  // Compressed data that does not decompress (zlib's Z_* codes), wrapped by body-parser as a 400.
-  if (err?.code?.startsWith('Z_') || (err?.expose && err.status === 400)) {
+  // Anything else body-parser refuses as the caller's fault: data that does not match its Content-Encoding.
+  if (err?.expose && err.status === 400) {
     return new AppError('bad-request', 'The body could not be read: its Content-Encoding does not match its data.');
   }
   return undefined;
