@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # optgate: multi-stage build; the runtime image holds production dependencies and compiled code only.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -11,12 +11,12 @@ COPY migrations migrations
 COPY test/bench test/bench
 RUN npm run build && rm -rf dist/test
 
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=8080
 WORKDIR /app
 COPY --chown=root:root package.json ./

@@ -41,7 +41,6 @@ export {
   AuditFormatError,
   type AuditRecord,
   type AuditType,
-  type CategoryVerdict,
   consentEventRecord,
   type DecisionInput,
   decisionRecord,

@@ -1,13 +1,12 @@
 import { z } from 'zod';
 import {
-  type AllowReason,
   accountId,
   actorType,
   allowReason,
+  type CategoryResult,
   channel,
   consentEventKind,
   type DecisionEndpoint,
-  type DenyReason,
   decisionEndpoint,
   denyReason,
 } from '../platform/vocabulary';
@@ -152,17 +151,6 @@ export function parseRecord(content: string): AuditRecord {
 
 // ---- builders: typed in, JSON-ready out ----
 
-/** One category's verdict, as the engine gives it. */
-export type CategoryVerdict =
-  | {
-      readonly category: string;
-      readonly allow: true;
-      readonly reason: AllowReason;
-      readonly consentId?: string;
-      readonly expiresAt?: Date;
-    }
-  | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
-
 export interface DecisionInput {
   readonly decisionId: string;
   readonly endpoint: DecisionEndpoint;
@@ -176,7 +164,7 @@ export interface DecisionInput {
   readonly allow: boolean;
   /** Present for an allow. */
   readonly validUntil?: Date;
-  readonly results: readonly CategoryVerdict[];
+  readonly results: readonly CategoryResult[];
 }
 
 export function decisionRecord(accountId: string, d: DecisionInput): AuditDraft {

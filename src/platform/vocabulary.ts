@@ -54,6 +54,17 @@ export const denyReason = z.enum([
 ]);
 export type DenyReason = z.infer<typeof denyReason>;
 
+/** One category's verdict, as the decision engine gives it and the audit records it. */
+export type CategoryResult =
+  | {
+      readonly category: string;
+      readonly allow: true;
+      readonly reason: AllowReason;
+      readonly consentId?: string;
+      readonly expiresAt?: Date;
+    }
+  | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
+
 /** Where a decision was asked: one account, a batch, or the streaming filter. */
 export const decisionEndpoint = z.enum(['single', 'batch', 'filter']);
 export type DecisionEndpoint = z.infer<typeof decisionEndpoint>;

@@ -1,5 +1,7 @@
 import type { Catalog, Notice } from '../platform/config/catalog';
-import type { AccountStatus, AllowReason, ConsentState, DenyReason } from '../platform/vocabulary';
+import type { AccountStatus, CategoryResult, ConsentState, DenyReason } from '../platform/vocabulary';
+
+export type { CategoryResult } from '../platform/vocabulary';
 
 /**
  * The judgement: a pure function of (request, what the store holds, catalog, now). No I/O, no
@@ -26,16 +28,6 @@ export interface Subject {
   /** The current consent state for the request's purpose, by category. */
   readonly consents: ReadonlyMap<string, ConsentSnapshot>;
 }
-
-export type CategoryResult =
-  | {
-      readonly category: string;
-      readonly allow: true;
-      readonly reason: AllowReason;
-      readonly consentId?: string;
-      readonly expiresAt?: Date;
-    }
-  | { readonly category: string; readonly allow: false; readonly reason: DenyReason };
 
 export type Verdict =
   | { readonly allow: true; readonly validUntil: Date; readonly results: readonly CategoryResult[] }
