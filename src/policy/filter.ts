@@ -46,12 +46,14 @@ export async function filterRecords(
     }
   };
 
-  for await (const chunk of input) {
+  // The request is not destroyed when judging stops early (a 413, a 503): the error handler drains it, so that
+  // the caller, perhaps still sending, gets the answer.
+  for await (const chunk of input.iterator({ destroyOnReturn: false })) {
     const text = rest + (chunk as Buffer).toString('utf8');
     const lines = text.split('\n');
     rest = lines.pop()!;
-    if (Buffer.byteLength(rest) > MAX_LINE_BYTES)
-      throw new AppError('payload-too-large', `A record is longer than ${MAX_LINE_BYTES} bytes.`);
+    // Every line, finished or not: one that arrives whole in a large chunk is as long as one that does not.
+    for (const line of [...lines, rest]) assertLineLength(line);
     pending.push(...lines.map((l) => l.replace(/\r$/, '')));
     while (pending.length >= MAX_CHUNK) await judgeLines(pending.splice(0, MAX_CHUNK));
     // Whatever has arrived is judged now rather than waiting for a full chunk: a slow producer still gets answers.
@@ -60,6 +62,13 @@ export async function filterRecords(
   pending.push(rest);
   await judgeLines(pending);
   return counts;
+}
+
+/** A record may be at most MAX_LINE_BYTES long (characters are at most 4 bytes: most lines need no count). */
+function assertLineLength(line: string): void {
+  if (line.length * 4 > MAX_LINE_BYTES && Buffer.byteLength(line) > MAX_LINE_BYTES) {
+    throw new AppError('payload-too-large', `A record is longer than ${MAX_LINE_BYTES} bytes.`);
+  }
 }
 
 function accountOf(line: string, field: string): string | undefined {

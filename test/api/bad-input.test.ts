@@ -127,3 +127,14 @@ it('a malformed request line is a 400 problem+json', async () => {
   expect(head).toMatch(/^HTTP\/1\.1 400 /);
   expect(JSON.parse(body)).toMatchObject({ type: 'urn:optgate:problem:bad-request', status: 400 });
 });
+
+it('a record longer than 1 MiB in the filter: 413 before any output, finished line or not; a cut stream after', async () => {
+  const long = `{"accountId":"${accountId}","pad":"${'x'.repeat(1_200_000)}"}`;
+  for (const body of [long, `${long}\n`, `{"accountId":"A-nobody"}\n${long}\n`]) {
+    const r = await post(FILTER, Buffer.from(body), NDJSON);
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.text).type).toBe('urn:optgate:problem:payload-too-large');
+  }
+  // An allowed record has gone out: the status cannot change any more, so the response is cut, never completed.
+  await expect(post(FILTER, Buffer.from(`{"accountId":"${accountId}"}\n${long}\n`), NDJSON)).rejects.toThrow();
+});

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../errors';
@@ -82,9 +81,11 @@ export function decodedBody(req: Request): Readable {
   }
   const decoder = DECODERS[encoding];
   if (!decoder) return req;
-  // pipeline destroys both on an error of either; the reader sees it as the caller's bad body.
+  // Not pipeline(): a decoder that fails must not destroy the request, which the error handler drains. The reader
+  // sees the failure as the caller's bad body.
   const decoded = decoder();
-  pipeline(req, decoded).catch(() => undefined);
+  req.on('error', (err) => decoded.destroy(err));
+  req.pipe(decoded);
   return Readable.from(
     (async function* () {
       try {

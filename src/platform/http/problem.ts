@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { AppError, problemTypeUri } from '../errors';
 import type { Logger } from '../logger';
 import { requestIdOf } from './middleware';
@@ -51,6 +51,17 @@ export function fromParserError(err: { type?: string; status?: number; expose?: 
   return undefined;
 }
 
+const DISCARD_LIMIT_BYTES = 64 << 20;
+
+function discardBody(req: Request): void {
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_LIMIT_BYTES) req.socket.destroy();
+  });
+  req.resume();
+}
+
 export const notFound: RequestHandler = (_req, _res, next) =>
   next(new AppError('not-found', 'There is nothing at this path.'));
 
@@ -59,7 +70,7 @@ export const notFound: RequestHandler = (_req, _res, next) =>
  * answered 503, never a partial or optimistic answer: the service fails closed.
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
+  return (err, req, res, _next) => {
     const known = err instanceof AppError ? err : fromParserError(err);
     const problem = known ?? new AppError('unavailable', 'The service could not complete this request. Try again.');
     if (!known) {
@@ -76,6 +87,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
+    // Refused before its (streamed) body was read: the rest is read and discarded so that the caller, still
+    // sending, gets the answer; past a bound, the connection is cut instead.
+    if (!req.complete) discardBody(req);
     sendProblem(res, problem);
   };
 }
