@@ -128,7 +128,7 @@ it('a malformed request line is a 400 problem+json', async () => {
   expect(JSON.parse(body)).toMatchObject({ type: 'urn:optgate:problem:bad-request', status: 400 });
 });
 
-it('a record longer than 1 MiB in the filter: 413 before any output, finished line or not; a cut stream after', async () => {
+it('a record over 1 MiB in the filter: 413 before any output, finished line or not; a cut stream after', async () => {
   const long = `{"accountId":"${accountId}","pad":"${'x'.repeat(1_200_000)}"}`;
   for (const body of [long, `${long}\n`, `{"accountId":"A-nobody"}\n${long}\n`]) {
     const r = await post(FILTER, Buffer.from(body), NDJSON);
