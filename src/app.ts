@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { AccountService, accountRouter } from './accounts';
 import { AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
+import { AccountCache, type CacheCoherence } from './cache';
 import { ConsentService, consentRouter } from './consent';
 import { noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
@@ -17,7 +18,14 @@ import { errorHandler, notFound } from './platform/http/problem';
 import type { Logger } from './platform/logger';
 import type { Metrics } from './platform/metrics';
 import type { Queues } from './platform/queues';
-import { DecisionService, decisionRouter } from './policy';
+import {
+  type AccountState,
+  DecisionService,
+  decisionRouter,
+  loadAccountStates,
+  sizeOfAccountState,
+  UNKNOWN_ACCOUNT,
+} from './policy';
 import { createViews, PortalService, portalRouter, SessionStore, SignInService } from './portal';
 import { API_ROUTES } from './routes';
 
@@ -34,21 +42,41 @@ export interface Infrastructure {
   readonly logger: Logger;
   readonly clock: () => Date;
   readonly auditWriter: AuditWriter;
+  /** The cache protocol of this instance (started and stopped by server.ts). */
+  readonly coherence: CacheCoherence;
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 /** The composition root: every service built once, from one dependencies object each. */
 export function createServices(infra: Infrastructure) {
-  const { config, db, redis, queues, keys, metrics, clock, auditWriter: writer } = infra;
+  const { config, db, redis, queues, keys, metrics, clock, auditWriter: writer, coherence } = infra;
   const catalog = config.catalog;
   const verifier = new TokenVerifier({ keys, settings: config.auth, clock });
-  const accounts = new AccountService({ db, clock });
-  const consents = new ConsentService({ db, catalog, clock, evidenceKey: keys.evidenceKey, metrics, accounts });
+  const accounts = new AccountService({ db, clock, coherence });
+  const consents = new ConsentService({
+    db,
+    catalog,
+    clock,
+    evidenceKey: keys.evidenceKey,
+    metrics,
+    accounts,
+    coherence,
+  });
+  const subjects = new AccountCache<AccountState>({
+    coherence,
+    load: (ids) => loadAccountStates(db, ids),
+    absent: UNKNOWN_ACCOUNT,
+    sizeOf: sizeOfAccountState,
+    maxEntries: config.cache.maxEntries,
+    maxBytes: config.cache.maxBytes,
+    metrics,
+  });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
   const exports = new ExportService({ db, queues, audit, keys, clock });
   const decisions = new DecisionService({
-    db,
+    subjects,
+    timeoutMs: config.db.statementTimeoutMs + 500,
     catalog,
     clock,
     metrics,
@@ -75,7 +103,7 @@ export function createServices(infra: Infrastructure) {
     perMinute: signInPerMinute,
   });
   const portal = new PortalService({ catalog, accounts, consents, audit, keys, clock });
-  return { verifier, accounts, consents, audit, exports, decisions, sessions, signIn, portal };
+  return { verifier, accounts, consents, subjects, audit, exports, decisions, sessions, signIn, portal };
 }
 
 /** The HTTP surface: thin routers over the services, one error handler. */

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp, createServices, type Infrastructure } from './app';
 import { AuditWriter, auditJobs } from './audit';
+import { CacheCoherence, cacheJobs } from './cache';
 import { consentJobs } from './consent';
 import { loadKeys } from './platform/auth/keys';
 import type { AppConfig } from './platform/config';
@@ -38,7 +39,15 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   let shuttingDown = false;
   let server: Server;
   try {
+    const { metrics, queues, auditWriter, coherence, db, clock } = infra.infrastructure;
     const services = createServices(infra.infrastructure);
+    const { subjects } = services;
+    registerGauges(metrics, {
+      queueDepths: () => queues.depths(),
+      auditPending: () => auditWriter.pending,
+      cache: () => ({ entries: subjects.entries, bytes: subjects.bytes, coherent: coherence.coherent() }),
+    });
+    coherence.start(config.cache.enabled);
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
       const { audit, exports, consents } = services;
@@ -46,6 +55,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
         ...auditJobs({ audit, exports, logger, checkpointIntervalMs }),
+        ...cacheJobs({ db, logger, clock }),
       ]);
     }
     server = await listen(app, config.http);
@@ -62,6 +72,8 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      // First give the cache lease back: writers elsewhere need not wait for an instance that is leaving.
+      await infra.infrastructure.coherence.stop();
       await drain(server, infra.infrastructure.pool, config.http.shutdownTimeoutMs);
       await infra.close();
       logger.info('optgate stopped');
@@ -74,13 +86,17 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
   await ensureDatabase(config.db.url);
   const { db, pool } = createDb(config.db, logger);
   const redis = createRedis(config.redis, logger, 'commands');
+  const subscriber = createRedis(config.redis, logger, 'subscriber');
   const queueConnection = createRedis(config.redis, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
   const auditWriter = new AuditWriter({ pool, clock });
+  let coherence: CacheCoherence | undefined;
   const close = async () => {
+    await coherence?.stop();
     await queues.close();
     await auditWriter.flushed();
     redis.disconnect();
+    subscriber.disconnect();
     queueConnection.disconnect();
     await db.destroy();
   };
@@ -89,7 +105,8 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
     if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
     const keys = await loadKeys(config.auth, config.env);
     const metrics = createMetrics();
-    registerGauges(metrics, { queueDepths: () => queues.depths(), auditPending: () => auditWriter.pending });
+    const { prefix } = config.redis;
+    coherence = new CacheCoherence({ db, redis, subscriber, prefix, leaseMs: config.cache.leaseMs, logger, metrics });
     const infrastructure: Infrastructure = {
       config,
       db,
@@ -101,6 +118,7 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
       logger,
       clock,
       auditWriter,
+      coherence,
     };
     return { infrastructure, close };
   } catch (err) {

@@ -9,10 +9,13 @@ export interface AccountInput {
   readonly billingState: string | null;
 }
 
-/** Upserts in one statement, whatever the size: unnest keeps it to four parameters. */
-export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<number> {
-  if (accounts.length === 0) return 0;
-  const result = await sql`
+/**
+ * Upserts in one statement, whatever the size: unnest keeps it to four parameters. Returns the
+ * accounts that were new or actually changed.
+ */
+export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<string[]> {
+  if (accounts.length === 0) return [];
+  const { rows } = await sql<{ account_id: string }>`
     insert into accounts (account_id, status, service_state, billing_state)
     select * from unnest(
       ${accounts.map((a) => a.accountId)}::text[],
@@ -25,8 +28,9 @@ export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Pro
       billing_state = excluded.billing_state,
       updated_at = now()
     where (accounts.status, accounts.service_state, accounts.billing_state)
-      is distinct from (excluded.status, excluded.service_state, excluded.billing_state)`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+      is distinct from (excluded.status, excluded.service_state, excluded.billing_state)
+    returning account_id`.execute(db);
+  return rows.map((r) => r.account_id);
 }
 
 export async function findAccount(db: Db, accountId: string) {

@@ -1,4 +1,5 @@
 import { appendWithin, staffActionRecord } from '../audit';
+import { type CacheCoherence, recordChanges } from '../cache';
 import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
 import type { AccountInput } from './account.repository';
@@ -16,6 +17,8 @@ export interface AccountUpsertResult {
 export interface AccountDeps {
   readonly db: Db;
   readonly clock: () => Date;
+  /** Every instance's cache drops the accounts an import changed, before the import is answered. */
+  readonly coherence: Pick<CacheCoherence, 'announce'>;
 }
 
 export class AccountService {
@@ -30,12 +33,20 @@ export class AccountService {
     const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
     const closed = unique.filter((a) => a.status === 'closed').length;
     const changed = await this.deps.db.transaction().execute(async (trx) => {
-      const n = await repo.upsertRows(trx, unique);
-      const action = { action: 'accounts_upserted', actor, upserted: unique.length, changed: n, closed } as const;
+      const ids = await repo.upsertRows(trx, unique);
+      await recordChanges(trx, ids);
+      const action = {
+        action: 'accounts_upserted',
+        actor,
+        upserted: unique.length,
+        changed: ids.length,
+        closed,
+      } as const;
       await appendWithin(trx, [staffActionRecord(action)], this.deps.clock());
-      return n;
+      return ids;
     });
-    return { upserted: unique.length, changed };
+    if (changed.length) await this.deps.coherence.announce(changed);
+    return { upserted: unique.length, changed: changed.length };
   }
 
   /** The account, or 404. */

@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AccountService } from '../accounts';
 import { appendWithin, consentEventRecord } from '../audit';
+import { type CacheCoherence, recordChanges } from '../cache';
 import type { Catalog, Notice } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { type FieldProblem, validationError } from '../platform/errors';
@@ -81,6 +82,8 @@ export interface ConsentDeps {
   readonly evidenceKey: Buffer;
   readonly metrics: Metrics;
   readonly accounts: AccountService;
+  /** Every instance's cache drops the accounts a change touched, before the change is answered. */
+  readonly coherence: Pick<CacheCoherence, 'announce'>;
 }
 
 /** One change about to be committed: its event, and the state it leaves (the feed id is known after the insert). */
@@ -176,6 +179,7 @@ export class ConsentService {
       }
       return commit(trx, planned, now);
     });
+    await this.deps.coherence.announce([accountId]);
 
     for (const { event: e } of committed) this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
     const latest = new Map(committed.map((c) => [key(c.state.purpose, c.state.category), c.state]));
@@ -202,7 +206,7 @@ export class ConsentService {
     let total = 0;
     for (;;) {
       const now = this.deps.clock();
-      const count = await this.deps.db.transaction().execute(async (trx) => {
+      const expired = await this.deps.db.transaction().execute(async (trx) => {
         const overdue = await repo.lockOverdueGrants(trx, now, batchSize);
         const planned = overdue.map(({ notice_sha256, last_event_id: _, ...s }): Planned => {
           const notice = { version: s.notice_version, sha256: notice_sha256 };
@@ -214,11 +218,12 @@ export class ConsentService {
           };
         });
         await commit(trx, planned, now);
-        return overdue.length;
+        return overdue.map((s) => s.account_id);
       });
-      total += count;
-      if (count) this.deps.metrics.consentEvents.inc({ kind: 'expired', channel: 'system' }, count);
-      if (count < batchSize) return total;
+      if (expired.length) await this.deps.coherence.announce([...new Set(expired)]);
+      total += expired.length;
+      if (expired.length) this.deps.metrics.consentEvents.inc({ kind: 'expired', channel: 'system' }, expired.length);
+      if (expired.length < batchSize) return total;
     }
   }
 
@@ -293,13 +298,13 @@ function eventRow(e: {
 }
 
 /**
- * Inserts the events, appends their audit records and saves the states they leave, in the
- * caller's transaction: the event, its record and the new state commit together or not at all.
+ * Inserts the events, saves the states they leave, logs which accounts changed (for the caches)
+ * and appends the audit records, in the caller's transaction: all commit together or not at all.
+ * The audit append comes last, so that the chain head is locked for the shortest time.
  */
 async function commit(trx: Db, planned: readonly Planned[], now: Date) {
   const events = planned.map((p) => p.event);
   const seqs = await repo.insertEvents(trx, events);
-  await appendWithin(trx, events.map(auditRecordOf), now);
   // A change set may touch one item twice: the state is the last one's, citing the last event.
   const states = new Map<string, ConsentStateRow>();
   planned.forEach((p, i) => {
@@ -309,6 +314,8 @@ async function commit(trx: Db, planned: readonly Planned[], now: Date) {
     });
   });
   await repo.upsertStates(trx, [...states.values()]);
+  await recordChanges(trx, [...new Set(events.map((e) => e.account_id))]);
+  await appendWithin(trx, events.map(auditRecordOf), now);
   return planned.map((p, i) => ({ ...p, seq: seqs[i]! }));
 }
 

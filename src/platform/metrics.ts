@@ -25,6 +25,35 @@ export function createMetrics() {
       labelNames: ['kind', 'channel'] as const,
       registers: [registry],
     }),
+    cacheRequests: new Counter({
+      name: 'optgate_cache_requests_total',
+      help:
+        'Account lookups of the decision path: hit, miss (loaded and kept), bypass (cache not ' +
+        'coherent: read through)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    cacheInvalidations: new Counter({
+      name: 'optgate_cache_invalidations_total',
+      help:
+        "Invalidations applied by this instance, by source: another instance's message, or a " +
+        'catch-up from PostgreSQL',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    cacheLeaseLost: new Counter({
+      name: 'optgate_cache_lease_lost_total',
+      help: 'Times this instance emptied its cache and stopped using it until a renewal, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    cacheAnnouncements: new Histogram({
+      name: 'optgate_cache_announcement_seconds',
+      help: 'From the commit of a consent or account change to every instance having dropped its entries',
+      labelNames: ['outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
     httpRequests: new Histogram({
       name: 'optgate_http_request_duration_seconds',
       help: 'HTTP requests by method, route pattern and status',
@@ -43,8 +72,33 @@ export function registerGauges(
   sources: {
     queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>;
     auditPending: () => number;
+    cache: () => { entries: number; bytes: number; coherent: boolean };
   },
 ): void {
+  new Gauge({
+    name: 'optgate_cache_entries',
+    help: "Accounts held in this instance's consent cache",
+    registers: [metrics.registry],
+    collect() {
+      this.set(sources.cache().entries);
+    },
+  });
+  new Gauge({
+    name: 'optgate_cache_bytes',
+    help: "Approximate bytes held by this instance's consent cache",
+    registers: [metrics.registry],
+    collect() {
+      this.set(sources.cache().bytes);
+    },
+  });
+  new Gauge({
+    name: 'optgate_cache_coherent',
+    help: '1 while this instance answers from its cache (valid lease, caught up, subscribed); 0 while it reads through',
+    registers: [metrics.registry],
+    collect() {
+      this.set(sources.cache().coherent ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'optgate_queue_jobs',
     help: 'BullMQ jobs by queue and state',

@@ -3,14 +3,19 @@ import type { AppConfig } from './config';
 import type { Logger } from './logger';
 
 /**
- * One connection for commands and one for BullMQ. Commands (sessions, rate limits, sign-in
- * links) fail fast: no offline queue, one retry, and a bounded time per command, so that a hung
- * Redis (SIGSTOP, a dead network path) turns into a prompt 503 instead of a request that waits
- * as long as Redis does. BullMQ wants the opposite (maxRetriesPerRequest: null, reconnecting
- * forever); every wait on it is bounded where it is made. BullMQ does not close connections it is
- * given: shutdown closes these.
+ * One connection for commands, one for BullMQ and one for the cache's invalidation subscription.
+ * Commands (sessions, rate limits, sign-in links, the cache lease) fail fast: no offline queue,
+ * one retry, and a bounded time per command, so that a hung Redis (SIGSTOP, a dead network path)
+ * turns into a prompt 503 instead of a request that waits as long as Redis does. BullMQ wants the
+ * opposite (maxRetriesPerRequest: null, reconnecting forever); every wait on it is bounded where it
+ * is made. The subscriber reconnects and resubscribes by itself; the cache stops using its entries
+ * for as long as it is away. BullMQ does not close connections it is given: shutdown closes these.
  */
-export function createRedis(settings: AppConfig['redis'], logger: Logger, purpose: 'commands' | 'queues'): Redis {
+export function createRedis(
+  settings: AppConfig['redis'],
+  logger: Logger,
+  purpose: 'commands' | 'queues' | 'subscriber',
+): Redis {
   const commands = purpose === 'commands';
   const redis = new Redis(settings.url, {
     lazyConnect: false,

@@ -4,12 +4,12 @@ import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Principal } from '../platform/auth/principal';
 import type { Semaphore } from '../platform/concurrency';
 import type { Catalog } from '../platform/config/catalog';
-import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
+import { withTimeout } from '../platform/timeout';
 import type { DecisionEndpoint } from '../platform/vocabulary';
-import { loadSubjects } from './decision.repository';
-import { type CategoryResult, evaluate, type Subject, type Verdict } from './engine';
+import type { AccountState } from './decision.repository';
+import { type CategoryResult, type ConsentSnapshot, evaluate, type Subject, type Verdict } from './engine';
 
 export const MAX_BATCH_ACCOUNTS = 10_000;
 
@@ -48,7 +48,8 @@ export interface BatchDecision {
 }
 
 export interface DecisionDeps {
-  readonly db: Db;
+  /** Account status and consent state: from the instance's exact cache, or read through to PostgreSQL. */
+  readonly subjects: { getMany(accountIds: readonly string[]): Promise<Map<string, AccountState>> };
   readonly catalog: Catalog;
   readonly clock: () => Date;
   readonly metrics: Metrics;
@@ -58,6 +59,11 @@ export interface DecisionDeps {
    */
   readonly audit?: { record(drafts: readonly AuditDraft[]): Promise<void> };
   readonly batches: Semaphore;
+  /**
+   * Bound on reading what a decision needs and on waiting for its audit record (the statement timeout plus half a
+   * second): past it, 503, whatever PostgreSQL is doing.
+   */
+  readonly timeoutMs: number;
 }
 
 /** Who asked, for the audit record. */
@@ -66,7 +72,13 @@ export interface Caller {
   readonly requestId: string;
 }
 
-const UNKNOWN: Subject = { account: null, consents: new Map() };
+/** The subject the engine judges: the account's status and its consents for one purpose. */
+function subjectFor(state: AccountState | undefined, purpose: string): Subject {
+  if (!state?.status) return { account: null, consents: new Map() };
+  const consents = new Map<string, ConsentSnapshot>();
+  for (const c of state.consents) if (c.purpose === purpose) consents.set(c.category, c);
+  return { account: { status: state.status }, consents };
+}
 
 /**
  * Loads what the engine needs, asks it, and counts the answer. Any failure propagates: the caller answers 503, never an
@@ -78,16 +90,12 @@ export class DecisionService {
   async decide(caller: Caller, request: DecisionRequest): Promise<Decision> {
     const started = process.hrtime.bigint();
     const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
-    const subjects = await loadSubjects(this.deps.db, [request.accountId], request.purpose, categories);
+    const states = await this.bounded(this.deps.subjects.getMany([request.accountId]));
     const evaluatedAt = this.deps.clock();
-    const verdict = evaluate(
-      { ...request, categories },
-      subjects.get(request.accountId) ?? UNKNOWN,
-      this.deps.catalog,
-      evaluatedAt,
-    );
+    const subject = subjectFor(states.get(request.accountId), request.purpose);
+    const verdict = evaluate({ ...request, categories }, subject, this.deps.catalog, evaluatedAt);
     const decisionId = randomUUID();
-    await this.deps.audit?.record([
+    await this.record([
       auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt),
     ]);
     this.count(request.purpose, [verdict]);
@@ -154,14 +162,14 @@ export class DecisionService {
     accountIds: readonly string[],
   ) {
     return this.deps.batches.run(async () => {
-      const subjects = await loadSubjects(this.deps.db, [...new Set(accountIds)], request.purpose, categories);
+      const states = await this.bounded(this.deps.subjects.getMany(accountIds));
       const evaluatedAt = this.deps.clock();
       const decisionId = randomUUID();
       const input = { purpose: request.purpose, categories, reference: request.reference };
       const verdicts = accountIds.map((accountId) =>
-        evaluate(input, subjects.get(accountId) ?? UNKNOWN, this.deps.catalog, evaluatedAt),
+        evaluate(input, subjectFor(states.get(accountId), request.purpose), this.deps.catalog, evaluatedAt),
       );
-      await this.deps.audit?.record(
+      await this.record(
         verdicts.map((verdict, i) =>
           auditDraft(caller, endpoint, decisionId, request, categories, accountIds[i]!, verdict, evaluatedAt),
         ),
@@ -169,6 +177,15 @@ export class DecisionService {
       this.count(request.purpose, verdicts);
       return { decisionId, evaluatedAt, verdicts };
     });
+  }
+
+  /** Durable before the answer, or 503: the audit write is bounded like the read. */
+  private record(drafts: AuditDraft[]): Promise<void> {
+    return this.deps.audit ? this.bounded(this.deps.audit.record(drafts)) : Promise.resolve();
+  }
+
+  private bounded<T>(work: Promise<T>): Promise<T> {
+    return withTimeout(work, this.deps.timeoutMs, () => UNAVAILABLE());
   }
 
   /**
@@ -228,5 +245,8 @@ function auditDraft(
     results: verdict.results,
   });
 }
+
+const UNAVAILABLE = () =>
+  new AppError('unavailable', 'The decision could not be made in time. Try again.', undefined, { 'retry-after': '1' });
 
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;

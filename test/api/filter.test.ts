@@ -124,13 +124,16 @@ it('cuts the stream when the store fails mid-way: a partial answer never looks c
         { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' } },
         (res) => {
           let body = '';
+          let blocked = false;
           res.setEncoding('utf8');
           res.on('data', async (d) => {
             body += d;
-            if (body.includes('"n":1')) {
-              // The first record is through; the store now stops answering before the second.
+            if (!blocked && body.includes('"n":1')) {
+              blocked = true;
+              // The first record is through; the store now stops answering before the second can be recorded (its
+              // account is in the cache by now: it is the audit write that cannot happen).
               await blocker.query('begin');
-              await blocker.query('lock table consent_state in access exclusive mode');
+              await blocker.query('select * from audit_head for update');
               req.end(`${JSON.stringify({ accountId: id, n: 2 })}\n`);
             }
           });

@@ -49,6 +49,10 @@ const envSchema = z.object({
   PORTAL_COOKIE_SECURE: boolean.optional(),
   PORTAL_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
 
+  CACHE_ENABLED: boolean.default(true),
+  CACHE_MAX_ENTRIES: int(1, 100_000_000).default(2_000_000),
+  CACHE_MAX_MB: int(1, 1_000_000).default(1024),
+  CACHE_LEASE_MS: int(200, 60_000).default(2000),
   RUN_WORKERS: boolean.default(true),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -85,6 +89,13 @@ export interface AppConfig {
   };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
+  /** The consent cache of each instance (docs/cache.md). */
+  readonly cache: {
+    readonly enabled: boolean;
+    readonly maxEntries: number;
+    readonly maxBytes: number;
+    readonly leaseMs: number;
+  };
   /** Batch decisions evaluated at once per instance, and how long another may wait for its turn. */
   readonly batches: { readonly concurrency: number; readonly queueTimeoutMs: number };
   readonly logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -163,6 +174,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
     },
     auditDecisions: e.AUDIT_DECISIONS,
+    cache: {
+      enabled: e.CACHE_ENABLED,
+      maxEntries: e.CACHE_MAX_ENTRIES,
+      maxBytes: e.CACHE_MAX_MB * 2 ** 20,
+      leaseMs: e.CACHE_LEASE_MS,
+    },
     batches: { concurrency: e.BATCH_CONCURRENCY, queueTimeoutMs: e.BATCH_QUEUE_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,
     configDir,

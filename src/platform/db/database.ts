@@ -8,11 +8,13 @@ import type {
   AuditHeadTable,
   AuditRecordTable,
 } from '../../audit/audit.table';
+import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
 import type { Logger } from '../logger';
 
 export interface Database {
   accounts: AccountTable;
+  account_changes: AccountChangeTable;
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
   audit_records: AuditRecordTable;
@@ -39,9 +41,10 @@ export function createDb(options: DbOptions, logger: Logger): { db: Db; pool: pg
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
-    connectionTimeoutMillis: Math.max(1000, options.statementTimeoutMs),
+    connectionTimeoutMillis: options.statementTimeoutMs + 500,
     statement_timeout: options.statementTimeoutMs,
-    query_timeout: options.statementTimeoutMs + 1000,
+    // A server that stops answering (paused, a dead network path) cannot enforce its statement timeout.
+    query_timeout: options.statementTimeoutMs + 500,
     idle_in_transaction_session_timeout: options.statementTimeoutMs * 5,
     application_name: 'optgate',
   });
