@@ -89,7 +89,7 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
   const subscriber = createRedis(config.redis, logger, 'subscriber');
   const queueConnection = createRedis(config.redis, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
-  const auditWriter = new AuditWriter({ pool, clock });
+  const auditWriter = new AuditWriter({ pool, clock, timeoutMs: config.db.statementTimeoutMs + 500 });
   let coherence: CacheCoherence | undefined;
   const close = async () => {
     await coherence?.stop();

@@ -32,9 +32,9 @@ export class AccountService {
     // The last entry for an account wins, as if the entries were applied in order.
     const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
     const closed = unique.filter((a) => a.status === 'closed').length;
-    const changed = await this.deps.db.transaction().execute(async (trx) => {
+    const change = await this.deps.db.transaction().execute(async (trx) => {
       const ids = await repo.upsertRows(trx, unique);
-      await recordChanges(trx, ids);
+      const recorded = await recordChanges(trx, ids);
       const action = {
         action: 'accounts_upserted',
         actor,
@@ -43,10 +43,11 @@ export class AccountService {
         closed,
       } as const;
       await appendWithin(trx, [staffActionRecord(action)], this.deps.clock());
-      return ids;
+      return recorded;
     });
-    if (changed.length) await this.deps.coherence.announce(changed);
-    return { upserted: unique.length, changed: changed.length };
+    const changed = change.accounts === 'all' ? unique.length : change.accounts.length;
+    if (changed) await this.deps.coherence.announce(change);
+    return { upserted: unique.length, changed };
   }
 
   /** The account, or 404. */

@@ -1,5 +1,7 @@
+import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Db } from '../platform/db/database';
+import { withTimeout } from '../platform/timeout';
 import { appendToChain, insertAsJson, insertByCopy, sqlOf, sqlOfClient } from './audit.repository';
 import { type ChainedRecord, type PreparedDraft, prepare } from './chain';
 import type { AuditDraft } from './records';
@@ -17,6 +19,8 @@ interface Waiting {
   readonly drafts: readonly PreparedDraft[];
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
+  /** Monotonic time after which the caller has answered 503: its records are no longer worth writing. */
+  readonly expiresAt: number;
 }
 
 const MAX_RECORDS_PER_COMMIT = 20_000;
@@ -24,13 +28,17 @@ const MAX_RECORDS_PER_COMMIT = 20_000;
 export interface AuditWriterDeps {
   readonly pool: pg.Pool;
   readonly clock: () => Date;
+  /** Bound on one commit, connection included (the statement timeout plus half a second). */
+  readonly timeoutMs: number;
 }
 
 /**
  * Group commit for decision records. Callers wait until their records are committed; records
  * that arrive while a commit is under way go together into the next one, so that under load
  * many decisions share one transaction. A failed commit fails every caller in it: they answer
- * 503, never an allow without its record.
+ * 503, never an allow without its record. A commit that does not finish within `timeoutMs`
+ * (PostgreSQL paused, a dead network path) fails its callers then, its connection is cut, and the
+ * next commit takes a new one: nobody queues behind a stuck commit.
  */
 export class AuditWriter {
   private queue: Waiting[] = [];
@@ -44,8 +52,9 @@ export class AuditWriter {
     if (drafts.length === 0) return Promise.resolve();
     // Encoded now, in the caller's time, not while the chain head is locked.
     const prepared = drafts.map(prepare);
+    const expiresAt = performance.now() + this.deps.timeoutMs;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ drafts: prepared, resolve, reject });
+      this.queue.push({ drafts: prepared, resolve, reject, expiresAt });
       this.kick();
     });
   }
@@ -73,14 +82,20 @@ export class AuditWriter {
     while (this.queue.length) {
       const batch: Waiting[] = [];
       let size = 0;
+      const now = performance.now();
       while (
         this.queue.length &&
         (batch.length === 0 || size + this.queue[0]!.drafts.length <= MAX_RECORDS_PER_COMMIT)
       ) {
         const next = this.queue.shift()!;
+        if (next.expiresAt <= now) {
+          next.reject(new Error('audit commit: waited too long'));
+          continue;
+        }
         batch.push(next);
         size += next.drafts.length;
       }
+      if (!batch.length) continue;
       this.inFlight = size;
       try {
         await this.commit(batch.flatMap((w) => w.drafts));
@@ -93,21 +108,32 @@ export class AuditWriter {
     }
   }
 
-  /** One transaction on a pool client, the records streamed with COPY. */
+  /** One transaction on a pool client, the records streamed with COPY, bounded as a whole. */
   private async commit(drafts: readonly PreparedDraft[]): Promise<void> {
-    const client = await this.deps.pool.connect();
-    let failed: Error | undefined;
-    try {
+    let client: pg.PoolClient | undefined;
+    const work = (async () => {
+      client = await this.deps.pool.connect();
       await client.query('begin');
       await appendToChain(sqlOfClient(client), insertByCopy(client), drafts, this.deps.clock());
       await client.query('commit');
+    })();
+    try {
+      await withTimeout(work, this.deps.timeoutMs, () => new Error('audit commit: timed out'));
+      client?.release();
     } catch (err) {
-      failed = err as Error;
-      await client.query('rollback').catch(() => undefined);
+      work.catch(() => undefined);
+      if (client) discard(client);
       throw err;
-    } finally {
-      // A client that failed mid-COPY may be out of step with the server: it is discarded, not reused.
-      client.release(failed);
     }
   }
+}
+
+/**
+ * A client whose transaction failed or hung is out of step with the server: its socket is cut (the
+ * server rolls the transaction back when it notices) and it leaves the pool. No ROLLBACK is sent:
+ * on a hung server, that would hang too.
+ */
+function discard(client: pg.PoolClient): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  client.release(new Error('discarded'));
 }

@@ -5,7 +5,7 @@ import type { Db } from '../platform/db/database';
 import type { Logger } from '../platform/logger';
 import type { Metrics } from '../platform/metrics';
 import { withTimeout } from '../platform/timeout';
-import { changesSince } from './changes.repository';
+import { type ChangesSince, changesSince, type RecordedChange } from './changes.repository';
 
 /**
  * Keeps every instance's consent cache exact. The protocol (docs/cache.md has it in full, with
@@ -80,6 +80,8 @@ interface Message {
   readonly id: string;
   readonly from: string;
   readonly accounts: Invalidation;
+  /** The writing transaction: a catch-up that meets it again need not drop the accounts twice. */
+  readonly xid?: string;
 }
 
 interface PendingAnnouncement {
@@ -91,6 +93,8 @@ export class CacheCoherence {
   readonly instanceId = randomUUID();
   private readonly listeners: InvalidationListener[] = [];
   private readonly pending = new Map<string, PendingAnnouncement>();
+  /** Transactions whose invalidation arrived by message, and when: the catch-up skips them (once). */
+  private readonly announced = new Map<string, number>();
   private readonly leasesKey: string;
   private readonly channel: string;
   private readonly ackChannel: string;
@@ -173,15 +177,18 @@ export class CacheCoherence {
    * After a commit that changed these accounts: drop them here, tell every instance holding a
    * lease, and resolve once each has acknowledged or can no longer be using a stale entry.
    */
-  async announce(accounts: Invalidation): Promise<Announced> {
+  async announce(change: RecordedChange): Promise<Announced> {
     const committedAt = performance.now();
     const deadline = committedAt + this.deps.leaseMs;
+    const { accounts, xid } = change;
     const message: Message = {
       id: randomUUID(),
       from: this.instanceId,
       accounts: accounts !== 'all' && accounts.length > MAX_ACCOUNTS_PER_MESSAGE ? 'all' : accounts,
+      ...(xid ? { xid } : {}),
     };
     this.apply(message.accounts);
+    if (xid) this.announced.set(xid, committedAt);
     const waiting = new Set<string>();
     const acked = new Promise<void>((done) => this.pending.set(message.id, { waiting, done }));
     let live: string[] | undefined;
@@ -232,6 +239,7 @@ export class CacheCoherence {
     }
     if (message.from === this.instanceId) return;
     this.apply(message.accounts);
+    if (message.xid) this.announced.set(message.xid, performance.now());
     this.deps.metrics.cacheInvalidations.inc({ source: 'message' });
     void this.deps.redis
       .publish(`${this.deps.prefix}:cache:ack:${message.from}`, `${message.id} ${this.instanceId}`)
@@ -248,11 +256,33 @@ export class CacheCoherence {
     this.losses++;
     this.validUntil = 0;
     this.snapshot = undefined;
+    this.announced.clear();
     this.apply('all');
     if (wasCoherent && !this.stopped) {
       this.deps.metrics.cacheLeaseLost.inc({ reason });
       this.deps.logger.warn({ reason }, 'consent cache not in use until its lease is renewed');
     }
+  }
+
+  /**
+   * Drops what changed since the last renewal, except the transactions already dropped by their
+   * message (which came after their commit, so that any entry loaded since is fresh).
+   */
+  private catchUp(changes: ChangesSince['changes'], now: number): void {
+    const accounts: string[] = [];
+    let all = false;
+    for (const c of changes) {
+      if (this.announced.delete(c.xid)) continue;
+      for (const a of c.accounts) {
+        if (a === null) all = true;
+        else accounts.push(a);
+      }
+    }
+    // A message whose transaction a catch-up had already met is never met again.
+    for (const [xid, at] of this.announced) if (now - at > 4 * this.deps.leaseMs) this.announced.delete(xid);
+    if (all) this.apply('all');
+    else if (accounts.length) this.apply(accounts);
+    if (all || accounts.length) this.deps.metrics.cacheInvalidations.inc({ source: 'catch_up' });
   }
 
   private renew(): Promise<void> {
@@ -267,7 +297,7 @@ export class CacheCoherence {
     const losses = this.losses;
     const t0 = performance.now();
     const since = this.snapshot !== undefined && t0 - this.snapshotAt < MAX_CATCH_UP_MS ? this.snapshot : undefined;
-    let changes: Awaited<ReturnType<typeof changesSince>>;
+    let changes: ChangesSince;
     try {
       await (this.deps.redis as unknown as RenewCommand).optgateLeaseRenew(
         this.leasesKey,
@@ -282,9 +312,7 @@ export class CacheCoherence {
     // Coherence was lost while renewing (the subscription dropped, messages may be gone): start again next time.
     if (this.stopped || !this.subscribed || losses !== this.losses) return;
     if (since === undefined) this.apply('all');
-    else if (changes.all) this.apply('all');
-    else if (changes.accounts.length) this.apply(changes.accounts);
-    if (changes.all || changes.accounts.length) this.deps.metrics.cacheInvalidations.inc({ source: 'catch_up' });
+    else this.catchUp(changes.changes, t0);
     this.snapshot = changes.snapshot;
     this.snapshotAt = t0;
     this.validUntil = t0 + this.deps.leaseMs;

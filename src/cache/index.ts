@@ -4,5 +4,5 @@
  */
 export { AccountCache } from './account-cache';
 export { cacheJobs } from './cache.jobs';
-export { recordChanges } from './changes.repository';
+export { type RecordedChange, recordChanges } from './changes.repository';
 export { type Announced, CacheCoherence, type Invalidation } from './coherence';

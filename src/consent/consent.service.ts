@@ -179,12 +179,13 @@ export class ConsentService {
       }
       return commit(trx, planned, now);
     });
-    await this.deps.coherence.announce([accountId]);
+    await this.deps.coherence.announce(committed.change);
 
-    for (const { event: e } of committed) this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
-    const latest = new Map(committed.map((c) => [key(c.state.purpose, c.state.category), c.state]));
+    for (const { event: e } of committed.planned)
+      this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
+    const latest = new Map(committed.planned.map((c) => [key(c.state.purpose, c.state.category), c.state]));
     return {
-      events: committed.map(({ event: e, seq }) => ({
+      events: committed.planned.map(({ event: e, seq }) => ({
         eventId: e.event_id,
         seq,
         purpose: e.purpose,
@@ -217,13 +218,13 @@ export class ConsentService {
             state: { ...s, state: 'expired', consent_id: event.event_id, updated_at: now },
           };
         });
-        await commit(trx, planned, now);
-        return overdue.map((s) => s.account_id);
+        return commit(trx, planned, now);
       });
-      if (expired.length) await this.deps.coherence.announce([...new Set(expired)]);
-      total += expired.length;
-      if (expired.length) this.deps.metrics.consentEvents.inc({ kind: 'expired', channel: 'system' }, expired.length);
-      if (expired.length < batchSize) return total;
+      const count = expired.planned.length;
+      if (count) await this.deps.coherence.announce(expired.change);
+      total += count;
+      if (count) this.deps.metrics.consentEvents.inc({ kind: 'expired', channel: 'system' }, count);
+      if (count < batchSize) return total;
     }
   }
 
@@ -314,9 +315,9 @@ async function commit(trx: Db, planned: readonly Planned[], now: Date) {
     });
   });
   await repo.upsertStates(trx, [...states.values()]);
-  await recordChanges(trx, [...new Set(events.map((e) => e.account_id))]);
+  const change = await recordChanges(trx, [...new Set(events.map((e) => e.account_id))]);
   await appendWithin(trx, events.map(auditRecordOf), now);
-  return planned.map((p, i) => ({ ...p, seq: seqs[i]! }));
+  return { planned: planned.map((p, i) => ({ ...p, seq: seqs[i]! })), change };
 }
 
 /** The audit record of a consent event: committed in the same transaction as the event. */

@@ -72,7 +72,7 @@ async function signHead(svc: TestService): Promise<number> {
     const clock = () => new Date();
     const audit = new AuditService({
       db,
-      writer: new AuditWriter({ pool, clock }),
+      writer: new AuditWriter({ pool, clock, timeoutMs: 5000 }),
       keys: await loadKeys(svc.config.auth, svc.config.env),
       clock,
       consentEvents: async () => [],

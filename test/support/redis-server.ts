@@ -15,8 +15,9 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Starts it (again, on the same port, after `kill()`). */
   async start(): Promise<this> {
-    this.port = await freePort();
+    this.port ||= await freePort();
     this.child = spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -46,6 +47,14 @@ export class PrivateRedis {
 
   resume(): void {
     this.child?.kill('SIGCONT');
+  }
+
+  /** Killed outright (SIGKILL): connections reset, nothing kept. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
   }
 
   async stop(): Promise<void> {
