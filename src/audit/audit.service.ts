@@ -6,7 +6,9 @@ import * as repo from './audit.repository';
 import type { AuditCheckpointRow } from './audit.table';
 import type { AuditWriter } from './audit.writer';
 import type { ChainedRecord } from './chain';
+import type { AccountVerdict, DecisionHeader } from './decisions';
 import { CHECKPOINT_TYP, type CheckpointPayload, type ExportFilters } from './formats';
+import { readRecords } from './record-reader';
 import { type AuditDraft, type AuditRecord, type OmitEach, parseRecord, type StaffActionData } from './records';
 
 /** The consent component's public lookup of consent events by id (injected: audit does not import consent). */
@@ -37,6 +39,11 @@ export class AuditService {
     return this.deps.writer.append(drafts);
   }
 
+  /** A decision call's records, one per account judged (group commit). Resolves once they are durable. */
+  recordDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): Promise<void> {
+    return this.deps.writer.appendDecision(header, verdicts);
+  }
+
   recordStaffAction(action: StaffActionData, accountId: string | null = null): Promise<void> {
     return this.deps.writer.append([{ type: 'staff_action', accountId, outcome: null, data: action }]);
   }
@@ -46,7 +53,7 @@ export class AuditService {
    * relied on: "every allowed use of account X between T1 and T2, and the consent behind each" is one call.
    */
   async events(q: ExportFilters & { afterSeq?: number; limit: number; withConsents?: boolean }) {
-    const page = await keysetPage(q.limit, (limit) => repo.findRecords(this.deps.db, { ...q, limit }));
+    const page = await keysetPage(q.limit, (limit) => readRecords(this.deps.db, { ...q, limit }));
     let events = page.items.map(toView);
     if (q.withConsents) {
       const ids = new Set(events.flatMap(consentIdsOf));
@@ -67,7 +74,7 @@ export class AuditService {
    * `after` = the last seq seen never misses one.
    */
   async consentChanges(afterSeq: number, limit: number) {
-    const rows = await repo.findRecords(this.deps.db, { types: ['consent_event'], afterSeq, limit });
+    const rows = await repo.findPlainRecords(this.deps.db, { types: ['consent_event'], afterSeq, limit });
     const changes = rows.flatMap((row) => {
       const r = parseRecord(row.content);
       if (r.type !== 'consent_event') return [];
@@ -92,7 +99,7 @@ export class AuditService {
   /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
   async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }) {
     const page = await keysetPage(o.limit, (limit) =>
-      repo.findAccountRecordsDesc(this.deps.db, accountId, 'decision', { ...o, limit }),
+      readRecords(this.deps.db, { accountId, types: ['decision'], order: 'desc', beforeSeq: o.beforeSeq, limit }),
     );
     return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
   }

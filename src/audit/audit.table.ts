@@ -1,5 +1,5 @@
 import type { ColumnType, Selectable } from 'kysely';
-import type { Outcome } from '../platform/vocabulary';
+import type { DecisionEndpoint, Outcome } from '../platform/vocabulary';
 import type { AuditType } from './chain';
 import type { ExportFilters, ExportFormat } from './formats';
 
@@ -60,3 +60,34 @@ export interface AuditExportChunkTable {
 export type AuditRecordRow = Selectable<AuditRecordTable>;
 export type AuditCheckpointRow = Selectable<AuditCheckpointTable>;
 export type AuditExportRow = Selectable<AuditExportTable>;
+
+/** A decision request's header (format 2); a single decision holds its verdict inline. */
+export interface AuditDecisionTable {
+  seq: BigintColumn;
+  count: number;
+  recorded_at: Date;
+  decision_id: string;
+  endpoint: DecisionEndpoint;
+  client_id: string;
+  request_id: string;
+  purpose: string;
+  /** The categories asked about, comma-separated, in the request's order. */
+  categories: string;
+  recipient: string | null;
+  reference: string | null;
+  evaluated_at: Date;
+  account_id: string | null;
+  verdict: Buffer | null;
+  /** 32-byte links: before every TILE-th record, then after the last. */
+  links: Buffer;
+}
+
+/** One account judged by a batch or filter call (format 2). */
+export interface AuditVerdictTable {
+  seq: BigintColumn;
+  account_id: string;
+  verdict: Buffer;
+}
+
+export type AuditDecisionRow = Selectable<AuditDecisionTable>;
+export type AuditVerdictRow = Selectable<AuditVerdictTable>;

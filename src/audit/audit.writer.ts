@@ -2,21 +2,29 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Db } from '../platform/db/database';
 import { withTimeout } from '../platform/timeout';
-import { appendToChain, insertAsJson, insertByCopy, sqlOf, sqlOfClient } from './audit.repository';
-import { type ChainedRecord, type PreparedDraft, prepare } from './chain';
+import { appendToChain, type ChainItem, insertAsJson, insertByCopy, sqlOf, sqlOfClient } from './audit.repository';
+import { type ChainedRecord, prepare } from './chain';
+import { type AccountVerdict, type DecisionHeader, prepareDecision } from './decisions';
 import type { AuditDraft } from './records';
 
 /**
  * Appends records inside the caller's transaction: a consent event, an account import and their
  * records commit together, or not at all.
  */
-export function appendWithin(trx: Db, drafts: readonly AuditDraft[], now: Date): Promise<ChainedRecord[]> {
+export async function appendWithin(
+  trx: Db,
+  drafts: readonly AuditDraft[],
+  now: Date,
+): Promise<readonly ChainedRecord[]> {
+  if (!drafts.length) return [];
   const sql = sqlOf(trx);
-  return appendToChain(sql, insertAsJson(sql), drafts.map(prepare), now);
+  return (await appendToChain(sql, insertAsJson(sql), drafts.map(prepare), now)).records;
 }
 
 interface Waiting {
-  readonly drafts: readonly PreparedDraft[];
+  readonly items: readonly ChainItem[];
+  /** Records the items hold. */
+  readonly size: number;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
   /** Monotonic time after which the caller has answered 503: its records are no longer worth writing. */
@@ -49,19 +57,27 @@ export class AuditWriter {
 
   /** Resolves once the records are durable. Callers must not answer before. */
   append(drafts: readonly AuditDraft[]): Promise<void> {
-    if (drafts.length === 0) return Promise.resolve();
-    // Encoded now, in the caller's time, not while the chain head is locked.
-    const prepared = drafts.map(prepare);
+    // Encoded and hashed now, in the caller's time, not while the chain head is locked.
+    return this.enqueue(drafts.map(prepare), drafts.length);
+  }
+
+  /** One decision call: a record per account judged, stored compactly. Resolves once durable. */
+  appendDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): Promise<void> {
+    return this.enqueue([prepareDecision(header, verdicts)], verdicts.length);
+  }
+
+  private enqueue(items: readonly ChainItem[], size: number): Promise<void> {
+    if (size === 0) return Promise.resolve();
     const expiresAt = performance.now() + this.deps.timeoutMs;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ drafts: prepared, resolve, reject, expiresAt });
+      this.queue.push({ items, size, resolve, reject, expiresAt });
       this.kick();
     });
   }
 
   /** Records waiting for a commit (the one under way included). */
   get pending(): number {
-    return this.queue.reduce((n, w) => n + w.drafts.length, 0) + this.inFlight;
+    return this.queue.reduce((n, w) => n + w.size, 0) + this.inFlight;
   }
 
   /** Resolves when everything appended so far is committed (or has failed). */
@@ -83,22 +99,19 @@ export class AuditWriter {
       const batch: Waiting[] = [];
       let size = 0;
       const now = performance.now();
-      while (
-        this.queue.length &&
-        (batch.length === 0 || size + this.queue[0]!.drafts.length <= MAX_RECORDS_PER_COMMIT)
-      ) {
+      while (this.queue.length && (batch.length === 0 || size + this.queue[0]!.size <= MAX_RECORDS_PER_COMMIT)) {
         const next = this.queue.shift()!;
         if (next.expiresAt <= now) {
           next.reject(new Error('audit commit: waited too long'));
           continue;
         }
         batch.push(next);
-        size += next.drafts.length;
+        size += next.size;
       }
       if (!batch.length) continue;
       this.inFlight = size;
       try {
-        await this.commit(batch.flatMap((w) => w.drafts));
+        await this.commit(batch.flatMap((w) => w.items));
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);
@@ -109,12 +122,12 @@ export class AuditWriter {
   }
 
   /** One transaction on a pool client, the records streamed with COPY, bounded as a whole. */
-  private async commit(drafts: readonly PreparedDraft[]): Promise<void> {
+  private async commit(items: readonly ChainItem[]): Promise<void> {
     let client: pg.PoolClient | undefined;
     const work = (async () => {
       client = await this.deps.pool.connect();
       await client.query('begin');
-      await appendToChain(sqlOfClient(client), insertByCopy(client), drafts, this.deps.clock());
+      await appendToChain(sqlOfClient(client), insertByCopy(client), items, this.deps.clock());
       await client.query('commit');
     })();
     try {

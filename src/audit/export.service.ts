@@ -19,6 +19,7 @@ import {
   type ManifestPayload,
   ndjsonLine,
 } from './formats';
+import { readRecords } from './record-reader';
 
 const PAGE_ROWS = 5000;
 const QUEUE_TIMEOUT_MS = 2000;
@@ -150,7 +151,7 @@ export class ExportService {
     if (e.format === 'csv') await emit(CSV_HEADER);
     let afterSeq: number | undefined;
     for (;;) {
-      const page = await records.findRecords(this.db, { ...filters, afterSeq, throughSeq, limit: PAGE_ROWS });
+      const page = await readRecords(this.db, { ...filters, afterSeq, throughSeq, limit: PAGE_ROWS });
       if (!page.length) break;
       await emit(e.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
       first ??= { seq: page[0]!.seq, prevHash: page[0]!.prevHash };

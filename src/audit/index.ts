@@ -12,15 +12,20 @@ export { auditRoutes } from './audit.schema';
 export { type AuditEventView, AuditService, type ConsentEventLookup } from './audit.service';
 export { AuditWriter, appendWithin } from './audit.writer';
 export {
+  bodyOf,
   canonicalJson,
-  chainHash,
+  chainHashV1,
+  contentHashOf,
   GENESIS_HASH,
+  hashFormat,
   type Json,
+  linkHash,
   prepare,
   seal,
   type Unchained,
   type VerifiableRecord,
 } from './chain';
+export type { AccountVerdict, DecisionHeader } from './decisions';
 export { ExportService } from './export.service';
 export {
   CHECKPOINT_TYP,
@@ -36,14 +41,13 @@ export {
   manifestPayloadSchema,
   ndjsonLine,
 } from './formats';
+export { readRecords } from './record-reader';
 export {
   type AuditDraft,
   AuditFormatError,
   type AuditRecord,
   type AuditType,
   consentEventRecord,
-  type DecisionInput,
-  decisionRecord,
   parseRecord,
   type StaffActionData,
   staffActionRecord,

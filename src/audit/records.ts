@@ -3,10 +3,8 @@ import {
   accountId,
   actorType,
   allowReason,
-  type CategoryResult,
   channel,
   consentEventKind,
-  type DecisionEndpoint,
   decisionEndpoint,
   denyReason,
 } from '../platform/vocabulary';
@@ -149,54 +147,7 @@ export function parseRecord(content: string): AuditRecord {
   return r.data;
 }
 
-// ---- builders: typed in, JSON-ready out ----
-
-export interface DecisionInput {
-  readonly decisionId: string;
-  readonly endpoint: DecisionEndpoint;
-  readonly clientId: string;
-  readonly requestId: string;
-  readonly purpose: string;
-  readonly categories: readonly string[];
-  readonly recipient?: string;
-  readonly reference?: string;
-  readonly evaluatedAt: Date;
-  readonly allow: boolean;
-  /** Present for an allow. */
-  readonly validUntil?: Date;
-  readonly results: readonly CategoryResult[];
-}
-
-export function decisionRecord(accountId: string, d: DecisionInput): AuditDraft {
-  return {
-    type: 'decision',
-    accountId,
-    outcome: d.allow ? 'allow' : 'deny',
-    data: {
-      decisionId: d.decisionId,
-      endpoint: d.endpoint,
-      clientId: d.clientId,
-      requestId: d.requestId,
-      purpose: d.purpose,
-      categories: [...d.categories],
-      recipient: d.recipient,
-      reference: d.reference,
-      evaluatedAt: d.evaluatedAt.toISOString(),
-      validUntil: d.allow ? d.validUntil?.toISOString() : undefined,
-      results: d.results.map((r) =>
-        r.allow
-          ? {
-              category: r.category,
-              allow: true,
-              reason: r.reason,
-              consentId: r.consentId,
-              expiresAt: r.expiresAt?.toISOString(),
-            }
-          : { category: r.category, allow: false, reason: r.reason },
-      ),
-    },
-  };
-}
+// ---- builders: typed in, JSON-ready out (decision records are built compactly: decisions.ts) ----
 
 export interface ConsentEventInput extends Omit<ConsentEventData, 'occurredAt' | 'expiresAt'> {
   readonly accountId: string;

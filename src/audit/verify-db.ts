@@ -4,6 +4,7 @@ import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
 import type { ChainedRecord } from './chain';
 import { CHECKPOINT_TYP, type CheckpointPayload, checkpointPayloadSchema } from './formats';
+import { readRecords } from './record-reader';
 import { ChainVerifier } from './verify';
 import { VerifyReport } from './verify-report';
 
@@ -49,10 +50,17 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
 
   let afterSeq = 0;
   for (;;) {
-    const page = await repo.findRecords(db, { afterSeq, limit: PAGE });
+    const page = await readRecords(db, { afterSeq, limit: PAGE });
     hashes.clear();
     for (const r of page) {
       chain.push(r);
+      if (r.altered) {
+        const { from, to } = r.altered;
+        report.badRecord({
+          seq: from,
+          problem: `altered: a record of seq ${from} … ${to} does not match the links its header keeps`,
+        });
+      }
       if (!chain.problem) checkColumns(r, report);
       hashes.set(r.seq, r.hash);
     }

@@ -1,7 +1,8 @@
-import { chainHash, GENESIS_HASH, type VerifiableRecord } from './chain';
+import { GENESIS_HASH, hashFormat, type VerifiableRecord } from './chain';
 
 /**
- * Checks a stream of chained records: each hash recomputed from its content, and, where the
+ * Checks a stream of chained records: each hash recomputed from its content (either format, see
+ * chain.ts), and, where the
  * records are contiguous (the whole chain, or an unfiltered export), every link and every
  * sequence number. Used on exported files offline and on the database. Remembers the first
  * problem, naming its sequence number.
@@ -17,6 +18,8 @@ export class ChainVerifier {
   first: VerifiableRecord | undefined;
   last: VerifiableRecord | undefined;
   problem: Problem | undefined;
+  /** The hash format of the last record: the chain moves from format 1 to 2, never back. */
+  private format: 1 | 2 = 1;
 
   constructor(private readonly o: { readonly contiguous: boolean; readonly fromGenesis?: boolean }) {}
 
@@ -56,8 +59,10 @@ export class ChainVerifier {
     } else if (prev && r.seq <= prev.seq) {
       return problem(r.seq, `out of order: seq ${r.seq} comes after seq ${prev.seq}`);
     }
-    if (chainHash(r.prevHash, r.content) !== r.hash)
-      return problem(r.seq, 'altered: the content does not match its hash');
+    const format = hashFormat(r);
+    if (!format) return problem(r.seq, 'altered: the content does not match its hash');
+    if (format < this.format) return problem(r.seq, 'altered: a format 1 hash after format 2 records');
+    this.format = format;
     return undefined;
   }
 }

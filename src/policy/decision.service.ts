@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type AuditDraft, decisionRecord } from '../audit';
+import type { AccountVerdict, DecisionHeader } from '../audit';
 import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Principal } from '../platform/auth/principal';
 import type { Semaphore } from '../platform/concurrency';
@@ -57,7 +57,7 @@ export interface DecisionDeps {
    * Durable audit: a decision is answered only once its records are committed. Absent only when turned off for a
    * benchmark.
    */
-  readonly audit?: { record(drafts: readonly AuditDraft[]): Promise<void> };
+  readonly audit?: { recordDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): Promise<void> };
   readonly batches: Semaphore;
   /**
    * Bound on reading what a decision needs and on waiting for its audit record (the statement timeout plus half a
@@ -95,9 +95,8 @@ export class DecisionService {
     const subject = subjectFor(states.get(request.accountId), request.purpose);
     const verdict = evaluate({ ...request, categories }, subject, this.deps.catalog, evaluatedAt);
     const decisionId = randomUUID();
-    await this.record([
-      auditDraft(caller, 'single', decisionId, request, categories, request.accountId, verdict, evaluatedAt),
-    ]);
+    const header = decisionHeader(caller, 'single', decisionId, request, categories, evaluatedAt);
+    await this.record(header, [accountVerdict(request.accountId, verdict)]);
     this.count(request.purpose, [verdict]);
     this.deps.metrics.decisionDuration.observe({ endpoint: 'single' }, seconds(started));
     return {
@@ -169,10 +168,10 @@ export class DecisionService {
       const verdicts = accountIds.map((accountId) =>
         evaluate(input, subjectFor(states.get(accountId), request.purpose), this.deps.catalog, evaluatedAt),
       );
+      const header = decisionHeader(caller, endpoint, decisionId, request, categories, evaluatedAt);
       await this.record(
-        verdicts.map((verdict, i) =>
-          auditDraft(caller, endpoint, decisionId, request, categories, accountIds[i]!, verdict, evaluatedAt),
-        ),
+        header,
+        verdicts.map((verdict, i) => accountVerdict(accountIds[i]!, verdict)),
       );
       this.count(request.purpose, verdicts);
       return { decisionId, evaluatedAt, verdicts };
@@ -180,8 +179,8 @@ export class DecisionService {
   }
 
   /** Durable before the answer, or 503: the audit write is bounded like the read. */
-  private record(drafts: AuditDraft[]): Promise<void> {
-    return this.deps.audit ? this.bounded(this.deps.audit.record(drafts)) : Promise.resolve();
+  private record(header: DecisionHeader, verdicts: readonly AccountVerdict[]): Promise<void> {
+    return this.deps.audit ? this.bounded(this.deps.audit.recordDecision(header, verdicts)) : Promise.resolve();
   }
 
   private bounded<T>(work: Promise<T>): Promise<T> {
@@ -220,31 +219,34 @@ export class DecisionService {
   }
 }
 
-function auditDraft(
+/** What every account judged by one call shares, for its audit records. */
+function decisionHeader(
   caller: Caller,
   endpoint: DecisionEndpoint,
   decisionId: string,
   request: { purpose: string; recipient?: string; reference?: string },
   categories: readonly string[],
-  accountId: string,
-  verdict: Verdict,
   evaluatedAt: Date,
-): AuditDraft {
-  return decisionRecord(accountId, {
+): DecisionHeader {
+  const { purpose, recipient, reference } = request;
+  const { clientId } = caller.principal;
+  return {
     decisionId,
     endpoint,
-    clientId: caller.principal.clientId,
+    clientId,
     requestId: caller.requestId,
-    purpose: request.purpose,
+    purpose,
     categories,
-    recipient: request.recipient,
-    reference: request.reference,
+    recipient,
+    reference,
     evaluatedAt,
-    allow: verdict.allow,
-    validUntil: verdict.allow ? verdict.validUntil : undefined,
-    results: verdict.results,
-  });
+  };
 }
+
+const accountVerdict = (accountId: string, v: Verdict): AccountVerdict =>
+  v.allow
+    ? { accountId, allow: true, validUntil: v.validUntil, results: v.results }
+    : { accountId, allow: false, results: v.results };
 
 const UNAVAILABLE = () =>
   new AppError('unavailable', 'The decision could not be made in time. Try again.', undefined, { 'retry-after': '1' });

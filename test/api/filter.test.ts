@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { auditRows } from '../support/audit';
 import { adminToken, createAccount, putConsents, uniqueId } from '../support/fixtures';
 import { startTestService, type TestService } from '../support/harness';
 
@@ -64,11 +65,8 @@ it('passes on only the allowed records, unchanged and in order, with counts as t
   expect(r.body).toBe(`${lines[0]}\n${lines[6]}\n`);
   expect(r.trailers).toMatchObject({ 'x-optgate-received': '6', 'x-optgate-allowed': '2', 'x-optgate-invalid': '2' });
   // Every account judged has its audit record.
-  const { rows } = await svc.sql.query(
-    "select account_id, outcome from audit_records where type = 'decision' and content like " +
-      '\'%"endpoint":"filter"%\' order by seq',
-  );
-  expect(rows.map((x) => [x.account_id, x.outcome])).toEqual([
+  const rows = await auditRows(svc.databaseUrl, (x) => x.type === 'decision' && x.data.endpoint === 'filter');
+  expect(rows.map((x) => [x.accountId, x.outcome])).toEqual([
     [yes, 'allow'],
     [no, 'deny'],
     [expect.stringMatching(/^ghost-/), 'deny'],

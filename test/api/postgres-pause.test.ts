@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
+import { auditRows } from '../support/audit';
 import { dropDatabase } from '../support/database';
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
 import { startTestService, type TestService, testConfig } from '../support/harness';
@@ -20,7 +20,7 @@ const SLACK_MS = 700;
 
 let proxy: TcpProxy;
 let svc: TestService;
-let direct: pg.Pool;
+let directUrl: string;
 let admin: string;
 let granted: string;
 
@@ -32,7 +32,7 @@ beforeAll(async () => {
     DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
     CACHE_LEASE_MS: '1000',
   });
-  direct = new pg.Pool({ connectionString: svc.databaseUrl.replace(`:${proxy.port}/`, ':5432/'), max: 2 });
+  directUrl = svc.databaseUrl.replace(`:${proxy.port}/`, ':5432/');
   admin = await adminToken(svc);
   granted = await createAccount(svc, admin);
   await putConsents(svc, admin, granted, [
@@ -43,9 +43,8 @@ afterAll(async () => {
   proxy.heal();
   await svc.close();
   await svc.sql.end();
-  await direct.end();
   await proxy.stop();
-  await dropDatabase(svc.databaseUrl.replace(`:${proxy.port}/`, ':5432/'));
+  await dropDatabase(directUrl);
 });
 
 interface Answer {
@@ -104,10 +103,7 @@ it('every answer is bounded while PostgreSQL hangs; no allow without its record;
 
   // Every allow that was answered has its record (read past the proxy).
   const allowed = answers.filter((a) => a.allow === true).map((a) => a.decisionId!);
-  const { rows } = await direct.query(
-    `select content::jsonb -> 'data' ->> 'decisionId' as id from audit_records
-     where type = 'decision' and content::jsonb -> 'data' ->> 'decisionId' = any($1)`,
-    [allowed],
-  );
-  expect(new Set(rows.map((r) => r.id))).toEqual(new Set(allowed));
+  const wanted = new Set(allowed);
+  const recorded = await auditRows(directUrl, (r) => r.type === 'decision' && wanted.has(r.data.decisionId));
+  expect(new Set(recorded.map((r) => r.data.decisionId))).toEqual(wanted);
 }, 60_000);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { AuditService, AuditWriter, CHECKPOINT_TYP, chainHash } from '../../src/audit';
+import { AuditService, AuditWriter, CHECKPOINT_TYP } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { signJws } from '../../src/platform/auth/signing';
 import { createDb } from '../../src/platform/db/database';
@@ -13,6 +13,7 @@ import {
   contentOf,
   firstBadSeq,
   forgeJws,
+  recordHash,
   verifyDb,
 } from '../support/audit';
 import { dropDatabase } from '../support/database';
@@ -105,7 +106,7 @@ beforeAll(async () => {
     c2 = await signHead(svc);
     // The tail: records after the last checkpoint.
     await produce(svc, admin, { a, b, c });
-    seed = await auditRows(svc.sql);
+    seed = await auditRows(svc.databaseUrl);
   } finally {
     await svc.close();
     await svc.sql.end();
@@ -194,6 +195,12 @@ describe('the intact chain', () => {
       ['UPDATE audit_records', `update audit_records set outcome = 'allow' where seq = 3`],
       ['DELETE audit_records', 'delete from audit_records where seq = 3'],
       ['TRUNCATE audit_records', 'truncate audit_records'],
+      ['UPDATE audit_decisions', `update audit_decisions set purpose = 'data_sale'`],
+      ['DELETE audit_decisions', 'delete from audit_decisions'],
+      ['TRUNCATE audit_decisions', 'truncate audit_decisions'],
+      ['UPDATE audit_verdicts', `update audit_verdicts set account_id = 'A-other'`],
+      ['DELETE audit_verdicts', 'delete from audit_verdicts'],
+      ['TRUNCATE audit_verdicts', 'truncate audit_verdicts'],
       ['UPDATE audit_checkpoints', `update audit_checkpoints set hash = repeat('f', 64)`],
       ['DELETE audit_checkpoints', 'delete from audit_checkpoints'],
     ])('%s', async (_name, statement) => {
@@ -202,9 +209,9 @@ describe('the intact chain', () => {
           code: '42501',
           message: expect.stringMatching(/is append-only: (UPDATE|DELETE|TRUNCATE) refused/),
         });
-        expect(Number((await p.query('select count(*) from audit_records')).rows[0].count)).toBe(seed.length);
         expect(Number((await p.query('select count(*) from audit_checkpoints')).rows[0].count)).toBe(2);
       });
+      expect((await auditRows(url)).map((r) => r.hash)).toEqual(seed.map((r) => r.hash));
     });
 
     // The signed heads are the evidence against a rewrite with recomputed hashes: they cannot be emptied either.
@@ -223,42 +230,99 @@ describe('the intact chain', () => {
   });
 });
 
+/** Where a record of the seed is stored: a plain row, a single decision's header, or a batch's verdict row. */
+const storage = (r: AuditRow) =>
+  r.type !== 'decision' ? 'plain' : r.data.endpoint === 'single' ? 'single' : ('batch' as const);
+const first = (kind: ReturnType<typeof storage>, o: { after?: number; before?: number; outcome?: string } = {}) =>
+  seed.find(
+    (r) =>
+      storage(r) === kind &&
+      r.seq > (o.after ?? 0) &&
+      r.seq < (o.before ?? Number.MAX_SAFE_INTEGER) &&
+      (o.outcome === undefined || r.outcome === o.outcome),
+  )!;
+/** The first seq of the batch that holds `seq` (batch records share a decisionId). */
+const batchStart = (seq: number) => seed.find((r) => r.data.decisionId === at(seq).data.decisionId)!.seq;
+
 describe('tampering is detected: `audit verify --db` exits 1 naming the first bad sequence', () => {
-  it('a changed payload (content edited, hash left alone)', async () => {
+  it("a changed payload: a plain record's content edited, its hash left alone", async () => {
     const url = await copy();
-    const target = seed.find((r) => r.type === 'decision' && r.outcome === 'allow' && r.seq > 3 && r.seq < c1)!;
+    const target = first('plain', { after: 1 });
     await asAttacker(url, (c) =>
       c.query(
         `update audit_records set content = replace(content, '"purpose":"ad_targeting"', ` +
-          `'"purpose":"fraud_protection"') where seq = $1`,
+          `'"purpose":"data_sale"') where seq = $1`,
         [target.seq],
       ),
     );
     await expectTampered(url, target.seq, /altered: the content does not match its hash/);
   });
 
+  it("a changed payload: a single decision's purpose rewritten in its header", async () => {
+    const url = await copy();
+    const target = first('single', { outcome: 'allow', before: c1 });
+    await asAttacker(url, (c) =>
+      c.query(`update audit_decisions set purpose = 'fraud_protection' where seq = $1`, [target.seq]),
+    );
+    await expectTampered(url, target.seq, /altered: the content does not match its hash/);
+  });
+
+  it('a changed payload: a deny of a batch turned into an allow of another account', async () => {
+    const url = await copy();
+    const target = first('batch', { outcome: 'deny', after: c1, before: c2 });
+    await asAttacker(url, (c) =>
+      c.query(`update audit_verdicts set account_id = 'A-someone-else' where seq = $1`, [target.seq]),
+    );
+    // Batch records keep no hash of their own: the tile of their batch no longer ends where its header says.
+    await expectTampered(url, batchStart(target.seq), /does not match the links its header keeps/);
+  });
+
+  it('verdict bytes that no longer decode are an altered record, not a crash', async () => {
+    const url = await copy();
+    const single = first('single', { after: c1 });
+    await asAttacker(url, (c) =>
+      c.query(`update audit_decisions set verdict = '\\x01ff'::bytea where seq = $1`, [single.seq]),
+    );
+    await expectTampered(url, single.seq, /altered/);
+  });
+
   it('a deleted record (triggers disabled with ALTER TABLE … DISABLE TRIGGER USER)', async () => {
     const url = await copy();
+    const target = first('single', { after: 5 });
     await withPool(url, async (p) => {
-      await p.query('alter table audit_records disable trigger user');
-      await p.query('delete from audit_records where seq = 7');
-      await p.query('alter table audit_records enable trigger user');
+      await p.query('alter table audit_decisions disable trigger user');
+      await p.query('delete from audit_decisions where seq = $1', [target.seq]);
+      await p.query('alter table audit_decisions enable trigger user');
     });
-    await expectTampered(url, 7, /missing: the sequence jumps from 6 to 8/);
+    await expectTampered(
+      url,
+      target.seq,
+      new RegExp(`missing: the sequence jumps from ${target.seq - 1} to ${target.seq + 1}`),
+    );
   });
 
   it('a deleted record in the tail, after the last checkpoint', async () => {
     const url = await copy();
-    const target = c2 + 2;
-    await asAttacker(url, (c) => c.query('delete from audit_records where seq = $1', [target]));
-    await expectTampered(url, target);
+    const target = first('single', { after: c2 + 1 });
+    await asAttacker(url, (c) => c.query('delete from audit_decisions where seq = $1', [target.seq]));
+    await expectTampered(url, target.seq);
+  });
+
+  it('a deleted record of a batch: the sequence jumps, and its tile is named from its start', async () => {
+    const url = await copy();
+    const target = first('batch', { after: c2 });
+    await asAttacker(url, (c) => c.query('delete from audit_verdicts where seq = $1', [target.seq + 1]));
+    await expectTampered(url, batchStart(target.seq), /does not match the links its header keeps|missing/);
   });
 
   it('the last records cut off and the head moved back: the checkpoint that signed them fails', async () => {
     const url = await copy();
-    const keep = at(c2 - 3);
+    // A record that ends an item (a plain record or a single decision), before the last checkpoint.
+    const keep = [...seed].reverse().find((r) => r.seq < c2 - 2 && storage(r) !== 'batch')!;
     await asAttacker(url, async (c) => {
-      await c.query('delete from audit_records where seq > $1', [keep.seq]);
+      for (const table of ['audit_records', 'audit_decisions', 'audit_verdicts']) {
+        await c.query(`delete from ${table} where seq > $1`, [keep.seq]);
+      }
       await c.query('update audit_head set seq = $1, hash = $2, recorded_at = $3', [
         keep.seq,
         keep.hash,
@@ -273,7 +337,8 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
   });
 
   /**
-   * Moves records seq >= k one place up and puts a well-formed forged allow at k, linked to k-1 and correctly hashed.
+   * Moves records seq >= k one place up (in every table) and puts a well-formed forged allow at k,
+   * linked to k-1 and correctly hashed, as a plain record.
    */
   async function insertAt(url: string, k: number) {
     const before = at(k - 1);
@@ -293,12 +358,14 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       },
     });
     await asAttacker(url, async (c) => {
-      await c.query('update audit_records set seq = seq + 1000000 where seq >= $1', [k]);
-      await c.query('update audit_records set seq = seq - 999999 where seq >= 1000000');
+      for (const table of ['audit_records', 'audit_decisions', 'audit_verdicts']) {
+        await c.query(`update ${table} set seq = seq + 1000000 where seq >= $1`, [k]);
+        await c.query(`update ${table} set seq = seq - 999999 where seq >= 1000000`);
+      }
       await c.query(
         `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash) ` +
           `values ($1, $2, 'decision', $3, 'allow', $4, $5, $6)`,
-        [k, before.recordedAt, before.accountId ?? 'A-forged', forged, before.hash, chainHash(before.hash, forged)],
+        [k, before.recordedAt, before.accountId ?? 'A-forged', forged, before.hash, recordHash(before.hash, forged)],
       );
       await c.query('update audit_head set seq = seq + 1');
     });
@@ -308,7 +375,7 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
   // valid is the displaced original, now at k+1, whose prevHash is not the forged record's hash.
   it('an inserted record (in the tail, later records moved up one place)', async () => {
     const url = await copy();
-    const k = c2 + 3;
+    const k = first('plain', { after: c2 }).seq;
     await insertAt(url, k);
     await expectTampered(url, k + 1, new RegExp(`broken link: prevHash is not the hash of seq ${k}`));
   });
@@ -318,15 +385,16 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     'an inserted record before a checkpoint: the report still names the first bad sequence, not the ' + 'checkpoint',
     async () => {
       const url = await copy();
-      const k = c1 + 3;
+      const k = first('single', { after: c1 }).seq;
       await insertAt(url, k);
       await expectTampered(url, k + 1);
     },
   );
 
-  it('two records swapped (contents, hashes and columns exchanged)', async () => {
+  it('two plain records swapped (contents, hashes and columns exchanged)', async () => {
     const url = await copy();
-    const [x, y] = [at(9), at(10)];
+    const x = seed.find((r, i) => storage(r) === 'plain' && seed[i + 1] && storage(seed[i + 1]!) === 'plain')!;
+    const y = at(x.seq + 1);
     await asAttacker(url, async (c) => {
       const set =
         `update audit_records set recorded_at = $2, type = $3, account_id = $4, outcome = $5, content ` +
@@ -334,37 +402,81 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
       await c.query(set, [x.seq, y.recordedAt, y.type, y.accountId, y.outcome, y.content, y.prevHash, y.hash]);
       await c.query(set, [y.seq, x.recordedAt, x.type, x.accountId, x.outcome, x.content, x.prevHash, x.hash]);
     });
-    await expectTampered(url, 9, /broken link/);
+    await expectTampered(url, x.seq, /broken link/);
   });
 
-  it('a changed outcome column (deny shown as allow to every filter), the hashed content left alone', async () => {
+  it('two accounts of a batch swapped: the batch is named', async () => {
     const url = await copy();
-    const deny = seed.find((r) => r.type === 'decision' && r.outcome === 'deny' && r.seq > c1)!;
-    await asAttacker(url, (c) => c.query(`update audit_records set outcome = 'allow' where seq = $1`, [deny.seq]));
-    await expectTampered(url, deny.seq, /altered: the filter columns differ from the hashed content/);
+    const start = first('batch', { after: c1 }).seq;
+    await asAttacker(url, async (c) => {
+      const { rows } = await c.query('select seq, account_id, verdict from audit_verdicts where seq in ($1, $2)', [
+        start,
+        start + 1,
+      ]);
+      const [x, y] = rows;
+      await c.query('update audit_verdicts set account_id = $2, verdict = $3 where seq = $1', [
+        x.seq,
+        y.account_id,
+        y.verdict,
+      ]);
+      await c.query('update audit_verdicts set account_id = $2, verdict = $3 where seq = $1', [
+        y.seq,
+        x.account_id,
+        x.verdict,
+      ]);
+    });
+    await expectTampered(url, start, /does not match the links its header keeps/);
   });
 
   it(
-    'a chain rewritten from seq 5 with every hash recomputed and the head moved: caught by the signed ' + 'checkpoint',
+    'a changed filter column (a consent event shown under another account), the hashed content left ' + 'alone',
     async () => {
       const url = await copy();
+      const target = first('plain', { after: c1 });
+      await asAttacker(url, (c) =>
+        c.query(`update audit_records set account_id = 'A-someone-else' where seq = $1`, [target.seq]),
+      );
+      await expectTampered(url, target.seq, /altered: the filter columns differ from the hashed content/);
+    },
+  );
+
+  it(
+    'a chain rewritten from a single decision on, every hash recomputed and the head moved: caught ' +
+      'by the signed checkpoint',
+    async () => {
+      const url = await copy();
+      const from = first('single', { outcome: 'deny', before: c1 });
+      const rewritten = new Map<number, { content: string; prevHash: string; hash: string }>();
+      let prev = at(from.seq - 1).hash;
+      for (const r of seed.filter((x) => x.seq >= from.seq)) {
+        // The attacker turns the deny into an allow for a sale, then recomputes every link after it.
+        const content =
+          r.seq === from.seq ? r.content.replace('"purpose":"ad_targeting"', '"purpose":"data_sale"') : r.content;
+        const hash = recordHash(prev, content);
+        rewritten.set(r.seq, { content, prevHash: prev, hash });
+        prev = hash;
+      }
       await asAttacker(url, async (c) => {
-        let prev = at(4).hash;
-        for (const r of seed.filter((x) => x.seq >= 5)) {
-          const content =
-            r.seq === 5
-              ? r.content
-                  .replace(/"outcome":"(allow|deny)"/, '"outcome":"allow"')
-                  .replace('"purpose":"ad_targeting"', '"purpose":"data_sale"')
-              : r.content;
-          const hash = chainHash(prev, content);
+        await c.query(`update audit_decisions set purpose = 'data_sale' where seq = $1`, [from.seq]);
+        for (const [seq, r] of rewritten) {
           await c.query('update audit_records set content = $2, prev_hash = $3, hash = $4 where seq = $1', [
-            r.seq,
-            content,
-            prev,
-            hash,
+            seq,
+            r.content,
+            r.prevHash,
+            r.hash,
           ]);
-          prev = hash;
+        }
+        // Each decision header keeps the link before every 64th of its records and the one after its last.
+        const { rows } = await c.query('select seq, count from audit_decisions where seq >= $1', [from.seq]);
+        for (const h of rows) {
+          const s = Number(h.seq);
+          const links = [];
+          for (let i = 0; i < h.count; i += 64) links.push(rewritten.get(s + i)!.prevHash);
+          links.push(rewritten.get(s + h.count - 1)!.hash);
+          await c.query('update audit_decisions set links = $2 where seq = $1', [
+            s,
+            Buffer.from(links.join(''), 'hex'),
+          ]);
         }
         await c.query('update audit_head set hash = $1', [prev]);
       });

@@ -121,17 +121,15 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   expect(answered.reduce((n, a) => n + a.allows, 0)).toBeGreaterThan(0);
 
   // Every answer a client holds has its records: one per account, in request order, with the outcome it was told.
-  const stored = new Map<string, { account_id: string; outcome: string }[]>();
-  const { rows } = await sql.query(
-    `select content::jsonb -> 'data' ->> 'decisionId' as id, account_id, outcome from audit_records where type = ` +
-      `'decision' order by seq`,
-  );
-  for (const r of rows) stored.set(r.id, [...(stored.get(r.id) ?? []), r]);
+  const stored = new Map<string, { accountId: string | null; outcome: string | null }[]>();
+  const chain = await auditRows(env.DATABASE_URL);
+  const rows = chain.filter((r) => r.type === 'decision');
+  for (const r of rows) stored.set(r.data.decisionId, [...(stored.get(r.data.decisionId) ?? []), r]);
   const missing = [...received.keys()].filter((id) => !stored.has(id));
   expect(missing).toEqual([]);
   for (const [id, a] of received) {
     const recs = stored.get(id)!;
-    expect(recs.map((r) => r.account_id)).toEqual(a.accountIds);
+    expect(recs.map((r) => r.accountId)).toEqual(a.accountIds);
     expect(recs.filter((r) => r.outcome === 'allow')).toHaveLength(a.allows);
   }
   // Records of decisions whose answer was lost in the crash may exist; no answer exists without its record.
@@ -141,7 +139,7 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
       `decision records stored; ${failures} requests cut off`,
   );
 
-  expect(chainProblems(await auditRows(sql))).toEqual([]);
+  expect(chainProblems(chain)).toEqual([]);
   const verified = await verifyDb(env.DATABASE_URL, env.KEYS_DIR);
   expect(verified.stdout).toMatch(/RESULT: INTACT/);
   expect(verified.code).toBe(0);
@@ -158,7 +156,7 @@ it('every decision answered before a SIGKILL has its durable audit record; the c
   expect(after.body.allow).toBe(true);
   restarted.kill('SIGTERM');
   expect((await finished(restarted)).code).toBe(0);
-  const [rec] = await auditRows(sql, `content::jsonb -> 'data' ->> 'decisionId' = $1`, [after.body.decisionId]);
+  const [rec] = await auditRows(env.DATABASE_URL, (r) => r.data?.decisionId === after.body.decisionId);
   expect(rec!.seq).toBe(headBefore + 1);
   expect((await verifyDb(env.DATABASE_URL, env.KEYS_DIR)).code).toBe(0);
 }, 120_000);

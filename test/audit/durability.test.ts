@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { chainHash } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
-import { auditRows, contentOf, decisionRecords, deleteRedisPrefix } from '../support/audit';
+import { auditRows, contentOf, decisionRecords, deleteRedisPrefix, recordHash } from '../support/audit';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
@@ -36,8 +35,7 @@ afterAll(async () => {
   await deleteRedisPrefix(svc.config.redis.prefix);
 });
 
-const count = async (where = 'true') =>
-  Number((await svc.sql.query(`select count(*) from audit_records where ${where}`)).rows[0].count);
+const count = async (type: string) => (await auditRows(svc.databaseUrl, (r) => r.type === type)).length;
 
 describe('records written before the response', () => {
   it(
@@ -51,7 +49,7 @@ describe('records written before the response', () => {
       });
       expect(r.status).toBe(200);
       expect(r.body.allow).toBe(true);
-      const [rec, ...more] = await decisionRecords(svc.sql, r.body.decisionId);
+      const [rec, ...more] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
       expect(more).toHaveLength(0);
       expect(rec).toMatchObject({ type: 'decision', outcome: 'allow', accountId: granted });
       expect(rec!.data).toEqual({
@@ -77,7 +75,7 @@ describe('records written before the response', () => {
     const bare = await createAccount(svc, admin);
     const r = await decide(svc, admin, { accountId: bare, purpose: 'data_sale', categories: ['name', 'ssn'] });
     expect(r.body.allow).toBe(false);
-    const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
+    const [rec] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
     expect(rec).toMatchObject({ type: 'decision', outcome: 'deny', accountId: bare });
     expect(rec!.data).toMatchObject({
       purpose: 'data_sale',
@@ -95,7 +93,7 @@ describe('records written before the response', () => {
   it('an unknown account is recorded too (deny, unknown_account)', async () => {
     const ghost = uniqueId('ghost');
     const r = await decide(svc, admin, { accountId: ghost, purpose: 'fraud_protection', categories: ['ip_addresses'] });
-    const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
+    const [rec] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
     expect(rec).toMatchObject({ outcome: 'deny', accountId: ghost });
     expect(rec!.data.results).toEqual([{ category: 'ip_addresses', allow: false, reason: 'unknown_account' }]);
   });
@@ -110,7 +108,7 @@ describe('records written before the response', () => {
       body: { purpose: 'ad_targeting', categories: ['web_browsing_history'], accountIds },
     });
     expect(r.status).toBe(200);
-    const recs = await decisionRecords(svc.sql, r.body.decisionId);
+    const recs = await decisionRecords(svc.databaseUrl, r.body.decisionId);
     expect(recs.map((x) => x.accountId)).toEqual(accountIds);
     expect(recs.map((x) => x.outcome)).toEqual(['deny', 'allow', 'deny', 'deny']);
     // Contiguous in the chain: committed together.
@@ -157,12 +155,11 @@ describe('records written before the response', () => {
         body: { format: 'ndjson', accountId: granted },
       });
       expect(exp.status).toBe(202);
-      const [rec] = await decisionRecords(svc.sql, r.body.decisionId);
+      const [rec] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
       expect(rec!.data).toMatchObject({ recipient, reference: 'ref\\t\\n' });
       const [staff] = await auditRows(
-        svc.sql,
-        `type = 'staff_action' and content::jsonb -> 'data' ->> 'exportId' = $1`,
-        [exp.body.exportId],
+        svc.databaseUrl,
+        (x) => x.type === 'staff_action' && x.data.exportId === exp.body.exportId,
       );
       expect(staff!.data).toMatchObject({
         action: 'export_requested',
@@ -172,7 +169,7 @@ describe('records written before the response', () => {
       });
       expect(staff!.accountId).toBe(granted);
       for (const x of [rec!, staff!]) {
-        expect(chainHash(x.prevHash, x.content)).toBe(x.hash);
+        expect(recordHash(x.prevHash, x.content)).toBe(x.hash);
         expect(contentOf(JSON.parse(x.content))).toBe(x.content);
       }
     },
@@ -200,7 +197,7 @@ describe('records written before the response', () => {
       const r = await pending!;
       expect(r.status).toBe(200);
       expect(r.body.allow).toBe(true);
-      expect(await decisionRecords(svc.sql, r.body.decisionId)).toHaveLength(1);
+      expect(await decisionRecords(svc.databaseUrl, r.body.decisionId)).toHaveLength(1);
     },
   );
 
@@ -224,7 +221,7 @@ describe('records written before the response', () => {
       },
     });
     expect(r.status).toBe(200);
-    const recs = await auditRows(svc.sql, `type = 'consent_event' and account_id = $1`, [id]);
+    const recs = await auditRows(svc.databaseUrl, (x) => x.type === 'consent_event' && x.accountId === id);
     expect(recs).toHaveLength(3);
     const keys = await loadKeys(svc.config.auth, svc.config.env);
     const hmac = (v: string) => createHmac('sha256', keys.evidenceKey).update(v).digest('hex');
@@ -251,7 +248,7 @@ describe('records written before the response', () => {
     }
     expect(recs.map((x) => x.data.kind)).toEqual(['granted', 'declined', 'opted_out']);
     // Nothing about the subscriber beyond the account id: the raw evidence appears nowhere in the log.
-    const all = await auditRows(svc.sql);
+    const all = await auditRows(svc.databaseUrl);
     for (const rec of all) {
       expect(rec.content).not.toContain(ip);
       expect(rec.content).not.toContain('secret-device');
@@ -259,14 +256,14 @@ describe('records written before the response', () => {
   });
 
   it('POST /v1/accounts writes a staff_action record naming who acted', async () => {
-    const before = await count(`type = 'staff_action'`);
+    const before = await count('staff_action');
     const ids = [uniqueId(), uniqueId(), uniqueId()];
     const r = await call(svc.url, 'POST', '/v1/accounts', {
       token: await svc.token('accounts:write', [], { subject: 'crm-import' }),
       body: { accounts: ids.map((accountId, i) => ({ accountId, status: i === 2 ? 'closed' : 'active' })) },
     });
     expect(r.status).toBe(200);
-    const staff = await auditRows(svc.sql, `type = 'staff_action'`);
+    const staff = await auditRows(svc.databaseUrl, (x) => x.type === 'staff_action');
     expect(staff).toHaveLength(before + 1);
     const rec = staff.at(-1)!;
     expect(rec).toMatchObject({ accountId: null, outcome: null });
@@ -301,7 +298,7 @@ describe('when the audit cannot be written: 503, never an allow', () => {
     async () => {
       const request = { accountId: granted, purpose: 'ad_targeting', categories: ['web_browsing_history'] };
       expect((await decide(svc, admin, request)).body.allow).toBe(true);
-      const decisionsBefore = await count(`type = 'decision'`);
+      const decisionsBefore = await count('decision');
       await withHeadLocked(async () => {
         const [single, batch] = await Promise.all([
           decide(svc, admin, request),
@@ -322,11 +319,11 @@ describe('when the audit cannot be written: 503, never an allow', () => {
         expect(text).not.toContain('subscriber data');
       });
       // The failed decisions left no record (and no answer).
-      expect(await count(`type = 'decision'`)).toBe(decisionsBefore);
+      expect(await count('decision')).toBe(decisionsBefore);
       const after = await decide(svc, admin, request);
       expect(after.status).toBe(200);
       expect(after.body.allow).toBe(true);
-      expect(await decisionRecords(svc.sql, after.body.decisionId)).toHaveLength(1);
+      expect(await decisionRecords(svc.databaseUrl, after.body.decisionId)).toHaveLength(1);
     },
   );
 

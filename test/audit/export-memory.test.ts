@@ -1,14 +1,13 @@
 import { rm, stat } from 'node:fs/promises';
 import pg from 'pg';
-import { chainHash } from '../../src/audit';
 import {
-  auditRows,
   contentOf,
   deleteRedisPrefix,
   exportAndWait,
   fetchExport,
   processEnv,
   processToken,
+  recordHash,
   rssKiB,
   runCliMeasured,
   sampleRss,
@@ -41,13 +40,12 @@ afterAll(async () => {
 });
 
 /**
- * Writes the chain 1..ROWS inside PostgreSQL: one INSERT … SELECT over a recursive CTE that builds
- * each record's canonical JSON (keys sorted, as src/audit/chain.ts contentOf writes it) and
- * hash = sha256(prevHash || "\n" || content), then moves the head. Records of batch decisions of
- * 10,000 accounts each, as POST /v1/decisions/batch records them. About 25 s for a million, where
- * the service's own writer (appendInTransaction, 10,000 per commit) took over two minutes. The test
- * checks a sample against contentOf/chainHash below, and the CLI recomputes every hash at the end;
- * the export request then appends its staff_action through the service's writer, after seq ROWS.
+ * Writes the chain 1..ROWS inside PostgreSQL, as a database written before audit format 2 holds it:
+ * one INSERT … SELECT over a recursive CTE that builds each record's canonical JSON (keys sorted, as
+ * contentOf writes it) and its format 1 hash = sha256(prevHash || "\n" || content), then moves the
+ * head. Records of batch decisions of 10,000 accounts each. About 25 s for a million. The test checks
+ * a sample against contentOf/recordHash below, and the CLI recomputes every hash at the end; the
+ * export request then appends its staff_action (format 2) through the service's writer, after seq ROWS.
  */
 async function writeChain(sql: pg.Pool, recordedAt: string): Promise<void> {
   const client = await sql.connect();
@@ -117,12 +115,15 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
   let t = Date.now();
   try {
     await writeChain(sql, new Date(Date.now() - 86_400_000).toISOString());
-    // The chain as the service itself would have written it.
-    const sample = await auditRows(sql, 'seq in (1, 2, 3, 499999, 500000, 500001)');
+    // The chain as the service wrote it before audit format 2 (plain rows, format 1 hashes): an upgraded database.
+    const { rows: stored } = await sql.query('select * from audit_records where seq = any($1) order by seq', [
+      [1, 2, 3, 499999, 500000, 500001],
+    ]);
+    const sample = stored.map((r) => ({ seq: Number(r.seq), content: r.content, prevHash: r.prev_hash, hash: r.hash }));
     expect(sample[0]!.prevHash).toBe('0'.repeat(64));
     for (const [i, r] of sample.entries()) {
       expect(contentOf(JSON.parse(r.content))).toBe(r.content);
-      expect(chainHash(r.prevHash, r.content)).toBe(r.hash);
+      expect(recordHash(r.prevHash, r.content, false)).toBe(r.hash);
       const prev = sample[i - 1];
       if (prev?.seq === r.seq - 1) expect(r.prevHash).toBe(prev.hash);
     }

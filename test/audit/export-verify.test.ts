@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { decodeProtectedHeader } from 'jose';
-import { CHECKPOINT_TYP, canonicalJson, chainHash, MANIFEST_TYP } from '../../src/audit';
+import { CHECKPOINT_TYP, canonicalJson, MANIFEST_TYP } from '../../src/audit';
 import {
   type AuditRow,
   auditRows,
@@ -14,6 +14,7 @@ import {
   fetchExport,
   firstBadSeq,
   forgeJws,
+  recordHash,
   tempDir,
   verifyFile,
 } from '../support/audit';
@@ -65,7 +66,7 @@ beforeAll(async () => {
   };
   ndjson = await get('ndjson');
   csv = await get('csv');
-  rows = await auditRows(svc.sql);
+  rows = await auditRows(svc.databaseUrl);
 }, 60_000);
 
 afterAll(async () => {
@@ -201,7 +202,7 @@ describe('an unfiltered NDJSON export', () => {
       data: { ...content.data, purpose: 'data_sale', decisionId: '00000000-0000-4000-8000-000000000000' },
     };
     const c = canonicalJson(forgedContent);
-    const forged = `${c.slice(0, -1)},"prevHash":"${prev.hash}","hash":"${chainHash(prev.hash, c)}"}`;
+    const forged = `${c.slice(0, -1)},"prevHash":"${prev.hash}","hash":"${recordHash(prev.hash, c)}"}`;
     const inserted = [...lines.slice(0, k), forged, ...lines.slice(k)];
     // The forged line is consistent with what precedes it; the first record out of place is the original k+1.
     await expectTampered(await variant('ndjson', text(inserted)), { firstBad: k + 1 });
@@ -243,7 +244,7 @@ describe('an unfiltered NDJSON export', () => {
         const { prevHash: _p, hash: _h, ...content } = JSON.parse(line);
         if (i === 2) content.data = { ...content.data, note: 'rewritten' };
         const c = canonicalJson(content);
-        const hash = chainHash(prevHash, c);
+        const hash = recordHash(prevHash, c);
         const out = `${c.slice(0, -1)},"prevHash":"${prevHash}","hash":"${hash}"}`;
         prevHash = hash;
         return out;
@@ -393,11 +394,10 @@ describe('filtered exports', () => {
       const status = await exportAndWait(svc.url, admin, { format: 'ndjson', accountId: accountA });
       const got = await fetchExport(svc.url, admin, status.exportId, dir, 'ndjson');
       const lines = (await readFile(got.file, 'utf8')).split('\n').slice(0, -1);
-      const expected = await auditRows(
-        svc.sql,
-        'account_id = $1 and seq <= (select last_seq from audit_exports where id = $2)',
-        [accountA, status.exportId],
-      );
+      const { last_seq: lastSeq } = (
+        await svc.sql.query('select last_seq from audit_exports where id = $1', [status.exportId])
+      ).rows[0];
+      const expected = await auditRows(svc.databaseUrl, (r) => r.accountId === accountA && r.seq <= Number(lastSeq));
       expect(lines.map((l) => JSON.parse(l).seq)).toEqual(expected.map((r) => r.seq));
       expect(lines.every((l) => JSON.parse(l).accountId === accountA)).toBe(true);
       expect(payloadOf(await readFile(got.manifest, 'utf8'))).toMatchObject({

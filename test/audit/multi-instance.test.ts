@@ -120,7 +120,7 @@ it('concurrent writers on two instances produce one gap-free chain with a record
   expect(byInstance[0]).toBeGreaterThan(100);
   expect(byInstance[1]).toBeGreaterThan(100);
 
-  const rows = await auditRows(sql);
+  const rows = await auditRows(env.DATABASE_URL);
   // One chain: seq 1..N, no repeats, no gaps, every link and hash intact, the head its last record.
   expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
   expect(chainProblems(rows)).toEqual([]);

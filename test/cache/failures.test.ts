@@ -154,7 +154,8 @@ describe('a writer that dies between its commit and its announcement', () => {
   });
   afterAll(() => cluster.stop());
 
-  it('every other instance catches up from PostgreSQL within a quarter lease; a restarted one starts empty', async () => {
+  it('every other instance catches up from PostgreSQL within a quarter lease; a restarted one starts ' +
+    'empty', async () => {
     const [a, b] = cluster.instances as [TestService, TestService];
     const admin = await adminToken(a);
     await untilCoherent([a, b]);

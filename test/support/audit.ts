@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,11 +9,12 @@ import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { CompactSign, generateKeyPair } from 'jose';
 import pg from 'pg';
-import { canonicalJson, chainHash, GENESIS_HASH, type Json } from '../../src/audit';
+import { canonicalJson, GENESIS_HASH, type Json, readRecords } from '../../src/audit';
 import { loadKeys } from '../../src/platform/auth/keys';
 import { issueToken } from '../../src/platform/auth/tokens';
 import { loadConfig } from '../../src/platform/config';
-import { quoteIdent } from '../../src/platform/db/database';
+import { createDb, quoteIdent } from '../../src/platform/db/database';
+import { createLogger } from '../../src/platform/logger';
 import { TEST_DB_PREFIX, testKeysDir } from './harness';
 import { CLI, type Finished, finished, ROOT, run } from './processes';
 
@@ -48,32 +49,45 @@ export interface AuditRow {
   readonly data: any;
 }
 
-type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.Client, 'query'>;
-
-/** Audit records in seq order, optionally filtered by a SQL condition on audit_records. */
-export async function auditRows(db: Queryable, where = 'true', params: unknown[] = []): Promise<AuditRow[]> {
-  const { rows } = await db.query(`select * from audit_records where ${where} order by seq`, params);
-  return rows.map((r) => ({
-    seq: Number(r.seq),
-    recordedAt: r.recorded_at,
-    type: r.type,
-    accountId: r.account_id,
-    outcome: r.outcome,
-    content: r.content,
-    prevHash: r.prev_hash,
-    hash: r.hash,
-    data: JSON.parse(r.content).data,
-  }));
+/** The whole log (or the records `keep` keeps), in seq order, as the public reader rebuilds it from its tables. */
+export async function auditRows(databaseUrl: string, keep: (r: AuditRow) => boolean = () => true): Promise<AuditRow[]> {
+  const { db } = createDb({ url: databaseUrl, poolSize: 2, statementTimeoutMs: 30_000 }, createLogger('silent'));
+  try {
+    const out: AuditRow[] = [];
+    for (let afterSeq = 0; ; ) {
+      const page = await readRecords(db, { afterSeq, limit: 5000 });
+      for (const r of page) {
+        const row = { ...r, data: JSON.parse(r.content || '{}').data };
+        if (keep(row)) out.push(row);
+      }
+      if (page.length < 5000) return out;
+      afterSeq = page[page.length - 1]!.seq;
+    }
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** The decision records that carry this decisionId. */
-export const decisionRecords = (db: Queryable, decisionId: string) =>
-  auditRows(db, `type = 'decision' and content::jsonb -> 'data' ->> 'decisionId' = $1`, [decisionId]);
+export const decisionRecords = (databaseUrl: string, decisionId: string) =>
+  auditRows(databaseUrl, (r) => r.type === 'decision' && r.data?.decisionId === decisionId);
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * A record's hash, computed here independently of src/audit/chain.ts: format 2 when `format2`, else
+ * format 1 (docs/audit.md).
+ */
+export function recordHash(prevHash: string, content: string, format2 = true): string {
+  if (!format2) return sha256(`${prevHash}\n${content}`);
+  const { seq, recordedAt, ...body } = JSON.parse(content);
+  return sha256(`${prevHash}\n${seq}\n${recordedAt}\n${sha256(canonicalJson(body))}`);
+}
 
 /**
  * Checks a whole chain as the test sees it (independently of src/audit/verify.ts): seq 1..N without
- * gaps or repeats, every prevHash the previous hash (the first the genesis), every hash recomputed,
- * the filter columns equal to the hashed content. Returns the problems found (empty when intact).
+ * gaps or repeats, every prevHash the previous hash (the first the genesis), every hash recomputed
+ * (format 1 or 2), the columns equal to the hashed content. Returns the problems found.
  */
 export function chainProblems(rows: readonly AuditRow[]): string[] {
   const problems: string[] = [];
@@ -82,7 +96,9 @@ export function chainProblems(rows: readonly AuditRow[]): string[] {
     const c = JSON.parse(r.content);
     if (r.seq !== i + 1) problems.push(`row ${i}: seq ${r.seq}, expected ${i + 1}`);
     if (r.prevHash !== prev) problems.push(`seq ${r.seq}: prevHash does not link`);
-    if (chainHash(r.prevHash, r.content) !== r.hash) problems.push(`seq ${r.seq}: hash does not match content`);
+    if (recordHash(r.prevHash, r.content) !== r.hash && recordHash(r.prevHash, r.content, false) !== r.hash) {
+      problems.push(`seq ${r.seq}: hash does not match content`);
+    }
     if (
       c.seq !== r.seq ||
       c.type !== r.type ||
@@ -199,7 +215,7 @@ export async function until<T>(
 }
 
 /** Waits until the checkpoint worker has signed the current chain head. */
-export async function checkpointAtHead(db: Queryable, timeoutMs = 15_000): Promise<number> {
+export async function checkpointAtHead(db: Pick<pg.Pool, 'query'>, timeoutMs = 15_000): Promise<number> {
   return until(
     'a checkpoint of the chain head',
     async () => {

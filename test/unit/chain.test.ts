@@ -2,14 +2,13 @@ import fc from 'fast-check';
 import {
   ChainVerifier,
   canonicalJson,
-  chainHash,
   fromNdjsonLine,
   GENESIS_HASH,
   prepare,
   seal,
   type Unchained,
 } from '../../src/audit';
-import { contentOf } from '../support/audit';
+import { contentOf, recordHash } from '../support/audit';
 
 const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -48,7 +47,7 @@ describe('audit chain encoding', () => {
           const records = seal(drafts.map(prepare), { seq: start, hash: GENESIS_HASH }, at);
           records.forEach((r, i) => {
             expect(r.content).toBe(contentOf({ ...drafts[i]!, seq: start + i + 1, recordedAt: at.toISOString() }));
-            expect(r.hash).toBe(chainHash(r.prevHash, r.content));
+            expect(r.hash).toBe(recordHash(r.prevHash, r.content));
             // What an export line holds re-encodes to the same content.
             const line = `${r.content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}"}`;
             expect(fromNdjsonLine(line).content).toBe(r.content);

@@ -3,10 +3,12 @@ import pg from 'pg';
 import type { AccountTable } from '../../accounts/account.table';
 import type {
   AuditCheckpointTable,
+  AuditDecisionTable,
   AuditExportChunkTable,
   AuditExportTable,
   AuditHeadTable,
   AuditRecordTable,
+  AuditVerdictTable,
 } from '../../audit/audit.table';
 import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
@@ -18,6 +20,8 @@ export interface Database {
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
   audit_records: AuditRecordTable;
+  audit_decisions: AuditDecisionTable;
+  audit_verdicts: AuditVerdictTable;
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointTable;
   audit_exports: AuditExportTable;

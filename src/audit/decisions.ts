@@ -1,0 +1,189 @@
+import type { AllowReason, CategoryResult, DecisionEndpoint, DenyReason } from '../platform/vocabulary';
+import { contentHashOf, linkHash, type PreparedDraft } from './chain';
+
+/**
+ * Decision records, stored compactly (format 2): what every account judged by one call shares
+ * is stored once (a header), and each account's verdict in a few bytes. The record a regulator,
+ * an export or the verifier sees is rebuilt from the two, byte for byte the canonical content
+ * that was hashed: the same function builds it when writing (for the content hash) and when
+ * reading.
+ *
+ * Verdict bytes: byte 0 = flags (bit 0: allow); then per category of the header, in order, one
+ * byte, the reason's code (REASONS), followed for consent_granted by the consent id (16 bytes)
+ * and its expiry (6 bytes, milliseconds since the epoch); then, for an allow, validUntil (6 bytes).
+ */
+
+/** A decision request: what every account judged by one call shares. */
+export interface DecisionHeader {
+  readonly decisionId: string;
+  readonly endpoint: DecisionEndpoint;
+  readonly clientId: string;
+  readonly requestId: string;
+  readonly purpose: string;
+  readonly categories: readonly string[];
+  readonly recipient?: string;
+  readonly reference?: string;
+  readonly evaluatedAt: Date;
+}
+
+/** One account's verdict, as the engine gave it. */
+export interface AccountVerdict {
+  readonly accountId: string;
+  readonly allow: boolean;
+  /** Present for an allow. */
+  readonly validUntil?: Date;
+  readonly results: readonly CategoryResult[];
+}
+
+/** Reason codes of the verdict bytes: append only, never reorder (records hold the codes). */
+export const REASONS: readonly (AllowReason | DenyReason)[] = [
+  'exception',
+  'consent_granted',
+  'not_opted_out',
+  'exception_not_applicable',
+  'no_consent',
+  'consent_revoked',
+  'consent_expired',
+  'notice_superseded',
+  'opted_out',
+  'unknown_account',
+  'account_closed',
+  'unknown_purpose',
+  'unknown_category',
+];
+const CODE = new Map(REASONS.map((r, i) => [r, i] as const));
+const ALLOWING = new Set<string>(['exception', 'consent_granted', 'not_opted_out']);
+const GRANTED = CODE.get('consent_granted')!;
+
+export function encodeVerdict(categories: readonly string[], v: AccountVerdict): Buffer {
+  if (v.results.length !== categories.length) throw new Error('a verdict has one result per category');
+  let size = 1 + categories.length + (v.allow ? 6 : 0);
+  for (const r of v.results) if (r.allow && r.reason === 'consent_granted') size += 22;
+  const out = Buffer.allocUnsafe(size);
+  out[0] = v.allow ? 1 : 0;
+  let at = 1;
+  v.results.forEach((r, i) => {
+    if (r.category !== categories[i]) throw new Error('results follow the order of the categories');
+    const code = CODE.get(r.reason)!;
+    out[at++] = code;
+    if (code === GRANTED && r.allow) {
+      if (!r.consentId || !r.expiresAt) throw new Error('consent_granted cites its consent and its expiry');
+      out.write(r.consentId.replaceAll('-', ''), at, 16, 'hex');
+      out.writeUIntBE(r.expiresAt.getTime(), at + 16, 6);
+      at += 22;
+    }
+  });
+  if (v.allow) out.writeUIntBE(v.validUntil!.getTime(), at, 6);
+  return out;
+}
+
+const uuidOf = (hex: string) =>
+  `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Whether the verdict bytes say allow (for filters): bit 0 of byte 0. */
+export const verdictAllows = (verdict: Uint8Array) => (verdict[0]! & 1) === 1;
+
+/**
+ * Builds the canonical bodies of one header's records. The parts every account shares are encoded
+ * once; each account adds its id, its results and its validUntil.
+ */
+export class DecisionBodies {
+  private readonly dataHead: string;
+  private readonly categoryJson: readonly string[];
+
+  constructor(h: DecisionHeader) {
+    // Keys in canonical (sorted) order: categories, clientId, decisionId, endpoint, evaluatedAt, purpose, recipient,
+    // reference, requestId, results, validUntil.
+    this.dataHead =
+      `{"categories":${JSON.stringify(h.categories)},"clientId":${JSON.stringify(h.clientId)},` +
+      `"decisionId":${JSON.stringify(h.decisionId)},"endpoint":${JSON.stringify(h.endpoint)},` +
+      `"evaluatedAt":${JSON.stringify(h.evaluatedAt.toISOString())},"purpose":${JSON.stringify(h.purpose)},` +
+      (h.recipient === undefined ? '' : `"recipient":${JSON.stringify(h.recipient)},`) +
+      (h.reference === undefined ? '' : `"reference":${JSON.stringify(h.reference)},`) +
+      `"requestId":${JSON.stringify(h.requestId)},"results":[`;
+    this.categoryJson = h.categories.map((c) => JSON.stringify(c));
+  }
+
+  /** The record of one account, prepared as the chain wants it (content up to seq and recordedAt, content hash). */
+  prepared(accountId: string, verdict: Uint8Array): PreparedDraft {
+    const allow = verdictAllows(verdict);
+    let at = 1;
+    let results = '';
+    for (let i = 0; i < this.categoryJson.length; i++) {
+      const reason = REASONS[verdict[at++]!];
+      if (reason === undefined) throw new Error('unknown reason code in a verdict');
+      const category = this.categoryJson[i]!;
+      if (i) results += ',';
+      if (!ALLOWING.has(reason)) results += `{"allow":false,"category":${category},"reason":"${reason}"}`;
+      else if (reason === 'consent_granted') {
+        const id = uuidOf(Buffer.from(verdict.subarray(at, at + 16)).toString('hex'));
+        const expiresAt = iso(Buffer.from(verdict.subarray(at + 16, at + 22)).readUIntBE(0, 6));
+        at += 22;
+        results += `{"allow":true,"category":${category},"consentId":"${id}",`;
+        results += `"expiresAt":"${expiresAt}","reason":"${reason}"}`;
+      } else results += `{"allow":true,"category":${category},"reason":"${reason}"}`;
+    }
+    if (at + (allow ? 6 : 0) !== verdict.length) throw new Error('verdict bytes of the wrong length');
+    const validUntil = allow
+      ? `,"validUntil":"${iso(Buffer.from(verdict.subarray(at, at + 6)).readUIntBE(0, 6))}"`
+      : '';
+    const outcome = allow ? 'allow' : 'deny';
+    const data = `${this.dataHead}${results}]${validUntil}}`;
+    const head = `{"accountId":${JSON.stringify(accountId)},"data":${data},"outcome":"${outcome}",`;
+    const tail = '"type":"decision"}';
+    return { type: 'decision', accountId, outcome, head, tail, contentHash: contentHashOf(head + tail) };
+  }
+}
+
+/**
+ * A link is kept (in the header) before every TILE-th record: rebuilding any record's link reads at most TILE - 1
+ * others.
+ */
+export const TILE = 64;
+
+/** A decision call ready for the chain: each account's verdict bytes and content hash, computed before the lock. */
+export interface DecisionItem {
+  readonly header: DecisionHeader;
+  readonly verdicts: readonly { readonly accountId: string; readonly verdict: Buffer; readonly contentHash: string }[];
+}
+
+export function prepareDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): DecisionItem {
+  const bodies = new DecisionBodies(header);
+  return {
+    header,
+    verdicts: verdicts.map((v) => {
+      const verdict = encodeVerdict(header.categories, v);
+      return { accountId: v.accountId, verdict, contentHash: bodies.prepared(v.accountId, verdict).contentHash };
+    }),
+  };
+}
+
+/** A decision call at its place in the chain: its first seq, its tile links (binary) and the link after it. */
+export interface SealedDecision {
+  readonly seq: number;
+  readonly item: DecisionItem;
+  readonly links: Buffer;
+  readonly lastHash: string;
+}
+
+/** Under the chain lock: only links are made, one small hash per account. */
+export function sealDecision(
+  item: DecisionItem,
+  prevHash: string,
+  firstSeq: number,
+  recordedAt: string,
+): SealedDecision {
+  const tiles: Buffer[] = [];
+  let hash = prevHash;
+  item.verdicts.forEach((v, i) => {
+    if (i % TILE === 0) tiles.push(Buffer.from(hash, 'hex'));
+    hash = linkHash(hash, firstSeq + i, recordedAt, v.contentHash);
+  });
+  tiles.push(Buffer.from(hash, 'hex'));
+  return { seq: firstSeq, item, links: Buffer.concat(tiles), lastHash: hash };
+}
+
+/** The link before the record at `position` of a header, when it is a tile start (or the one after the last). */
+export const tileLink = (links: Uint8Array, tile: number) =>
+  Buffer.from(links.subarray(tile * 32, tile * 32 + 32)).toString('hex');
