@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -114,11 +114,28 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.disable('x-powered-by');
   app.set('trust proxy', config.http.trustProxy);
   app.set('etag', false);
+  app.use(requestId, accessLog(logger, metrics), apiHeaders);
+
+  // The decision path first: it is most of the traffic.
+  app.use(decisionRouter({ decisions: s.decisions, verifier }));
   app.use(
-    requestId,
-    accessLog(logger, metrics),
-    // A strict policy for every response: the portal needs its own stylesheet and forms, nothing else; no script at
-    // all.
+    opsRouter({
+      probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
+      metrics,
+      publicJwks: keys.publicJwks,
+      openapi: openApiDocument(API_ROUTES),
+      isShuttingDown,
+    }),
+  );
+  app.use(noticeRouter({ catalog: config.catalog, clock }));
+  app.use(accountRouter({ accounts: s.accounts, verifier }));
+  app.use(consentRouter({ consents: s.consents, verifier }));
+  app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
+  // Below the API's own paths, anything unknown is a problem, never a portal page.
+  app.use(apiPrefixes(), notFound);
+  app.use(
+    // Pages get the full set of browser protections, and a strict policy: their own stylesheet and forms, nothing
+    // else, no script at all.
     helmet({
       contentSecurityPolicy: {
         useDefaults: false,
@@ -132,25 +149,6 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
         },
       },
     }),
-  );
-
-  app.use(
-    opsRouter({
-      probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
-      metrics,
-      publicJwks: keys.publicJwks,
-      openapi: openApiDocument(API_ROUTES),
-      isShuttingDown,
-    }),
-  );
-  app.use(noticeRouter({ catalog: config.catalog, clock }));
-  app.use(accountRouter({ accounts: s.accounts, verifier }));
-  app.use(consentRouter({ consents: s.consents, verifier }));
-  app.use(decisionRouter({ decisions: s.decisions, verifier }));
-  app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
-  // Below the API's own paths, anything unknown is a problem, never a portal page.
-  app.use(apiPrefixes(), notFound);
-  app.use(
     portalRouter({
       catalog: config.catalog,
       portal: s.portal,
@@ -167,6 +165,21 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(errorHandler(logger));
   return app;
 }
+
+/**
+ * What a JSON API response needs of the browser protections (helmet's full set is for pages): no
+ * sniffing, no framing, nothing to load, no caching of answers about subscribers. Set once per
+ * response, cheaply, on the hot path.
+ */
+const API_HEADERS: [string, string][] = [
+  ['x-content-type-options', 'nosniff'],
+  ['content-security-policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['cache-control', 'no-store'],
+];
+const apiHeaders: RequestHandler = (_req, res, next) => {
+  for (const [name, value] of API_HEADERS) res.setHeader(name, value);
+  next();
+};
 
 /** The first segment of every API path (`/v1`, `/.well-known`, `/healthz`, …), from the route table. */
 function apiPrefixes(): string[] {

@@ -89,7 +89,8 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
   const subscriber = createRedis(config.redis, logger, 'subscriber');
   const queueConnection = createRedis(config.redis, logger, 'queues');
   const queues = new Queues(queueConnection, config.redis.prefix, logger);
-  const auditWriter = new AuditWriter({ pool, clock, timeoutMs: config.db.statementTimeoutMs + 500 });
+  const metrics = createMetrics();
+  const auditWriter = new AuditWriter({ pool, clock, metrics, timeoutMs: config.db.statementTimeoutMs + 500 });
   let coherence: CacheCoherence | undefined;
   const close = async () => {
     await coherence?.stop();
@@ -104,7 +105,6 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
     const migrated = await migrateToLatest(db);
     if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
     const keys = await loadKeys(config.auth, config.env);
-    const metrics = createMetrics();
     const { prefix } = config.redis;
     coherence = new CacheCoherence({ db, redis, subscriber, prefix, leaseMs: config.cache.leaseMs, logger, metrics });
     const infrastructure: Infrastructure = {

@@ -25,7 +25,7 @@ export const accountRoutes = {
     description: 'The last entry for an account wins. Closing an account makes every decision about it a deny.',
     tag: 'accounts',
     scopes: ['accounts:write'],
-    body: { schema: accountsRequestSchema, limit: '4mb' },
+    body: { schema: accountsRequestSchema, limit: 4 * 1024 * 1024 },
     responses: {
       200: {
         description: 'How many accounts the call held, and how many were new or changed',

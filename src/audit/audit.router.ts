@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
+import { sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { decodeCursor } from '../platform/pagination';
 import { auditRoutes as routes } from './audit.schema';
@@ -20,28 +21,29 @@ export function auditRouter({ audit, exports: exportService, verifier }: AuditRo
   const route = mounter(router, verifier);
 
   route(routes.consentChanges, async ({ query }, _req, res) => {
-    res.json(await audit.consentChanges(query.after, query.limit));
+    sendJson(res, await audit.consentChanges(query.after, query.limit));
   });
 
   route(routes.events, async ({ query }, _req, res) => {
     const { cursor, type: types, include, ...q } = query;
     const afterSeq = cursor ? decodeCursor(cursor) : undefined;
-    res.json(await audit.events({ ...q, types, afterSeq, withConsents: include === 'consents' }));
+    sendJson(res, await audit.events({ ...q, types, afterSeq, withConsents: include === 'consents' }));
   });
 
   route(routes.checkpoints, async ({ query }, _req, res) => {
     const beforeSeq = query.cursor ? decodeCursor(query.cursor) : undefined;
-    res.json(await audit.checkpoints({ beforeSeq, limit: query.limit }));
+    sendJson(res, await audit.checkpoints({ beforeSeq, limit: query.limit }));
   });
 
   route(routes.requestExport, async ({ body }, _req, res) => {
     const { format, ...filters } = body;
     const exportId = await exportService.request(principalOf(res).clientId, filters, format);
-    res.status(202).location(`/v1/audit/exports/${exportId}`).json({ exportId, status: 'queued' });
+    res.setHeader('location', `/v1/audit/exports/${exportId}`);
+    sendJson(res, { exportId, status: 'queued' }, 202);
   });
 
   route(routes.exportStatus, async ({ params }, _req, res) => {
-    res.json(await exportService.status(params.id));
+    sendJson(res, await exportService.status(params.id));
   });
 
   route(routes.exportManifest, async ({ params }, _req, res) => {

@@ -127,7 +127,7 @@ export const auditRoutes = {
     summary: 'Start an export (a background job)',
     tag: 'audit',
     scopes: ['audit:read'],
-    body: { schema: exportRequestSchema, limit: '16kb' },
+    body: { schema: exportRequestSchema, limit: 16 * 1024 },
     responses: {
       202: {
         description: 'Queued',

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Db } from '../platform/db/database';
+import type { Metrics } from '../platform/metrics';
 import { withTimeout } from '../platform/timeout';
-import { appendToChain, type ChainItem, insertAsJson, insertByCopy, sqlOf, sqlOfClient } from './audit.repository';
+import { appendToChain, type ChainItem, groupCommitSession, transactionSession } from './audit.repository';
 import { type ChainedRecord, prepare } from './chain';
 import { type AccountVerdict, type DecisionHeader, prepareDecision } from './decisions';
 import type { AuditDraft } from './records';
@@ -17,8 +18,7 @@ export async function appendWithin(
   now: Date,
 ): Promise<readonly ChainedRecord[]> {
   if (!drafts.length) return [];
-  const sql = sqlOf(trx);
-  return (await appendToChain(sql, insertAsJson(sql), drafts.map(prepare), now)).records;
+  return (await appendToChain(transactionSession(trx), drafts.map(prepare), now)).records;
 }
 
 interface Waiting {
@@ -35,6 +35,7 @@ const MAX_RECORDS_PER_COMMIT = 20_000;
 
 export interface AuditWriterDeps {
   readonly pool: pg.Pool;
+  readonly metrics: Pick<Metrics, 'auditCommits' | 'auditCommitRecords'>;
   readonly clock: () => Date;
   /** Bound on one commit, connection included (the statement timeout plus half a second). */
   readonly timeoutMs: number;
@@ -111,7 +112,10 @@ export class AuditWriter {
       if (!batch.length) continue;
       this.inFlight = size;
       try {
+        const started = performance.now();
         await this.commit(batch.flatMap((w) => w.items));
+        this.deps.metrics.auditCommits.observe((performance.now() - started) / 1000);
+        this.deps.metrics.auditCommitRecords.observe(size);
         for (const w of batch) w.resolve();
       } catch (err) {
         for (const w of batch) w.reject(err);
@@ -121,14 +125,12 @@ export class AuditWriter {
     }
   }
 
-  /** One transaction on a pool client, the records streamed with COPY, bounded as a whole. */
+  /** One transaction on a pool client (two round trips: see groupCommitSession), bounded as a whole. */
   private async commit(items: readonly ChainItem[]): Promise<void> {
     let client: pg.PoolClient | undefined;
     const work = (async () => {
       client = await this.deps.pool.connect();
-      await client.query('begin');
-      await appendToChain(sqlOfClient(client), insertByCopy(client), items, this.deps.clock());
-      await client.query('commit');
+      await appendToChain(groupCommitSession(client), items, this.deps.clock());
     })();
     try {
       await withTimeout(work, this.deps.timeoutMs, () => new Error('audit commit: timed out'));

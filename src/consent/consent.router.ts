@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
-import { requestIdOf } from '../platform/http/middleware';
+import { requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { consentRoutes as routes } from './consent.schema';
 import type { ConsentService } from './consent.service';
@@ -11,7 +11,7 @@ export function consentRouter({ consents, verifier }: { consents: ConsentService
   const route = mounter(router, verifier);
 
   route(routes.current, async ({ params: { accountId } }, _req, res) => {
-    res.json({ accountId, consents: await consents.currentState(accountId) });
+    sendJson(res, { accountId, consents: await consents.currentState(accountId) });
   });
 
   route(routes.record, async ({ params: { accountId }, body }, req, res) => {
@@ -21,7 +21,7 @@ export function consentRouter({ consents, verifier }: { consents: ConsentService
       ip: req.ip,
       userAgent: req.get('user-agent'),
     });
-    res.json({ accountId, ...result });
+    sendJson(res, { accountId, ...result });
   });
 
   return router;

@@ -70,7 +70,7 @@ export const consentRoutes = {
     tag: 'consents',
     scopes: ['consents:write'],
     params: accountParam,
-    body: { schema: changeSetSchema, limit: '256kb' },
+    body: { schema: changeSetSchema, limit: 256 * 1024 },
     responses: {
       200: {
         description: 'The events recorded and the state they leave',

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { type Catalog, currentNotice, type Notice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
+import { sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { noticeRoutes as routes } from './notice.schema';
 
@@ -22,12 +23,15 @@ export function noticeRouter({ catalog, clock }: NoticeRouterDeps): Router {
   const router = Router();
   const route = mounter(router);
   route(routes.list, (_input, _req, res) => {
-    res.json({ current: currentNotice(catalog, clock())?.version ?? null, versions: catalog.notices.map(summary) });
+    sendJson(res, {
+      current: currentNotice(catalog, clock())?.version ?? null,
+      versions: catalog.notices.map(summary),
+    });
   });
   route(routes.get, ({ params }, _req, res) => {
     const notice = catalog.noticesByVersion.get(params.version);
     if (!notice) throw new AppError('not-found', 'No such notice version.');
-    res.json({ ...summary(notice), text: notice.text });
+    sendJson(res, { ...summary(notice), text: notice.text });
   });
   return router;
 }

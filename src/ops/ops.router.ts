@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { JSONWebKeySet } from 'jose';
+import { sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import type { Metrics } from '../platform/metrics';
 import { withTimeout } from '../platform/timeout';
@@ -27,7 +28,7 @@ export function opsRouter(deps: OpsDeps): Router {
     );
 
   route(routes.health, (_input, _req, res) => {
-    res.json({ status: 'ok' });
+    sendJson(res, { status: 'ok' });
   });
 
   // Ready when decisions can be answered: they need PostgreSQL, not Redis (which is reported all the same).
@@ -35,11 +36,8 @@ export function opsRouter(deps: OpsDeps): Router {
     const [database, redis] = await Promise.all([probe(deps.probes.database), probe(deps.probes.redis)]);
     const shuttingDown = deps.isShuttingDown();
     const ready = database === 'ok' && !shuttingDown;
-    res.status(ready ? 200 : 503).json({
-      status: ready ? 'ready' : 'not_ready',
-      checks: { database, redis },
-      ...(shuttingDown ? { shuttingDown } : {}),
-    });
+    const body = { status: ready ? 'ready' : 'not_ready', checks: { database, redis } };
+    sendJson(res, shuttingDown ? { ...body, shuttingDown } : body, ready ? 200 : 503);
   });
 
   route(routes.metrics, async (_input, _req, res) => {
@@ -47,11 +45,12 @@ export function opsRouter(deps: OpsDeps): Router {
   });
 
   route(routes.openapi, (_input, _req, res) => {
-    res.json(deps.openapi);
+    sendJson(res, deps.openapi);
   });
 
   route(routes.jwks, (_input, _req, res) => {
-    res.set('cache-control', 'public, max-age=300').json(deps.publicJwks);
+    res.setHeader('cache-control', 'public, max-age=300');
+    sendJson(res, deps.publicJwks);
   });
 
   return router;

@@ -54,6 +54,18 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    auditCommits: new Histogram({
+      name: 'optgate_audit_commit_seconds',
+      help: 'Group commits of audit records (decisions): time from sending to committed',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    auditCommitRecords: new Histogram({
+      name: 'optgate_audit_commit_records',
+      help: 'Audit records per group commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000],
+      registers: [registry],
+    }),
     httpRequests: new Histogram({
       name: 'optgate_http_request_duration_seconds',
       help: 'HTTP requests by method, route pattern and status',

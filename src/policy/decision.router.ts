@@ -1,7 +1,7 @@
 import { type Response, Router } from 'express';
 import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
-import { decodedBody, requestIdOf } from '../platform/http/middleware';
+import { decodedBody, requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { decisionRoutes as routes } from './decision.schema';
 import type { Caller, DecisionService } from './decision.service';
@@ -14,11 +14,11 @@ export function decisionRouter({ decisions, verifier }: { decisions: DecisionSer
   const route = mounter(router, verifier);
 
   route(routes.decide, async ({ body }, _req, res) => {
-    res.json(await decisions.decide(callerOf(res), body));
+    sendJson(res, await decisions.decide(callerOf(res), body));
   });
 
   route(routes.decideBatch, async ({ body }, _req, res) => {
-    res.json(await decisions.decideBatch(callerOf(res), body));
+    sendJson(res, await decisions.decideBatch(callerOf(res), body));
   });
 
   /**

@@ -82,7 +82,7 @@ export const decisionRoutes = {
     description: 'Allowed only if every category is; a deny names the reason per category.',
     tag: 'decisions',
     scopes: ['decisions'],
-    body: { schema: decisionRequestSchema, limit: '64kb' },
+    body: { schema: decisionRequestSchema, limit: 64 * 1024 },
     responses: { 200: { description: 'The decision', schema: decisionResponseSchema } },
   }),
   decideBatch: defineRoute({
@@ -93,7 +93,7 @@ export const decisionRoutes = {
     tag: 'decisions',
     scopes: ['decisions'],
     // 10,000 account ids of up to 64 characters fit in 1 MB; 2 MB leaves room for the rest.
-    body: { schema: batchRequestSchema, limit: '2mb' },
+    body: { schema: batchRequestSchema, limit: 2 * 1024 * 1024 },
     responses: { 200: { description: 'One result per account, in request order', schema: batchResponseSchema } },
   }),
   filter: defineRoute({

@@ -4,6 +4,7 @@ import { loadKeys } from '../../src/platform/auth/keys';
 import { signJws } from '../../src/platform/auth/signing';
 import { createDb } from '../../src/platform/db/database';
 import { createLogger } from '../../src/platform/logger';
+import { createMetrics } from '../../src/platform/metrics';
 import {
   type AuditRow,
   asAttacker,
@@ -73,7 +74,7 @@ async function signHead(svc: TestService): Promise<number> {
     const clock = () => new Date();
     const audit = new AuditService({
       db,
-      writer: new AuditWriter({ pool, clock, timeoutMs: 5000 }),
+      writer: new AuditWriter({ pool, clock, metrics: createMetrics(), timeoutMs: 5000 }),
       keys: await loadKeys(svc.config.auth, svc.config.env),
       clock,
       consentEvents: async () => [],

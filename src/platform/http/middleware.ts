@@ -25,40 +25,103 @@ export function routeOf(req: Request): string {
 }
 
 export function accessLog(logger: Logger, metrics: Metrics): RequestHandler {
+  // One histogram child per method × route × status, found by a string key instead of hashing labels per request.
+  const children = new Map<string, { observe(seconds: number): void }>();
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeOf(req);
-      metrics.httpRequests.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      logger.info(
-        {
-          requestId: requestIdOf(res),
-          method: req.method,
-          route,
-          status: res.statusCode,
-          ms: Math.round(seconds * 1e4) / 10,
-        },
-        'request',
-      );
+      const status = String(res.statusCode);
+      const key = `${req.method} ${route} ${status}`;
+      let child = children.get(key);
+      if (!child) {
+        child = metrics.httpRequests.labels(req.method, route, status);
+        children.set(key, child);
+      }
+      child.observe(seconds);
+      if (!logger.isLevelEnabled('info')) return;
+      const ms = Math.round(seconds * 1e4) / 10;
+      logger.info({ requestId: requestIdOf(res), method: req.method, route, status: res.statusCode, ms }, 'request');
     });
     next();
   };
 }
 
+/** A JSON answer, written directly (express's res.json re-checks what a JSON API never varies). */
+export function sendJson(res: Response, body: unknown, status = 200): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
 /**
- * JSON bodies only, of a bounded size. A body of another type is 415; the parser's own
- * failures (malformed, too large) are mapped to problems by the error handler.
+ * JSON bodies only, of at most `limit` bytes. A body of another type is 415. An identity-encoded
+ * UTF-8 body (what pipelines send) is read and parsed here, directly; a compressed body or another
+ * declared charset goes through body-parser. Failures are problems: malformed 400, too large 413.
  */
-export function jsonBody(limit: string): RequestHandler {
-  const parser = express.json({ limit, type: ['application/json', 'application/*+json'], strict: true });
+export function jsonBody(limit: number): RequestHandler {
+  const parser = express.json({ limit, type: JSON_TYPES, strict: true });
   return (req: Request, res: Response, next: NextFunction) => {
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+    const headers = req.headers;
+    const hasBody = headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0;
+    if (!hasBody) {
+      req.body = undefined;
+      next();
+      return;
+    }
+    if (!req.is(JSON_TYPES)) {
       next(new AppError('unsupported-media-type', 'Send the body as application/json.'));
       return;
     }
-    parser(req, res, next);
+    const encoding = headers['content-encoding'];
+    const charset = /;\s*charset=["']?([^;"'\s]+)/i.exec(headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if ((encoding && encoding !== 'identity') || (charset && charset !== 'utf-8' && charset !== 'utf8')) {
+      parser(req, res, next);
+      return;
+    }
+    if (Number(headers['content-length'] ?? 0) > limit) {
+      next(new AppError('payload-too-large', 'The body is larger than this endpoint accepts.'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const fail = (err: AppError) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      next(err);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) fail(new AppError('payload-too-large', 'The body is larger than this endpoint accepts.'));
+      else chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('error', () => fail(new AppError('bad-request', 'The body could not be read.')));
+    req.once('end', () => {
+      if (done) return;
+      done = true;
+      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8');
+      // body-parser's strict mode: an object or an array, nothing else.
+      const first = /\S/.exec(text)?.[0];
+      let parsed: unknown;
+      try {
+        if (first !== '{' && first !== '[') throw new Error('not an object or array');
+        parsed = JSON.parse(text);
+      } catch {
+        next(new AppError('bad-request', 'The body is not valid JSON.'));
+        return;
+      }
+      req.body = parsed;
+      next();
+    });
   };
 }
 

@@ -28,8 +28,8 @@ export interface RouteSpec<
   readonly scopes?: readonly Scope[];
   readonly params?: P;
   readonly query?: Q;
-  /** A JSON body of at most `limit`, validated. */
-  readonly body?: { readonly schema: B; readonly limit: string };
+  /** A JSON body of at most `limit` bytes, validated. */
+  readonly body?: { readonly schema: B; readonly limit: number };
   /** A body of another kind, streamed to the handler (NDJSON). */
   readonly stream?: { readonly contentTypes: readonly string[]; readonly description: string };
   readonly responses: Readonly<Record<number, ResponseSpec>>;
