@@ -279,16 +279,87 @@ async function batchSeqRange(db: Db, q: ExportFilters): Promise<{ lo?: number; h
   return { lo: Number(r.lo), hi: Number(r.hi) };
 }
 
-/** Verdicts of batch and filter calls. */
+/**
+ * Verdicts of batch and filter calls, the first `limit` in the query's order. For one account the
+ * (account_id, seq) index gives them in order. Otherwise no b-tree orders them (audit_verdicts has
+ * a BRIN index on seq, which finds ranges and keeps the table narrow): the batch headers in the
+ * range say which sequence numbers hold verdicts, and those spans are read in order, each read
+ * covering at least as many records as are still wanted (twice as many each time a filter leaves
+ * the page short). A page costs the records it passes over, not the log after it.
+ */
 export async function findVerdicts(db: Db, q: RecordQuery): Promise<AuditVerdictRow[]> {
   const range = await batchSeqRange(db, q);
   if (!range) return [];
-  let query = db.selectFrom('audit_verdicts').selectAll();
-  if (range.lo !== undefined) query = query.where('seq', '>=', String(range.lo));
-  if (range.hi !== undefined) query = query.where('seq', '<=', String(range.hi));
-  if (q.accountId) query = query.where('account_id', '=', q.accountId);
-  if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
-  return paged(query, q, 'seq').execute();
+  const select = () => {
+    let query = db.selectFrom('audit_verdicts').selectAll();
+    if (q.accountId) query = query.where('account_id', '=', q.accountId);
+    if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
+    return query;
+  };
+  if (q.accountId) {
+    let query = select();
+    if (range.lo !== undefined) query = query.where('seq', '>=', String(range.lo));
+    if (range.hi !== undefined) query = query.where('seq', '<=', String(range.hi));
+    return paged(query, q, 'seq').execute();
+  }
+
+  const desc = q.order === 'desc';
+  let lo = Math.max(range.lo ?? 1, (q.afterSeq ?? 0) + 1);
+  let hi = Math.min(
+    range.hi ?? Number.MAX_SAFE_INTEGER,
+    q.throughSeq ?? Number.MAX_SAFE_INTEGER,
+    (q.beforeSeq ?? Number.MAX_SAFE_INTEGER) - 1,
+  );
+  const out: AuditVerdictRow[] = [];
+  for (let wanted = q.limit; out.length < q.limit && lo <= hi; wanted *= 2) {
+    const spans = await batchSpans(db, lo, hi, desc, wanted);
+    if (!spans) break;
+    const rows = await select()
+      .where('seq', '>=', String(spans.from))
+      .where('seq', '<=', String(spans.to))
+      .orderBy('seq', desc ? 'desc' : 'asc')
+      .limit(q.limit - out.length)
+      .execute();
+    out.push(...rows);
+    if (desc) hi = spans.from - 1;
+    else lo = spans.to + 1;
+  }
+  return out;
+}
+
+/**
+ * From the start of [lo, hi] in the given order (lo ascending, hi descending), the smallest range
+ * that holds at least `wanted` verdicts (or all that are left), read from the batch headers;
+ * undefined when no batch record lies in [lo, hi].
+ */
+async function batchSpans(
+  db: Db,
+  lo: number,
+  hi: number,
+  desc: boolean,
+  wanted: number,
+): Promise<{ from: number; to: number } | undefined> {
+  // Headers overlapping [lo, hi], in order: the one that holds lo (it starts at or before it), then those after it.
+  const { rows } = await sql<{ seq: string; count: number }>`
+    select seq, count from audit_decisions
+    where account_id is null and seq <= ${hi}
+      and seq >= coalesce((select max(seq) from audit_decisions where account_id is null and seq <= ${lo}), ${lo})
+      and seq + count - 1 >= ${lo}
+    order by seq ${sql.raw(desc ? 'desc' : 'asc')}
+    limit ${Math.min(wanted, 10_000)}`.execute(db);
+  if (!rows.length) return undefined;
+  let held = 0;
+  let from = Number.MAX_SAFE_INTEGER;
+  let to = 0;
+  for (const r of rows) {
+    const start = Math.max(lo, Number(r.seq));
+    const end = Math.min(hi, Number(r.seq) + r.count - 1);
+    from = Math.min(from, start);
+    to = Math.max(to, end);
+    held += end - start + 1;
+    if (held >= wanted) break;
+  }
+  return { from, to };
 }
 
 /** The headers of the batch records at these sequence numbers. */

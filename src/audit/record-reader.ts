@@ -35,7 +35,7 @@ export async function readRecords(db: Db, q: repo.RecordQuery): Promise<ReadReco
   merged.sort((a, b) => (desc ? b.seq - a.seq : a.seq - b.seq));
   merged.length = Math.min(merged.length, q.limit);
 
-  const rebuild = new Rebuilder(db);
+  const rebuild = new Rebuilder(db, verdicts);
   await rebuild.loadHeaders(merged.flatMap((m) => ('verdict' in m ? [m.seq] : [])));
   const out: ReadRecord[] = [];
   for (const m of merged) {
@@ -67,7 +67,21 @@ class Rebuilder {
   /** seq → the range of its tile, for records of tiles whose links do not end as their header says. */
   private readonly altered = new Map<number, { from: number; to: number }>();
 
-  constructor(private readonly db: Db) {}
+  /**
+   * The verdicts read for the page, by seq: a tile they hold whole is linked without reading it again. A seq held twice
+   * (null) sends its tile to the database, which counts the rows.
+   */
+  private readonly fetched = new Map<number, AuditVerdictRow | null>();
+
+  constructor(
+    private readonly db: Db,
+    verdicts: readonly AuditVerdictRow[],
+  ) {
+    for (const v of verdicts) {
+      const seq = Number(v.seq);
+      this.fetched.set(seq, this.fetched.has(seq) ? null : v);
+    }
+  }
 
   async loadHeaders(seqs: readonly number[]): Promise<void> {
     this.headers = (await repo.findHeadersOf(this.db, seqs)).sort((a, b) => Number(a.seq) - Number(b.seq));
@@ -150,7 +164,7 @@ class Rebuilder {
     const tile = Math.floor((seq - first) / TILE);
     const from = first + tile * TILE;
     const to = Math.min(from + TILE, first + h.count) - 1;
-    const rows = await repo.findVerdictsBetween(this.db, from, to);
+    const rows = await this.tileRows(from, to);
     const recordedAt = h.recorded_at.toISOString();
     let hash = tileLink(h.links, tile);
     for (const r of rows) {
@@ -163,5 +177,15 @@ class Rebuilder {
     if (rows.length !== to - from + 1 || hash !== tileLink(h.links, tile + 1)) {
       for (const r of rows) this.altered.set(Number(r.seq), { from, to });
     }
+  }
+
+  private async tileRows(from: number, to: number): Promise<AuditVerdictRow[]> {
+    const rows: AuditVerdictRow[] = [];
+    for (let seq = from; seq <= to; seq++) {
+      const row = this.fetched.get(seq);
+      if (!row) return repo.findVerdictsBetween(this.db, from, to);
+      rows.push(row);
+    }
+    return rows;
   }
 }
