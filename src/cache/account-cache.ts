@@ -21,6 +21,17 @@ interface Load {
   stale: Set<string> | 'all' | undefined;
 }
 
+/** Misses of small requests are read together, up to this many accounts in one query. */
+const COALESCE_UP_TO = 1000;
+/** Reads in flight before further misses wait and share the next query. */
+const READS_AT_ONCE = 4;
+
+interface Waiting<V> {
+  readonly accountIds: readonly string[];
+  readonly resolve: (loaded: Map<string, V>) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /**
  * Per-account values (here: status and consent state), answered from memory while the instance
  * is coherent, loaded from PostgreSQL otherwise. Exact, not eventually consistent: an entry is
@@ -30,6 +41,9 @@ interface Load {
 export class AccountCache<V extends object> {
   private readonly lru: LRUCache<string, V>;
   private readonly loading = new Map<string, Set<Load>>();
+  private waiting: Waiting<V>[] = [];
+  private waitingIds = 0;
+  private reading = 0;
 
   constructor(private readonly deps: AccountCacheDeps<V>) {
     this.lru = new LRUCache<string, V>({
@@ -54,7 +68,9 @@ export class AccountCache<V extends object> {
     const found = new Map<string, V>();
     if (!coherence.coherent()) {
       metrics.cacheRequests.inc({ result: 'bypass' }, accountIds.length);
-      return this.withAbsent(accountIds, await this.deps.load(accountIds));
+      const loaded = await this.read(accountIds);
+      for (const id of accountIds) found.set(id, loaded.get(id) ?? this.deps.absent);
+      return found;
     }
     const misses = new Set<string>();
     for (const id of accountIds) {
@@ -74,10 +90,11 @@ export class AccountCache<V extends object> {
       else this.loading.set(id, new Set([load]));
     }
     try {
-      const loaded = this.withAbsent(missing, await this.deps.load(missing));
+      const loaded = await this.read(missing);
       // Kept only if nothing about these accounts changed while they were read, and the instance is still coherent.
       const keep = load.stale !== 'all' && coherence.coherent();
-      for (const [id, v] of loaded) {
+      for (const id of missing) {
+        const v = loaded.get(id) ?? this.deps.absent;
         found.set(id, v);
         if (keep && !(load.stale instanceof Set && load.stale.has(id))) this.lru.set(id, v);
       }
@@ -91,9 +108,48 @@ export class AccountCache<V extends object> {
     }
   }
 
-  private withAbsent(accountIds: readonly string[], loaded: Map<string, V>): Map<string, V> {
-    for (const id of accountIds) if (!loaded.has(id)) loaded.set(id, this.deps.absent);
-    return loaded;
+  /**
+   * Reads accounts from the system of record. A small request reads at once while fewer than
+   * `READS_AT_ONCE` reads are in flight; otherwise it waits for one of them to finish and shares the
+   * next query with the others that missed meanwhile (so an idle instance adds no latency, and a
+   * loaded one sends one query for many single decisions). A large request reads alone. The result
+   * may hold other callers' accounts too: callers take their own.
+   */
+  private read(accountIds: readonly string[]): Promise<Map<string, V>> {
+    if (accountIds.length > COALESCE_UP_TO / 2) return this.load(accountIds);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ accountIds, resolve, reject });
+      this.waitingIds += accountIds.length;
+      if (this.reading < READS_AT_ONCE || this.waitingIds >= COALESCE_UP_TO) this.flush();
+    });
+  }
+
+  private async load(accountIds: readonly string[]): Promise<Map<string, V>> {
+    this.deps.metrics.cacheReads.inc();
+    this.reading++;
+    try {
+      return await this.deps.load(accountIds);
+    } finally {
+      this.reading--;
+      if (this.waiting.length) this.flush();
+    }
+  }
+
+  private flush(): void {
+    const waiting = this.waiting;
+    if (!waiting.length) return;
+    this.waiting = [];
+    this.waitingIds = 0;
+    const ids = new Set<string>();
+    for (const w of waiting) for (const id of w.accountIds) ids.add(id);
+    this.load([...ids]).then(
+      (loaded) => {
+        for (const w of waiting) w.resolve(loaded);
+      },
+      (err: unknown) => {
+        for (const w of waiting) w.reject(err);
+      },
+    );
   }
 
   private invalidate(accounts: Invalidation): void {

@@ -33,6 +33,13 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    cacheReads: new Counter({
+      name: 'optgate_cache_reads_total',
+      help:
+        'Reads of PostgreSQL by the decision path (misses and bypasses): concurrent misses share one read, so ' +
+        'fewer reads than misses',
+      registers: [registry],
+    }),
     cacheInvalidations: new Counter({
       name: 'optgate_cache_invalidations_total',
       help:
