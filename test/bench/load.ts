@@ -22,7 +22,8 @@ export interface NextRequest {
 
 export interface LoadSpec {
   readonly name: string;
-  readonly url: string;
+  /** One service, or several (autocannon spreads the connections over them in turn, like a round-robin balancer). */
+  readonly url: string | readonly string[];
   readonly path: string;
   readonly method: 'GET' | 'POST';
   readonly headers?: Record<string, string>;
@@ -185,7 +186,8 @@ async function cannon(spec: LoadSpec, duration: number): Promise<{ result: autoc
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
-        url: spec.url + spec.path,
+        // autocannon 9 takes an array of URLs (lib/run.js), though its types say string.
+        url: (typeof spec.url === 'string' ? spec.url + spec.path : spec.url.map((u) => u + spec.path)) as string,
         method: spec.method,
         connections: spec.connections,
         duration,

@@ -4,11 +4,24 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
+import { currentNotice } from '../../src/platform/config/catalog';
 import { type ExportResult, exportAndVerify } from './audit-export';
 import { failures, type LoadResult, type LoadSpec, runLoad, stopLoad } from './load';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options';
 import {
+  auditFootprint,
+  bytesPerRecord,
+  fillCache,
+  type InstanceMemory,
+  instanceMemory,
+  quantile,
+  type RevocationResult,
+  revocationLatency,
+  untilCoherent,
+} from './probes';
+import {
   type ChildService,
+  type CpuSnapshot,
   killAllChildren,
   mintToken,
   postgresBackendsCpu,
@@ -21,14 +34,16 @@ import { BENCH_PURPOSE, resetDatabase, type SeedResult, seed } from './seed';
 import { type Column, int, num, percent, renderMarkdown, renderText } from './table';
 
 /**
- * `npm run bench`: seeds optgate_bench, starts optgate (and later the bare express baseline) as
- * child processes, loads them with autocannon from this process and prints one table.
+ * `npm run bench`: seeds optgate_bench, starts optgate (one instance per variant, then three
+ * together, then the bare express baseline) as child processes, loads them with autocannon from
+ * this process and prints one table, with the audit's bytes per record, an instance's memory with
+ * every account cached and the revocation acknowledgement latency.
  * It only measures and prints: no timing is asserted. The exit code is non-zero when any answer
  * was not a right 2xx (or optgate logged a warning or an error), so that a fast but wrong run
  * cannot pass for a result.
  *
  * To add rows: add a variant to VARIANTS (a differently configured optgate, measured with the
- * same phases) or a phase to optgatePhases (another endpoint).
+ * same phases) or a phase to warmPhases (another endpoint).
  */
 
 const DATABASE_URL = 'postgres://localhost:5432/optgate_bench';
@@ -40,13 +55,20 @@ const REDIS_PREFIX = 'optgate-bench';
 interface Variant {
   readonly label: string;
   readonly env: Record<string, string>;
+  /** Whether its decisions are recorded: the audit's bytes per decision are measured around each phase. */
+  readonly audited: boolean;
 }
 const VARIANTS: readonly Variant[] = [
   // The baseline for what the durable audit costs: decisions answered without writing their records.
-  { label: 'audit off', env: { AUDIT_DECISIONS: 'false' } },
+  { label: 'audit off', env: { AUDIT_DECISIONS: 'false' }, audited: false },
   // As deployed: every decision is answered only once its audit record is committed. Workers on, for the export.
-  { label: 'audit on', env: { RUN_WORKERS: 'true' } },
+  { label: 'audit on', env: { RUN_WORKERS: 'true' }, audited: true },
 ];
+
+/** Instances of the cluster phase: all on the same PostgreSQL and Redis, the load spread over them. */
+const CLUSTER_SIZE = 3;
+/** Consent writes measured for the revocation acknowledgement. */
+const REVOCATION_CYCLES = 400;
 
 interface Row {
   readonly scenario: string;
@@ -55,22 +77,21 @@ interface Row {
    * Account decisions per request (1 for a single decision, the batch size for a batch, undefined when not a decision).
    */
   readonly decisionsPerCall?: number;
+  /** Bytes the audit tables grew by per record written in the phase (warm-up included), when audited. */
+  auditBytes?: number;
   /** Throughput relative to the bare express route, where that comparison means something. */
   vsBare?: number;
 }
 
-interface Context {
-  readonly options: BenchOptions;
-  readonly data: SeedResult;
-  readonly token: string;
+interface Phase {
+  readonly scenario: Scenario;
+  readonly connections: number;
+  readonly decisionsPerCall: number;
+  readonly comparesWithBare?: boolean;
 }
 
-/** The phases run against one optgate instance. */
-function optgatePhases(
-  ctx: Context,
-  url: string,
-): { scenario: Scenario; connections: number; decisionsPerCall: number; comparesWithBare?: boolean }[] {
-  const { options, data, token } = ctx;
+/** The phases run against one optgate instance once its cache holds every account. */
+function warmPhases(options: BenchOptions, data: SeedResult, token: string, url: string): Phase[] {
   return [
     {
       scenario: singleDecisions(url, token, data, options.seed + 1),
@@ -84,6 +105,27 @@ function optgatePhases(
       decisionsPerCall: batchCallSize(data, options.batchSize),
     },
   ];
+}
+
+/** Memory of one instance, before and after its cache was filled with every account. */
+interface MemoryReport {
+  readonly name: string;
+  readonly before: InstanceMemory;
+  readonly after: InstanceMemory;
+  readonly fillSeconds: number;
+}
+
+/** The CPU of several processes as one (the instances of the cluster phase). */
+function combinedCpu(services: readonly ChildService[]): () => CpuSnapshot | undefined {
+  return () => {
+    const all = new Map<number, number>();
+    for (const s of services) {
+      const snapshot = s.cpu();
+      if (!snapshot) return undefined;
+      for (const [pid, seconds] of snapshot) all.set(pid, seconds);
+    }
+    return all;
+  };
 }
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
@@ -121,39 +163,60 @@ async function main(argv: string[]): Promise<number> {
   const watchPostgres = { label: 'postgres', cpu: postgresBackendsCpu(new URL(dbUrl).pathname.slice(1)) };
   const measure = async (
     label: string,
-    service: ChildService,
+    services: readonly ChildService[],
     scenario: Scenario,
     connections: number,
-    decisionsPerCall?: number,
+    o: { decisionsPerCall?: number; audited?: boolean } = {},
   ) => {
     const spec: LoadSpec = {
       ...scenario,
       connections,
       duration: options.duration,
       warmup: options.warmup,
-      watch: [{ label: 'service', cpu: service.cpu }, watchPostgres],
+      watch: [{ label: 'service', cpu: combinedCpu(services) }, watchPostgres],
     };
     log(`${label}: ${connections} connections, warm-up ${options.warmup} s, measuring ${options.duration} s`);
+    const auditBefore = o.audited ? await auditFootprint(dbUrl) : undefined;
     const result = await runLoad(spec);
     for (const f of failures(result)) problems.push(`${label}: ${f}`);
     if (result.warmupStats) for (const f of failures(result.warmupStats)) problems.push(`${label} (warm-up): ${f}`);
-    const row: Row = { scenario: label, result, decisionsPerCall };
+    const row: Row = { scenario: label, result, decisionsPerCall: o.decisionsPerCall };
+    if (auditBefore) row.auditBytes = bytesPerRecord(auditBefore, await auditFootprint(dbUrl));
     rows.push(row);
     return row;
   };
+  const collectProblems = (service: ChildService) => {
+    for (const line of service.problems()) problems.push(`${service.name}: ${line.slice(0, 500)}`);
+  };
 
   const compared: Row[] = [];
+  const memory: MemoryReport[] = [];
   let exported: ExportResult | undefined;
   for (const variant of VARIANTS) {
-    const name = variant.label ? `optgate (${variant.label})` : 'optgate';
+    const name = `optgate (${variant.label})`;
     log(`starting ${name}`);
     const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX, extra: variant.env };
     const service = await startOptgate(env, name);
     try {
+      // Ready (PostgreSQL answers) comes before the cache's first lease: until then every lookup reads through.
+      await untilCoherent([service.url]);
       const token = await mintToken(env, 'bench', 'decisions', [BENCH_PURPOSE]);
-      for (const phase of optgatePhases({ options, data, token }, service.url)) {
-        const label = variant.label ? `${phase.scenario.name} (${variant.label})` : phase.scenario.name;
-        const row = await measure(label, service, phase.scenario, phase.connections, phase.decisionsPerCall);
+      // A fresh instance: every account it is asked about is read from PostgreSQL (and then kept).
+      const cold = singleDecisions(service.url, token, data, options.seed + 3, 'each once');
+      await measure(`${cold.name} (${variant.label})`, [service], cold, options.connections, {
+        decisionsPerCall: 1,
+        audited: variant.audited,
+      });
+      log(`${name}: filling the cache with all ${int(options.accounts)} accounts`);
+      const before = await instanceMemory(service.url, service.pid);
+      const fillSeconds = await fillCache(service.url, token, data, options.batchSize, options.batchConnections);
+      memory.push({ name, before, after: await instanceMemory(service.url, service.pid), fillSeconds });
+      for (const phase of warmPhases(options, data, token, service.url)) {
+        const label = `${phase.scenario.name} (${variant.label})`;
+        const row = await measure(label, [service], phase.scenario, phase.connections, {
+          decisionsPerCall: phase.decisionsPerCall,
+          audited: variant.audited,
+        });
         if (phase.comparesWithBare) compared.push(row);
       }
       if (variant.env.RUN_WORKERS === 'true') {
@@ -168,22 +231,73 @@ async function main(argv: string[]): Promise<number> {
       }
     } finally {
       await service.stop();
-      for (const line of service.problems()) problems.push(`${name}: ${line.slice(0, 500)}`);
+      collectProblems(service);
     }
+  }
+
+  log(`starting ${CLUSTER_SIZE} optgate instances (audit on)`);
+  const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX };
+  const cluster: ChildService[] = [];
+  let revocation: RevocationResult | undefined;
+  try {
+    for (let i = 1; i <= CLUSTER_SIZE; i++) cluster.push(await startOptgate(env, `optgate instance ${i}`));
+    const urls = cluster.map((c) => c.url);
+    await untilCoherent(urls);
+    const token = await mintToken(env, 'bench', 'decisions consents:write accounts:write', [BENCH_PURPOSE]);
+    log(`filling the ${CLUSTER_SIZE} caches with all ${int(options.accounts)} accounts each`);
+    await Promise.all(
+      urls.map((url) =>
+        fillCache(url, token, data, options.batchSize, Math.max(1, Math.floor(options.batchConnections / 2))),
+      ),
+    );
+    const single = singleDecisions(urls, token, data, options.seed + 4);
+    const row = await measure(
+      `${single.name} (audit on, ${CLUSTER_SIZE} instances)`,
+      cluster,
+      single,
+      options.connections,
+      {
+        decisionsPerCall: 1,
+        audited: true,
+      },
+    );
+    compared.push(row);
+    log(`revocation: ${REVOCATION_CYCLES} consent writes while ${CLUSTER_SIZE} instances hold the account`);
+    const notice = currentNotice(config.catalog, new Date());
+    if (!notice) throw new Error('the catalog has no notice in force: the revocation probe cannot write consents');
+    revocation = await revocationLatency(urls, token, notice.version, REVOCATION_CYCLES);
+    if (revocation.stale) problems.push(`revocation: ${revocation.stale} decisions gave the state before a write`);
+  } finally {
+    await Promise.all(cluster.map((c) => c.stop()));
+    cluster.forEach(collectProblems);
   }
 
   log('starting the bare express baseline');
   const bare = await startBare();
   let bareRow: Row;
   try {
-    bareRow = await measure('bare express route', bare, bareRoute(bare.url), options.connections);
+    bareRow = await measure('bare express route', [bare], bareRoute(bare.url), options.connections);
   } finally {
     await bare.stop();
-    for (const line of bare.problems()) problems.push(`bare server: ${line.slice(0, 500)}`);
+    collectProblems(bare);
   }
   for (const row of compared) row.vsBare = row.result.okPerSecond / bareRow.result.okPerSecond;
 
-  report({ options, data, migrations, postgresVersion, started, loadBefore, rows, compared, problems, exported });
+  report({
+    options,
+    data,
+    migrations,
+    postgresVersion,
+    started,
+    loadBefore,
+    rows,
+    compared,
+    bare: bareRow,
+    memory,
+    revocation,
+    problems,
+    exported,
+  });
   return problems.length ? 1 : 0;
 }
 
@@ -196,6 +310,9 @@ function report(r: {
   loadBefore: number[];
   rows: Row[];
   compared: Row[];
+  bare: Row;
+  memory: MemoryReport[];
+  revocation?: RevocationResult;
   problems: string[];
   exported?: ExportResult;
 }): void {
@@ -246,6 +363,8 @@ function report(r: {
     },
     { header: 'p50 ms', value: (x) => num(x.result.latencyMs.p50) },
     { header: 'p99 ms', value: (x) => num(x.result.latencyMs.p99) },
+    { header: 'audit B/rec', value: (x) => (x.auditBytes === undefined ? '–' : int(x.auditBytes)) },
+    { header: 'pg %core per 1k dec/s', value: (x) => num(postgresPerThousand(x)) },
     { header: 'vs bare', value: (x) => (x.vsBare === undefined ? '–' : `${x.vsBare.toFixed(3)}×`) },
     { header: 'allow', value: (x) => allowShare(x) },
     { header: 'requests', value: (x) => int(x.result.responses) },
@@ -263,10 +382,11 @@ function report(r: {
   out.push(renderText(columns, r.rows), '');
 
   for (const row of r.compared) {
+    const p99 = row.result.latencyMs.p99;
+    const bareP99 = r.bare.result.latencyMs.p99;
     out.push(
-      `${row.scenario} / bare express route throughput: ${num(row.result.okPerSecond)} / ` +
-        `${num(r.rows.find((x) => x.scenario === 'bare express route')!.result.okPerSecond)} req/s = ` +
-        `${row.vsBare!.toFixed(3)}`,
+      `${row.scenario} / bare express route: ${num(row.result.okPerSecond)} / ${num(r.bare.result.okPerSecond)} ` +
+        `req/s = ${row.vsBare!.toFixed(3)}; p99 ${num(p99)} / ${num(bareP99)} ms = ${(p99 / bareP99).toFixed(1)}×`,
     );
   }
   for (const row of r.rows) {
@@ -315,13 +435,31 @@ function report(r: {
         `rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
     );
   }
+  for (const m of r.memory) {
+    out.push(
+      `${m.name}: cache filled with ${int(m.after.entries)} accounts in ${m.fillSeconds.toFixed(1)} s ` +
+        `(${int(m.after.entries / m.fillSeconds)} accounts/s, batch calls); RSS ${mib(m.before.rss)} → ` +
+        `${mib(m.after.rss)} MiB (cache's own estimate ${mib(m.after.cacheBytes)} MiB)`,
+    );
+  }
+  if (r.revocation) {
+    const ms = r.revocation.writeMs;
+    out.push(
+      `revocation acknowledged by ${CLUSTER_SIZE} instances holding the account: consent write p50 ` +
+        `${num(quantile(ms, 0.5))} ms, p99 ${num(quantile(ms, 0.99))} ms, max ${num(Math.max(...ms))} ms over ` +
+        `${ms.length} writes; decisions that then gave the state before the write: ${r.revocation.stale}`,
+    );
+  }
+  out.push('', ...goals(r));
   out.push(
     'req/s counts 2xx answers only; latency is per request (per call for batches); "wrong" = 2xx answers that ' +
       'disagree with the seeded data;',
   );
   out.push(
-    'CPU% is percent of one core over the measured phase (svc = the process under test, pg = the postgres ' +
-      'backends of optgate_bench, gen = autocannon in this process).',
+    'CPU% is percent of one core over the measured phase (svc = the process(es) under test, pg = the postgres ' +
+      'backends of optgate_bench, gen = autocannon in this process); "audit B/rec" = growth of the audit tables ' +
+      '(heap, indexes, TOAST) per record written in the phase; "pg %core per 1k dec/s" = pg CPU% per 1,000 ' +
+      'account-decisions/s.',
   );
   out.push('', 'Markdown:', '', renderMarkdown(columns, r.rows), '');
 
@@ -335,6 +473,59 @@ function report(r: {
     out.push('correctness: every response was a 2xx, and every decision agreed with the seeded data.');
   }
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+const mib = (bytes: number) => num(bytes / 2 ** 20);
+
+/** Percent of a core the postgres backends used per 1,000 account-decisions per second. */
+function postgresPerThousand(row: Row): number | undefined {
+  const pg = row.result.cpuPercent.postgres;
+  if (!row.decisionsPerCall || pg === undefined || row.result.okPerSecond === 0) return undefined;
+  return pg / ((row.result.okPerSecond * row.decisionsPerCall) / 1000);
+}
+
+/** The goals of the decision path (issue 8), each against this run's own figures. */
+function goals(r: { rows: Row[]; bare: Row; revocation?: RevocationResult }): string[] {
+  const find = (scenario: string) => r.rows.find((x) => x.scenario === scenario);
+  const single = find('single decision (audit on)');
+  const batch = find('batch decisions (audit on)');
+  const out = ['goals (same run):'];
+  const goal = (text: string, value: string, met: boolean | undefined) =>
+    out.push(`  ${met === undefined ? '?' : met ? 'met    ' : 'NOT met'}  ${text}: ${value}`);
+  if (single) {
+    goal(
+      'single decision, durable audit, warm cache ≥ 0.7× the bare route',
+      `${single.vsBare?.toFixed(3)}×`,
+      (single.vsBare ?? 0) >= 0.7,
+    );
+    const p99 = single.result.latencyMs.p99 / r.bare.result.latencyMs.p99;
+    goal('its p99 ≤ 2× the bare route p99', `${p99.toFixed(1)}×`, p99 <= 2);
+    const pg = postgresPerThousand(single);
+    goal(
+      'PostgreSQL ≤ 10% of a core per 1,000 single decisions/s',
+      `${num(pg)}%`,
+      pg === undefined ? undefined : pg <= 10,
+    );
+    goal(
+      'audit ≤ 350 bytes per single decision',
+      `${int(single.auditBytes)} B`,
+      single.auditBytes === undefined ? undefined : single.auditBytes <= 350,
+    );
+  }
+  if (batch) {
+    const rate = batch.result.okPerSecond * (batch.decisionsPerCall ?? 0);
+    goal('audited batches ≥ 300,000 account-decisions/s', int(rate), rate >= 300_000);
+    goal(
+      'audit ≤ 100 bytes per account-decision in a batch',
+      `${int(batch.auditBytes)} B`,
+      batch.auditBytes === undefined ? undefined : batch.auditBytes <= 100,
+    );
+  }
+  if (r.revocation) {
+    const p99 = quantile(r.revocation.writeMs, 0.99);
+    goal(`revocation acknowledged on ${CLUSTER_SIZE} instances ≤ 50 ms p99`, `${num(p99)} ms`, p99 <= 50);
+  }
+  return out;
 }
 
 function allowShare(row: Row): string {

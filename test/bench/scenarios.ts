@@ -29,8 +29,18 @@ interface DecisionBody {
   results?: { allow: boolean; reason: string }[];
 }
 
-/** POST /v1/decisions: one random seeded account per request, purpose ad_targeting, 1–3 categories. */
-export function singleDecisions(url: string, token: string, data: SeedResult, seed: number): Scenario {
+/**
+ * POST /v1/decisions: one seeded account per request, purpose ad_targeting, 1–3 categories. The
+ * accounts are drawn at random (`random`: with a warm cache, every answer from memory), or walk a
+ * random permutation so that each is asked about once (`each once`: every answer a cache miss).
+ */
+export function singleDecisions(
+  url: string | readonly string[],
+  token: string,
+  data: SeedResult,
+  seed: number,
+  order: 'random' | 'each once' = 'random',
+): Scenario {
   const rand = prng(seed);
   const cumulative: number[] = [];
   let sum = 0;
@@ -42,9 +52,12 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
     (m) => `","purpose":"${BENCH_PURPOSE}","categories":${JSON.stringify(m.categories)}}`,
   );
   const n = data.accountIds.length;
+  const permutation = order === 'each once' ? shuffled(n, rand) : undefined;
+  let asked = 0;
 
   const next = (): NextRequest => {
-    const i = Math.floor(rand() * n);
+    // Past the end of the permutation (a run longer than accounts / rate) the walk starts again: warm answers.
+    const i = permutation ? permutation[asked++ % n]! : Math.floor(rand() * n);
     const r = rand() * sum;
     let k = 0;
     while (k < cumulative.length - 1 && r >= cumulative[k]!) k++;
@@ -73,7 +86,26 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
       },
     };
   };
-  return { name: 'single decision', url, path: '/v1/decisions', method: 'POST', headers: authHeaders(token), next };
+  return {
+    name: order === 'random' ? 'single decision' : 'single decision, cold cache',
+    url,
+    path: '/v1/decisions',
+    method: 'POST',
+    headers: authHeaders(token),
+    next,
+  };
+}
+
+/** 0..n-1 in a random order (Fisher–Yates). */
+function shuffled(n: number, rand: () => number): Uint32Array {
+  const out = Uint32Array.from({ length: n }, (_, i) => i);
+  for (let j = n - 1; j > 0; j--) {
+    const k = Math.floor(rand() * (j + 1));
+    const t = out[j]!;
+    out[j] = out[k]!;
+    out[k] = t;
+  }
+  return out;
 }
 
 /**
@@ -82,7 +114,7 @@ export function singleDecisions(url: string, token: string, data: SeedResult, se
  * service) and sent in turn; each answer is checked for its length, its order and its count of allows.
  */
 export function batchDecisions(
-  url: string,
+  url: string | readonly string[],
   token: string,
   data: SeedResult,
   seed: number,
