@@ -40,7 +40,9 @@ export function bytesPerRecord(before: AuditFootprint, after: AuditFootprint): n
 
 /**
  * Asks one instance about every seeded account, in batch calls of `batchSize`, `concurrency` calls
- * at a time, so that its cache holds them all. Returns the seconds it took.
+ * at a time, so that its cache holds them all. A 503 (the audit commit or the batch queue is full:
+ * a correct answer under load) is asked again after its Retry-After, up to 10 times. Returns the
+ * seconds it took.
  */
 export async function fillCache(
   url: string,
@@ -56,13 +58,18 @@ export async function fillCache(
     while (next < ids.length) {
       const accountIds = ids.slice(next, next + batchSize);
       next += batchSize;
-      const r = await fetch(`${url}/v1/decisions/batch`, {
-        method: 'POST',
-        headers: json(token),
-        body: JSON.stringify({ purpose: BENCH_PURPOSE, categories: BATCH_CATEGORIES, accountIds }),
-      });
-      const text = await r.text();
-      if (r.status !== 200) throw new Error(`filling the cache: batch call answered ${r.status} ${text.slice(0, 300)}`);
+      for (let attempt = 1; ; attempt++) {
+        const r = await fetch(`${url}/v1/decisions/batch`, {
+          method: 'POST',
+          headers: json(token),
+          body: JSON.stringify({ purpose: BENCH_PURPOSE, categories: BATCH_CATEGORIES, accountIds }),
+        });
+        const text = await r.text();
+        if (r.status === 200) break;
+        if (r.status !== 503 || attempt === 10)
+          throw new Error(`filling the cache: batch call answered ${r.status} ${text.slice(0, 300)}`);
+        await new Promise((resolve) => setTimeout(resolve, 1000 * Number(r.headers.get('retry-after') ?? 1)));
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));

@@ -245,11 +245,8 @@ async function main(argv: string[]): Promise<number> {
     await untilCoherent(urls);
     const token = await mintToken(env, 'bench', 'decisions consents:write accounts:write', [BENCH_PURPOSE]);
     log(`filling the ${CLUSTER_SIZE} caches with all ${int(options.accounts)} accounts each`);
-    await Promise.all(
-      urls.map((url) =>
-        fillCache(url, token, data, options.batchSize, Math.max(1, Math.floor(options.batchConnections / 2))),
-      ),
-    );
+    // One after another: three instances filling at once only queue on the one audit chain.
+    for (const url of urls) await fillCache(url, token, data, options.batchSize, options.batchConnections);
     const single = singleDecisions(urls, token, data, options.seed + 4);
     const row = await measure(
       `${single.name} (audit on, ${CLUSTER_SIZE} instances)`,
