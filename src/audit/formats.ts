@@ -83,7 +83,23 @@ export const CSV_COLUMNS = [
 ] as const;
 export const CSV_HEADER = stringify([[...CSV_COLUMNS]]);
 
-/** CSV rows: the content's fields as columns, `data` as canonical JSON. */
+/**
+ * A cell that a spreadsheet would take for a formula (it begins with `=`, `+`, `-`, `@`, a tab or a
+ * carriage return) is written with a leading `'`, which spreadsheets show as text; so is a cell that
+ * begins with `'` itself, so that reading back is unambiguous: a cell that begins with `'` lost its
+ * first character.
+ */
+const FORMULA_START = /^[=+\-@\t\r']/;
+
+export function neutraliseCell(value: string): string {
+  return FORMULA_START.test(value) ? `'${value}` : value;
+}
+
+export function readCell(cell: string): string {
+  return cell.startsWith("'") ? cell.slice(1) : cell;
+}
+
+/** CSV rows: the content's fields as columns, `data` as canonical JSON; every text cell neutralised. */
 export function csvRows(records: readonly ChainedRecord[]): string {
   return stringify(
     records.map((r) => {
@@ -92,9 +108,9 @@ export function csvRows(records: readonly ChainedRecord[]): string {
         r.seq,
         c.recordedAt,
         r.type,
-        r.accountId ?? '',
+        neutraliseCell(r.accountId ?? ''),
         r.outcome ?? '',
-        canonicalJson(c.data),
+        neutraliseCell(canonicalJson(c.data)),
         r.prevHash,
         r.hash,
       ];
@@ -111,9 +127,9 @@ export function fromCsvLine(line: string): VerifiableRecord {
     seq,
     recordedAt: row.recorded_at,
     type: row.type,
-    accountId: row.account_id || null,
+    accountId: readCell(row.account_id) || null,
     outcome: row.outcome || null,
-    data: JSON.parse(row.data) as Json,
+    data: JSON.parse(readCell(row.data)) as Json,
   });
   return { seq, content, prevHash: row.prev_hash, hash: row.hash };
 }

@@ -13,6 +13,7 @@ export { type AuditEventView, AuditService, type ConsentEventLookup } from './au
 export { AuditWriter, appendWithin } from './audit.writer';
 export {
   bodyOf,
+  type ChainedRecord,
   canonicalJson,
   chainHashV1,
   contentHashOf,
@@ -32,6 +33,7 @@ export {
   type CheckpointPayload,
   CSV_COLUMNS,
   checkpointPayloadSchema,
+  csvRows,
   type ExportFilters,
   exportFiltersSchema,
   fromCsvLine,

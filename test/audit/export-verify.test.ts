@@ -44,6 +44,9 @@ beforeAll(async () => {
   dir = await tempDir();
   accountA = await createAccount(svc, admin);
   const accountB = await createAccount(svc, admin);
+  // An account id a spreadsheet would take for a formula.
+  const formula = await createAccount(svc, admin, 'active', '-cmd.exe');
+  await decide(svc, admin, { accountId: formula, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
   await putConsents(svc, admin, accountA, [
     { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
   ]);
@@ -336,6 +339,14 @@ describe('an unfiltered CSV export', () => {
     expect(stringifyCsv(records, { header: true, columns: Object.keys(records[0]!) })).toBe(
       await readFile(csv.file, 'utf8'),
     );
+  });
+
+  it('no cell begins as a formula: "-cmd.exe" is written as text, and the file verifies', async () => {
+    const cells = records.flatMap((r) => Object.values(r));
+    expect(cells.filter((c) => /^[=+\-@\t\r]/.test(c))).toEqual([]);
+    expect(records.filter((r) => r.account_id === "'-cmd.exe").length).toBeGreaterThan(0);
+    // The same record in the NDJSON export holds the id itself.
+    expect(await readFile(ndjson.file, 'utf8')).toContain('"accountId":"-cmd.exe"');
   });
 
   it('a changed payload', async () => {
