@@ -73,7 +73,7 @@ export function createServices(infra: Infrastructure) {
     metrics,
   });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
-  const exports = new ExportService({ db, queues, audit, keys, clock });
+  const exports = new ExportService({ db, queues, audit, keys, clock, limits: config.exports });
   const decisions = new DecisionService({
     subjects,
     timeoutMs: config.db.statementTimeoutMs + 500,
@@ -116,17 +116,21 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.set('etag', false);
   app.use(requestId, accessLog(logger, metrics), apiHeaders);
 
+  const ops = opsRouter({
+    probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
+    metrics,
+    publicJwks: keys.publicJwks,
+    openapi: openApiDocument(API_ROUTES),
+    isShuttingDown,
+  });
+  if (!config.workers.serveApi) {
+    // A worker-only instance: probes and metrics, nothing a caller or a subscriber could use.
+    app.use(ops, notFound, errorHandler(logger));
+    return app;
+  }
   // The decision path first: it is most of the traffic.
   app.use(decisionRouter({ decisions: s.decisions, verifier }));
-  app.use(
-    opsRouter({
-      probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
-      metrics,
-      publicJwks: keys.publicJwks,
-      openapi: openApiDocument(API_ROUTES),
-      isShuttingDown,
-    }),
-  );
+  app.use(ops);
   app.use(noticeRouter({ catalog: config.catalog, clock }));
   app.use(accountRouter({ accounts: s.accounts, verifier }));
   app.use(consentRouter({ consents: s.consents, verifier }));

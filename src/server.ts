@@ -7,8 +7,8 @@ import { CacheCoherence, cacheJobs } from './cache';
 import { consentJobs } from './consent';
 import { loadKeys } from './platform/auth/keys';
 import type { AppConfig } from './platform/config';
-import { createDb, ensureDatabase } from './platform/db/database';
-import { migrateToLatest } from './platform/db/migrator';
+import { createDb } from './platform/db/database';
+import { prepareDatabase } from './platform/db/roles';
 import { AppError } from './platform/errors';
 import { problemDocument } from './platform/http/problem';
 import { createLogger, type Logger } from './platform/logger';
@@ -47,14 +47,15 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       auditPending: () => auditWriter.pending,
       cache: () => ({ entries: subjects.entries, bytes: subjects.bytes, coherent: coherence.coherent() }),
     });
-    coherence.start(config.cache.enabled);
+    // A worker-only instance answers no decisions: it holds no cache and no lease.
+    coherence.start(config.cache.enabled && config.workers.serveApi);
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
       const { audit, exports, consents } = services;
       const { checkpointIntervalMs, expirySweepIntervalMs } = config.workers;
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
-        ...auditJobs({ audit, exports, logger, checkpointIntervalMs }),
+        ...auditJobs({ audit, exports, logger, checkpointIntervalMs, expirySweepIntervalMs }),
         ...cacheJobs({ db, logger, clock }),
       ]);
     }
@@ -66,7 +67,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
 
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${port}`;
-  logger.info({ port, workers: config.workers.enabled }, 'optgate listening');
+  logger.info({ port, workers: config.workers.enabled, api: config.workers.serveApi }, 'optgate listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -83,8 +84,9 @@ export async function startService(config: AppConfig, options: StartOptions = {}
 
 /** Opens what the services run on; `close()` lets queued work and audit records finish, then closes it all. */
 async function openInfrastructure(config: AppConfig, logger: Logger, clock: () => Date) {
-  await ensureDatabase(config.db.url);
-  const { db, pool } = createDb(config.db, logger);
+  const { runtimeUrl, migrated } = await prepareDatabase({ ...config.db, env: config.env }, logger);
+  if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
+  const { db, pool } = createDb({ ...config.db, url: runtimeUrl }, logger);
   const redis = createRedis(config.redis, logger, 'commands');
   const subscriber = createRedis(config.redis, logger, 'subscriber');
   const queueConnection = createRedis(config.redis, logger, 'queues');
@@ -102,8 +104,6 @@ async function openInfrastructure(config: AppConfig, logger: Logger, clock: () =
     await db.destroy();
   };
   try {
-    const migrated = await migrateToLatest(db);
-    if (migrated.length) logger.info({ migrations: migrated }, 'database migrated');
     const keys = await loadKeys(config.auth, config.env);
     const { prefix } = config.redis;
     coherence = new CacheCoherence({ db, redis, subscriber, prefix, leaseMs: config.cache.leaseMs, logger, metrics });

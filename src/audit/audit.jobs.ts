@@ -8,9 +8,11 @@ export interface AuditJobDeps {
   readonly exports: ExportService;
   readonly logger: Logger;
   readonly checkpointIntervalMs: number;
+  /** How often expired export files are looked for (the consent expiry sweep's interval). */
+  readonly expirySweepIntervalMs: number;
 }
 
-/** Signs the chain head every interval, and runs exports. */
+/** Signs the chain head every interval, runs exports, and deletes expired export files. */
 export function auditJobs(d: AuditJobDeps): JobDefinition[] {
   return [
     job({
@@ -28,6 +30,15 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
         const { rows } = await d.exports.run(j, j.data.exportId);
         d.logger.info({ exportId: j.data.exportId, rows }, 'audit export written');
         return { rows };
+      },
+    }),
+    job({
+      queue: 'audit-export-expiry',
+      schedule: { id: 'audit-export-expiry', everyMs: d.expirySweepIntervalMs, data: { scheduledBy: 'scheduler' } },
+      handler: async () => {
+        const expired = await d.exports.expire();
+        if (expired) d.logger.info({ expired }, 'expired audit export files deleted');
+        return { expired };
       },
     }),
   ];

@@ -44,7 +44,7 @@ const auditEvent = z.intersection(
 
 const exportStatus = z.object({
   exportId: z.uuid(),
-  status: z.enum(['queued', 'running', 'completed', 'failed']),
+  status: z.enum(['queued', 'running', 'completed', 'failed', 'expired']),
   progress: z.int().min(0).max(100),
   rows: z.int(),
   bytes: z.int(),
@@ -52,6 +52,7 @@ const exportStatus = z.object({
   filters: exportFiltersSchema,
   createdAt: z.iso.datetime(),
   completedAt: z.iso.datetime().optional(),
+  expiresAt: z.iso.datetime().optional(),
   sha256: z.string().optional(),
   error: z.string().optional(),
 });
@@ -135,6 +136,7 @@ export const auditRoutes = {
         headers: { location: 'The export status' },
       },
     },
+    problems: [429],
   }),
   exportStatus: defineRoute({
     method: 'get',
@@ -155,7 +157,7 @@ export const auditRoutes = {
     tag: 'audit',
     scopes: ['audit:read'],
     params: exportParam,
-    responses: { 200: { description: 'The manifest', contentType: 'application/jose' } },
+    responses: { 200: { description: 'The manifest (kept after the file expires)', contentType: 'application/jose' } },
     problems: [404, 409],
   }),
   exportDownload: defineRoute({
@@ -173,6 +175,6 @@ export const auditRoutes = {
         headers: { 'x-content-sha256': "The file's SHA-256, as in the manifest" },
       },
     },
-    problems: [404, 409],
+    problems: [404, 409, 410],
   }),
 };

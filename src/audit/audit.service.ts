@@ -107,6 +107,8 @@ export class AuditService {
   /** Signs the current chain head, unless it is already signed. Returns the checkpoint, new or existing. */
   async checkpoint(): Promise<CheckpointPayload | undefined> {
     const { db, keys } = this.deps;
+    // Each tick keeps the indexes that page through the log summarized (see summarizeIndexes).
+    await repo.summarizeIndexes(db);
     const head = await repo.readHead(db);
     if (head.seq === 0) return undefined;
     const signedAt = this.deps.clock();

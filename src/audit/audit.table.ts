@@ -31,7 +31,7 @@ export interface AuditCheckpointTable {
   jws: string;
 }
 
-export type ExportStatus = 'queued' | 'running' | 'completed' | 'failed';
+export type ExportStatus = 'queued' | 'running' | 'completed' | 'failed' | 'expired';
 
 export interface AuditExportTable {
   id: string;
@@ -49,6 +49,8 @@ export interface AuditExportTable {
   error: string | null;
   created_at: Date;
   completed_at: Date | null;
+  /** When a completed export's file is deleted. */
+  expires_at: Date | null;
 }
 
 export interface AuditExportChunkTable {

@@ -1,22 +1,56 @@
+import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
 import type { AuditExportRow, ExportStatus } from './audit.table';
 import type { ExportFilters, ExportFormat } from './formats';
 
-export async function insertExport(
+/**
+ * Inserts a queued export unless its client already has `maxPending` queued or running: false then.
+ * Requests of one client are serialised (a transaction-scoped advisory lock on the client), so that
+ * concurrent requests cannot all pass the count.
+ */
+export async function insertExportWithinLimit(
   db: Db,
   e: { id: string; requestedBy: string; filters: ExportFilters; format: ExportFormat; createdAt: Date },
-) {
-  await db
-    .insertInto('audit_exports')
-    .values({
-      id: e.id,
-      requested_by: e.requestedBy,
-      filters: JSON.stringify(e.filters),
-      format: e.format,
-      status: 'queued',
-      created_at: e.createdAt,
-    })
-    .execute();
+  maxPending: number,
+): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`optgate:exports:${e.requestedBy}`}, 0))`.execute(tx);
+    const { pending } = await tx
+      .selectFrom('audit_exports')
+      .select((eb) => eb.fn.countAll<string>().as('pending'))
+      .where('requested_by', '=', e.requestedBy)
+      .where('status', 'in', ['queued', 'running'])
+      .executeTakeFirstOrThrow();
+    if (Number(pending) >= maxPending) return false;
+    await tx
+      .insertInto('audit_exports')
+      .values({
+        id: e.id,
+        requested_by: e.requestedBy,
+        filters: JSON.stringify(e.filters),
+        format: e.format,
+        status: 'queued',
+        created_at: e.createdAt,
+      })
+      .execute();
+    return true;
+  });
+}
+
+/** Completed exports whose time has come: their files are deleted and they become `expired`. Returns their ids. */
+export async function expireExports(db: Db, now: Date): Promise<string[]> {
+  return db.transaction().execute(async (tx) => {
+    const expired = await tx
+      .updateTable('audit_exports')
+      .set({ status: 'expired' })
+      .where('status', '=', 'completed')
+      .where('expires_at', '<=', now)
+      .returning('id')
+      .execute();
+    const ids = expired.map((r) => r.id);
+    if (ids.length) await tx.deleteFrom('audit_export_chunks').where('export_id', 'in', ids).execute();
+    return ids;
+  });
 }
 
 export async function findExport(db: Db, id: string): Promise<AuditExportRow | undefined> {
@@ -37,12 +71,13 @@ export async function updateExport(
     manifest: string;
     error: string | null;
     completed_at: Date | null;
+    expires_at: Date | null;
   }>,
 ) {
   await db.updateTable('audit_exports').set(set).where('id', '=', id).execute();
 }
 
-/** A rerun (a retried job) starts from nothing. */
+/** A rerun (a retried job) starts from nothing; a failed export keeps nothing. */
 export async function deleteChunks(db: Db, exportId: string) {
   await db.deleteFrom('audit_export_chunks').where('export_id', '=', exportId).execute();
 }

@@ -28,7 +28,8 @@ const CHUNK_BYTES = 1 << 20;
 /**
  * Audit exports run as BullMQ jobs (payload: the export id only). Rows stream from PostgreSQL
  * by keyset pages into 1 MiB chunks stored in PostgreSQL, so memory stays bounded whatever the
- * size, and any instance can serve the download. Done, the export gets a signed manifest.
+ * size, and any instance can serve the download. Done, the export gets a signed manifest; its file
+ * is deleted once it expires. A client has a bounded number of exports queued or running.
  */
 export interface ExportDeps {
   readonly db: Db;
@@ -36,6 +37,8 @@ export interface ExportDeps {
   readonly audit: AuditService;
   readonly keys: ServiceKeys;
   readonly clock: () => Date;
+  /** Queued and running exports a client may have at once; how long a finished file is kept. */
+  readonly limits: { readonly maxPendingPerClient: number; readonly retentionMs: number };
 }
 
 export class ExportService {
@@ -47,7 +50,16 @@ export class ExportService {
 
   async request(requestedBy: string, filters: ExportFilters, format: ExportFormat): Promise<string> {
     const id = randomUUID();
-    await repo.insertExport(this.db, { id, requestedBy, filters, format, createdAt: this.deps.clock() });
+    const { maxPendingPerClient } = this.deps.limits;
+    const export_ = { id, requestedBy, filters, format, createdAt: this.deps.clock() };
+    if (!(await repo.insertExportWithinLimit(this.db, export_, maxPendingPerClient))) {
+      throw new AppError(
+        'too-many-requests',
+        `This client already has ${maxPendingPerClient} exports queued or running: wait for one to finish.`,
+        undefined,
+        { 'retry-after': '30' },
+      );
+    }
     await this.deps.audit.recordStaffAction(
       { action: 'export_requested', actor: requestedBy, exportId: id, format, filters },
       filters.accountId ?? null,
@@ -81,14 +93,17 @@ export class ExportService {
       filters: e.filters,
       createdAt: e.created_at,
       ...(e.completed_at ? { completedAt: e.completed_at } : {}),
+      ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
       ...(e.sha256 ? { sha256: e.sha256 } : {}),
       ...(e.error ? { error: e.error } : {}),
     };
   }
 
+  /** The signed manifest outlives the file: it stays the record of what was exported. */
   async manifest(id: string): Promise<string> {
-    const e = await this.completed(id);
-    return e.manifest!;
+    const e = await this.find(id);
+    if (!e.manifest) throw new AppError('conflict', `The export is ${e.status}, not completed.`);
+    return e.manifest;
   }
 
   /** The file's chunks in order, fetched one at a time. */
@@ -115,15 +130,22 @@ export class ExportService {
     try {
       return await this.write(job, e);
     } catch (err) {
+      await repo.deleteChunks(this.db, id);
       await repo.updateExport(this.db, id, { status: 'failed', error: (err as Error).message.slice(0, 500) });
       throw err;
     }
+  }
+
+  /** Deletes the files of exports past their expiry (the job); returns how many. */
+  async expire(): Promise<number> {
+    return (await repo.expireExports(this.db, this.deps.clock())).length;
   }
 
   private async write(job: Pick<Job, 'updateProgress'>, e: AuditExportRow): Promise<{ rows: number }> {
     const filters = e.filters;
     // The export covers the chain as it stood when the job started; later records are not chased.
     const throughSeq = (await records.readHead(this.db)).seq;
+    await records.summarizeIndexes(this.db);
     const total = await records.countRecords(this.db, { ...filters, throughSeq });
     const hash = createHash('sha256');
     let pending: Buffer[] = [];
@@ -195,6 +217,7 @@ export class ExportService {
       last_seq: last?.seq ?? null,
       manifest: await signJws(this.deps.keys, manifest, MANIFEST_TYP),
       completed_at: completedAt,
+      expires_at: new Date(completedAt.getTime() + this.deps.limits.retentionMs),
     });
     await job.updateProgress(100);
     return { rows };
@@ -208,6 +231,7 @@ export class ExportService {
 
   private async completed(id: string): Promise<AuditExportRow> {
     const e = await this.find(id);
+    if (e.status === 'expired') throw new AppError('gone', 'The export has expired and its file was deleted.');
     if (e.status !== 'completed') throw new AppError('conflict', `The export is ${e.status}, not completed.`);
     return e;
   }

@@ -48,6 +48,7 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
     }
   };
 
+  await repo.summarizeIndexes(db);
   let afterSeq = 0;
   for (;;) {
     const page = await readRecords(db, { afterSeq, limit: PAGE });

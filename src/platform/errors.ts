@@ -13,6 +13,7 @@ export type ProblemType =
   | 'not-found'
   | 'method-not-allowed'
   | 'conflict'
+  | 'gone'
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'too-many-requests'
@@ -27,6 +28,7 @@ const titles: Record<ProblemType, [status: number, title: string]> = {
   'not-found': [404, 'Not found'],
   'method-not-allowed': [405, 'Method not allowed'],
   conflict: [409, 'Conflict'],
+  gone: [410, 'Gone'],
   'payload-too-large': [413, 'Payload too large'],
   'unsupported-media-type': [415, 'Unsupported media type'],
   'too-many-requests': [429, 'Too many requests'],

@@ -14,6 +14,8 @@ export interface QueuePayloads {
   'audit-checkpoint': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Writes one audit export: the id only; the filters (which may name an account) stay in PostgreSQL. */
   'audit-export': { readonly exportId: string };
+  /** Deletes the files of expired exports. */
+  'audit-export-expiry': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Forgets old rows of the account change log (the consent caches' catch-up). */
   'cache-changes-prune': { readonly scheduledBy: 'scheduler' | 'manual' };
 }

@@ -21,6 +21,7 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   TRUST_PROXY: z.string().min(1).default('loopback'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://localhost:5432/optgate'),
+  DATABASE_OWNER_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DB_POOL_SIZE: int(1, 200).default(20),
   DB_STATEMENT_TIMEOUT_MS: int(50, 120_000).default(2000),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
@@ -42,6 +43,8 @@ const envSchema = z.object({
   BATCH_CONCURRENCY: int(1, 64).default(2),
   BATCH_QUEUE_TIMEOUT_MS: int(100, 600_000).default(15_000),
   AUDIT_CHECKPOINT_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  EXPORT_MAX_PENDING: int(1, 100).default(2),
+  EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
   PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   PORTAL_IDLE_SECONDS: int(1, 86_400).default(900),
@@ -53,7 +56,7 @@ const envSchema = z.object({
   CACHE_MAX_ENTRIES: int(1, 100_000_000).default(2_000_000),
   CACHE_MAX_MB: int(1, 1_000_000).default(1024),
   CACHE_LEASE_MS: int(200, 60_000).default(2000),
-  RUN_WORKERS: boolean.default(true),
+  RUN_WORKERS: z.enum(['true', 'false', '1', '0', 'only']).default('true'),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -70,7 +73,14 @@ export interface AppConfig {
      */
     readonly trustProxy: string;
   };
-  readonly db: { readonly url: string; readonly poolSize: number; readonly statementTimeoutMs: number };
+  readonly db: {
+    /** What the service connects as (outside production, possibly an administrator's: see db/roles.ts). */
+    readonly url: string;
+    /** The owner's connection, for migrations. */
+    readonly ownerUrl: string | undefined;
+    readonly poolSize: number;
+    readonly statementTimeoutMs: number;
+  };
   readonly redis: { readonly url: string; readonly prefix: string; readonly commandTimeoutMs: number };
   readonly auth: {
     /** Development only: where the local key pair and secrets are generated. */
@@ -83,10 +93,15 @@ export interface AppConfig {
     readonly audience: string;
   };
   readonly workers: {
+    /** This instance runs the background jobs. */
     readonly enabled: boolean;
+    /** false for a worker-only instance (`RUN_WORKERS=only`): it serves /healthz, /readyz and /metrics, nothing else. */
+    readonly serveApi: boolean;
     readonly expirySweepIntervalMs: number;
     readonly checkpointIntervalMs: number;
   };
+  /** Per client: exports queued or running at once; how long a finished export's file is kept. */
+  readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
   /** The consent cache of each instance (docs/cache.md). */
@@ -155,6 +170,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     http: { port: e.PORT, host: e.HOST, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, trustProxy: e.TRUST_PROXY },
     db: {
       url: withDefaultUser(e.DATABASE_URL, env),
+      ownerUrl: e.DATABASE_OWNER_URL && withDefaultUser(e.DATABASE_OWNER_URL, env),
       poolSize: e.DB_POOL_SIZE,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     },
@@ -169,10 +185,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       audience: e.TOKEN_AUDIENCE,
     },
     workers: {
-      enabled: e.RUN_WORKERS,
+      enabled: e.RUN_WORKERS !== 'false' && e.RUN_WORKERS !== '0',
+      serveApi: e.RUN_WORKERS !== 'only',
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS,
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
     },
+    exports: { maxPendingPerClient: e.EXPORT_MAX_PENDING, retentionMs: e.EXPORT_RETENTION_HOURS * 3_600_000 },
     auditDecisions: e.AUDIT_DECISIONS,
     cache: {
       enabled: e.CACHE_ENABLED,

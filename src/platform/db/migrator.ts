@@ -28,8 +28,15 @@ function migrationsFolder(): string {
   return path.extname(__filename) === '.js' ? built : path.join(projectRoot(), 'migrations');
 }
 
+const migratorFor = (db: Db) => new Migrator({ db, provider: new FolderMigrationProvider(migrationsFolder()) });
+
+/** The migrations not applied yet (reads only: a role that may not migrate can ask). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  return (await migratorFor(db).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+}
+
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new FolderMigrationProvider(migrationsFolder()) });
+  const migrator = migratorFor(db);
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
