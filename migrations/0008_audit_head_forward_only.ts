@@ -17,7 +17,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       end if;
       if new.id <> old.id or new.seq < old.seq or (new.seq = old.seq and new.hash is distinct from old.hash)
          or new.recorded_at < old.recorded_at then
-        raise exception 'audit_head: the head only moves forward (seq % to %)', old.seq, new.seq using errcode = '42501';
+        raise exception 'audit_head: the head only moves forward (seq % to %)', old.seq, new.seq
+          using errcode = '42501';
       end if;
       return new;
     end $$`.execute(db);

@@ -439,20 +439,31 @@ export async function countRecords(db: Db, q: ExportFilters & { throughSeq: numb
 
 export async function insertCheckpoint(
   db: Db,
-  c: { seq: number; hash: string; signedAt: Date; kid: string; jws: string },
+  c: { seq: number; hash: string; rootHash: string; signedAt: Date; kid: string; jws: string },
 ): Promise<boolean> {
   const r = await db
     .insertInto('audit_checkpoints')
-    .values({ seq: c.seq, hash: c.hash, signed_at: c.signedAt, kid: c.kid, jws: c.jws })
+    .values({ seq: c.seq, hash: c.hash, root_hash: c.rootHash, signed_at: c.signedAt, kid: c.kid, jws: c.jws })
     .onConflict((oc) => oc.column('seq').doNothing())
     .executeTakeFirst();
   return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
 }
 
-export async function findCheckpoints(db: Db, o: { beforeSeq?: number; limit: number }): Promise<AuditCheckpointRow[]> {
+export async function findCheckpoints(
+  db: Db,
+  o: { beforeSeq?: number; limit: number; treeHeads?: boolean },
+): Promise<AuditCheckpointRow[]> {
   let query = db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(o.limit);
   if (o.beforeSeq !== undefined) query = query.where('seq', '<', String(o.beforeSeq));
+  if (o.treeHeads) query = query.where('root_hash', 'is not', null);
   return query.execute();
+}
+
+/** The signed tree head of exactly this size, or the latest one. */
+export async function findTreeHead(db: Db, size?: number): Promise<AuditCheckpointRow | undefined> {
+  let query = db.selectFrom('audit_checkpoints').selectAll().where('root_hash', 'is not', null);
+  query = size === undefined ? query.orderBy('seq', 'desc').limit(1) : query.where('seq', '=', String(size));
+  return query.executeTakeFirst();
 }
 
 /** The latest checkpoint at or below `seq` (any, when no bound). */

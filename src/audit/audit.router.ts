@@ -35,6 +35,23 @@ export function auditRouter({ audit, exports: exportService, verifier }: AuditRo
     sendJson(res, await audit.checkpoints({ beforeSeq, limit: query.limit }));
   });
 
+  route(routes.treeHeads, async ({ query }, _req, res) => {
+    const beforeSeq = query.cursor ? decodeCursor(query.cursor) : undefined;
+    sendJson(res, await audit.treeHeads({ beforeSeq, limit: query.limit }));
+  });
+
+  route(routes.latestTreeHead, async (_input, _req, res) => {
+    sendJson(res, await audit.latestTreeHead());
+  });
+
+  route(routes.inclusionProof, async ({ query }, _req, res) => {
+    sendJson(res, await audit.inclusionProof(query.seq, query.treeSize));
+  });
+
+  route(routes.consistencyProof, async ({ query }, _req, res) => {
+    sendJson(res, await audit.consistencyProof(query.from, query.to));
+  });
+
   route(routes.requestExport, async ({ body }, _req, res) => {
     const { format, ...filters } = body;
     const exportId = await exportService.request(principalOf(res).clientId, filters, format);

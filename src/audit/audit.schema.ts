@@ -8,6 +8,16 @@ const page = {
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 };
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const size = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const treeHead = z.object({
+  treeSize: z.int(),
+  rootHash: hex64,
+  hash: hex64.describe('The chain hash of record `treeSize`'),
+  signedAt: z.iso.datetime(),
+  kid: z.string(),
+  jws: z.string().describe('The signed tree head: a compact JWS, `typ` optgate-checkpoint+jws'),
+});
 const nextCursor = z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page.');
 
 const eventsQuery = z.strictObject({
@@ -114,12 +124,91 @@ export const auditRoutes = {
         description: 'A page of checkpoints',
         schema: z.object({
           checkpoints: z.array(
-            z.object({ seq: z.int(), hash: z.string(), signedAt: z.iso.datetime(), kid: z.string(), jws: z.string() }),
+            z.object({
+              seq: z.int(),
+              hash: z.string(),
+              rootHash: hex64.optional().describe('The Merkle root of records 1 … seq (absent before the tree)'),
+              signedAt: z.iso.datetime(),
+              kid: z.string(),
+              jws: z.string(),
+            }),
           ),
           nextCursor,
         }),
       },
     },
+  }),
+  treeHeads: defineRoute({
+    method: 'get',
+    path: '/v1/audit/tree-heads',
+    operationId: 'listAuditTreeHeads',
+    summary: 'Signed tree heads (Merkle roots of the log), newest first',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    query: z.strictObject(page),
+    responses: {
+      200: { description: 'A page of tree heads', schema: z.object({ treeHeads: z.array(treeHead), nextCursor }) },
+    },
+  }),
+  latestTreeHead: defineRoute({
+    method: 'get',
+    path: '/v1/audit/tree-heads/latest',
+    operationId: 'getLatestAuditTreeHead',
+    summary: 'The latest signed tree head',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    responses: { 200: { description: 'The latest tree head', schema: treeHead } },
+    problems: [404],
+  }),
+  inclusionProof: defineRoute({
+    method: 'get',
+    path: '/v1/audit/proofs/inclusion',
+    operationId: 'getAuditInclusionProof',
+    summary: 'That one record is in the log: its Merkle inclusion proof (RFC 9162)',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    query: z.strictObject({
+      seq: size.describe('The record'),
+      treeSize: size.optional().describe("The tree's size (default: the latest signed tree head's)"),
+    }),
+    responses: {
+      200: {
+        description: 'The proof',
+        schema: z.object({
+          seq: z.int(),
+          leafIndex: z.int(),
+          treeSize: z.int(),
+          recordHash: hex64,
+          hashes: z.array(hex64),
+          rootHash: hex64,
+          treeHead: z
+            .string()
+            .optional()
+            .describe('The signed tree head of this size (a compact JWS), if there is one'),
+          record: z.record(z.string(), z.unknown()).describe('The record, as a line of an NDJSON export'),
+        }),
+      },
+    },
+    problems: [404],
+  }),
+  consistencyProof: defineRoute({
+    method: 'get',
+    path: '/v1/audit/proofs/consistency',
+    operationId: 'getAuditConsistencyProof',
+    summary: 'That a later tree extends an earlier one: the Merkle consistency proof (RFC 9162)',
+    tag: 'audit',
+    scopes: ['audit:read'],
+    query: z.strictObject({
+      from: size.describe("The earlier tree's size"),
+      to: size.optional().describe("The later tree's size (default: the latest signed tree head's)"),
+    }),
+    responses: {
+      200: {
+        description: 'The proof',
+        schema: z.object({ from: z.int(), to: z.int(), hashes: z.array(hex64) }),
+      },
+    },
+    problems: [404],
   }),
   requestExport: defineRoute({
     method: 'post',

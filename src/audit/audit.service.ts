@@ -1,6 +1,7 @@
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
+import { AppError } from '../platform/errors';
 import { encodeCursor, keysetPage } from '../platform/pagination';
 import * as repo from './audit.repository';
 import type { AuditCheckpointRow } from './audit.table';
@@ -8,8 +9,10 @@ import type { AuditWriter } from './audit.writer';
 import type { ChainedRecord } from './chain';
 import type { AccountVerdict, DecisionHeader } from './decisions';
 import { CHECKPOINT_TYP, type CheckpointPayload, type ExportFilters } from './formats';
+import { proveConsistency, proveInclusion } from './proofs';
 import { readRecords } from './record-reader';
 import { type AuditDraft, type AuditRecord, type OmitEach, parseRecord, type StaffActionData } from './records';
+import { AuditTree } from './tree';
 
 /** The consent component's public lookup of consent events by id (injected: audit does not import consent). */
 export type ConsentEventLookup = (eventIds: readonly string[]) => Promise<readonly { readonly eventId: string }[]>;
@@ -32,7 +35,11 @@ export interface AuditDeps {
 }
 
 export class AuditService {
-  constructor(private readonly deps: AuditDeps) {}
+  private readonly tree: AuditTree;
+
+  constructor(private readonly deps: AuditDeps) {
+    this.tree = new AuditTree(deps.db);
+  }
 
   /** Group commit: resolves once the records are durable. Callers must not answer before. */
   record(drafts: readonly AuditDraft[]): Promise<void> {
@@ -104,30 +111,74 @@ export class AuditService {
     return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
   }
 
-  /** Signs the current chain head, unless it is already signed. Returns the checkpoint, new or existing. */
+  /**
+   * Signs tree heads (the job, every `AUDIT_CHECKPOINT_INTERVAL_MS`): one at each multiple of
+   * 10,000 records passed since the last, and one at the current head unless it is signed already.
+   * The tree is extended first. Returns the newest, if one was signed.
+   */
   async checkpoint(): Promise<CheckpointPayload | undefined> {
-    const { db, keys } = this.deps;
+    const { db } = this.deps;
     // Each tick keeps the indexes that page through the log summarized (see summarizeIndexes).
     await repo.summarizeIndexes(db);
     const head = await repo.readHead(db);
     if (head.seq === 0) return undefined;
+    const signedThrough = Number((await repo.latestCheckpoint(db))?.seq ?? 0);
+    if (signedThrough >= head.seq) return undefined;
+    await this.tree.extend(head.seq);
+    let payload: CheckpointPayload | undefined;
+    for (let size = (Math.floor(signedThrough / HEAD_EVERY) + 1) * HEAD_EVERY; size < head.seq; size += HEAD_EVERY) {
+      payload = await this.signTreeHead(size);
+    }
+    return (await this.signTreeHead(head.seq, head.hash)) ?? payload;
+  }
+
+  private async signTreeHead(size: number, hash?: string): Promise<CheckpointPayload | undefined> {
+    const { db, keys } = this.deps;
+    const chainHash = hash ?? (await readRecords(db, { afterSeq: size - 1, limit: 1 }))[0]?.hash;
+    if (!chainHash) throw new Error(`audit: no record ${size} to sign`);
     const signedAt = this.deps.clock();
     const payload: CheckpointPayload = {
       iss: 'optgate',
-      seq: head.seq,
-      hash: head.hash,
+      seq: size,
+      hash: chainHash,
+      rootHash: (await this.tree.root(size)).toString('hex'),
       signedAt: signedAt.toISOString(),
     };
     const jws = await signJws(keys, payload, CHECKPOINT_TYP);
-    await repo.insertCheckpoint(db, { seq: head.seq, hash: head.hash, signedAt, kid: keys.signing.kid, jws });
-    return payload;
+    const row = { seq: size, hash: chainHash, rootHash: payload.rootHash!, signedAt, kid: keys.signing.kid, jws };
+    return (await repo.insertCheckpoint(db, row)) ? payload : undefined;
   }
 
   async checkpoints(o: { beforeSeq?: number; limit: number }) {
     const page = await keysetPage(o.limit, (limit) => repo.findCheckpoints(this.deps.db, { ...o, limit }));
     return { checkpoints: page.items.map(checkpointView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
   }
+
+  async treeHeads(o: { beforeSeq?: number; limit: number }) {
+    const page = await keysetPage(o.limit, (limit) =>
+      repo.findCheckpoints(this.deps.db, { ...o, limit, treeHeads: true }),
+    );
+    return { treeHeads: page.items.map(treeHeadView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
+  }
+
+  async latestTreeHead() {
+    const head = await repo.findTreeHead(this.deps.db);
+    if (!head) throw new AppError('not-found', 'No tree head has been signed yet.');
+    return treeHeadView(head);
+  }
+
+  /** See proofs.ts. */
+  inclusionProof(seq: number, treeSize?: number) {
+    return proveInclusion(this.deps.db, seq, treeSize);
+  }
+
+  consistencyProof(from: number, to?: number) {
+    return proveConsistency(this.deps.db, from, to);
+  }
 }
+
+/** A tree head at every multiple of this many records, besides the one per tick. */
+const HEAD_EVERY = 10_000;
 
 function toView(stored: ChainedRecord): AuditEventView {
   return {
@@ -143,9 +194,19 @@ function consentIdsOf(e: AuditEventView): string[] {
   return e.data.results.flatMap((r) => (r.allow && r.consentId ? [r.consentId] : []));
 }
 
+const treeHeadView = (c: AuditCheckpointRow) => ({
+  treeSize: Number(c.seq),
+  rootHash: c.root_hash!,
+  hash: c.hash,
+  signedAt: c.signed_at,
+  kid: c.kid,
+  jws: c.jws,
+});
+
 const checkpointView = (c: AuditCheckpointRow) => ({
   seq: Number(c.seq),
   hash: c.hash,
+  ...(c.root_hash ? { rootHash: c.root_hash } : {}),
   signedAt: c.signed_at,
   kid: c.kid,
   jws: c.jws,

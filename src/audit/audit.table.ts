@@ -29,6 +29,15 @@ export interface AuditCheckpointTable {
   signed_at: Date;
   kid: string;
   jws: string;
+  /** A tree head's Merkle root of records 1 … seq (null on checkpoints signed before the tree). */
+  root_hash: string | null;
+}
+
+/** Complete aligned subtrees of the Merkle tree, 64 leaves and more (src/audit/tree.ts). */
+export interface AuditTreeNodeTable {
+  level: number;
+  idx: BigintColumn;
+  hash: Buffer;
 }
 
 export type ExportStatus = 'queued' | 'running' | 'completed' | 'failed' | 'expired';

@@ -27,10 +27,18 @@ export type ExportFormat = z.infer<typeof exportFormat>;
 export const CHECKPOINT_TYP = 'optgate-checkpoint+jws';
 
 /** A signed chain head: "record `seq` has hash `hash`", and so every record before it is fixed. */
+/**
+ * A signed head of the log: record `seq` has chain hash `hash`, and (a tree head, since the Merkle
+ * tree) `rootHash` is the root of the Merkle tree of records 1 … `seq` (the tree's size).
+ */
 export const checkpointPayloadSchema = z.strictObject({
   iss: z.literal('optgate'),
   seq: z.int().positive(),
   hash: z.string().regex(/^[0-9a-f]{64}$/),
+  rootHash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   signedAt: z.iso.datetime(),
 });
 export type CheckpointPayload = z.infer<typeof checkpointPayloadSchema>;

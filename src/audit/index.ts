@@ -43,6 +43,18 @@ export {
   manifestPayloadSchema,
   ndjsonLine,
 } from './formats';
+export {
+  consistencyProof,
+  type Hash,
+  inclusionProof,
+  leafHash,
+  MerkleAccumulator,
+  nodeHash,
+  rootOf,
+  verifyConsistency,
+  verifyInclusion,
+} from './merkle';
+export { proveConsistency, proveInclusion } from './proofs';
 export { readRecords } from './record-reader';
 export {
   type AuditDraft,
@@ -54,6 +66,8 @@ export {
   type StaffActionData,
   staffActionRecord,
 } from './records';
+export { AuditTree } from './tree';
 export { ChainVerifier } from './verify';
 export { verifyDatabase } from './verify-db';
 export { verifyExportFile } from './verify-file';
+export { type InclusionProofFile, verifyConsistencyFiles, verifyInclusionFile } from './verify-proof';

@@ -2,8 +2,10 @@ import type { JSONWebKeySet } from 'jose';
 import { verifyJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
+import type { AuditCheckpointRow } from './audit.table';
 import type { ChainedRecord } from './chain';
 import { CHECKPOINT_TYP, type CheckpointPayload, checkpointPayloadSchema } from './formats';
+import { leafHash, MerkleAccumulator } from './merkle';
 import { readRecords } from './record-reader';
 import { ChainVerifier } from './verify';
 import { VerifyReport } from './verify-report';
@@ -37,7 +39,7 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
           report.fail('checkpoint', `seq ${seq}: signature does not verify (${(err as Error).message})`);
           continue;
         }
-        if (payload.seq !== seq || payload.hash !== c.hash)
+        if (payload.seq !== seq || payload.hash !== c.hash || (payload.rootHash ?? null) !== c.root_hash)
           report.fail('checkpoint', `seq ${seq}: the row differs from what was signed`);
         else if (hashes.has(seq) && hashes.get(seq) !== payload.hash) {
           report.badRecord({ seq, problem: 'does not match the signed checkpoint (the chain was rewritten)' });
@@ -49,12 +51,24 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
   };
 
   await repo.summarizeIndexes(db);
+  // The Merkle tree, rebuilt leaf by leaf: each signed tree head's root must be the root of the records up to it.
+  const tree = new MerkleAccumulator();
+  const treeHeads = new TreeHeadQueue(db);
+  let treeHeadsChecked = 0;
   let afterSeq = 0;
   for (;;) {
     const page = await readRecords(db, { afterSeq, limit: PAGE });
     hashes.clear();
     for (const r of page) {
       chain.push(r);
+      if (r.hash && r.seq === tree.size + 1) tree.push(leafHash(r.hash));
+      for (const th of await treeHeads.at(r.seq)) {
+        treeHeadsChecked++;
+        if (tree.size !== r.seq || tree.root().toString('hex') !== th.root_hash) {
+          report.badRecord({ seq: r.seq, problem: "the records up to here do not make the signed tree head's root" });
+          report.fail('tree head', `size ${r.seq}: the Merkle root of the records differs from the signed one`);
+        }
+      }
       if (r.altered) {
         const { from, to } = r.altered;
         report.badRecord({
@@ -86,7 +100,36 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
   } else report.note('head', `seq ${head.seq}, matches the last record`);
   if (!report.failures.some((f) => f.startsWith('checkpoint')))
     report.note('checkpoints', `${checkpoints} signed heads, every signature valid and matching its record`);
+  if (!report.failures.some((f) => f.startsWith('tree head')))
+    report.note('tree heads', `${treeHeadsChecked} Merkle roots recomputed from the records, each as signed`);
   return report;
+}
+
+/** The tree heads (checkpoints with a root), in order, fetched a page at a time as the records pass them. */
+class TreeHeadQueue {
+  private queue: AuditCheckpointRow[] = [];
+  private after = 0;
+  private done = false;
+
+  constructor(private readonly db: Db) {}
+
+  /** The tree heads of size `seq` (and any of a smaller size not reached: a gap, reported by the chain). */
+  async at(seq: number): Promise<AuditCheckpointRow[]> {
+    const out: AuditCheckpointRow[] = [];
+    for (;;) {
+      if (!this.queue.length && !this.done) {
+        const page = await repo.checkpointsAfter(this.db, this.after, 1000);
+        this.queue = page.filter((c) => c.root_hash !== null);
+        if (page.length) this.after = Number(page[page.length - 1]!.seq);
+        if (page.length < 1000) this.done = true;
+        if (!this.queue.length && !this.done) continue;
+      }
+      const next = this.queue[0];
+      if (!next || Number(next.seq) > seq) return out;
+      this.queue.shift();
+      if (Number(next.seq) === seq) out.push(next);
+    }
+  }
 }
 
 /** The columns that repeat parts of the content for filtering must say what was hashed. */

@@ -1,17 +1,32 @@
 import { readFile } from 'node:fs/promises';
 import type { JSONWebKeySet } from 'jose';
-import { verifyDatabase, verifyExportFile } from '../audit';
+import {
+  proveInclusion,
+  verifyConsistencyFiles,
+  verifyDatabase,
+  verifyExportFile,
+  verifyInclusionFile,
+} from '../audit';
 import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
 import { createDb } from '../platform/db/database';
+import { AppError } from '../platform/errors';
 import { createLogger } from '../platform/logger';
 import { parseOptions, UsageError } from './args';
 
-const USAGE =
-  'usage: optgate audit verify FILE --manifest MANIFEST --jwks JWKS | optgate audit verify --db [--jwks JWKS]';
+const USAGE = [
+  'usage: optgate audit verify FILE --manifest MANIFEST --jwks JWKS',
+  '       optgate audit verify --db [--jwks JWKS]',
+  '       optgate audit prove --seq N [--tree-size M]',
+  '       optgate audit verify-proof FILE --jwks JWKS',
+  '       optgate audit verify-consistency OLD_HEAD NEW_HEAD --proof FILE --jwks JWKS',
+].join('\n');
 
 /** Exit 0: intact. Exit 1: tampered (the report names the first bad sequence). Exit 2: usage. */
 export async function auditCommand([sub, ...args]: string[]): Promise<number> {
+  if (sub === 'prove') return prove(args);
+  if (sub === 'verify-proof') return verifyProof(args);
+  if (sub === 'verify-consistency') return verifyConsistencyCommand(args);
   if (sub !== 'verify') throw new UsageError(USAGE);
   const { values, positionals } = parseOptions(
     args,
@@ -42,6 +57,73 @@ export async function auditCommand([sub, ...args]: string[]): Promise<number> {
   const report = await verifyExportFile({ file, manifestFile: values.manifest, jwks });
   process.stdout.write(report.render(`optgate audit verify ${file}`));
   return report.ok ? 0 : 1;
+}
+
+/** Prints the inclusion proof of one record, with the record and the signed tree head, as JSON. */
+async function prove(args: string[]): Promise<number> {
+  const { values } = parseOptions(args, { seq: { type: 'string' }, 'tree-size': { type: 'string' } });
+  const seq = positiveInt('--seq', values.seq);
+  const treeSize = values['tree-size'] === undefined ? undefined : positiveInt('--tree-size', values['tree-size']);
+  const config = loadConfig();
+  const { db } = createDb(config.db, createLogger('warn'));
+  try {
+    process.stdout.write(`${JSON.stringify(await proveInclusion(db, seq, treeSize), null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof AppError) throw new UsageError(`${err.detail}${fieldsOf(err)}`);
+    throw err;
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function verifyProof(args: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(args, { jwks: { type: 'string' } }, true);
+  const [file] = positionals;
+  if (!file || positionals.length > 1 || !values.jwks) throw new UsageError(USAGE);
+  const report = await verifyInclusionFile(await readJson(file), await readJwks(values.jwks));
+  process.stdout.write(report.render(`optgate audit verify-proof ${file}`));
+  return report.ok ? 0 : 1;
+}
+
+async function verifyConsistencyCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(args, { proof: { type: 'string' }, jwks: { type: 'string' } }, true);
+  const [older, newer] = positionals;
+  if (!older || !newer || positionals.length > 2 || !values.proof || !values.jwks) throw new UsageError(USAGE);
+  const report = await verifyConsistencyFiles(
+    await readText(older),
+    await readText(newer),
+    await readJson(values.proof),
+    await readJwks(values.jwks),
+  );
+  process.stdout.write(report.render(`optgate audit verify-consistency ${older} ${newer}`));
+  return report.ok ? 0 : 1;
+}
+
+function positiveInt(name: string, text: string | undefined): number {
+  const n = Number(text);
+  if (text === undefined || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name}: a positive integer`);
+  return n;
+}
+
+const fieldsOf = (err: AppError) =>
+  err.errors?.length ? ` (${err.errors.map((e) => `${e.path} ${e.message}`).join('; ')})` : '';
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${file}: ${(err as Error).message}`);
+  }
+}
+
+async function readJson(file: string): Promise<unknown> {
+  const text = await readText(file);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${file}: not JSON (${(err as Error).message})`);
+  }
 }
 
 async function readJwks(file: string): Promise<JSONWebKeySet> {

@@ -4,7 +4,7 @@ import { createDb } from '../platform/db/database';
 import { prepareDatabase } from '../platform/db/roles';
 import { createLogger } from '../platform/logger';
 
-/** A CLI command's staff action, appended to the audit chain (the database is prepared and migrated first if needed). */
+/** A CLI command's staff action, appended to the audit chain (the database prepared and migrated first if needed). */
 export async function recordStaffAction(
   config: AppConfig,
   action: StaffActionData,

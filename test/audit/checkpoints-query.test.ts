@@ -87,8 +87,11 @@ describe('checkpoints', () => {
           iss: 'optgate',
           seq: c.seq,
           hash: c.hash,
+          rootHash: c.rootHash,
           signedAt: new Date(c.signedAt).toISOString(),
         });
+        // Every checkpoint is a tree head now: its root is the Merkle root of the records up to it.
+        expect(c.rootHash).toMatch(/^[0-9a-f]{64}$/);
         expect(body.hash).toBe(records.get(body.seq)!.hash);
         expect(c.kid).toBe(jwks.keys[0]!.kid);
       }

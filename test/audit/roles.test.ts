@@ -78,7 +78,8 @@ describe('as the runtime role, each way of rewriting history is refused', () => 
     ['drop the log', 'drop table audit_records', /must be owner/],
     [
       'replace a trigger function',
-      'create or replace function optgate_refuse_change() returns trigger language plpgsql as $$ begin return new; end $$',
+      'create or replace function optgate_refuse_change() returns trigger language plpgsql ' +
+        'as $$ begin return new; end $$',
       /must be owner|permission denied/,
     ],
     ['create a table', 'create table x (id int)', /permission denied for schema public/],
@@ -105,7 +106,7 @@ describe('as the runtime role, each way of rewriting history is refused', () => 
   });
 });
 
-it('a superuser deletes the newest records and rewinds the head: verify --db reports it against the signed head', async () => {
+it('a superuser deletes the newest records, rewinds the head: verify --db reports the signed head', async () => {
   const signed = await checkpointAtHead(svc.sql);
   const rows = await auditRows(svc.databaseUrl, (r) => r.seq <= signed);
   const keep = rows[rows.length - 3]!;

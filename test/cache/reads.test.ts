@@ -24,7 +24,7 @@ const body = (accountId: string) => ({
   categories: ['web_browsing_history'],
 });
 
-it('200 concurrent single decisions about 200 uncached accounts: right answers, far fewer reads than misses', async () => {
+it('200 concurrent single decisions about uncached accounts: right answers, far fewer reads than misses', async () => {
   const ids = Array.from({ length: 200 }, () => uniqueId());
   const res = await call(svc.url, 'POST', '/v1/accounts', {
     token: admin,

@@ -42,7 +42,7 @@ const envSchema = z.object({
   AUDIT_DECISIONS: boolean.default(true),
   BATCH_CONCURRENCY: int(1, 64).default(2),
   BATCH_QUEUE_TIMEOUT_MS: int(100, 600_000).default(15_000),
-  AUDIT_CHECKPOINT_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
+  AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
   EXPORT_MAX_PENDING: int(1, 100).default(2),
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
@@ -95,7 +95,7 @@ export interface AppConfig {
   readonly workers: {
     /** This instance runs the background jobs. */
     readonly enabled: boolean;
-    /** false for a worker-only instance (`RUN_WORKERS=only`): it serves /healthz, /readyz and /metrics, nothing else. */
+    /** false for a worker-only instance (`RUN_WORKERS=only`): it serves /healthz, /readyz and /metrics only. */
     readonly serveApi: boolean;
     readonly expirySweepIntervalMs: number;
     readonly checkpointIntervalMs: number;

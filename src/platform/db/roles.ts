@@ -27,6 +27,7 @@ export const RUNTIME_PRIVILEGES: Readonly<
   // Moved forward only: a trigger refuses a head that goes backwards.
   audit_head: 'select, update',
   audit_checkpoints: 'select, insert',
+  audit_tree_nodes: 'select, insert',
   audit_exports: 'select, insert, update',
   audit_export_chunks: 'select, insert, delete',
   kysely_migration: 'select',
@@ -97,7 +98,8 @@ async function checkRuntimeRole(s: DatabaseSettings, logger: Logger): Promise<vo
   );
   const role = rows[0];
   if (!role?.superuser && !role?.owner) return;
-  const problem = `the runtime role (DATABASE_URL) is ${role.superuser ? 'a superuser' : 'the owner of the audit log'}: it could rewrite history`;
+  const what = role.superuser ? 'a superuser' : 'the owner of the audit log';
+  const problem = `the runtime role (DATABASE_URL) is ${what}: it could rewrite history`;
   if (s.env === 'production') throw new Error(`${problem}; connect as a role with only the runtime privileges`);
   logger.warn(problem);
 }
@@ -165,13 +167,15 @@ async function bootstrapRoles(url: string, runtimePassword: string): Promise<voi
     const name = decodeURIComponent(new URL(url).pathname.slice(1));
     await sql`alter database ${sql.raw(quoteIdent(name))} owner to ${sql.raw(OWNER_ROLE)}`.execute(db);
     // A database an earlier start created before the roles existed: its objects go to the owner.
+    const owner = sql.raw(quoteLiteral(OWNER_ROLE));
     await sql`
       do $$ declare r record; begin
         for r in select c.oid::regclass as name, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                 where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm') and pg_get_userbyid(c.relowner) <> ${sql.raw(quoteLiteral(OWNER_ROLE))}
+                 where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm') 
+                   and pg_get_userbyid(c.relowner) <> ${owner}
         loop execute format('alter table %s owner to ${sql.raw(OWNER_ROLE)}', r.name); end loop;
         for r in select p.oid::regprocedure as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-                 where n.nspname = 'public' and pg_get_userbyid(p.proowner) <> ${sql.raw(quoteLiteral(OWNER_ROLE))}
+                 where n.nspname = 'public' and pg_get_userbyid(p.proowner) <> ${owner}
         loop execute format('alter function %s owner to ${sql.raw(OWNER_ROLE)}', r.name); end loop;
       end $$`.execute(db);
   });
