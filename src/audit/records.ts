@@ -94,6 +94,7 @@ export const staffActionData = z.discriminatedUnion('action', [
     jti: uuid,
   }),
   z.strictObject({ action: z.literal('portal_link_issued'), actor, ttlSeconds: z.int().positive(), jti: uuid }),
+  z.strictObject({ action: z.literal('signing_key_rotated'), actor, retiredKid: z.string(), kid: z.string() }),
 ]);
 
 const placed = { seq: z.int().positive(), recordedAt: isoTime };

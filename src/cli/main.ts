@@ -2,6 +2,7 @@
 import { ConfigError } from '../platform/config';
 import { UsageError } from './args';
 import { auditCommand } from './audit.command';
+import { keysCommand } from './keys.command';
 import { migrateCommand } from './migrate.command';
 import { portalLinkCommand } from './portal-link.command';
 import { tokenCommand } from './token.command';
@@ -11,9 +12,11 @@ import { tokenCommand } from './token.command';
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
   audit: {
-    summary: 'verify the audit log: audit verify FILE --manifest M --jwks J, or audit verify --db',
+    summary:
+      'the audit log: verify FILE --manifest M --jwks J | verify --db | prove | verify-proof | verify-consistency',
     run: auditCommand,
   },
+  keys: { summary: 'rotate the signing key: keys rotate (the old key stays in the JWKS, retired)', run: keysCommand },
   'portal-link': {
     summary: 'print a portal sign-in URL: --account ID [--ttl 10m] [--base URL]',
     run: portalLinkCommand,

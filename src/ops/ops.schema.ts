@@ -56,7 +56,7 @@ export const opsRoutes = {
     method: 'get',
     path: '/.well-known/jwks.json',
     operationId: 'jwks',
-    summary: 'Public signing keys (receipts, checkpoints, manifests)',
+    summary: 'Public signing keys, the current one first, then retired ones (receipts, tree heads, manifests)',
     tag: 'operations',
     responses: {
       200: {

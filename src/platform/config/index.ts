@@ -35,6 +35,7 @@ const envSchema = z.object({
   JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
   JWKS_FILE: z.string().min(1).optional(),
   SIGNING_KEY_FILE: z.string().min(1).optional(),
+  RETIRED_KEYS_FILE: z.string().min(1).optional(),
   EVIDENCE_HMAC_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   TOKEN_ISSUER: z.string().min(1).optional(),
   TOKEN_AUDIENCE: z.string().min(1).default('optgate'),
@@ -88,6 +89,8 @@ export interface AppConfig {
     readonly jwksUrl?: string;
     readonly jwksFile?: string;
     readonly signingKeyFile?: string;
+    /** Public keys that signed before a rotation (a JWKS), still served and trusted for verification. */
+    readonly retiredKeysFile: string;
     readonly evidenceHmacKey?: string;
     readonly issuer: string;
     readonly audience: string;
@@ -180,6 +183,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       jwksUrl: e.JWKS_URL,
       jwksFile: e.JWKS_FILE && path.resolve(root, e.JWKS_FILE),
       signingKeyFile: e.SIGNING_KEY_FILE && path.resolve(root, e.SIGNING_KEY_FILE),
+      retiredKeysFile: path.resolve(
+        root,
+        e.RETIRED_KEYS_FILE ??
+          (e.SIGNING_KEY_FILE
+            ? path.join(path.dirname(e.SIGNING_KEY_FILE), 'retired.jwks.json')
+            : path.join(e.KEYS_DIR ?? '.keys', 'retired.jwks.json')),
+      ),
       evidenceHmacKey: e.EVIDENCE_HMAC_KEY,
       issuer: e.TOKEN_ISSUER ?? 'optgate-dev',
       audience: e.TOKEN_AUDIENCE,
