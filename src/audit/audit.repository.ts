@@ -253,6 +253,18 @@ export async function findPlainRecords(db: Db, q: RecordQuery): Promise<ChainedR
   return (await paged(query, q, 'seq').execute()).map(fromRow);
 }
 
+/** The sequence number of a consent event's record (through the account's index, then its content). */
+export async function findConsentEventSeq(db: Db, accountId: string, eventId: string): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('audit_records')
+    .select('seq')
+    .where('account_id', '=', accountId)
+    .where('type', '=', 'consent_event')
+    .where('content', 'like', `%"eventId":"${eventId.replace(/[%_\\"]/g, '')}"%`)
+    .executeTakeFirst();
+  return row ? Number(row.seq) : undefined;
+}
+
 const fromRow = (r: AuditRecordRow): ChainedRecord => ({
   seq: Number(r.seq),
   recordedAt: r.recorded_at,

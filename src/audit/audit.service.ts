@@ -167,6 +167,18 @@ export class AuditService {
     return treeHeadView(head);
   }
 
+  /**
+   * The inclusion proof of a consent event's record against the latest signed tree head, for its
+   * receipt; undefined until a tree head covers it (within a signing interval of the change).
+   */
+  async consentEventProof(accountId: string, eventId: string) {
+    const seq = await repo.findConsentEventSeq(this.deps.db, accountId, eventId);
+    const head = await repo.findTreeHead(this.deps.db);
+    if (!seq || !head || Number(head.seq) < seq) return undefined;
+    const { record, leafIndex, treeSize, hashes, rootHash, treeHead } = await proveInclusion(this.deps.db, seq);
+    return { record, leafIndex, treeSize, hashes, rootHash, treeHead: treeHead! };
+  }
+
   /** See proofs.ts. */
   inclusionProof(seq: number, treeSize?: number) {
     return proveInclusion(this.deps.db, seq, treeSize);

@@ -45,6 +45,9 @@ export type CheckpointPayload = z.infer<typeof checkpointPayloadSchema>;
 
 export const MANIFEST_TYP = 'optgate-export-manifest+jws';
 
+/** A subscriber's consent receipt (signed by the portal; its `proof`, once there is one, checked by `verify-proof`). */
+export const RECEIPT_TYP = 'optgate-receipt+jws';
+
 export const manifestPayloadSchema = z.strictObject({
   iss: z.literal('optgate'),
   exportId: z.uuid(),

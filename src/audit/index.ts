@@ -42,6 +42,7 @@ export {
   type ManifestPayload,
   manifestPayloadSchema,
   ndjsonLine,
+  RECEIPT_TYP,
 } from './formats';
 export {
   consistencyProof,
@@ -70,4 +71,9 @@ export { AuditTree } from './tree';
 export { ChainVerifier } from './verify';
 export { verifyDatabase } from './verify-db';
 export { verifyExportFile } from './verify-file';
-export { type InclusionProofFile, verifyConsistencyFiles, verifyInclusionFile } from './verify-proof';
+export {
+  type InclusionProofFile,
+  verifyConsistencyFiles,
+  verifyInclusionFile,
+  verifyReceiptFile,
+} from './verify-proof';

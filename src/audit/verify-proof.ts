@@ -2,7 +2,13 @@ import type { JSONWebKeySet } from 'jose';
 import { z } from 'zod';
 import { verifyJws } from '../platform/auth/signing';
 import { hashFormat } from './chain';
-import { CHECKPOINT_TYP, type CheckpointPayload, checkpointPayloadSchema, fromNdjsonLine } from './formats';
+import {
+  CHECKPOINT_TYP,
+  type CheckpointPayload,
+  checkpointPayloadSchema,
+  fromNdjsonLine,
+  RECEIPT_TYP,
+} from './formats';
 import { leafHash, verifyConsistency, verifyInclusion } from './merkle';
 import { VerifyReport } from './verify-report';
 
@@ -42,9 +48,7 @@ async function treeHeadOf(jws: string, jwks: JSONWebKeySet, report: VerifyReport
 /** Is this record (or record hash) in the log whose signed tree head the file carries? */
 export async function verifyInclusionFile(input: unknown, jwks: JSONWebKeySet): Promise<VerifyReport> {
   const report = new VerifyReport();
-  const parsed = inclusionProofFileSchema.safeParse(
-    input && typeof input === 'object' && 'proof' in input ? { ...(input as { proof: object }).proof } : input,
-  );
+  const parsed = inclusionProofFileSchema.safeParse(input);
   if (!parsed.success) {
     report.fail('proof', `not an inclusion proof: ${parsed.error.issues[0]?.message ?? 'unreadable'}`);
     return report;
@@ -79,6 +83,39 @@ export async function verifyInclusionFile(input: unknown, jwks: JSONWebKeySet): 
   );
   if (ok) report.note('inclusion', `leaf ${p.leafIndex} is in the tree of ${p.treeSize} (${p.hashes.length} hashes)`);
   else report.fail('inclusion', 'the proof does not lead from the record to the signed root');
+  return report;
+}
+
+const receiptSchema = z.looseObject({
+  sub: z.string(),
+  eventId: z.string(),
+  proof: inclusionProofFileSchema.extend({ record: z.record(z.string(), z.unknown()) }).optional(),
+});
+
+/**
+ * A consent receipt as downloaded (a compact JWS): its signature, then the inclusion proof it
+ * carries, and that the proven record is this receipt's event of this account.
+ */
+export async function verifyReceiptFile(jws: string, jwks: JSONWebKeySet): Promise<VerifyReport> {
+  let receipt: z.infer<typeof receiptSchema>;
+  try {
+    receipt = (await verifyJws(jws.trim(), jwks, RECEIPT_TYP, receiptSchema)).payload;
+  } catch (err) {
+    const report = new VerifyReport();
+    report.fail('receipt', `does not verify (${(err as Error).message})`);
+    return report;
+  }
+  if (!receipt.proof) {
+    const report = new VerifyReport();
+    report.note('receipt', `event ${receipt.eventId}: signature valid`);
+    report.fail('proof', 'the receipt carries no proof yet (download it again in a moment)');
+    return report;
+  }
+  const report = await verifyInclusionFile(receipt.proof, jwks);
+  report.lines.unshift(`  ${'receipt'.padEnd(12)} event ${receipt.eventId} of account ${receipt.sub}: signature valid`);
+  const record = receipt.proof.record as { accountId?: unknown; type?: unknown; data?: { eventId?: unknown } };
+  if (record.type !== 'consent_event' || record.data?.eventId !== receipt.eventId || record.accountId !== receipt.sub)
+    report.fail('proof', "the proven record is not this receipt's event");
   return report;
 }
 

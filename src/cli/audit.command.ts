@@ -6,6 +6,7 @@ import {
   verifyDatabase,
   verifyExportFile,
   verifyInclusionFile,
+  verifyReceiptFile,
 } from '../audit';
 import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
@@ -81,7 +82,12 @@ async function verifyProof(args: string[]): Promise<number> {
   const { values, positionals } = parseOptions(args, { jwks: { type: 'string' } }, true);
   const [file] = positionals;
   if (!file || positionals.length > 1 || !values.jwks) throw new UsageError(USAGE);
-  const report = await verifyInclusionFile(await readJson(file), await readJwks(values.jwks));
+  // A proof file (JSON), or a receipt as the portal downloads it (a compact JWS that carries its proof).
+  const text = (await readText(file)).trim();
+  const jwks = await readJwks(values.jwks);
+  const report = text.startsWith('{')
+    ? await verifyInclusionFile(await readJson(file), jwks)
+    : await verifyReceiptFile(text, jwks);
   process.stdout.write(report.render(`optgate audit verify-proof ${file}`));
   return report.ok ? 0 : 1;
 }

@@ -8,6 +8,7 @@ import express, {
   type Response,
   Router,
 } from 'express';
+import { RECEIPT_TYP } from '../audit';
 import type { Provenance } from '../consent';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
 import { projectRoot } from '../platform/config/project-root';
@@ -16,7 +17,7 @@ import { requestIdOf } from '../platform/http/middleware';
 import { fromParserError } from '../platform/http/problem';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
-import { NoticeChangedError, type PortalService, RECEIPT_TYP } from './portal.service';
+import { NoticeChangedError, type PortalService } from './portal.service';
 import type { Views } from './render';
 import { type PortalSession, type SessionStore, sameToken } from './session';
 import { SignInError, type SignInService } from './sign-in.service';
@@ -172,7 +173,7 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.get('/choices/saved', context, ...signedIn, async (_req, res) => {
     const session = sessionOf(res);
     const ids = session.lastChange ?? [];
-    const events = (await Promise.all(ids.map((id) => portal.receipt(session.accountId, id)))).map((r) => r.event);
+    const events = await portal.events(session.accountId, ids);
     views.render(res, 'saved.njk', { events });
   });
 

@@ -1,5 +1,5 @@
 import type { AccountService } from '../accounts';
-import type { AuditService } from '../audit';
+import { type AuditService, RECEIPT_TYP } from '../audit';
 import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
@@ -7,7 +7,6 @@ import { type Catalog, currentNotice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
 import { type ConsentSnapshot, evaluate } from '../policy';
 
-export const RECEIPT_TYP = 'optgate-receipt+jws';
 const PAGE = 25;
 const SOON_MS = 30 * 86_400_000;
 /** Uses that the Global Privacy Control signal takes back: a sale or a disclosure. */
@@ -182,10 +181,20 @@ export class PortalService {
     return this.deps.audit.accountActivity(accountId, { beforeSeq, limit: PAGE });
   }
 
+  /** Changes of this account, in the order asked; another account's event is not found. */
+  async events(accountId: string, eventIds: readonly string[]) {
+    const found = new Map((await this.consents.eventsByIds(eventIds)).map((e) => [e.eventId, e] as const));
+    return eventIds.map((id) => {
+      const event = found.get(id);
+      if (!event || event.accountId !== accountId) throw new AppError('not-found', 'No such receipt.');
+      return event;
+    });
+  }
+
   /** A change of this account, and its receipt signed by the service. Another account's event is not found. */
   async receipt(accountId: string, eventId: string) {
-    const [event] = await this.consents.eventsByIds([eventId]);
-    if (!event || event.accountId !== accountId) throw new AppError('not-found', 'No such receipt.');
+    const [event] = await this.events(accountId, [eventId]);
+    if (!event) throw new AppError('not-found', 'No such receipt.');
     const payload = {
       iss: 'optgate',
       sub: accountId,
@@ -201,7 +210,10 @@ export class PortalService {
       ...(event.expiresAt ? { expiresAt: event.expiresAt.toISOString() } : {}),
       issuedAt: this.deps.clock().toISOString(),
     };
-    return { event, payload, jws: await signJws(this.deps.keys, payload, RECEIPT_TYP) };
+    // The event's place in the audit log, provable offline, once a signed tree head covers it.
+    const proof = await this.deps.audit.consentEventProof(accountId, event.eventId);
+    const signed = proof ? { ...payload, proof } : payload;
+    return { event, payload: signed, proof, jws: await signJws(this.deps.keys, signed, RECEIPT_TYP) };
   }
 
   private async record(
