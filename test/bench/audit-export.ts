@@ -18,17 +18,22 @@ export interface ExportResult {
 }
 
 /**
- * Exports the whole audit log through the API (a BullMQ job on the service), downloads the file
+ * Exports the audit log (or the records from `filters.from`) through the API (a BullMQ job), downloads the file
  * and its manifest, and verifies them offline with `optgate audit verify`: rows per second for
  * both, measured end to end.
  */
-export async function exportAndVerify(url: string, token: string, env: NodeJS.ProcessEnv): Promise<ExportResult> {
+export async function exportAndVerify(
+  url: string,
+  token: string,
+  env: NodeJS.ProcessEnv,
+  filters: { from?: string } = {},
+): Promise<ExportResult> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
   const started = process.hrtime.bigint();
   const created = await fetch(`${url}/v1/audit/exports`, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ format: 'ndjson' }),
+    body: JSON.stringify({ format: 'ndjson', ...filters }),
   });
   if (created.status !== 202) throw new Error(`export request: ${created.status} ${await created.text()}`);
   const { exportId } = (await created.json()) as { exportId: string };

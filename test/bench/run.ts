@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
 import { currentNotice } from '../../src/platform/config/catalog';
-import { type ExportResult, exportAndVerify } from './audit-export';
+import { type AuditLogResult, auditLogLines, measureAuditLog, requestExports } from './audit-log';
 import { failures, type LoadResult, type LoadSpec, runLoad, stopLoad } from './load';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options';
 import {
@@ -57,18 +57,25 @@ interface Variant {
   readonly env: Record<string, string>;
   /** Whether its decisions are recorded: the audit's bytes per decision are measured around each phase. */
   readonly audited: boolean;
+  /** Whether a worker-only instance runs beside it. */
+  readonly worker?: boolean;
 }
 const VARIANTS: readonly Variant[] = [
   // The baseline for what the durable audit costs: decisions answered without writing their records.
   { label: 'audit off', env: { AUDIT_DECISIONS: 'false' }, audited: false },
-  // As deployed: every decision is answered only once its audit record is committed. Workers on, for the export.
-  { label: 'audit on', env: { RUN_WORKERS: 'true' }, audited: true },
+  // As deployed: every decision is answered only once its audit record is committed; background jobs (tree heads
+  // every second, exports) in a worker process beside it (RUN_WORKERS=only).
+  { label: 'audit on', env: { RUN_WORKERS: 'false' }, audited: true, worker: true },
 ];
 
 /** Instances of the cluster phase: all on the same PostgreSQL and Redis, the load spread over them. */
 const CLUSTER_SIZE = 3;
 /** Consent writes measured for the revocation acknowledgement. */
 const REVOCATION_CYCLES = 400;
+/** Records of the fixed-size audit log phase (export, proofs). */
+const AUDIT_LOG_RECORDS = 1_000_000;
+/** Exports requested at once while decisions are measured. */
+const CONCURRENT_EXPORTS = 30;
 
 interface Row {
   readonly scenario: string;
@@ -191,12 +198,14 @@ async function main(argv: string[]): Promise<number> {
 
   const compared: Row[] = [];
   const memory: MemoryReport[] = [];
-  let exported: ExportResult | undefined;
   for (const variant of VARIANTS) {
     const name = `optgate (${variant.label})`;
     log(`starting ${name}`);
     const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX, extra: variant.env };
     const service = await startOptgate(env, name);
+    const worker = variant.worker
+      ? await startOptgate({ ...env, extra: { RUN_WORKERS: 'only' } }, `${name} worker`)
+      : undefined;
     try {
       // Ready (PostgreSQL answers) comes before the cache's first lease: until then every lookup reads through.
       await untilCoherent([service.url]);
@@ -219,19 +228,74 @@ async function main(argv: string[]): Promise<number> {
         });
         if (phase.comparesWithBare) compared.push(row);
       }
-      if (variant.env.RUN_WORKERS === 'true') {
-        log('exporting the whole audit log and verifying the file');
-        const auditToken = await mintToken(env, 'bench-compliance', 'audit:read', []);
-        exported = await exportAndVerify(service.url, auditToken, {
-          PATH: process.env.PATH,
-          KEYS_DIR: keysDir,
-          DATABASE_URL,
-        });
-        if (!exported.verified) problems.push(`audit verify failed: ${exported.verifyOutput.slice(0, 500)}`);
-      }
     } finally {
       await service.stop();
       collectProblems(service);
+      if (worker) {
+        await worker.stop();
+        collectProblems(worker);
+      }
+    }
+  }
+
+  // The audit log at a fixed size, and decisions while 30 exports run in the worker.
+  let auditLog: AuditLogResult | undefined;
+  const exportsCompared: Row[] = [];
+  {
+    log('starting optgate (audit on) and a worker for the audit log phase');
+    const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX, extra: { RUN_WORKERS: 'false' } };
+    const api = await startOptgate(env, 'optgate (audit log phase)');
+    const worker = await startOptgate({ ...env, extra: { RUN_WORKERS: 'only' } }, 'optgate worker (audit log phase)');
+    try {
+      await untilCoherent([api.url]);
+      const decisionsToken = await mintToken(env, 'bench', 'decisions', [BENCH_PURPOSE]);
+      const auditToken = await mintToken(env, 'bench-compliance', 'audit:read', []);
+      const cliEnv = { PATH: process.env.PATH, KEYS_DIR: keysDir, DATABASE_URL };
+      auditLog = await measureAuditLog({
+        url: api.url,
+        databaseUrl: dbUrl,
+        decisionsToken,
+        auditToken,
+        data,
+        records: AUDIT_LOG_RECORDS,
+        batchSize: options.batchSize,
+        env: cliEnv,
+        log,
+      });
+      if (!auditLog.export.verified)
+        problems.push(`audit verify failed: ${auditLog.export.verifyOutput.slice(0, 500)}`);
+      log(`filling the cache with all ${int(options.accounts)} accounts`);
+      await fillCache(api.url, decisionsToken, data, options.batchSize, options.batchConnections);
+      const single = singleDecisions(api.url, decisionsToken, data, options.seed + 5);
+      exportsCompared.push(
+        await measure(`${single.name} (audit on, worker idle)`, [api], single, options.connections, {
+          decisionsPerCall: 1,
+          audited: true,
+        }),
+      );
+      const tokens = await Promise.all(
+        Array.from({ length: CONCURRENT_EXPORTS }, (_, i) =>
+          mintToken(env, `bench-exporter-${String(i + 1).padStart(2, '0')}`, 'audit:read', []),
+        ),
+      );
+      log(`requesting ${CONCURRENT_EXPORTS} exports of the whole log at once, from ${CONCURRENT_EXPORTS} clients`);
+      await requestExports(api.url, tokens, new Date(0).toISOString());
+      const during = singleDecisions(api.url, decisionsToken, data, options.seed + 6);
+      exportsCompared.push(
+        await measure(
+          `${during.name} (audit on, ${CONCURRENT_EXPORTS} exports queued or running)`,
+          [api],
+          during,
+          options.connections,
+          { decisionsPerCall: 1, audited: true },
+        ),
+      );
+    } finally {
+      // The exports still queued are abandoned with the worker (the database is recreated by the next run).
+      await worker.stop();
+      await api.stop();
+      collectProblems(api);
+      collectProblems(worker);
     }
   }
 
@@ -293,7 +357,8 @@ async function main(argv: string[]): Promise<number> {
     memory,
     revocation,
     problems,
-    exported,
+    auditLog,
+    exportsCompared,
   });
   return problems.length ? 1 : 0;
 }
@@ -311,7 +376,8 @@ function report(r: {
   memory: MemoryReport[];
   revocation?: RevocationResult;
   problems: string[];
-  exported?: ExportResult;
+  auditLog?: AuditLogResult;
+  exportsCompared: Row[];
 }): void {
   const { options, data } = r;
   const cpus = os.cpus();
@@ -421,17 +487,17 @@ function report(r: {
         `${num(row.result.okPerSecond)} req/s = ${change}${goal}`,
     );
   }
-  if (r.exported) {
-    const e = r.exported;
+  if (r.auditLog) out.push(...auditLogLines(r.auditLog, int));
+  const [idle, busy] = r.exportsCompared;
+  if (idle && busy) {
     out.push(
-      `audit export: ${int(e.rows)} rows, ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ${e.exportSeconds.toFixed(1)} ` +
-        `s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, stored in PostgreSQL)`,
-    );
-    out.push(
-      `audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} ` +
-        `rows/s (optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
+      `decisions while ${CONCURRENT_EXPORTS} exports are queued or running in the worker: p99 ` +
+        `${num(busy.result.latencyMs.p99)} ms vs ${num(idle.result.latencyMs.p99)} ms without = ` +
+        `${(busy.result.latencyMs.p99 / idle.result.latencyMs.p99).toFixed(2)}×; ` +
+        `${int(busy.result.okPerSecond)} vs ${int(idle.result.okPerSecond)} req/s`,
     );
   }
+
   for (const m of r.memory) {
     out.push(
       `${m.name}: cache filled with ${int(m.after.entries)} accounts in ${m.fillSeconds.toFixed(1)} s ` +
@@ -482,7 +548,7 @@ function postgresPerThousand(row: Row): number | undefined {
 }
 
 /** The goals of the decision path (issue 8), each against this run's own figures. */
-function goals(r: { rows: Row[]; bare: Row; revocation?: RevocationResult }): string[] {
+function goals(r: { rows: Row[]; bare: Row; revocation?: RevocationResult; exportsCompared: Row[] }): string[] {
   const find = (scenario: string) => r.rows.find((x) => x.scenario === scenario);
   const single = find('single decision (audit on)');
   const batch = find('batch decisions (audit on)');
@@ -521,6 +587,11 @@ function goals(r: { rows: Row[]; bare: Row; revocation?: RevocationResult }): st
   if (r.revocation) {
     const p99 = quantile(r.revocation.writeMs, 0.99);
     goal(`revocation acknowledged on ${CLUSTER_SIZE} instances ≤ 50 ms p99`, `${num(p99)} ms`, p99 <= 50);
+  }
+  const [idle, busy] = r.exportsCompared;
+  if (idle && busy) {
+    const ratio = busy.result.latencyMs.p99 / idle.result.latencyMs.p99;
+    goal(`decision p99 during ${CONCURRENT_EXPORTS} exports ≤ 2× without`, `${ratio.toFixed(2)}×`, ratio <= 2);
   }
   return out;
 }
