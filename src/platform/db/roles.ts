@@ -144,13 +144,12 @@ async function bootstrapRoles(url: string, runtimePassword: string): Promise<voi
   try {
     await client.query('begin');
     await client.query(`select pg_advisory_xact_lock(hashtextextended('optgate:roles', 0))`);
-    const { rows } = await client.query<{ rolname: string }>(
-      'select rolname from pg_roles where rolname = any($1::text[])',
-      [[OWNER_ROLE, RUNTIME_ROLE]],
-    );
-    const present = new Set(rows.map((r) => r.rolname));
-    if (!present.has(OWNER_ROLE)) await client.query(`create role ${OWNER_ROLE} nologin`);
-    if (!present.has(RUNTIME_ROLE)) await client.query(`create role ${RUNTIME_ROLE} login`);
+    // Created unless present; also by whoever got there first outside the lock (an operator, a concurrent script).
+    for (const create of [`create role ${OWNER_ROLE} nologin`, `create role ${RUNTIME_ROLE} login`]) {
+      await client.query(
+        `do $$ begin ${create}; exception when duplicate_object or unique_violation then null; end $$`,
+      );
+    }
     // A CREATEROLE administrator (not a superuser) takes the owner's role by membership.
     await client.query(`grant ${OWNER_ROLE} to current_user`);
     await client.query(
