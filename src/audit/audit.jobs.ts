@@ -1,3 +1,4 @@
+import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../platform/logger';
 import { type JobDefinition, job } from '../platform/queues';
 import type { AuditService } from './audit.service';
@@ -27,6 +28,8 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
     job({
       queue: 'audit-export',
       handler: async (j) => {
+        // An export the database does not hold (Redis outlived a restored or recreated database): nothing to retry.
+        if (!(await d.exports.exists(j.data.exportId))) throw new UnrecoverableError('no such export in the database');
         const { rows } = await d.exports.run(j, j.data.exportId);
         d.logger.info({ exportId: j.data.exportId, rows }, 'audit export written');
         return { rows };

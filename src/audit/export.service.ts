@@ -136,6 +136,10 @@ export class ExportService {
     }
   }
 
+  async exists(id: string): Promise<boolean> {
+    return (await repo.findExport(this.db, id)) !== undefined;
+  }
+
   /** Deletes the files of exports past their expiry (the job); returns how many. */
   async expire(): Promise<number> {
     return (await repo.expireExports(this.db, this.deps.clock())).length;

@@ -30,7 +30,7 @@ import {
   startOptgate,
 } from './processes';
 import { bareRoute, batchCallSize, batchDecisions, type Scenario, singleDecisions } from './scenarios';
-import { BENCH_PURPOSE, resetDatabase, type SeedResult, seed } from './seed';
+import { BENCH_PURPOSE, resetDatabase, resetRedis, type SeedResult, seed } from './seed';
 import { type Column, int, num, percent, renderMarkdown, renderText } from './table';
 
 /**
@@ -161,6 +161,7 @@ async function main(argv: string[]): Promise<number> {
 
   log(`resetting ${new URL(dbUrl).pathname.slice(1)} and migrating`);
   const migrations = await resetDatabase(dbUrl);
+  await resetRedis(REDIS_PREFIX);
   log(`seeding ${int(options.accounts)} accounts`);
   const data = await seed(dbUrl, options.accounts, config.catalog, options.seed);
   log(`seeded in ${(data.ms / 1000).toFixed(1)} s`);
