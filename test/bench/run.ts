@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
 import { currentNotice } from '../../src/platform/config/catalog';
+import { deleteRedisPrefix } from '../support/database';
 import { type AuditLogResult, auditLogLines, measureAuditLog, requestExports } from './audit-log';
 import { failures, type LoadResult, type LoadSpec, runLoad, stopLoad } from './load';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options';
@@ -30,7 +31,7 @@ import {
   startOptgate,
 } from './processes';
 import { bareRoute, batchCallSize, batchDecisions, type Scenario, singleDecisions } from './scenarios';
-import { BENCH_PURPOSE, resetDatabase, resetRedis, type SeedResult, seed } from './seed';
+import { BENCH_PURPOSE, resetDatabase, type SeedResult, seed } from './seed';
 import { type Column, int, num, percent, renderMarkdown, renderText } from './table';
 
 /**
@@ -161,7 +162,8 @@ async function main(argv: string[]): Promise<number> {
 
   log(`resetting ${new URL(dbUrl).pathname.slice(1)} and migrating`);
   const migrations = await resetDatabase(dbUrl);
-  await resetRedis(REDIS_PREFIX);
+  // Queued jobs of an earlier run (exports it abandoned) must not reach this run's workers.
+  await deleteRedisPrefix(REDIS_PREFIX);
   log(`seeding ${int(options.accounts)} accounts`);
   const data = await seed(dbUrl, options.accounts, config.catalog, options.seed);
   log(`seeded in ${(data.ms / 1000).toFixed(1)} s`);

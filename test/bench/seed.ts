@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Catalog, currentNotice, type Notice } from '../../src/platform/config/catalog';
 import { createDb, ensureDatabase } from '../../src/platform/db/database';
@@ -64,25 +63,6 @@ export async function resetDatabase(url: string): Promise<string[]> {
     return await migrateToLatest(db);
   } finally {
     await db.destroy();
-  }
-}
-
-/**
- * Deletes the bench's Redis keys: queued jobs of an earlier run (exports it abandoned) must not reach
- * this run's workers, whose database no longer holds them.
- */
-export async function resetRedis(prefix: string): Promise<void> {
-  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
   }
 }
 

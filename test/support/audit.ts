@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
 import { CompactSign, generateKeyPair } from 'jose';
 import pg from 'pg';
 import { canonicalJson, GENESIS_HASH, type Json, readRecords } from '../../src/audit';
@@ -183,21 +182,7 @@ export async function asAttacker<T>(url: string, fn: (c: pg.Client) => Promise<T
   }
 }
 
-/** Deletes every Redis key under a test's prefix (BullMQ queues and schedulers). */
-export async function deleteRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+export { deleteRedisPrefix } from './database';
 
 export async function until<T>(
   what: string,
