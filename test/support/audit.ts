@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -325,11 +325,14 @@ export const ALL_PURPOSES = [
   'fraud_protection',
 ];
 
-/** Resident set size of a process, in KiB (Linux `ps`). */
+/**
+ * Resident set size of a process, in KiB, read from Linux's /proc (no `ps` spawned per sample: on a loaded
+ * machine a spawn can stall for seconds). Undefined once the process is gone.
+ */
 export async function rssKiB(pid: number): Promise<number | undefined> {
-  const r = await finished(spawn('ps', ['-o', 'rss=', '-p', String(pid)]), 5000);
-  const n = Number(r.stdout.trim());
-  return r.code === 0 && n > 0 ? n : undefined;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const n = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]);
+  return n > 0 ? n : undefined;
 }
 
 /** Samples a process's RSS every `everyMs` until stopped; returns the peak and the series, in KiB. */
