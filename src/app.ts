@@ -3,7 +3,7 @@ import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { AccountService, accountRouter } from './accounts';
-import { AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
+import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
 import { AccountCache, type CacheCoherence } from './cache';
 import { ConsentService, consentRouter } from './consent';
 import { noticeRouter } from './notices';
@@ -74,6 +74,13 @@ export function createServices(infra: Infrastructure) {
   });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
   const exports = new ExportService({ db, queues, audit, keys, clock, limits: config.exports });
+  const archiver = new AuditArchiver({
+    db,
+    keys,
+    clock,
+    dir: config.archiveDir,
+    signTreeHead: () => audit.checkpoint(),
+  });
   const decisions = new DecisionService({
     subjects,
     timeoutMs: config.db.statementTimeoutMs + 500,
@@ -103,7 +110,7 @@ export function createServices(infra: Infrastructure) {
     perMinute: signInPerMinute,
   });
   const portal = new PortalService({ catalog, accounts, consents, audit, keys, clock });
-  return { verifier, accounts, consents, subjects, audit, exports, decisions, sessions, signIn, portal };
+  return { verifier, accounts, consents, subjects, audit, exports, archiver, decisions, sessions, signIn, portal };
 }
 
 /** The HTTP surface: thin routers over the services, one error handler. */

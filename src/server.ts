@@ -51,11 +51,11 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     coherence.start(config.cache.enabled && config.workers.serveApi);
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
-      const { audit, exports, consents } = services;
+      const { audit, exports, archiver, consents } = services;
       const { checkpointIntervalMs, expirySweepIntervalMs } = config.workers;
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
-        ...auditJobs({ audit, exports, logger, checkpointIntervalMs, expirySweepIntervalMs }),
+        ...auditJobs({ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs }),
         ...cacheJobs({ db, logger, clock }),
       ]);
     }

@@ -1,19 +1,24 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../platform/logger';
 import { type JobDefinition, job } from '../platform/queues';
+import type { AuditArchiver } from './archive';
 import type { AuditService } from './audit.service';
 import type { ExportService } from './export.service';
 
 export interface AuditJobDeps {
   readonly audit: AuditService;
   readonly exports: ExportService;
+  readonly archiver: AuditArchiver;
   readonly logger: Logger;
   readonly checkpointIntervalMs: number;
   /** How often expired export files are looked for (the consent expiry sweep's interval). */
   readonly expirySweepIntervalMs: number;
 }
 
-/** Signs the chain head every interval, runs exports, and deletes expired export files. */
+/** How often the retention job looks for months to archive (and partitions to create). */
+const RETENTION_EVERY_MS = 3_600_000;
+
+/** Signs the chain head every interval, runs exports, deletes expired export files, archives old months. */
 export function auditJobs(d: AuditJobDeps): JobDefinition[] {
   return [
     job({
@@ -42,6 +47,16 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
         const expired = await d.exports.expire();
         if (expired) d.logger.info({ expired }, 'expired audit export files deleted');
         return { expired };
+      },
+    }),
+    job({
+      queue: 'audit-retention',
+      schedule: { id: 'audit-retention', everyMs: RETENTION_EVERY_MS, data: { scheduledBy: 'scheduler' } },
+      handler: async () => {
+        const archived = await d.archiver.run();
+        for (const a of archived)
+          d.logger.info({ period: a.period, rows: a.rows, file: a.file }, 'audit month archived');
+        return { archived: archived.map((a) => a.period) };
       },
     }),
   ];

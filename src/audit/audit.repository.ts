@@ -79,6 +79,10 @@ const recordRow = (r: ChainedRecord) => [
   r.prevHash,
   r.hash,
 ];
+
+/** The month's partitions (migration 0011): a no-op once they exist, which the retention job sees to ahead of time. */
+const ENSURE_PARTITION = 'select optgate_audit_partition(%s)';
+
 const INSERT_RECORDS = `
   insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
   select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
@@ -96,6 +100,7 @@ export const transactionSession = (trx: Db): ChainSession => ({
   },
   async write({ records, decisions, tip, recordedAt }) {
     if (decisions.length) throw new Error('decisions are appended by the group commit');
+    await trx.executeQuery(CompiledQuery.raw(ENSURE_PARTITION.replace('%s', '$1'), [recordedAt]));
     await trx.executeQuery(
       CompiledQuery.raw(INSERT_RECORDS.replace('%s', '$1'), [JSON.stringify(records.map(recordRow))]),
     );
@@ -126,10 +131,12 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
   },
   async write({ records, decisions, tip, recordedAt }) {
     const at = recordedAt.toISOString();
-    const statements: string[] = [];
+    const day = at.slice(0, 10);
+    // The partition check first, in the same round trip as the inserts.
+    const statements: string[] = [ENSURE_PARTITION.replace('%s', `'${at}'`)];
     if (records.length) statements.push(INSERT_RECORDS.replace('%s', literal(records.map(recordRow))));
     const headers: unknown[][] = [];
-    const verdicts: [number, string, string][] = [];
+    const verdicts: Verdicts = { day, rows: [] };
     for (const d of decisions) {
       const h = d.item.header;
       const single = h.endpoint === 'single' && d.item.verdicts.length === 1 ? d.item.verdicts[0]! : undefined;
@@ -152,7 +159,7 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
       ]);
       if (single) continue;
       d.item.verdicts.forEach((v, i) => {
-        verdicts.push([d.seq + i, v.accountId, v.verdict.toString('hex')]);
+        verdicts.rows.push([d.seq + i, v.accountId, v.verdict.toString('hex')]);
       });
     }
     if (headers.length) {
@@ -163,10 +170,14 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
           r->>9, r->>10, (r->>11)::timestamptz, r->>12, decode(r->>13, 'hex'), decode(r->>14, 'hex')
         from jsonb_array_elements(${literal(headers)}::jsonb) r`);
     }
-    if (verdicts.length >= COPY_VERDICTS_FROM) await copyVerdicts(client, verdicts);
-    else if (verdicts.length) {
-      statements.push(`insert into audit_verdicts (seq, account_id, verdict)
-        select (r->>0)::bigint, r->>1, decode(r->>2, 'hex') from jsonb_array_elements(${literal(verdicts)}::jsonb) r`);
+    if (verdicts.rows.length >= COPY_VERDICTS_FROM) {
+      // The COPY goes first: so does the partition it needs.
+      await client.query(statements.shift()!);
+      await copyVerdicts(client, verdicts);
+    } else if (verdicts.rows.length) {
+      statements.push(`insert into audit_verdicts (seq, account_id, verdict, recorded_on)
+        select (r->>0)::bigint, r->>1, decode(r->>2, 'hex'), '${day}'
+        from jsonb_array_elements(${literal(verdicts.rows)}::jsonb) r`);
     }
     statements.push(
       `update audit_head set seq = ${tip.seq}, hash = '${tip.hash}', recorded_at = '${at}' where id = 1`,
@@ -189,13 +200,19 @@ function literal(rows: unknown): string {
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : s);
 
-async function copyVerdicts(client: pg.PoolClient, verdicts: readonly [number, string, string][]): Promise<void> {
+/** A commit's batch verdicts: (seq, account, verdict hex), all of one day (their partition key, `recorded_on`). */
+interface Verdicts {
+  readonly day: string;
+  readonly rows: [number, string, string][];
+}
+
+async function copyVerdicts(client: pg.PoolClient, { day, rows }: Verdicts): Promise<void> {
   let tsv = '';
   // bytea in COPY text: \\x and hex (the backslash itself escaped).
-  for (const [seq, account, hex] of verdicts) tsv += `${seq}\t${copyText(account)}\t\\\\x${hex}\n`;
+  for (const [seq, account, hex] of rows) tsv += `${seq}\t${copyText(account)}\t\\\\x${hex}\t${day}\n`;
   await pipeline(
     Readable.from([tsv]),
-    client.query(copyFrom('copy audit_verdicts (seq, account_id, verdict) from stdin')),
+    client.query(copyFrom('copy audit_verdicts (seq, account_id, verdict, recorded_on) from stdin')),
   );
 }
 

@@ -189,7 +189,7 @@ export const auditRoutes = {
         }),
       },
     },
-    problems: [404],
+    problems: [404, 410],
   }),
   consistencyProof: defineRoute({
     method: 'get',
@@ -208,7 +208,7 @@ export const auditRoutes = {
         schema: z.object({ from: z.int(), to: z.int(), hashes: z.array(hex64) }),
       },
     },
-    problems: [404],
+    problems: [404, 410],
   }),
   requestExport: defineRoute({
     method: 'post',

@@ -35,11 +35,7 @@ export interface AuditDeps {
 }
 
 export class AuditService {
-  private readonly tree: AuditTree;
-
-  constructor(private readonly deps: AuditDeps) {
-    this.tree = new AuditTree(deps.db);
-  }
+  constructor(private readonly deps: AuditDeps) {}
 
   /** Group commit: resolves once the records are durable. Callers must not answer before. */
   record(drafts: readonly AuditDraft[]): Promise<void> {
@@ -111,42 +107,9 @@ export class AuditService {
     return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
   }
 
-  /**
-   * Signs tree heads (the job, every `AUDIT_CHECKPOINT_INTERVAL_MS`): one at each multiple of
-   * 10,000 records passed since the last, and one at the current head unless it is signed already.
-   * The tree is extended first. Returns the newest, if one was signed.
-   */
-  async checkpoint(): Promise<CheckpointPayload | undefined> {
-    const { db } = this.deps;
-    // Each tick keeps the indexes that page through the log summarized (see summarizeIndexes).
-    await repo.summarizeIndexes(db);
-    const head = await repo.readHead(db);
-    if (head.seq === 0) return undefined;
-    const signedThrough = Number((await repo.latestCheckpoint(db))?.seq ?? 0);
-    if (signedThrough >= head.seq) return undefined;
-    await this.tree.extend(head.seq);
-    let payload: CheckpointPayload | undefined;
-    for (let size = (Math.floor(signedThrough / HEAD_EVERY) + 1) * HEAD_EVERY; size < head.seq; size += HEAD_EVERY) {
-      payload = await this.signTreeHead(size);
-    }
-    return (await this.signTreeHead(head.seq, head.hash)) ?? payload;
-  }
-
-  private async signTreeHead(size: number, hash?: string): Promise<CheckpointPayload | undefined> {
-    const { db, keys } = this.deps;
-    const chainHash = hash ?? (await readRecords(db, { afterSeq: size - 1, limit: 1 }))[0]?.hash;
-    if (!chainHash) throw new Error(`audit: no record ${size} to sign`);
-    const signedAt = this.deps.clock();
-    const payload: CheckpointPayload = {
-      iss: 'optgate',
-      seq: size,
-      hash: chainHash,
-      rootHash: (await this.tree.root(size)).toString('hex'),
-      signedAt: signedAt.toISOString(),
-    };
-    const jws = await signJws(keys, payload, CHECKPOINT_TYP);
-    const row = { seq: size, hash: chainHash, rootHash: payload.rootHash!, signedAt, kid: keys.signing.kid, jws };
-    return (await repo.insertCheckpoint(db, row)) ? payload : undefined;
+  /** Signs tree heads (the job): see signTreeHeads. */
+  checkpoint(): Promise<CheckpointPayload | undefined> {
+    return signTreeHeads(this.deps);
   }
 
   async checkpoints(o: { beforeSeq?: number; limit: number }) {
@@ -191,6 +154,46 @@ export class AuditService {
 
 /** A tree head at every multiple of this many records, besides the one per tick. */
 const HEAD_EVERY = 10_000;
+
+/**
+ * Signs tree heads (the job, every `AUDIT_CHECKPOINT_INTERVAL_MS`; the archiver, for the head that
+ * covers a month): one at each multiple of 10,000 records passed since the last, and one at the
+ * current head unless it is signed already. The tree is extended first. Returns the newest, if one
+ * was signed.
+ */
+export async function signTreeHeads(
+  deps: Pick<AuditDeps, 'db' | 'keys' | 'clock'>,
+): Promise<CheckpointPayload | undefined> {
+  const { db, keys, clock } = deps;
+  // Each tick keeps the indexes that page through the log summarized (see summarizeIndexes).
+  await repo.summarizeIndexes(db);
+  const head = await repo.readHead(db);
+  if (head.seq === 0) return undefined;
+  const signedThrough = Number((await repo.latestCheckpoint(db))?.seq ?? 0);
+  if (signedThrough >= head.seq) return undefined;
+  const tree = new AuditTree(db);
+  await tree.extend(head.seq);
+  const sign = async (size: number, hash?: string): Promise<CheckpointPayload | undefined> => {
+    const chainHash = hash ?? (await readRecords(db, { afterSeq: size - 1, limit: 1 }))[0]?.hash;
+    if (!chainHash) throw new Error(`audit: no record ${size} to sign`);
+    const signedAt = clock();
+    const payload: CheckpointPayload = {
+      iss: 'optgate',
+      seq: size,
+      hash: chainHash,
+      rootHash: (await tree.root(size)).toString('hex'),
+      signedAt: signedAt.toISOString(),
+    };
+    const jws = await signJws(keys, payload, CHECKPOINT_TYP);
+    const row = { seq: size, hash: chainHash, rootHash: payload.rootHash!, signedAt, kid: keys.signing.kid, jws };
+    return (await repo.insertCheckpoint(db, row)) ? payload : undefined;
+  };
+  let payload: CheckpointPayload | undefined;
+  for (let size = (Math.floor(signedThrough / HEAD_EVERY) + 1) * HEAD_EVERY; size < head.seq; size += HEAD_EVERY) {
+    payload = await sign(size);
+  }
+  return (await sign(head.seq, head.hash)) ?? payload;
+}
 
 function toView(stored: ChainedRecord): AuditEventView {
   return {

@@ -71,6 +71,7 @@ export interface AuditExportChunkTable {
 export type AuditRecordRow = Selectable<AuditRecordTable>;
 export type AuditCheckpointRow = Selectable<AuditCheckpointTable>;
 export type AuditExportRow = Selectable<AuditExportTable>;
+export type AuditArchiveRow = Selectable<AuditArchiveTable>;
 
 /** A decision request's header (format 2); a single decision holds its verdict inline. */
 export interface AuditDecisionTable {
@@ -98,6 +99,46 @@ export interface AuditVerdictTable {
   seq: BigintColumn;
   account_id: string;
   verdict: Buffer;
+  /** The day (UTC) of its header: the partition key. */
+  recorded_on: ColumnType<Date, string, string>;
+}
+
+/** Written by the owner when it migrates (the configured retention); read by the partition functions. */
+export interface AuditSettingsTable {
+  id: number;
+  retention_months: number;
+  /** The end of the partition that holds the records written before the log was partitioned. */
+  legacy_until: Date | null;
+}
+
+/** A month of the log archived to a file and dropped (src/audit/archive.ts). */
+export interface AuditArchiveTable {
+  /** `YYYY-MM`, or `legacy`. */
+  period: string;
+  /** The records archived (null, with the hashes, tree head and frontier, for an empty month). */
+  first_seq: BigintColumn | null;
+  last_seq: BigintColumn | null;
+  /** The chain hash before the first record, and of the last. */
+  prev_hash: string | null;
+  last_hash: string | null;
+  rows: BigintColumn;
+  /** The file's name in the archive directory. */
+  file: string;
+  bytes: BigintColumn;
+  sha256: string;
+  /** The file's signed manifest (a JWS). */
+  manifest: string;
+  /** The signed tree head that covers the archive's records. */
+  tree_head: string | null;
+  /** The Merkle tree's frontier after `last_seq` (JSON: the roots of its perfect subtrees, left to right, hex). */
+  frontier: string | null;
+  archived_at: Date;
+}
+
+/** The hashes of archived records in the 64-leaf tile that the online log continues. */
+export interface AuditArchiveEdgeTable {
+  seq: BigintColumn;
+  hash: string;
 }
 
 export type AuditDecisionRow = Selectable<AuditDecisionTable>;

@@ -151,66 +151,41 @@ export class ExportService {
     const throughSeq = (await records.readHead(this.db)).seq;
     await records.summarizeIndexes(this.db);
     const total = await records.countRecords(this.db, { ...filters, throughSeq });
-    const hash = createHash('sha256');
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let chunkNo = 0;
-    let bytes = 0;
-    let rows = 0;
-    let first: ManifestPayload['first'] = null;
-    let last: ManifestPayload['last'] = null;
     const flushChunk = async () => {
       if (!pendingBytes) return;
       await repo.insertChunk(this.db, e.id, chunkNo++, Buffer.concat(pending));
       pending = [];
       pendingBytes = 0;
     };
-    const emit = async (text: string) => {
-      const buf = Buffer.from(text);
-      hash.update(buf);
-      bytes += buf.length;
-      pending.push(buf);
-      pendingBytes += buf.length;
-      if (pendingBytes >= CHUNK_BYTES) await flushChunk();
-    };
-
-    if (e.format === 'csv') await emit(CSV_HEADER);
-    let afterSeq: number | undefined;
-    for (;;) {
-      const page = await readRecords(this.db, { ...filters, afterSeq, throughSeq, limit: PAGE_ROWS });
-      if (!page.length) break;
-      await emit(e.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
-      first ??= { seq: page[0]!.seq, prevHash: page[0]!.prevHash };
-      const tail = page[page.length - 1]!;
-      last = { seq: tail.seq, hash: tail.hash };
-      afterSeq = last.seq;
-      rows += page.length;
-      const progress = total ? Math.min(99, Math.floor((rows / total) * 100)) : 99;
-      await repo.updateExport(this.db, e.id, { progress, rows, bytes });
-      await job.updateProgress(progress);
-      if (page.length < PAGE_ROWS) break;
-    }
+    const file = await writeRecords(this.db, {
+      filters,
+      throughSeq,
+      format: e.format,
+      async write(buf) {
+        pending.push(buf);
+        pendingBytes += buf.length;
+        if (pendingBytes >= CHUNK_BYTES) await flushChunk();
+      },
+      onPage: async ({ rows, bytes }) => {
+        const progress = total ? Math.min(99, Math.floor((rows / total) * 100)) : 99;
+        await repo.updateExport(this.db, e.id, { progress, rows, bytes });
+        await job.updateProgress(progress);
+      },
+    });
     await flushChunk();
-
-    const sha256 = hash.digest('hex');
-    // The latest signed head within the export, so that the verifier can tie the file to a signature.
-    const checkpoint = last ? await records.latestCheckpoint(this.db, last.seq) : undefined;
+    const { rows, bytes, sha256, first, last } = file;
     const completedAt = this.deps.clock();
-    const manifest: ManifestPayload = {
-      iss: 'optgate',
-      exportId: e.id,
-      createdAt: e.created_at.toISOString(),
-      completedAt: completedAt.toISOString(),
+    const manifest = await signManifest(this.db, this.deps.keys, {
+      id: e.id,
+      createdAt: e.created_at,
+      completedAt,
       format: e.format,
       filters,
-      contiguous: !filters.accountId && !filters.types?.length && !filters.outcome,
-      rows,
-      bytes,
-      sha256,
-      first,
-      last,
-      checkpoint: checkpoint?.jws ?? null,
-    };
+      file,
+    });
     await repo.updateExport(this.db, e.id, {
       status: 'completed',
       progress: 100,
@@ -219,7 +194,7 @@ export class ExportService {
       sha256,
       first_seq: first?.seq ?? null,
       last_seq: last?.seq ?? null,
-      manifest: await signJws(this.deps.keys, manifest, MANIFEST_TYP),
+      manifest,
       completed_at: completedAt,
       expires_at: new Date(completedAt.getTime() + this.deps.limits.retentionMs),
     });
@@ -239,4 +214,88 @@ export class ExportService {
     if (e.status !== 'completed') throw new AppError('conflict', `The export is ${e.status}, not completed.`);
     return e;
   }
+}
+
+/** What a file of records is: its size, hash, and the ends of the chain it holds. */
+export interface RecordsFile {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly first: ManifestPayload['first'];
+  readonly last: ManifestPayload['last'];
+}
+
+/**
+ * Streams the records `filters` select, up to `throughSeq`, as an export file (an export's chunks,
+ * an archive's file): keyset pages of 5,000, each written before the next is read.
+ */
+export async function writeRecords(
+  db: Db,
+  o: {
+    readonly filters: ExportFilters;
+    readonly throughSeq: number;
+    readonly format: ExportFormat;
+    readonly write: (buf: Buffer) => Promise<void>;
+    readonly onPage?: (sofar: { rows: number; bytes: number }) => Promise<void>;
+  },
+): Promise<RecordsFile> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let rows = 0;
+  let first: ManifestPayload['first'] = null;
+  let last: ManifestPayload['last'] = null;
+  const emit = async (text: string) => {
+    const buf = Buffer.from(text);
+    hash.update(buf);
+    bytes += buf.length;
+    await o.write(buf);
+  };
+  if (o.format === 'csv') await emit(CSV_HEADER);
+  let afterSeq: number | undefined;
+  for (;;) {
+    const page = await readRecords(db, { ...o.filters, afterSeq, throughSeq: o.throughSeq, limit: PAGE_ROWS });
+    if (!page.length) break;
+    await emit(o.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
+    first ??= { seq: page[0]!.seq, prevHash: page[0]!.prevHash };
+    const tail = page[page.length - 1]!;
+    last = { seq: tail.seq, hash: tail.hash };
+    afterSeq = last.seq;
+    rows += page.length;
+    await o.onPage?.({ rows, bytes });
+    if (page.length < PAGE_ROWS) break;
+  }
+  return { rows, bytes, sha256: hash.digest('hex'), first, last };
+}
+
+/** The signed manifest of a file of records, with the latest checkpoint at or below its last record. */
+export async function signManifest(
+  db: Db,
+  keys: ServiceKeys,
+  o: {
+    readonly id: string;
+    readonly createdAt: Date;
+    readonly completedAt: Date;
+    readonly format: ExportFormat;
+    readonly filters: ExportFilters;
+    readonly file: RecordsFile;
+  },
+): Promise<string> {
+  const { filters, file } = o;
+  const checkpoint = file.last ? await records.latestCheckpoint(db, file.last.seq) : undefined;
+  const manifest: ManifestPayload = {
+    iss: 'optgate',
+    exportId: o.id,
+    createdAt: o.createdAt.toISOString(),
+    completedAt: o.completedAt.toISOString(),
+    format: o.format,
+    filters,
+    contiguous: !filters.accountId && !filters.types?.length && !filters.outcome,
+    rows: file.rows,
+    bytes: file.bytes,
+    sha256: file.sha256,
+    first: file.first,
+    last: file.last,
+    checkpoint: checkpoint?.jws ?? null,
+  };
+  return signJws(keys, manifest, MANIFEST_TYP);
 }

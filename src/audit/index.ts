@@ -6,10 +6,11 @@
  * - the read side: events, the consent change feed, account activity, checkpoints, exports;
  * - the file formats and verifiers that `optgate audit verify` runs offline.
  */
+export { type ArchivedMonth, AuditArchiver } from './archive';
 export { auditJobs } from './audit.jobs';
 export { auditRouter } from './audit.router';
 export { auditRoutes } from './audit.schema';
-export { type AuditEventView, AuditService, type ConsentEventLookup } from './audit.service';
+export { type AuditEventView, AuditService, type ConsentEventLookup, signTreeHeads } from './audit.service';
 export { AuditWriter, appendWithin } from './audit.writer';
 export {
   bodyOf,

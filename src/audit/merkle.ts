@@ -152,6 +152,24 @@ export class MerkleAccumulator {
   private readonly stack: { size: number; hash: Hash }[] = [];
   size = 0;
 
+  /** Continues a tree of `size` leaves from its frontier (what `frontier()` gave at that size). */
+  static resume(size: number, frontier: readonly Hash[]): MerkleAccumulator {
+    const sizes = frontierSizes(size);
+    if (sizes.length !== frontier.length)
+      throw new Error(`a tree of ${size} leaves has ${sizes.length} frontier hashes`);
+    const tree = new MerkleAccumulator();
+    sizes.forEach((s, i) => {
+      tree.stack.push({ size: s, hash: frontier[i]! });
+    });
+    tree.size = size;
+    return tree;
+  }
+
+  /** The roots of the perfect subtrees that make the tree so far, left to right: all a later root needs of it. */
+  frontier(): Hash[] {
+    return this.stack.map((s) => s.hash);
+  }
+
   push(leaf: Hash): void {
     let top = { size: 1, hash: leaf };
     while (this.stack.length && this.stack[this.stack.length - 1]!.size === top.size) {
@@ -169,4 +187,17 @@ export class MerkleAccumulator {
     for (let i = this.stack.length - 2; i >= 0; i--) hash = nodeHash(this.stack[i]!.hash, hash);
     return hash;
   }
+}
+
+/** The sizes of the perfect subtrees of a tree of `size` leaves, left to right: its binary digits, largest first. */
+export function frontierSizes(size: number): number[] {
+  const sizes: number[] = [];
+  let rest = size;
+  for (let bit = 2 ** Math.floor(Math.log2(size || 1)); bit >= 1; bit /= 2) {
+    if (rest >= bit) {
+      sizes.push(bit);
+      rest -= bit;
+    }
+  }
+  return sizes;
 }

@@ -4,7 +4,7 @@ import * as repo from './audit.repository';
 import { ndjsonLine } from './formats';
 import { consistencyProof, inclusionProof } from './merkle';
 import { readRecords } from './record-reader';
-import { AuditTree } from './tree';
+import { AuditTree, refuseArchived } from './tree';
 
 /**
  * Merkle proofs over the stored log, for the API and `optgate audit prove`. A proof is made
@@ -20,7 +20,10 @@ export async function proveInclusion(db: Db, seq: number, treeSize?: number) {
   const { size, signed } = await resolveSize(db, treeSize, 'treeSize');
   if (seq > size) throw validation('seq', `must be at most the tree size (${size})`);
   const [record] = await readRecords(db, { afterSeq: seq - 1, limit: 1 });
-  if (!record || record.seq !== seq) throw new AppError('not-found', `No record ${seq}.`);
+  if (!record || record.seq !== seq) {
+    await refuseArchived(db, seq);
+    throw new AppError('not-found', `No record ${seq}.`);
+  }
   const tree = new AuditTree(db);
   const hashes = await tree.prove((subtree) => inclusionProof(seq - 1, size, subtree));
   return {

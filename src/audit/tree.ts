@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
+import { AppError } from '../platform/errors';
 import { type Hash, leafHash, nodeHash, rootOf, type Subtree, splitPoint } from './merkle';
 import { readRecords } from './record-reader';
 
@@ -170,12 +171,34 @@ export class TreeReader {
   }
 }
 
-/** Leaf hashes of leaves `[from, to)`: records `from + 1 … to`, which must all be there. */
+/**
+ * Leaf hashes of leaves `[from, to)`: records `from + 1 … to`. Records of an archived month are
+ * gone from the database; the hashes of those that share a tile with the online log are kept
+ * (`audit_archive_edge`). Any other archived leaf: a 410, its proof is the archive's business.
+ */
 async function readLeaves(db: Db, from: number, to: number): Promise<Hash[]> {
   const records = await readRecords(db, { afterSeq: from, throughSeq: to, limit: to - from });
-  if (records.length !== to - from || records.some((r, i) => r.seq !== from + 1 + i))
-    throw new Error(`audit tree: the log does not hold every record of ${from + 1} … ${to}`);
-  return records.map((r) => leafHash(r.hash));
+  const hashes = new Map(records.map((r) => [r.seq, r.hash] as const));
+  if (hashes.size < to - from) {
+    const edge = await db
+      .selectFrom('audit_archive_edge')
+      .select(['seq', 'hash'])
+      .where('seq', '>', String(from))
+      .where('seq', '<=', String(to))
+      .execute();
+    for (const e of edge) hashes.set(Number(e.seq), e.hash);
+  }
+  const out: Hash[] = [];
+  for (let seq = from + 1; seq <= to; seq++) {
+    const hash = hashes.get(seq);
+    if (hash) {
+      out.push(leafHash(hash));
+      continue;
+    }
+    await refuseArchived(db, seq);
+    throw new Error(`audit tree: the log does not hold record ${seq}`);
+  }
+  return out;
 }
 
 function mergeRanges(ranges: [number, number][]): [number, number][] {
@@ -187,6 +210,19 @@ function mergeRanges(ranges: [number, number][]): [number, number][] {
     else out.push([from, to]);
   }
   return out;
+}
+
+/** A 410 when record `seq` was archived: its proofs come from the archive file. */
+export async function refuseArchived(db: Db, seq: number): Promise<void> {
+  const archived = await db
+    .selectFrom('audit_archives')
+    .select('period')
+    .where('first_seq', '<=', String(seq))
+    .where('last_seq', '>=', String(seq))
+    .executeTakeFirst();
+  if (archived) {
+    throw new AppError('gone', `Record ${seq} is archived (${archived.period}): check it against the archive file.`);
+  }
 }
 
 const key = (level: number, idx: number) => `${level}:${idx}`;

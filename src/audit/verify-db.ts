@@ -1,13 +1,21 @@
+import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { verifyJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
-import type { AuditCheckpointRow } from './audit.table';
-import type { ChainedRecord } from './chain';
-import { CHECKPOINT_TYP, type CheckpointPayload, checkpointPayloadSchema } from './formats';
+import type { AuditArchiveRow, AuditCheckpointRow } from './audit.table';
+import type { ChainedRecord, VerifiableRecord } from './chain';
+import {
+  CHECKPOINT_TYP,
+  type CheckpointPayload,
+  checkpointPayloadSchema,
+  MANIFEST_TYP,
+  manifestPayloadSchema,
+} from './formats';
 import { leafHash, MerkleAccumulator } from './merkle';
-import { readRecords } from './record-reader';
+import { type ReadRecord, readRecords } from './record-reader';
 import { ChainVerifier } from './verify';
+import { verifyExportFile } from './verify-file';
 import { VerifyReport } from './verify-report';
 
 const PAGE = 10_000;
@@ -15,14 +23,42 @@ const PAGE = 10_000;
 /**
  * Verifies the whole chain in the database from the genesis: every hash and link, the filter
  * columns against the hashed content (a changed `outcome` column must not hide an allow), the
- * head row, and every signed checkpoint against the record it vouches for.
+ * head row, every signed checkpoint against the record it vouches for, and every tree head's root.
+ *
+ * Months archived and dropped (archive.ts) are read from their files when `archiveDir` is given:
+ * each file against its signed manifest, and its records as part of the one chain and tree, so the
+ * archives and the online log are verified as one log. Without it, the online log is verified from
+ * the last archived record on: its link, and the tree continued from the frontier kept at archival.
  */
-export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<VerifyReport> {
+export async function verifyDatabase(
+  db: Db,
+  jwks: JSONWebKeySet,
+  o: { readonly archiveDir?: string } = {},
+): Promise<VerifyReport> {
   const report = new VerifyReport();
-  const chain = new ChainVerifier({ contiguous: true, fromGenesis: true });
+  // Oldest first: the legacy partition (the log before it was partitioned), then the months.
+  const archives = (await db.selectFrom('audit_archives').selectAll().execute()).sort((a, b) =>
+    a.period === 'legacy' ? -1 : b.period === 'legacy' ? 1 : a.period.localeCompare(b.period),
+  );
+  const archived = archives
+    .filter((a) => a.last_seq !== null)
+    .sort((a, b) => Number(a.first_seq) - Number(b.first_seq));
+  const lastArchived = archived[archived.length - 1];
+  const anchor =
+    lastArchived && !o.archiveDir ? { seq: Number(lastArchived.last_seq), hash: lastArchived.last_hash! } : undefined;
+  const chain = new ChainVerifier({ contiguous: true, fromGenesis: !anchor, ...(anchor ? { after: anchor } : {}) });
+  // The Merkle tree, rebuilt leaf by leaf: each signed tree head's root must be the root of the records up to it.
+  const tree = anchor
+    ? MerkleAccumulator.resume(
+        anchor.seq,
+        (JSON.parse(lastArchived!.frontier!) as string[]).map((h) => Buffer.from(h, 'hex')),
+      )
+    : new MerkleAccumulator();
   const hashes = new Map<number, string>();
   let checkpoints = 0;
-  let checkpointAfter = 0;
+  let checkpointAfter = anchor?.seq ?? 0;
+  const treeHeads = new TreeHeadQueue(db, anchor?.seq ?? 0);
+  let treeHeadsChecked = 0;
 
   const checkCheckpoints = async (throughSeq: number) => {
     for (;;) {
@@ -50,52 +86,75 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
     }
   };
 
+  /** One record of the log, from an archive file or the database, in order. */
+  const take = async (r: VerifiableRecord & Partial<Pick<ReadRecord, 'altered' | 'recordedAt'>>) => {
+    chain.push(r);
+    if (r.hash && r.seq === tree.size + 1) tree.push(leafHash(r.hash));
+    for (const th of await treeHeads.at(r.seq)) {
+      treeHeadsChecked++;
+      if (tree.size !== r.seq || tree.root().toString('hex') !== th.root_hash) {
+        report.badRecord({ seq: r.seq, problem: "the records up to here do not make the signed tree head's root" });
+        report.fail('tree head', `size ${r.seq}: the Merkle root of the records differs from the signed one`);
+      }
+    }
+    if (r.altered) {
+      const { from, to } = r.altered;
+      report.badRecord({
+        seq: from,
+        problem: `altered: a record of seq ${from} … ${to} does not match the links its header keeps`,
+      });
+    }
+    if (!chain.problem && r.recordedAt) checkColumns(r as ChainedRecord, report);
+    hashes.set(r.seq, r.hash);
+    if (hashes.size >= PAGE) await flush(r.seq);
+  };
+  const flush = async (throughSeq: number) => {
+    await checkCheckpoints(throughSeq);
+    hashes.clear();
+  };
+
   await repo.summarizeIndexes(db);
-  // The Merkle tree, rebuilt leaf by leaf: each signed tree head's root must be the root of the records up to it.
-  const tree = new MerkleAccumulator();
-  const treeHeads = new TreeHeadQueue(db);
-  let treeHeadsChecked = 0;
-  let afterSeq = 0;
+  if (o.archiveDir) {
+    for (const a of archives) await verifyArchive(a, o.archiveDir, jwks, report, take, () => tree.frontier());
+    if (chain.last) await flush(chain.last.seq);
+  }
+  let afterSeq = anchor?.seq ?? chain.last?.seq ?? 0;
   for (;;) {
     const page = await readRecords(db, { afterSeq, limit: PAGE });
-    hashes.clear();
-    for (const r of page) {
-      chain.push(r);
-      if (r.hash && r.seq === tree.size + 1) tree.push(leafHash(r.hash));
-      for (const th of await treeHeads.at(r.seq)) {
-        treeHeadsChecked++;
-        if (tree.size !== r.seq || tree.root().toString('hex') !== th.root_hash) {
-          report.badRecord({ seq: r.seq, problem: "the records up to here do not make the signed tree head's root" });
-          report.fail('tree head', `size ${r.seq}: the Merkle root of the records differs from the signed one`);
-        }
-      }
-      if (r.altered) {
-        const { from, to } = r.altered;
-        report.badRecord({
-          seq: from,
-          problem: `altered: a record of seq ${from} … ${to} does not match the links its header keeps`,
-        });
-      }
-      if (!chain.problem) checkColumns(r, report);
-      hashes.set(r.seq, r.hash);
-    }
+    for (const r of page) await take(r);
     if (!page.length) break;
     afterSeq = page[page.length - 1]!.seq;
-    await checkCheckpoints(afterSeq);
+    await flush(afterSeq);
     if (page.length < PAGE) break;
   }
   await checkCheckpoints(Number.MAX_SAFE_INTEGER);
   if (chain.problem) report.badRecord(chain.problem);
 
   const head = await repo.readHead(db);
+  if (archived.length) {
+    const upTo = Number(lastArchived!.last_seq);
+    report.note(
+      'archives',
+      o.archiveDir
+        ? `${archives.length} archived months (seq 1 … ${upTo}) read from ${o.archiveDir}, each as its manifest signs`
+        : `${archives.length} archived months (seq 1 … ${upTo}) not read: the online log is checked from seq ` +
+            `${upTo + 1} on (pass --archives DIR for the whole log)`,
+    );
+  }
   report.note('records', `${chain.count} (seq ${chain.first?.seq ?? 0} … ${chain.last?.seq ?? 0})`);
   report.note(
     'chain',
     chain.problem
       ? `FAILED at seq ${chain.problem.seq}: ${chain.problem.problem}`
-      : 'every hash recomputed from the genesis, every link and sequence number checked',
+      : anchor
+        ? `every hash recomputed from the last archived record (seq ${anchor.seq}), every link and sequence ` +
+          'number checked'
+        : 'every hash recomputed from the genesis, every link and sequence number checked',
   );
-  if (head.seq !== (chain.last?.seq ?? 0) || head.hash !== (chain.last?.hash ?? head.hash)) {
+  if (
+    head.seq !== (chain.last?.seq ?? anchor?.seq ?? 0) ||
+    head.hash !== (chain.last?.hash ?? anchor?.hash ?? head.hash)
+  ) {
     report.fail('head', `the head row (seq ${head.seq}) is not the last record (seq ${chain.last?.seq ?? 0})`);
   } else report.note('head', `seq ${head.seq}, matches the last record`);
   if (!report.failures.some((f) => f.startsWith('checkpoint')))
@@ -105,13 +164,62 @@ export async function verifyDatabase(db: Db, jwks: JSONWebKeySet): Promise<Verif
   return report;
 }
 
+/**
+ * One archived month: its file against the manifest it was registered with (signature, hash, rows,
+ * first and last record), its records passed on to the one chain; its tree head and frontier must
+ * be what the records make.
+ */
+async function verifyArchive(
+  a: AuditArchiveRow,
+  dir: string,
+  jwks: JSONWebKeySet,
+  report: VerifyReport,
+  take: (r: VerifiableRecord) => Promise<void>,
+  frontier: () => Buffer[],
+): Promise<void> {
+  const label = `archive ${a.period}`;
+  const file = path.join(dir, a.file);
+  const fileReport = await verifyExportFile({ file, manifest: a.manifest, jwks, onRecord: take }).catch(
+    (err: Error) => {
+      report.fail(label, `cannot be read (${err.message})`);
+      return undefined;
+    },
+  );
+  if (!fileReport) return;
+  for (const f of fileReport.failures) report.fail(label, f);
+  if (fileReport.problem) report.badRecord(fileReport.problem);
+  const manifest = await verifyJws(a.manifest, jwks, MANIFEST_TYP, manifestPayloadSchema).catch(() => undefined);
+  if (
+    manifest &&
+    ((manifest.payload.first?.seq ?? null) !== num(a.first_seq) ||
+      (manifest.payload.last?.seq ?? null) !== num(a.last_seq) ||
+      (manifest.payload.last?.hash ?? null) !== a.last_hash ||
+      manifest.payload.sha256 !== a.sha256)
+  ) {
+    report.fail(label, 'the registered archive is not the one its manifest signs');
+  }
+  if (a.frontier && a.frontier !== JSON.stringify(frontier().map((h) => h.toString('hex'))))
+    report.fail(label, 'the Merkle frontier kept at archival is not what its records make');
+  if (a.tree_head) {
+    try {
+      const { payload } = await verifyJws(a.tree_head, jwks, CHECKPOINT_TYP, checkpointPayloadSchema);
+      if (payload.seq < Number(a.last_seq)) report.fail(label, `its tree head (size ${payload.seq}) does not cover it`);
+    } catch (err) {
+      report.fail(label, `its tree head's signature does not verify (${(err as Error).message})`);
+    }
+  }
+  if (fileReport.ok) report.note(label, `${a.rows} records (seq ${a.first_seq ?? '-'} … ${a.last_seq ?? '-'}), intact`);
+}
+
 /** The tree heads (checkpoints with a root), in order, fetched a page at a time as the records pass them. */
 class TreeHeadQueue {
   private queue: AuditCheckpointRow[] = [];
-  private after = 0;
   private done = false;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private after: number,
+  ) {}
 
   /** The tree heads of size `seq` (and any of a smaller size not reached: a gap, reported by the chain). */
   async at(seq: number): Promise<AuditCheckpointRow[]> {
@@ -131,6 +239,8 @@ class TreeHeadQueue {
     }
   }
 }
+
+const num = (v: string | null) => (v === null ? null : Number(v));
 
 /** The columns that repeat parts of the content for filtering must say what was hashed. */
 function checkColumns(r: ChainedRecord, report: VerifyReport): void {

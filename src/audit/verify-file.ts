@@ -22,8 +22,12 @@ import { VerifyReport } from './verify-report';
 export interface FileVerifyOptions {
   readonly file: string;
   readonly manifestFile?: string;
+  /** The manifest itself (a JWS), in place of `manifestFile`. */
+  readonly manifest?: string;
   /** The keys the verifier trusts: the service's published JWKS. */
   readonly jwks?: JSONWebKeySet;
+  /** Each record as it is read (`audit verify --db` continues its chain and tree through archived files). */
+  readonly onRecord?: (r: VerifiableRecord) => Promise<void> | void;
 }
 
 /**
@@ -35,8 +39,8 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
   const report = new VerifyReport();
   let manifest: ManifestPayload | undefined;
   let checkpoint: CheckpointPayload | undefined;
-  if (o.manifestFile) {
-    const jws = (await readFile(o.manifestFile, 'utf8')).trim();
+  if (o.manifestFile || o.manifest) {
+    const jws = o.manifest ?? (await readFile(o.manifestFile!, 'utf8')).trim();
     try {
       const verified = await verifyJws(jws, o.jwks!, MANIFEST_TYP, manifestPayloadSchema);
       manifest = verified.payload;
@@ -68,7 +72,7 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     bytes += b.length;
   });
 
-  const take = (make: () => VerifiableRecord) => {
+  const take = (make: () => VerifiableRecord): VerifiableRecord | undefined => {
     let r: VerifiableRecord;
     try {
       r = make();
@@ -78,6 +82,7 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     }
     chain.push(r);
     if (checkpoint && r.seq === checkpoint.seq) hashAtCheckpoint.value = r.hash;
+    return r;
   };
   // One record per line in both formats (the content is JSON, whose strings hold no raw line breaks), so a
   // line that cannot be read is reported at its place, as an unreadable record, and the rest is still checked.
@@ -89,7 +94,8 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
       if (line !== CSV_HEADER.trimEnd()) report.fail('file', `the CSV header is not ${CSV_HEADER.trimEnd()}`);
       continue;
     }
-    take(() => (format === 'csv' ? fromCsvLine(line) : fromNdjsonLine(line)));
+    const r = take(() => (format === 'csv' ? fromCsvLine(line) : fromNdjsonLine(line)));
+    if (r && o.onRecord) await o.onRecord(r);
   }
   const sha256 = sha.digest('hex');
 
@@ -126,7 +132,7 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     if (mismatches.length) for (const m of mismatches) report.fail('file', m);
     else
       report.note('file', `sha256 ${sha256}, ${bytes} bytes, ${chain.count} records, first and last records as signed`);
-  } else if (!o.manifestFile) {
+  } else if (!o.manifestFile && !o.manifest) {
     report.note('manifest', 'not given: the file is checked against itself only (pass --manifest and --jwks)');
   }
 

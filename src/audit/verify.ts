@@ -21,7 +21,17 @@ export class ChainVerifier {
   /** The hash format of the last record: the chain moves from format 1 to 2, never back. */
   private format: 1 | 2 = 1;
 
-  constructor(private readonly o: { readonly contiguous: boolean; readonly fromGenesis?: boolean }) {}
+  /**
+   * `fromGenesis`: the first record must be seq 1, after the genesis hash; `after`: it must follow
+   * that record (the last one archived, when the online log is checked on its own).
+   */
+  constructor(
+    private readonly o: {
+      readonly contiguous: boolean;
+      readonly fromGenesis?: boolean;
+      readonly after?: { readonly seq: number; readonly hash: string };
+    },
+  ) {}
 
   push(r: VerifiableRecord): void {
     this.count++;
@@ -35,7 +45,8 @@ export class ChainVerifier {
     if (!Number.isSafeInteger(r.seq) || r.seq < 1)
       return problem(prev ? prev.seq + 1 : 1, 'a record has no valid sequence number');
     if (this.o.contiguous) {
-      const expected = prev ? prev.seq + 1 : this.o.fromGenesis ? 1 : r.seq;
+      const start = this.o.after ?? (this.o.fromGenesis ? { seq: 0, hash: GENESIS_HASH } : undefined);
+      const expected = prev ? prev.seq + 1 : start ? start.seq + 1 : r.seq;
       if (r.seq > expected)
         return problem(
           expected,
@@ -46,14 +57,16 @@ export class ChainVerifier {
           r.seq,
           `out of place: seq ${r.seq} comes after seq ${prev?.seq} (a record was inserted, repeated or moved)`,
         );
-      const wantPrev = prev ? prev.hash : this.o.fromGenesis ? GENESIS_HASH : r.prevHash;
+      const wantPrev = prev ? prev.hash : (start?.hash ?? r.prevHash);
       if (r.prevHash !== wantPrev) {
         return problem(
           r.seq,
           prev
             ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, ` +
                 `inserted or removed)`
-            : 'broken link: the first record does not follow the genesis hash',
+            : start?.seq
+              ? `broken link: the first record does not follow the last archived one (seq ${start.seq})`
+              : 'broken link: the first record does not follow the genesis hash',
         );
       }
     } else if (prev && r.seq <= prev.seq) {

@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import {
+  AuditArchiver,
   proveInclusion,
+  signTreeHeads,
   verifyConsistencyFiles,
   verifyDatabase,
   verifyExportFile,
@@ -11,13 +14,15 @@ import {
 import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
 import { createDb } from '../platform/db/database';
+import { prepareDatabase } from '../platform/db/roles';
 import { AppError } from '../platform/errors';
 import { createLogger } from '../platform/logger';
 import { parseOptions, UsageError } from './args';
 
 const USAGE = [
   'usage: optgate audit verify FILE --manifest MANIFEST --jwks JWKS',
-  '       optgate audit verify --db [--jwks JWKS]',
+  '       optgate audit verify --db [--archives DIR] [--jwks JWKS]',
+  '       optgate audit archive',
   '       optgate audit prove --seq N [--tree-size M]',
   '       optgate audit verify-proof FILE --jwks JWKS',
   '       optgate audit verify-consistency OLD_HEAD NEW_HEAD --proof FILE --jwks JWKS',
@@ -28,12 +33,19 @@ export async function auditCommand([sub, ...args]: string[]): Promise<number> {
   if (sub === 'prove') return prove(args);
   if (sub === 'verify-proof') return verifyProof(args);
   if (sub === 'verify-consistency') return verifyConsistencyCommand(args);
+  if (sub === 'archive') return archive(args);
   if (sub !== 'verify') throw new UsageError(USAGE);
   const { values, positionals } = parseOptions(
     args,
-    { manifest: { type: 'string' }, jwks: { type: 'string' }, db: { type: 'boolean', default: false } },
+    {
+      manifest: { type: 'string' },
+      jwks: { type: 'string' },
+      db: { type: 'boolean', default: false },
+      archives: { type: 'string' },
+    },
     true,
   );
+  if (values.archives && !values.db) throw new UsageError('--archives goes with --db');
   const jwks = values.jwks ? await readJwks(values.jwks) : undefined;
 
   if (values.db) {
@@ -41,7 +53,9 @@ export async function auditCommand([sub, ...args]: string[]): Promise<number> {
     const config = loadConfig();
     const { db } = createDb(config.db, createLogger('warn'));
     try {
-      const report = await verifyDatabase(db, jwks ?? (await loadKeys(config.auth, config.env)).publicJwks);
+      const report = await verifyDatabase(db, jwks ?? (await loadKeys(config.auth, config.env)).publicJwks, {
+        ...(values.archives ? { archiveDir: path.resolve(values.archives) } : {}),
+      });
       process.stdout.write(report.render(`optgate audit verify --db (${new URL(config.db.url).pathname.slice(1)})`));
       return report.ok ? 0 : 1;
     } finally {
@@ -58,6 +72,41 @@ export async function auditCommand([sub, ...args]: string[]): Promise<number> {
   const report = await verifyExportFile({ file, manifestFile: values.manifest, jwks });
   process.stdout.write(report.render(`optgate audit verify ${file}`));
   return report.ok ? 0 : 1;
+}
+
+/**
+ * Archives and drops the months of the log past the retention now (the retention job does it every
+ * hour in a worker), and creates the coming months' partitions. Prints what it archived.
+ */
+async function archive(args: string[]): Promise<number> {
+  parseOptions(args, {});
+  const config = loadConfig();
+  const logger = createLogger('warn');
+  const { runtimeUrl } = await prepareDatabase({ ...config.db, env: config.env }, logger);
+  const { db } = createDb({ ...config.db, url: runtimeUrl }, logger);
+  try {
+    const keys = await loadKeys(config.auth, config.env);
+    const clock = () => new Date();
+    const archiver = new AuditArchiver({
+      db,
+      keys,
+      clock,
+      dir: config.archiveDir,
+      signTreeHead: () => signTreeHeads({ db, keys, clock }),
+    });
+    const archived = await archiver.run();
+    const lines = archived.map(
+      (a) => `  ${a.period.padEnd(8)} ${String(a.rows).padStart(12)} records  ${path.join(config.archiveDir, a.file)}`,
+    );
+    process.stdout.write(
+      archived.length
+        ? `archived and dropped (retention ${config.db.auditRetentionMonths} months):\n${lines.join('\n')}\n`
+        : `nothing to archive (retention ${config.db.auditRetentionMonths} months)\n`,
+    );
+    return 0;
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** Prints the inclusion proof of one record, with the record and the signed tree head, as JSON. */

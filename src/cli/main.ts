@@ -13,7 +13,8 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
   migrate: { summary: 'create the database if needed and apply migrations', run: migrateCommand },
   audit: {
     summary:
-      'the audit log: verify FILE --manifest M --jwks J | verify --db | prove | verify-proof | verify-consistency',
+      'the audit log: verify FILE --manifest M --jwks J | verify --db [--archives DIR] | archive | prove | ' +
+      'verify-proof | verify-consistency',
     run: auditCommand,
   },
   keys: { summary: 'rotate the signing key: keys rotate (the old key stays in the JWKS, retired)', run: keysCommand },

@@ -12,6 +12,7 @@ import {
   runCliMeasured,
   sampleRss,
   tempDir,
+  writeFormat1Chain,
 } from '../support/audit';
 import { dropDatabase } from '../support/database';
 import { finished, freePort, startProcess } from '../support/processes';
@@ -47,63 +48,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * Writes the chain 1..ROWS inside PostgreSQL, as a database written before audit format 2 holds it:
- * one INSERT … SELECT over a recursive CTE that builds each record's canonical JSON (keys sorted, as
- * contentOf writes it) and its format 1 hash = sha256(prevHash || "\n" || content), then moves the
- * head. Records of batch decisions of 10,000 accounts each. About 25 s for a million. The test checks
- * a sample against contentOf/recordHash below, and the CLI recomputes every hash at the end; the
- * export request then appends its staff_action (format 2) through the service's writer, after seq ROWS.
- */
-async function writeChain(sql: pg.Pool, recordedAt: string): Promise<void> {
-  const client = await sql.connect();
-  try {
-    await client.query('begin');
-    await client.query(
-      `create function pg_temp.content_for(n bigint, at text) returns text language sql immutable as $f$
-      select format(
-        '{"accountId":"SUB-%s","data":{"categories":["web_browsing_history","app_usage_history"],'
-          || '"clientId":"ad-pipeline","decisionId":"%s","endpoint":"batch","evaluatedAt":"%s",'
-          || '"purpose":"ad_targeting","results":%s},"outcome":"%s","recordedAt":"%s","seq":%s,"type":"decision"}',
-        lpad(n::text, 8, '0'), md5(((n - 1) / 10000)::text)::uuid, at,
-        case when n % 3 = 0
-          then '[{"allow":true,"category":"web_browsing_history","reason":"consent_granted"},'
-            || '{"allow":true,"category":"app_usage_history","reason":"consent_granted"}]'
-          else '[{"allow":false,"category":"web_browsing_history","reason":"no_consent"},'
-            || '{"allow":false,"category":"app_usage_history","reason":"no_consent"}]' end,
-        case when n % 3 = 0 then 'allow' else 'deny' end, at, n)
-    $f$`,
-    );
-    await client.query(
-      `insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
-       with recursive chain(n, content, prev_hash, hash) as (
-         select 1::bigint, x.content, repeat('0', 64),
-           encode(sha256(convert_to(repeat('0', 64) || E'\\n' || x.content, 'UTF8')), 'hex')
-         from (select pg_temp.content_for(1, $2) as content) x
-         union all
-         select c.n + 1, x.content, c.hash, encode(sha256(convert_to(c.hash || E'\\n' || x.content, 'UTF8')), 'hex')
-         from chain c cross join lateral (select pg_temp.content_for(c.n + 1, $2) as content) x
-         where c.n < $1
-       )
-       select n, $2::timestamptz, 'decision', 'SUB-' || lpad(n::text, 8, '0'),
-         case when n % 3 = 0 then 'allow' else 'deny' end, content, prev_hash, hash
-       from chain`,
-      [ROWS, recordedAt],
-    );
-    await client.query(
-      `update audit_head set seq = r.seq, hash = r.hash, recorded_at = r.recorded_at from audit_records r where ` +
-        `r.seq = $1`,
-      [ROWS],
-    );
-    await client.query('commit');
-  } catch (err) {
-    await client.query('rollback');
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
 /** The peak of each quarter of a series. */
 const quarters = (series: number[]) =>
   [0, 1, 2, 3].map((q) =>
@@ -122,7 +66,7 @@ it('exports 1,000,000 records (~620 MiB) with the service RSS growing by less th
   sql.on('error', () => undefined);
   let t = Date.now();
   try {
-    await writeChain(sql, new Date(Date.now() - 86_400_000).toISOString());
+    await writeFormat1Chain(sql, ROWS, new Date(Date.now() - 86_400_000).toISOString());
     // The chain as the service wrote it before audit format 2 (plain rows, format 1 hashes): an upgraded database.
     const { rows: stored } = await sql.query('select * from audit_records where seq = any($1) order by seq', [
       [1, 2, 3, 499999, 500000, 500001],

@@ -12,6 +12,8 @@ import { startTestService, type TestService, testKeysDir } from '../support/harn
 
 let svc: TestService;
 let runtimeUrl: string;
+/** This month's partitions (`YYYYMM`), which the service writes in. */
+const MONTH = new Date().toISOString().slice(0, 7).replace('-', '');
 
 beforeAll(async () => {
   svc = await startTestService({ RUN_WORKERS: 'true', AUDIT_CHECKPOINT_INTERVAL_MS: '1000' });
@@ -43,8 +45,22 @@ it('the service connects as the runtime role; the tables belong to the owner', a
 });
 
 it('every table has a deliberate list of runtime privileges, and the role has exactly those', async () => {
-  const { rows } = await svc.sql.query(`select tablename from pg_tables where schemaname = 'public' order by 1`);
-  expect(rows.map((r) => r.tablename)).toEqual(Object.keys(RUNTIME_PRIVILEGES).sort());
+  const { rows } = await svc.sql.query(
+    `select c.relname as tablename, c.relispartition as partition from pg_class c
+     join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1`,
+  );
+  expect(rows.filter((r) => !r.partition).map((r) => r.tablename)).toEqual(Object.keys(RUNTIME_PRIVILEGES).sort());
+  // The log's monthly partitions are reached through their parent only: no privilege of their own.
+  const partitions = rows.filter((r) => r.partition).map((r) => r.tablename);
+  expect(partitions.length).toBeGreaterThanOrEqual(3);
+  for (const table of partitions) {
+    const { rows: has } = await svc.sql.query(
+      `select bool_or(has_table_privilege($1, $2, p)) as any from unnest(array['select', 'insert', 'update', 'delete',
+       'truncate', 'references', 'trigger']) p`,
+      [RUNTIME_ROLE, table],
+    );
+    expect({ table, any: has[0].any }).toEqual({ table, any: false });
+  }
   for (const [table, privileges] of Object.entries(RUNTIME_PRIVILEGES)) {
     const granted = privileges.split(', ');
     for (const p of ['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) {
@@ -76,6 +92,14 @@ describe('as the runtime role, each way of rewriting history is refused', () => 
     ['rewrite the head in place', `update audit_head set hash = repeat('f', 64)`, /the head only moves forward/],
     ['delete the head', 'delete from audit_head', /permission denied/],
     ['drop the log', 'drop table audit_records', /must be owner/],
+    ['detach a month', `alter table audit_records detach partition audit_records_p${MONTH}`, /must be owner/],
+    ['drop a month', `drop table audit_verdicts_p${MONTH}`, /must be owner/],
+    ['shorten the retention', 'update audit_settings set retention_months = 1', /permission denied/],
+    [
+      'drop a month through the partition function',
+      `select optgate_drop_audit_partition(to_char(now(), 'YYYY-MM'))`,
+      /no archive is registered/,
+    ],
     [
       'replace a trigger function',
       'create or replace function optgate_refuse_change() returns trigger language plpgsql ' +

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/platform/config';
 import { currentNotice } from '../../src/platform/config/catalog';
 import { deleteRedisPrefix } from '../support/database';
+import { type ArchiveResult, archiveLines, measureArchival } from './archive';
 import { type AuditLogResult, auditLogLines, measureAuditLog, requestExports } from './audit-log';
 import { failures, type LoadResult, type LoadSpec, runLoad, stopLoad } from './load';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './options';
@@ -302,6 +303,21 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  // Archival of one month of the log, in a database of its own.
+  let archive: ArchiveResult | undefined;
+  try {
+    archive = await measureArchival({
+      databaseUrl: dbUrl,
+      keysDir,
+      redisPrefix: REDIS_PREFIX,
+      records: AUDIT_LOG_RECORDS,
+      log,
+    });
+    if (!archive.verified) problems.push(`archival: verify failed: ${archive.output.slice(0, 500)}`);
+  } catch (err) {
+    problems.push(`archival: ${(err as Error).message.slice(0, 500)}`);
+  }
+
   log(`starting ${CLUSTER_SIZE} optgate instances (audit on)`);
   const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX };
   const cluster: ChildService[] = [];
@@ -361,6 +377,7 @@ async function main(argv: string[]): Promise<number> {
     revocation,
     problems,
     auditLog,
+    archive,
     exportsCompared,
   });
   return problems.length ? 1 : 0;
@@ -380,6 +397,7 @@ function report(r: {
   revocation?: RevocationResult;
   problems: string[];
   auditLog?: AuditLogResult;
+  archive?: ArchiveResult;
   exportsCompared: Row[];
 }): void {
   const { options, data } = r;
@@ -491,6 +509,7 @@ function report(r: {
     );
   }
   if (r.auditLog) out.push(...auditLogLines(r.auditLog, int));
+  if (r.archive) out.push(...archiveLines(r.archive, int));
   const [idle, busy] = r.exportsCompared;
   if (idle && busy) {
     out.push(

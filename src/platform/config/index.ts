@@ -46,6 +46,8 @@ const envSchema = z.object({
   AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
   EXPORT_MAX_PENDING: int(1, 100).default(2),
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
+  AUDIT_RETENTION_MONTHS: int(1, 1200).default(24),
+  AUDIT_ARCHIVE_DIR: z.string().min(1).default('var/audit-archive'),
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
   PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   PORTAL_IDLE_SECONDS: int(1, 86_400).default(900),
@@ -81,6 +83,8 @@ export interface AppConfig {
     readonly ownerUrl: string | undefined;
     readonly poolSize: number;
     readonly statementTimeoutMs: number;
+    /** Months of audit log kept online; the owner writes it into the database when it migrates. */
+    readonly auditRetentionMonths: number;
   };
   readonly redis: { readonly url: string; readonly prefix: string; readonly commandTimeoutMs: number };
   readonly auth: {
@@ -105,6 +109,8 @@ export interface AppConfig {
   };
   /** Per client: exports queued or running at once; how long a finished export's file is kept. */
   readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number };
+  /** Where months of the audit log past the retention are archived (db.auditRetentionMonths). */
+  readonly archiveDir: string;
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
   /** The consent cache of each instance (docs/cache.md). */
@@ -176,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ownerUrl: e.DATABASE_OWNER_URL && withDefaultUser(e.DATABASE_OWNER_URL, env),
       poolSize: e.DB_POOL_SIZE,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      auditRetentionMonths: e.AUDIT_RETENTION_MONTHS,
     },
     redis: { url: e.REDIS_URL, prefix: e.REDIS_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
     auth: {
@@ -201,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
     },
     exports: { maxPendingPerClient: e.EXPORT_MAX_PENDING, retentionMs: e.EXPORT_RETENTION_HOURS * 3_600_000 },
+    archiveDir: path.resolve(root, e.AUDIT_ARCHIVE_DIR),
     auditDecisions: e.AUDIT_DECISIONS,
     cache: {
       enabled: e.CACHE_ENABLED,

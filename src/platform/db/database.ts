@@ -2,12 +2,15 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { AccountTable } from '../../accounts/account.table';
 import type {
+  AuditArchiveEdgeTable,
+  AuditArchiveTable,
   AuditCheckpointTable,
   AuditDecisionTable,
   AuditExportChunkTable,
   AuditExportTable,
   AuditHeadTable,
   AuditRecordTable,
+  AuditSettingsTable,
   AuditTreeNodeTable,
   AuditVerdictTable,
 } from '../../audit/audit.table';
@@ -28,6 +31,9 @@ export interface Database {
   audit_tree_nodes: AuditTreeNodeTable;
   audit_exports: AuditExportTable;
   audit_export_chunks: AuditExportChunkTable;
+  audit_settings: AuditSettingsTable;
+  audit_archives: AuditArchiveTable;
+  audit_archive_edge: AuditArchiveEdgeTable;
 }
 
 export type Db = Kysely<Database>;

@@ -30,6 +30,10 @@ export const RUNTIME_PRIVILEGES: Readonly<
   audit_tree_nodes: 'select, insert',
   audit_exports: 'select, insert, update',
   audit_export_chunks: 'select, insert, delete',
+  // The owner writes the retention when it migrates; the runtime role may not shorten it.
+  audit_settings: 'select',
+  audit_archives: 'select, insert',
+  audit_archive_edge: 'select, insert',
   kysely_migration: 'select',
   kysely_migration_lock: 'select',
 };
@@ -40,6 +44,8 @@ export interface DatabaseSettings {
   /** The owner's connection, for migrations; when absent outside production, `url` may be an administrator's. */
   readonly ownerUrl?: string;
   readonly env: 'development' | 'production' | 'test';
+  /** Months of audit log kept online, written by the owner for the partition functions (migration 0011). */
+  readonly auditRetentionMonths?: number;
 }
 
 /**
@@ -61,7 +67,7 @@ export async function prepareDatabase(
   if (s.ownerUrl) {
     await ensureDatabase(s.ownerUrl);
     const runtimeUser = decodeURIComponent(new URL(s.url).username);
-    const migrated = await asOwner(s.ownerUrl, undefined, (db) => migrateAndGrant(db, runtimeUser));
+    const migrated = await asOwner(s.ownerUrl, undefined, (db) => migrateAndGrant(db, runtimeUser, s));
     await checkRuntimeRole(s, logger);
     return { runtimeUrl: s.url, migrated };
   }
@@ -69,7 +75,7 @@ export async function prepareDatabase(
     const runtimeUrl = new URL(s.url);
     runtimeUrl.username = RUNTIME_ROLE;
     await bootstrapRoles(s.url, runtimeUrl.password);
-    const migrated = await asOwner(s.url, OWNER_ROLE, (db) => migrateAndGrant(db, RUNTIME_ROLE));
+    const migrated = await asOwner(s.url, OWNER_ROLE, (db) => migrateAndGrant(db, RUNTIME_ROLE, s));
     return { runtimeUrl: runtimeUrl.toString(), migrated };
   }
   if (s.env === 'production') {
@@ -82,7 +88,11 @@ export async function prepareDatabase(
     return { runtimeUrl: s.url, migrated: [] };
   }
   await ensureDatabase(s.url);
-  const migrated = await withDb(s.url, (db) => migrateToLatest(db));
+  const migrated = await withDb(s.url, async (db) => {
+    const names = await migrateToLatest(db);
+    await writeSettings(db, s);
+    return names;
+  });
   logger.warn('the service connects as the owner of the audit log, which could rewrite it: set DATABASE_OWNER_URL');
   return { runtimeUrl: s.url, migrated };
 }
@@ -104,8 +114,20 @@ async function checkRuntimeRole(s: DatabaseSettings, logger: Logger): Promise<vo
   logger.warn(problem);
 }
 
-async function migrateAndGrant(db: Kysely<Database>, runtimeRole: string): Promise<string[]> {
+/** What only the owner may set: the audit log's retention (the partition functions refuse to drop younger months). */
+async function writeSettings(db: Kysely<Database>, s: DatabaseSettings): Promise<void> {
+  if (s.auditRetentionMonths) {
+    await db
+      .updateTable('audit_settings')
+      .set({ retention_months: s.auditRetentionMonths })
+      .where('id', '=', 1)
+      .execute();
+  }
+}
+
+async function migrateAndGrant(db: Kysely<Database>, runtimeRole: string, s: DatabaseSettings): Promise<string[]> {
   const migrated = await migrateToLatest(db);
+  await writeSettings(db, s);
   // Instances start together: one grants at a time (GRANT on one object concurrently can fail).
   await db.transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(hashtextextended('optgate:grants', 0))`.execute(tx);
