@@ -107,6 +107,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     prev_hash text,
     last_hash text,
     rows bigint not null,
+    -- Records whose account id the file holds pseudonymised (format 3, accounts closed long enough).
+    pseudonymised bigint not null default 0,
     file text not null,
     bytes bigint not null,
     sha256 text not null,

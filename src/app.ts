@@ -74,13 +74,7 @@ export function createServices(infra: Infrastructure) {
   });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
   const exports = new ExportService({ db, queues, audit, keys, clock, limits: config.exports });
-  const archiver = new AuditArchiver({
-    db,
-    keys,
-    clock,
-    dir: config.archiveDir,
-    signTreeHead: () => audit.checkpoint(),
-  });
+  const archiver = new AuditArchiver({ db, keys, clock, ...config.archive, signTreeHead: () => audit.checkpoint() });
   const decisions = new DecisionService({
     subjects,
     timeoutMs: config.db.statementTimeoutMs + 500,

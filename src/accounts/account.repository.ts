@@ -16,17 +16,18 @@ export interface AccountInput {
 export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<string[]> {
   if (accounts.length === 0) return [];
   const { rows } = await sql<{ account_id: string }>`
-    insert into accounts (account_id, status, service_state, billing_state)
-    select * from unnest(
+    insert into accounts (account_id, status, service_state, billing_state, closed_at)
+    select a.*, case when a.status = 'closed' then now() end from unnest(
       ${accounts.map((a) => a.accountId)}::text[],
       ${accounts.map((a) => a.status)}::text[],
       ${accounts.map((a) => a.serviceState)}::text[],
-      ${accounts.map((a) => a.billingState)}::text[])
+      ${accounts.map((a) => a.billingState)}::text[]) a(account_id, status, service_state, billing_state)
     on conflict (account_id) do update set
       status = excluded.status,
       service_state = excluded.service_state,
       billing_state = excluded.billing_state,
-      updated_at = now()
+      updated_at = now(),
+      closed_at = case when excluded.status <> 'closed' then null else coalesce(accounts.closed_at, now()) end
     where (accounts.status, accounts.service_state, accounts.billing_state)
       is distinct from (excluded.status, excluded.service_state, excluded.billing_state)
     returning account_id`.execute(db);

@@ -8,6 +8,8 @@ export interface AccountTable {
   billing_state: string | null;
   created_at: ColumnType<Date, Date | undefined, never>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
+  /** Since when the account is closed (null while it is not). */
+  closed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export type AccountRow = Selectable<AccountTable>;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,8 +7,9 @@ import { sql } from 'kysely';
 import type { ServiceKeys } from '../platform/auth/keys';
 import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
+import type { ChainedRecord } from './chain';
 import { signManifest, writeRecords } from './export.service';
-import type { ExportFilters } from './formats';
+import { type ExportFilters, ndjsonLine, pseudonymisedLine } from './formats';
 import { frontierSizes } from './merkle';
 import { readRecords } from './record-reader';
 import { AuditTree, TILE_LEVEL } from './tree';
@@ -32,6 +33,8 @@ export interface ArchiveDeps {
   readonly clock: () => Date;
   /** Where archives are written. */
   readonly dir: string;
+  /** The ids of accounts closed at least this long are pseudonymised in what is archived. */
+  readonly pseudonymiseAfterMs: number;
   /** Signs a tree head at the chain's head (the signing job's work). */
   readonly signTreeHead: () => Promise<unknown>;
 }
@@ -39,6 +42,8 @@ export interface ArchiveDeps {
 export interface ArchivedMonth {
   readonly period: string;
   readonly rows: number;
+  /** Records written with their account id pseudonymised. */
+  readonly pseudonymised: number;
   readonly bytes: number;
   readonly file: string;
 }
@@ -111,12 +116,8 @@ export class AuditArchiver {
     if (registered) {
       // Registered, not dropped: the drop failed last time.
       await sql`select optgate_drop_audit_partition(${p.period})`.execute(db);
-      return {
-        period: p.period,
-        rows: Number(registered.rows),
-        bytes: Number(registered.bytes),
-        file: registered.file,
-      };
+      const { rows, pseudonymised, bytes, file } = registered;
+      return { period: p.period, rows: Number(rows), pseudonymised: Number(pseudonymised), bytes: Number(bytes), file };
     }
 
     const filters: ExportFilters = { ...(p.from ? { from: p.from } : {}), to: p.to };
@@ -128,12 +129,24 @@ export class AuditArchiver {
     const partial = path.join(dir, `${file}.partial`);
     const out = createWriteStream(partial);
     let written: Awaited<ReturnType<typeof writeRecords>>;
+    let pseudonymised = 0;
+    const closedBefore = new Date(this.deps.clock().getTime() - this.deps.pseudonymiseAfterMs);
     try {
       written = await writeRecords(db, {
         filters,
         throughSeq: head.seq,
         format: 'ndjson',
         write: (buf) => (out.write(buf) ? Promise.resolve() : new Promise((resolve) => out.once('drain', resolve))),
+        encode: async (page) => {
+          const closed = await this.closedAccounts(page, closedBefore);
+          return page
+            .map((r) => {
+              if (r.accountId === null || !closed.has(r.accountId)) return ndjsonLine(r);
+              pseudonymised++;
+              return pseudonymisedLine(r, this.pseudonymOf(r.accountId));
+            })
+            .join('');
+        },
       });
     } finally {
       out.end();
@@ -196,6 +209,7 @@ export class AuditArchiver {
           prev_hash: first?.prevHash ?? null,
           last_hash: last?.hash ?? null,
           rows: written.rows,
+          pseudonymised,
           file,
           bytes: written.bytes,
           sha256: written.sha256,
@@ -207,7 +221,29 @@ export class AuditArchiver {
         .execute();
     });
     await sql`select optgate_drop_audit_partition(${p.period})`.execute(db);
-    return { period: p.period, rows: written.rows, bytes: written.bytes, file };
+    return { period: p.period, rows: written.rows, pseudonymised, bytes: written.bytes, file };
+  }
+
+  /**
+   * Of the accounts named by format 3 records of the page, those closed before `before`: their ids
+   * are pseudonymised in the archive (format 1 and 2 records commit to the id itself, and keep it).
+   */
+  private async closedAccounts(page: readonly ChainedRecord[], before: Date): Promise<Set<string>> {
+    const ids = [...new Set(page.flatMap((r) => (r.accountSalt && r.accountId !== null ? [r.accountId] : [])))];
+    if (!ids.length) return new Set();
+    const rows = await this.deps.db
+      .selectFrom('accounts')
+      .select('account_id')
+      .where(sql<boolean>`account_id = any(${ids}::text[])`)
+      .where('closed_at', '<=', before)
+      .execute();
+    return new Set(rows.map((r) => r.account_id));
+  }
+
+  /** A keyed hash of an account id (the evidence key): one id, one pseudonym; only the key holder can link them. */
+  private pseudonymOf(accountId: string): string {
+    const mac = createHmac('sha256', this.deps.keys.evidenceKey).update(`account-pseudonym\n${accountId}`);
+    return `pseudonym:${mac.digest('hex').slice(0, 32)}`;
   }
 
   /** The roots of the perfect subtrees of the tree of the first `size` records, left to right (hex). */

@@ -78,14 +78,15 @@ const recordRow = (r: ChainedRecord) => [
   r.content,
   r.prevHash,
   r.hash,
+  r.accountSalt ?? null,
 ];
 
 /** The month's partitions (migration 0011): a no-op once they exist, which the retention job sees to ahead of time. */
 const ENSURE_PARTITION = 'select optgate_audit_partition(%s)';
 
 const INSERT_RECORDS = `
-  insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash)
-  select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7
+  insert into audit_records (seq, recorded_at, type, account_id, outcome, content, prev_hash, hash, account_salt)
+  select (r->>0)::bigint, (r->>1)::timestamptz, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8
   from jsonb_array_elements(%s::jsonb) r`;
 
 /**
@@ -156,6 +157,7 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
         single?.accountId ?? null,
         single ? single.verdict.toString('hex') : null,
         d.links.toString('hex'),
+        d.item.seed.toString('hex'),
       ]);
       if (single) continue;
       d.item.verdicts.forEach((v, i) => {
@@ -165,9 +167,10 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
     if (headers.length) {
       statements.push(`
         insert into audit_decisions (seq, count, recorded_at, decision_id, endpoint, client_id, request_id,
-          purpose, categories, recipient, reference, evaluated_at, account_id, verdict, links)
+          purpose, categories, recipient, reference, evaluated_at, account_id, verdict, links, account_seed)
         select (r->>0)::bigint, (r->>1)::int, (r->>2)::timestamptz, (r->>3)::uuid, r->>4, r->>5, r->>6, r->>7, r->>8,
-          r->>9, r->>10, (r->>11)::timestamptz, r->>12, decode(r->>13, 'hex'), decode(r->>14, 'hex')
+          r->>9, r->>10, (r->>11)::timestamptz, r->>12, decode(r->>13, 'hex'), decode(r->>14, 'hex'),
+          decode(r->>15, 'hex')
         from jsonb_array_elements(${literal(headers)}::jsonb) r`);
     }
     if (verdicts.rows.length >= COPY_VERDICTS_FROM) {
@@ -291,6 +294,7 @@ const fromRow = (r: AuditRecordRow): ChainedRecord => ({
   content: r.content,
   prevHash: r.prev_hash,
   hash: r.hash,
+  ...(r.account_salt ? { accountSalt: r.account_salt } : {}),
 });
 
 const allows = sql<number>`get_byte(verdict, 0) & 1`;

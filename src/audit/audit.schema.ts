@@ -48,6 +48,7 @@ const auditEvent = z.intersection(
   z.object({
     prevHash: z.string(),
     hash: z.string(),
+    accountSalt: z.string().optional().describe('Format 3: the salt of the account commitment the hash was made with'),
     consents: z.array(z.object({ eventId: z.string() }).loose()).optional(),
   }),
 );

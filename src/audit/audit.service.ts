@@ -22,6 +22,8 @@ export type AuditEventView = OmitEach<AuditRecord, 'recordedAt'> & {
   readonly recordedAt: Date;
   readonly prevHash: string;
   readonly hash: string;
+  /** Format 3: the salt of the account commitment. */
+  readonly accountSalt?: string;
   /** With `include=consents`, on decisions: the consent events they relied on. */
   readonly consents?: readonly unknown[];
 };
@@ -201,6 +203,7 @@ function toView(stored: ChainedRecord): AuditEventView {
     recordedAt: stored.recordedAt,
     prevHash: stored.prevHash,
     hash: stored.hash,
+    ...(stored.accountSalt ? { accountSalt: stored.accountSalt } : {}),
   };
 }
 

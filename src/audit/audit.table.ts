@@ -14,6 +14,8 @@ export interface AuditRecordTable {
   content: string;
   prev_hash: string;
   hash: string;
+  /** Format 3: the salt of the account commitment (null before format 3, and for records of no account). */
+  account_salt: string | null;
 }
 
 export interface AuditHeadTable {
@@ -92,6 +94,8 @@ export interface AuditDecisionTable {
   verdict: Buffer | null;
   /** 32-byte links: before every TILE-th record, then after the last. */
   links: Buffer;
+  /** Format 3: the seed of its records' account salts (decisions.ts saltAt); null before format 3. */
+  account_seed: Buffer | null;
 }
 
 /** One account judged by a batch or filter call (format 2). */
@@ -122,6 +126,8 @@ export interface AuditArchiveTable {
   prev_hash: string | null;
   last_hash: string | null;
   rows: BigintColumn;
+  /** Records whose account id the file holds pseudonymised. */
+  pseudonymised: ColumnType<string, string | number | undefined, string | number>;
   /** The file's name in the archive directory. */
   file: string;
   bytes: BigintColumn;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Outcome } from '../platform/vocabulary';
 
 /**
@@ -9,10 +9,19 @@ import type { Outcome } from '../platform/vocabulary';
  * Format 2 (every record written since migration 0005):
  *   contentHash = sha256hex(body)                                          (before the chain lock)
  *   hash        = sha256hex(prevHash "\n" seq "\n" recordedAt "\n" contentHash)   (under it)
+ * Format 3 (every record that names an account, since migration 0012): as format 2, but the body
+ * that is hashed holds, in place of the account id, a commitment to it:
+ *   accountCommitment = sha256hex("optgate-account" "\n" accountSalt "\n" accountId)
+ *   contentHash = sha256hex(body with accountId := accountCommitment)
+ * with a random 128-bit `accountSalt` per record, kept beside the record (not in its content).
+ * The content stored and exported still holds the account id; with the salt, anyone can recompute
+ * the commitment. Dropping both and keeping the commitment (a pseudonymised archive) leaves the
+ * hash, the chain and every Merkle proof intact, and the commitment says nothing of the id: the
+ * salt is what stops a dictionary of account ids.
  * Format 1 (records written before):
  *   hash        = sha256hex(prevHash "\n" content)
- * The prevHash of seq 1 is 64 zeros. A chain may begin in format 1 and continue in format 2,
- * never the other way round.
+ * The prevHash of seq 1 is 64 zeros. A chain may begin in format 1 and continue in format 2 or 3,
+ * never back to format 1.
  *
  * Canonical JSON: object keys sorted, no whitespace, integers only (no floats, whose text
  * form differs between encoders), undefined members dropped.
@@ -35,10 +44,14 @@ export interface Unchained {
 /** What a verifier needs of a record. */
 export interface VerifiableRecord {
   readonly seq: number;
-  /** The canonical JSON that was hashed. */
+  /** The canonical JSON that was hashed (format 3: with the account id where the commitment was hashed). */
   readonly content: string;
   readonly prevHash: string;
   readonly hash: string;
+  /** Format 3: the salt of the account commitment (hex). */
+  readonly accountSalt?: string;
+  /** Format 3, pseudonymised: the commitment itself, the account id and its salt dropped. */
+  readonly accountCommitment?: string;
 }
 
 /** A record in the chain, with the columns that repeat parts of its content for filtering. */
@@ -87,6 +100,16 @@ export const linkHash = (prevHash: string, seq: number, recordedAt: string, cont
 
 export const contentHashOf = (body: string) => sha256(body);
 
+/** Format 3: what a record's hash commits to in place of its account id. */
+export const accountCommitment = (salt: string, accountId: string) => sha256(`optgate-account\n${salt}\n${accountId}`);
+
+/** A fresh account salt: 128 random bits, hex. */
+export const newAccountSalt = () => randomBytes(16).toString('hex');
+
+/** The canonical head of a body, `{"accountId":…,"data":…,"outcome":…,` (keys sort: accountId, data, outcome). */
+export const bodyHead = (accountId: string | null, data: string, outcome: Outcome | null) =>
+  `{"accountId":${canonicalJson(accountId)},"data":${data},"outcome":${canonicalJson(outcome)},`;
+
 /** The body of a record's content: the content without seq and recordedAt, canonical. */
 export function bodyOf(content: string): string {
   const { seq: _seq, recordedAt: _at, ...body } = JSON.parse(content) as Record<string, Json>;
@@ -94,19 +117,57 @@ export function bodyOf(content: string): string {
 }
 
 /**
- * Which format's hash a record carries, or undefined when neither matches. Format 1 is checked
- * first: it needs no parse.
+ * Which format's hash a record carries, or undefined when none matches. A record with an account
+ * salt or commitment is format 3 or nothing. Canonical content (what the writer stores, what an
+ * export line holds) is split by text, without a parse; content in any other form is parsed and
+ * encoded again, as before.
  */
-export function hashFormat(r: VerifiableRecord & { readonly recordedAt?: string }): 1 | 2 | undefined {
-  if (chainHashV1(r.prevHash, r.content) === r.hash) return 1;
-  let recordedAt: string;
+export function hashFormat(r: VerifiableRecord): 1 | 2 | 3 | undefined {
+  const committed = r.accountSalt !== undefined || r.accountCommitment !== undefined;
+  const commit = (accountId: string) => r.accountCommitment ?? accountCommitment(r.accountSalt!, accountId);
+  const split = splitCanonical(r.content);
+  if (split) {
+    const body = committed ? committedBody(split.body, commit) : split.body;
+    if (body !== undefined && linkHash(r.prevHash, r.seq, split.recordedAt, contentHashOf(body)) === r.hash)
+      return committed ? 3 : 2;
+  }
+  if (!committed && chainHashV1(r.prevHash, r.content) === r.hash) return 1;
   try {
-    recordedAt = String((JSON.parse(r.content) as { recordedAt: unknown }).recordedAt);
-    if (linkHash(r.prevHash, r.seq, recordedAt, contentHashOf(bodyOf(r.content))) === r.hash) return 2;
+    const { seq: _seq, recordedAt, ...body } = JSON.parse(r.content) as Record<string, Json>;
+    if (committed) {
+      if (typeof body.accountId !== 'string') return undefined;
+      body.accountId = commit(body.accountId);
+    }
+    const contentHash = contentHashOf(canonicalJson(body));
+    if (linkHash(r.prevHash, r.seq, String(recordedAt), contentHash) === r.hash) return committed ? 3 : 2;
   } catch {
     return undefined;
   }
   return undefined;
+}
+
+/**
+ * Canonical content's body and time, by text: its top-level keys end `…,"recordedAt":"…","seq":N,"type":"…"}`
+ * (sorted), so the body is the content without that time and sequence number. Undefined for content of
+ * another shape.
+ */
+function splitCanonical(content: string): { body: string; recordedAt: string } | undefined {
+  const at = content.lastIndexOf(',"recordedAt":"');
+  const type = content.lastIndexOf(',"type":"');
+  if (at < 0 || type < at) return undefined;
+  const m = /^,"recordedAt":"([^"\\]*)","seq":\d+$/.exec(content.slice(at, type));
+  return m ? { body: content.slice(0, at) + content.slice(type), recordedAt: m[1]! } : undefined;
+}
+
+/** A canonical body with its account id (a string: the body's first member) replaced by its commitment. */
+function committedBody(body: string, commit: (accountId: string) => string): string | undefined {
+  const prefix = '{"accountId":"';
+  if (!body.startsWith(prefix)) return undefined;
+  // Inside a JSON string a quote is always escaped: the first `","data":` ends the id.
+  const end = body.indexOf('","data":', prefix.length);
+  if (end < 0) return undefined;
+  const accountId = JSON.parse(body.slice(prefix.length - 1, end + 1)) as string;
+  return `{"accountId":${JSON.stringify(commit(accountId))}${body.slice(end + 1)}`;
 }
 
 /**
@@ -117,6 +178,8 @@ export function hashFormat(r: VerifiableRecord & { readonly recordedAt?: string 
 export interface PreparedDraft {
   readonly type: AuditType;
   readonly accountId: string | null;
+  /** Format 3: the salt of the account commitment the content hash was made with. */
+  readonly accountSalt?: string;
   readonly outcome: Outcome | null;
   /** Canonical JSON up to `"outcome":…,` (keys sort: accountId, data, outcome, recordedAt, seq, type). */
   readonly head: string;
@@ -125,17 +188,32 @@ export interface PreparedDraft {
   readonly contentHash: string;
 }
 
+/** A record's content up to its place, and its content hash: format 3 when it names an account (a salt is drawn). */
 export function prepare(d: Unchained): PreparedDraft {
-  const [accountId, data, outcome] = [canonicalJson(d.accountId), canonicalJson(d.data), canonicalJson(d.outcome)];
-  const head = `{"accountId":${accountId},"data":${data},"outcome":${outcome},`;
-  const tail = `"type":${canonicalJson(d.type)}}`;
+  const salt = d.accountId === null ? undefined : newAccountSalt();
+  return prepared(d.type, d.accountId, canonicalJson(d.data), d.outcome, salt);
+}
+
+/** The prepared draft of a body given as canonical parts; with a salt, its content hash commits to the account. */
+export function prepared(
+  type: AuditType,
+  accountId: string | null,
+  data: string,
+  outcome: Outcome | null,
+  accountSalt: string | undefined,
+): PreparedDraft {
+  const head = bodyHead(accountId, data, outcome);
+  const tail = `"type":${canonicalJson(type)}}`;
+  const committed = accountSalt !== undefined && accountId !== null;
+  const hashed = committed ? bodyHead(accountCommitment(accountSalt, accountId), data, outcome) : head;
   return {
-    type: d.type,
-    accountId: d.accountId,
-    outcome: d.outcome,
+    type,
+    accountId,
+    ...(committed ? { accountSalt } : {}),
+    outcome,
     head,
     tail,
-    contentHash: contentHashOf(head + tail),
+    contentHash: contentHashOf(hashed + tail),
   };
 }
 
@@ -152,6 +230,17 @@ export function seal(drafts: readonly PreparedDraft[], head: ChainHead, recorded
     const prevHash = hash;
     hash = linkHash(prevHash, seq, at, d.contentHash);
     const content = contentAt(d, seq, at);
-    return { seq, recordedAt, type: d.type, accountId: d.accountId, outcome: d.outcome, content, prevHash, hash };
+    const { type, accountId, outcome, accountSalt } = d;
+    return {
+      seq,
+      recordedAt,
+      type,
+      accountId,
+      outcome,
+      content,
+      prevHash,
+      hash,
+      ...(accountSalt ? { accountSalt } : {}),
+    };
   });
 }

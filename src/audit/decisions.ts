@@ -1,5 +1,6 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { AllowReason, CategoryResult, DecisionEndpoint, DenyReason } from '../platform/vocabulary';
-import { contentHashOf, linkHash, type PreparedDraft } from './chain';
+import { linkHash, type PreparedDraft, prepared } from './chain';
 
 /**
  * Decision records, stored compactly (format 2): what every account judged by one call shares
@@ -105,8 +106,11 @@ export class DecisionBodies {
     this.categoryJson = h.categories.map((c) => JSON.stringify(c));
   }
 
-  /** The record of one account, prepared as the chain wants it (content up to seq and recordedAt, content hash). */
-  prepared(accountId: string, verdict: Uint8Array): PreparedDraft {
+  /**
+   * The record of one account, prepared as the chain wants it (content up to seq and recordedAt,
+   * content hash; format 3 with the account's salt, format 2 for a header from before salts).
+   */
+  prepared(accountId: string, verdict: Uint8Array, accountSalt?: string): PreparedDraft {
     const allow = verdictAllows(verdict);
     let at = 1;
     let results = '';
@@ -128,13 +132,18 @@ export class DecisionBodies {
     const validUntil = allow
       ? `,"validUntil":"${iso(Buffer.from(verdict.subarray(at, at + 6)).readUIntBE(0, 6))}"`
       : '';
-    const outcome = allow ? 'allow' : 'deny';
     const data = `${this.dataHead}${results}]${validUntil}}`;
-    const head = `{"accountId":${JSON.stringify(accountId)},"data":${data},"outcome":"${outcome}",`;
-    const tail = '"type":"decision"}';
-    return { type: 'decision', accountId, outcome, head, tail, contentHash: contentHashOf(head + tail) };
+    return prepared('decision', accountId, data, allow ? 'allow' : 'deny', accountSalt);
   }
 }
+
+/**
+ * The account salt of the record at `position` of a decision call (format 3): derived from the
+ * call's random seed, which only the database keeps (one per call, not one per account), so that
+ * a record's salt can be given out (in an export) without giving out any other.
+ */
+export const saltAt = (seed: Uint8Array, position: number) =>
+  createHash('sha256').update(seed).update(`\n${position}`).digest('hex').slice(0, 32);
 
 /**
  * A link is kept (in the header) before every TILE-th record: rebuilding any record's link reads at most TILE - 1
@@ -145,16 +154,21 @@ export const TILE = 64;
 /** A decision call ready for the chain: each account's verdict bytes and content hash, computed before the lock. */
 export interface DecisionItem {
   readonly header: DecisionHeader;
+  /** The seed of its records' account salts (saltAt). */
+  readonly seed: Buffer;
   readonly verdicts: readonly { readonly accountId: string; readonly verdict: Buffer; readonly contentHash: string }[];
 }
 
 export function prepareDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): DecisionItem {
   const bodies = new DecisionBodies(header);
+  const seed = randomBytes(16);
   return {
     header,
-    verdicts: verdicts.map((v) => {
+    seed,
+    verdicts: verdicts.map((v, i) => {
       const verdict = encodeVerdict(header.categories, v);
-      return { accountId: v.accountId, verdict, contentHash: bodies.prepared(v.accountId, verdict).contentHash };
+      const { contentHash } = bodies.prepared(v.accountId, verdict, saltAt(seed, i));
+      return { accountId: v.accountId, verdict, contentHash };
     }),
   };
 }

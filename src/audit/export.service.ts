@@ -9,6 +9,7 @@ import { withTimeout } from '../platform/timeout';
 import * as records from './audit.repository';
 import type { AuditService } from './audit.service';
 import type { AuditExportRow } from './audit.table';
+import type { ChainedRecord } from './chain';
 import * as repo from './export.repository';
 import {
   CSV_HEADER,
@@ -237,6 +238,8 @@ export async function writeRecords(
     readonly format: ExportFormat;
     readonly write: (buf: Buffer) => Promise<void>;
     readonly onPage?: (sofar: { rows: number; bytes: number }) => Promise<void>;
+    /** Writes a page's lines in place of the format's own (an archive pseudonymises some). */
+    readonly encode?: (page: readonly ChainedRecord[]) => Promise<string>;
   },
 ): Promise<RecordsFile> {
   const hash = createHash('sha256');
@@ -255,7 +258,7 @@ export async function writeRecords(
   for (;;) {
     const page = await readRecords(db, { ...o.filters, afterSeq, throughSeq: o.throughSeq, limit: PAGE_ROWS });
     if (!page.length) break;
-    await emit(o.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
+    await emit(o.encode ? await o.encode(page) : o.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
     first ??= { seq: page[0]!.seq, prevHash: page[0]!.prevHash };
     const tail = page[page.length - 1]!;
     last = { seq: tail.seq, hash: tail.hash };

@@ -2,7 +2,14 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import { accountId, outcome } from '../platform/vocabulary';
-import { AUDIT_TYPES, type ChainedRecord, canonicalJson, type Json, type VerifiableRecord } from './chain';
+import {
+  AUDIT_TYPES,
+  accountCommitment,
+  type ChainedRecord,
+  canonicalJson,
+  type Json,
+  type VerifiableRecord,
+} from './chain';
 
 /**
  * The files optgate hands out and `optgate audit verify` reads back offline: signed checkpoints
@@ -67,18 +74,36 @@ export const manifestPayloadSchema = z.strictObject({
 });
 export type ManifestPayload = z.infer<typeof manifestPayloadSchema>;
 
-/** An NDJSON line is the hashed content with prevHash and hash appended: the content is not re-encoded. */
+/**
+ * An NDJSON line is the record's content with prevHash and hash appended (and, format 3, its
+ * accountSalt): the content is not re-encoded.
+ */
 export function ndjsonLine(r: ChainedRecord): string {
-  return `${r.content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}"}\n`;
+  const salt = r.accountSalt ? `,"accountSalt":"${r.accountSalt}"` : '';
+  return `${r.content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}"${salt}}\n`;
+}
+
+/**
+ * The line of a record whose account is pseudonymised (an archive, for an account closed long
+ * ago): the account id replaced by `pseudonym`, the salt dropped, the commitment kept, so the
+ * record still verifies and its id cannot be recovered from it. Format 3 records only.
+ */
+export function pseudonymisedLine(r: ChainedRecord, pseudonym: string): string {
+  if (!r.accountSalt || r.accountId === null) throw new Error('only a format 3 record can be pseudonymised');
+  const content = canonicalJson({ ...(JSON.parse(r.content) as Record<string, Json>), accountId: pseudonym });
+  const commitment = accountCommitment(r.accountSalt, r.accountId);
+  return `${content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}","accountCommitment":"${commitment}"}\n`;
 }
 
 export function fromNdjsonLine(line: string): VerifiableRecord {
-  const { prevHash, hash, ...content } = JSON.parse(line) as Record<string, Json>;
+  const { prevHash, hash, accountSalt, accountCommitment, ...content } = JSON.parse(line) as Record<string, Json>;
   return {
     seq: Number(content.seq),
     content: canonicalJson(content),
     prevHash: String(prevHash),
     hash: String(hash),
+    ...(accountSalt === undefined ? {} : { accountSalt: String(accountSalt) }),
+    ...(accountCommitment === undefined ? {} : { accountCommitment: String(accountCommitment) }),
   };
 }
 
@@ -91,8 +116,11 @@ export const CSV_COLUMNS = [
   'data',
   'prev_hash',
   'hash',
+  'account_salt',
 ] as const;
 export const CSV_HEADER = stringify([[...CSV_COLUMNS]]);
+/** The header of CSV exports made before format 3 (no account_salt column): still verified. */
+export const CSV_HEADER_V2 = stringify([CSV_COLUMNS.slice(0, -1)]);
 
 /**
  * A cell that a spreadsheet would take for a formula (it begins with `=`, `+`, `-`, `@`, a tab or a
@@ -124,6 +152,7 @@ export function csvRows(records: readonly ChainedRecord[]): string {
         neutraliseCell(canonicalJson(c.data)),
         r.prevHash,
         r.hash,
+        r.accountSalt ?? '',
       ];
     }),
   );
@@ -131,16 +160,19 @@ export function csvRows(records: readonly ChainedRecord[]): string {
 
 /** One CSV line (a record never spans lines: its JSON holds no raw line breaks). */
 export function fromCsvLine(line: string): VerifiableRecord {
-  const [row] = parseCsv(line, { columns: [...CSV_COLUMNS] }) as Record<(typeof CSV_COLUMNS)[number], string>[];
+  const [row] = parseCsv(line, { columns: [...CSV_COLUMNS], relax_column_count_less: true }) as Partial<
+    Record<(typeof CSV_COLUMNS)[number], string>
+  >[];
   if (!row) throw new Error('empty CSV line');
   const seq = Number(row.seq);
   const content = canonicalJson({
     seq,
-    recordedAt: row.recorded_at,
-    type: row.type,
-    accountId: readCell(row.account_id) || null,
+    recordedAt: row.recorded_at ?? '',
+    type: row.type ?? '',
+    accountId: readCell(row.account_id ?? '') || null,
     outcome: row.outcome || null,
-    data: JSON.parse(readCell(row.data)) as Json,
+    data: JSON.parse(readCell(row.data ?? 'null')) as Json,
   });
-  return { seq, content, prevHash: row.prev_hash, hash: row.hash };
+  const salt = row.account_salt ? { accountSalt: row.account_salt } : {};
+  return { seq, content, prevHash: row.prev_hash ?? '', hash: row.hash ?? '', ...salt };
 }

@@ -13,6 +13,7 @@ export { auditRoutes } from './audit.schema';
 export { type AuditEventView, AuditService, type ConsentEventLookup, signTreeHeads } from './audit.service';
 export { AuditWriter, appendWithin } from './audit.writer';
 export {
+  accountCommitment,
   bodyOf,
   type ChainedRecord,
   canonicalJson,
@@ -43,6 +44,7 @@ export {
   type ManifestPayload,
   manifestPayloadSchema,
   ndjsonLine,
+  pseudonymisedLine,
   RECEIPT_TYP,
 } from './formats';
 export {

@@ -2,7 +2,7 @@ import type { Db } from '../platform/db/database';
 import * as repo from './audit.repository';
 import type { AuditDecisionRow, AuditVerdictRow } from './audit.table';
 import { type ChainedRecord, contentAt, linkHash } from './chain';
-import { DecisionBodies, type DecisionHeader, TILE, tileLink } from './decisions';
+import { DecisionBodies, type DecisionHeader, saltAt, TILE, tileLink } from './decisions';
 
 /**
  * The audit log as one sequence of records, whatever table holds them: plain records
@@ -121,16 +121,25 @@ class Rebuilder {
     prevHash: string,
     hash: string,
   ): ChainedRecord {
-    const prepared = this.prepared(h, accountId, verdict);
-    const base = { seq, recordedAt: h.recorded_at, type: 'decision' as const, accountId, prevHash, hash };
+    const prepared = this.prepared(h, seq, accountId, verdict);
+    const accountSalt = saltOf(h, seq);
+    const base = {
+      seq,
+      recordedAt: h.recorded_at,
+      type: 'decision' as const,
+      accountId,
+      prevHash,
+      hash,
+      ...(accountSalt ? { accountSalt } : {}),
+    };
     // Bytes that do not decode (written behind the log's back): a record that cannot verify.
     if (!prepared) return { ...base, outcome: null, content: '' };
     return { ...base, outcome: prepared.outcome, content: contentAt(prepared, seq, h.recorded_at.toISOString()) };
   }
 
-  private prepared(h: AuditDecisionRow, accountId: string, verdict: Buffer) {
+  private prepared(h: AuditDecisionRow, seq: number, accountId: string, verdict: Buffer) {
     try {
-      return this.bodiesOf(h).prepared(accountId, verdict);
+      return this.bodiesOf(h).prepared(accountId, verdict, saltOf(h, seq));
     } catch {
       return undefined;
     }
@@ -169,7 +178,7 @@ class Rebuilder {
     let hash = tileLink(h.links, tile);
     for (const r of rows) {
       const prevHash = hash;
-      const contentHash = this.prepared(h, r.account_id, r.verdict)?.contentHash ?? '';
+      const contentHash = this.prepared(h, Number(r.seq), r.account_id, r.verdict)?.contentHash ?? '';
       hash = linkHash(prevHash, Number(r.seq), recordedAt, contentHash);
       this.links.set(Number(r.seq), [prevHash, hash]);
     }
@@ -189,3 +198,7 @@ class Rebuilder {
     return rows;
   }
 }
+
+/** A decision record's account salt (format 3), from its header's seed; none for a header from before salts. */
+const saltOf = (h: AuditDecisionRow, seq: number) =>
+  h.account_seed ? saltAt(h.account_seed, seq - Number(h.seq)) : undefined;

@@ -9,6 +9,7 @@ import {
   CHECKPOINT_TYP,
   type CheckpointPayload,
   CSV_HEADER,
+  CSV_HEADER_V2,
   checkpointPayloadSchema,
   fromCsvLine,
   fromNdjsonLine,
@@ -91,7 +92,8 @@ export async function verifyExportFile(o: FileVerifyOptions): Promise<VerifyRepo
     if (!line) continue;
     if (header) {
       header = false;
-      if (line !== CSV_HEADER.trimEnd()) report.fail('file', `the CSV header is not ${CSV_HEADER.trimEnd()}`);
+      if (line !== CSV_HEADER.trimEnd() && line !== CSV_HEADER_V2.trimEnd())
+        report.fail('file', `the CSV header is not ${CSV_HEADER.trimEnd()}`);
       continue;
     }
     const r = take(() => (format === 'csv' ? fromCsvLine(line) : fromNdjsonLine(line)));

@@ -18,7 +18,7 @@ export class ChainVerifier {
   first: VerifiableRecord | undefined;
   last: VerifiableRecord | undefined;
   problem: Problem | undefined;
-  /** The hash format of the last record: the chain moves from format 1 to 2, never back. */
+  /** The hash format of the last record: the chain moves from format 1 to 2 (or 3), never back. */
   private format: 1 | 2 = 1;
 
   /**
@@ -74,8 +74,10 @@ export class ChainVerifier {
     }
     const format = hashFormat(r);
     if (!format) return problem(r.seq, 'altered: the content does not match its hash');
-    if (format < this.format) return problem(r.seq, 'altered: a format 1 hash after format 2 records');
-    this.format = format;
+    // Formats 2 and 3 are one era (a record without an account is hashed alike in both): only 1 never comes back.
+    const era = format === 1 ? 1 : 2;
+    if (era < this.format) return problem(r.seq, 'altered: a format 1 hash after format 2 records');
+    this.format = era;
     return undefined;
   }
 }

@@ -91,12 +91,14 @@ async function archive(args: string[]): Promise<number> {
       db,
       keys,
       clock,
-      dir: config.archiveDir,
+      ...config.archive,
       signTreeHead: () => signTreeHeads({ db, keys, clock }),
     });
     const archived = await archiver.run();
     const lines = archived.map(
-      (a) => `  ${a.period.padEnd(8)} ${String(a.rows).padStart(12)} records  ${path.join(config.archiveDir, a.file)}`,
+      (a) =>
+        `  ${a.period.padEnd(8)} ${String(a.rows).padStart(12)} records  ${path.join(config.archive.dir, a.file)}` +
+        (a.pseudonymised ? `  (${a.pseudonymised} pseudonymised)` : ''),
     );
     process.stdout.write(
       archived.length

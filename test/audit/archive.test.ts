@@ -82,6 +82,8 @@ beforeAll(async () => {
   );
   cliEnv = {
     AUDIT_RETENTION_MONTHS: '1',
+    // Every account closed by the time of archival has its id pseudonymised in the archives.
+    AUDIT_PSEUDONYMISE_AFTER_DAYS: '0',
     AUDIT_ARCHIVE_DIR: archiveDir,
     DATABASE_URL: svc.databaseUrl,
     KEYS_DIR: testKeysDir,
@@ -90,6 +92,8 @@ beforeAll(async () => {
   token = await adminToken(svc);
   for (const at of OLD) await writeMonth(at);
   await writeMonth(KEPT);
+  // The account of the oldest month closes: archived, its records name it by a pseudonym only.
+  await createAccount(svc, token, 'closed', accounts[0]);
   now = undefined;
   await writeMonth(new Date());
   jwks = path.join(dir, 'jwks.json');
@@ -142,6 +146,21 @@ it('audit archive: the months past the retention archived (file, manifest, tree 
     expect(verified.stdout).toMatch(/RESULT: INTACT/);
   }
   expect(files.some((f) => f.endsWith('.partial'))).toBe(false);
+
+  // The closed account's id is in no archive (its records carry a pseudonym and the commitment); the others' are.
+  const oldest = await readFile(path.join(dir, 'archive', `optgate-audit-${period(OLD[0]!)}.ndjson`), 'utf8');
+  expect(oldest).not.toContain(accounts[0]!);
+  expect(oldest).toMatch(/"accountId":"pseudonym:[0-9a-f]{32}"/);
+  expect(oldest).toMatch(/"accountCommitment":"[0-9a-f]{64}"/);
+  const newest = await readFile(path.join(dir, 'archive', `optgate-audit-${period(OLD[2]!)}.ndjson`), 'utf8');
+  expect(newest).not.toContain(accounts[0]!);
+  expect(newest).toContain(accounts[2]!);
+  expect(r.stdout).toMatch(/\(\d+ pseudonymised\)/);
+  // Online, the account keeps its id: only what leaves the database is pseudonymised.
+  const onlineIds = await svc.sql.query('select count(*)::int as n from audit_verdicts where account_id = $1', [
+    accounts[0],
+  ]);
+  expect(onlineIds.rows[0].n).toBeGreaterThan(0);
 
   // Gone from the database: the partitions and every record of those months; the months after them kept.
   const names = await partitions();

@@ -453,7 +453,8 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
         // The attacker turns the deny into an allow for a sale, then recomputes every link after it.
         const content =
           r.seq === from.seq ? r.content.replace('"purpose":"ad_targeting"', '"purpose":"data_sale"') : r.content;
-        const hash = recordHash(prev, content);
+        // With each record's account salt (format 3), which the attacker reads with the rest.
+        const hash = recordHash(prev, content, true, r.accountSalt);
         rewritten.set(r.seq, { content, prevHash: prev, hash });
         prev = hash;
       }

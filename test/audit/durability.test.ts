@@ -169,7 +169,7 @@ describe('records written before the response', () => {
       });
       expect(staff!.accountId).toBe(granted);
       for (const x of [rec!, staff!]) {
-        expect(recordHash(x.prevHash, x.content)).toBe(x.hash);
+        expect(recordHash(x.prevHash, x.content, true, x.accountSalt)).toBe(x.hash);
         expect(contentOf(JSON.parse(x.content))).toBe(x.content);
       }
     },

@@ -137,7 +137,8 @@ describe('an unfiltered NDJSON export', () => {
       });
       expect(manifest.first).toEqual({ seq: 1, prevHash: '0'.repeat(64) });
       for (const [i, line] of lines.entries()) {
-        const { prevHash, hash, ...content } = JSON.parse(line);
+        const { prevHash, hash, accountSalt, ...content } = JSON.parse(line);
+        expect(accountSalt).toBe(rows[i]!.accountSalt);
         const row = rows[i]!;
         expect(content.seq).toBe(row.seq);
         expect(canonicalJson(content)).toBe(row.content);
@@ -197,7 +198,7 @@ describe('an unfiltered NDJSON export', () => {
   it('an inserted line: a well-formed forged record linked to the one before it', async () => {
     const k = 14;
     const prev = JSON.parse(lines[k - 1]!);
-    const { prevHash: _p, hash: _h, ...content } = JSON.parse(lines[k]!);
+    const { prevHash: _p, hash: _h, accountSalt: _s, ...content } = JSON.parse(lines[k]!);
     const forgedContent = {
       ...content,
       seq: k + 1,
@@ -244,7 +245,7 @@ describe('an unfiltered NDJSON export', () => {
       let prevHash = JSON.parse(lines[1]!).hash;
       const rewritten = lines.map((line, i) => {
         if (i < 2) return line;
-        const { prevHash: _p, hash: _h, ...content } = JSON.parse(line);
+        const { prevHash: _p, hash: _h, accountSalt: _s, ...content } = JSON.parse(line);
         if (i === 2) content.data = { ...content.data, note: 'rewritten' };
         const c = canonicalJson(content);
         const hash = recordHash(prevHash, c);
@@ -316,7 +317,7 @@ describe('an unfiltered CSV export', () => {
       'csv',
       stringifyCsv(rs, {
         header: true,
-        columns: ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash'],
+        columns: ['seq', 'recorded_at', 'type', 'account_id', 'outcome', 'data', 'prev_hash', 'hash', 'account_salt'],
       }),
     );
   const expectCsvTampered = async (rs: Record<string, string>[], firstBad: number) => {

@@ -44,6 +44,8 @@ export interface AuditRow {
   readonly content: string;
   readonly prevHash: string;
   readonly hash: string;
+  /** Format 3: the salt of the account commitment. */
+  readonly accountSalt?: string;
   /** `data` of the hashed content. */
   readonly data: any;
 }
@@ -75,11 +77,12 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
  * A record's hash, computed here independently of src/audit/chain.ts: format 2 when `format2`, else
- * format 1 (docs/audit.md).
+ * format 1; format 3 with an account salt (docs/audit.md).
  */
-export function recordHash(prevHash: string, content: string, format2 = true): string {
+export function recordHash(prevHash: string, content: string, format2 = true, accountSalt?: string): string {
   if (!format2) return sha256(`${prevHash}\n${content}`);
   const { seq, recordedAt, ...body } = JSON.parse(content);
+  if (accountSalt) body.accountId = sha256(`optgate-account\n${accountSalt}\n${body.accountId}`);
   return sha256(`${prevHash}\n${seq}\n${recordedAt}\n${sha256(canonicalJson(body))}`);
 }
 
@@ -95,7 +98,10 @@ export function chainProblems(rows: readonly AuditRow[]): string[] {
     const c = JSON.parse(r.content);
     if (r.seq !== i + 1) problems.push(`row ${i}: seq ${r.seq}, expected ${i + 1}`);
     if (r.prevHash !== prev) problems.push(`seq ${r.seq}: prevHash does not link`);
-    if (recordHash(r.prevHash, r.content) !== r.hash && recordHash(r.prevHash, r.content, false) !== r.hash) {
+    if (
+      recordHash(r.prevHash, r.content, true, r.accountSalt) !== r.hash &&
+      recordHash(r.prevHash, r.content, false) !== r.hash
+    ) {
       problems.push(`seq ${r.seq}: hash does not match content`);
     }
     if (

@@ -4,7 +4,10 @@ import {
   canonicalJson,
   fromNdjsonLine,
   GENESIS_HASH,
+  hashFormat,
+  ndjsonLine,
   prepare,
+  pseudonymisedLine,
   seal,
   type Unchained,
 } from '../../src/audit';
@@ -47,10 +50,13 @@ describe('audit chain encoding', () => {
           const records = seal(drafts.map(prepare), { seq: start, hash: GENESIS_HASH }, at);
           records.forEach((r, i) => {
             expect(r.content).toBe(contentOf({ ...drafts[i]!, seq: start + i + 1, recordedAt: at.toISOString() }));
-            expect(r.hash).toBe(recordHash(r.prevHash, r.content));
+            // A record that names an account is format 3: its hash commits to a salted hash of the id.
+            expect(r.accountSalt === undefined).toBe(drafts[i]!.accountId === null);
+            expect(r.hash).toBe(recordHash(r.prevHash, r.content, true, r.accountSalt));
             // What an export line holds re-encodes to the same content.
-            const line = `${r.content.slice(0, -1)},"prevHash":"${r.prevHash}","hash":"${r.hash}"}`;
+            const line = ndjsonLine(r);
             expect(fromNdjsonLine(line).content).toBe(r.content);
+            expect(hashFormat(fromNdjsonLine(line))).toBe(r.accountSalt ? 3 : 2);
           });
         },
       ),
@@ -81,5 +87,60 @@ describe('audit chain encoding', () => {
     expect(check([records[0]!, records[2]!, records[3]!])?.seq).toBe(2);
     expect(check([records[0]!, records[2]!, records[1]!, records[3]!])?.seq).toBe(2);
     expect(check([records[0]!, records[1]!, records[1]!, records[2]!, records[3]!])?.seq).toBe(2);
+  });
+
+  describe('format 3: the account commitment', () => {
+    const [record, other] = seal(
+      [
+        prepare({ type: 'consent_event', accountId: 'SUB-00042', outcome: null, data: { choice: 'grant' } }),
+        prepare({ type: 'consent_event', accountId: 'SUB-00043', outcome: null, data: { choice: 'grant' } }),
+      ],
+      { seq: 0, hash: GENESIS_HASH },
+      new Date('2026-12-01T10:00:00.000Z'),
+    );
+
+    it('each record has its own 128-bit salt', () => {
+      expect(record!.accountSalt).toMatch(/^[0-9a-f]{32}$/);
+      expect(other!.accountSalt).not.toBe(record!.accountSalt);
+    });
+
+    it('pseudonymised (the id replaced, the salt dropped, the commitment kept), the record still verifies', () => {
+      const line = pseudonymisedLine(record!, 'pseudonym:0123');
+      expect(line).not.toContain('SUB-00042');
+      expect(line).not.toContain(record!.accountSalt!);
+      const parsed = fromNdjsonLine(line);
+      expect(JSON.parse(parsed.content).accountId).toBe('pseudonym:0123');
+      expect(hashFormat(parsed)).toBe(3);
+      const v = new ChainVerifier({ contiguous: true, fromGenesis: true });
+      v.push(parsed);
+      v.push(fromNdjsonLine(ndjsonLine(other!)));
+      expect(v.problem).toBeUndefined();
+    });
+
+    it('another id, another salt, another commitment, or the salt dropped: the hash does not match', () => {
+      const r = fromNdjsonLine(ndjsonLine(record!));
+      const variants = [
+        { ...r, content: r.content.replace('SUB-00042', 'SUB-00043') },
+        { ...r, accountSalt: other!.accountSalt },
+        { ...r, accountSalt: undefined },
+        { ...fromNdjsonLine(pseudonymisedLine(other!, 'pseudonym:1')), seq: 1, hash: r.hash, prevHash: r.prevHash },
+      ];
+      for (const v of variants) expect(hashFormat(v)).toBeUndefined();
+    });
+
+    it('format 2 records (no account, or written before salts) still verify, and may follow format 3 ones', () => {
+      const records = seal(
+        [
+          prepare({ type: 'staff_action', accountId: 'SUB-1', outcome: null, data: {} }),
+          prepare({ type: 'staff_action', accountId: null, outcome: null, data: {} }),
+        ],
+        { seq: 0, hash: GENESIS_HASH },
+        new Date(),
+      );
+      expect(records.map((r) => hashFormat(r))).toEqual([3, 2]);
+      const v = new ChainVerifier({ contiguous: true, fromGenesis: true });
+      for (const r of records) v.push(r);
+      expect(v.problem).toBeUndefined();
+    });
   });
 });

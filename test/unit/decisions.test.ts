@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { type AccountVerdict, canonicalJson, type DecisionHeader } from '../../src/audit';
-import { DecisionBodies, encodeVerdict, prepareDecision } from '../../src/audit/decisions';
+import { DecisionBodies, encodeVerdict, prepareDecision, saltAt } from '../../src/audit/decisions';
 import type { CategoryResult } from '../../src/platform/vocabulary';
 
 /**
@@ -64,6 +65,8 @@ const verdictFor = (h: DecisionHeader): fc.Arbitrary<AccountVerdict> =>
     });
 
 /** The record as a builder of plain JSON would write it (the format of records before format 2). */
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 function expectedBody(h: DecisionHeader, v: AccountVerdict): string {
   return canonicalJson({
     accountId: v.accountId,
@@ -103,10 +106,15 @@ it('the body rebuilt from header and verdict bytes is the canonical JSON of the 
         const bodies = new DecisionBodies(h);
         const item = prepareDecision(h, verdicts);
         verdicts.forEach((v, i) => {
-          const p = bodies.prepared(v.accountId, encodeVerdict(h.categories, v));
+          // Format 3: the content hash commits to the account through the salt the call's seed gives record i.
+          const salt = saltAt(item.seed, i);
+          const p = bodies.prepared(v.accountId, encodeVerdict(h.categories, v), salt);
           expect(p.head + p.tail).toBe(expectedBody(h, v));
           expect(p.outcome).toBe(v.allow ? 'allow' : 'deny');
+          expect(p.accountSalt).toBe(salt);
           expect(item.verdicts[i]!.contentHash).toBe(p.contentHash);
+          const commitment = sha256(`optgate-account\n${salt}\n${v.accountId}`);
+          expect(p.contentHash).toBe(sha256(expectedBody(h, { ...v, accountId: commitment })));
         });
       },
     ),

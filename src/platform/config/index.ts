@@ -48,6 +48,7 @@ const envSchema = z.object({
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
   AUDIT_RETENTION_MONTHS: int(1, 1200).default(24),
   AUDIT_ARCHIVE_DIR: z.string().min(1).default('var/audit-archive'),
+  AUDIT_PSEUDONYMISE_AFTER_DAYS: int(0, 36_500).default(365),
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
   PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   PORTAL_IDLE_SECONDS: int(1, 86_400).default(900),
@@ -109,8 +110,11 @@ export interface AppConfig {
   };
   /** Per client: exports queued or running at once; how long a finished export's file is kept. */
   readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number };
-  /** Where months of the audit log past the retention are archived (db.auditRetentionMonths). */
-  readonly archiveDir: string;
+  /**
+   * Where months of the audit log past the retention are archived (db.auditRetentionMonths), and
+   * after how long closed accounts' ids are pseudonymised in what is archived.
+   */
+  readonly archive: { readonly dir: string; readonly pseudonymiseAfterMs: number };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
   /** The consent cache of each instance (docs/cache.md). */
@@ -208,7 +212,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
     },
     exports: { maxPendingPerClient: e.EXPORT_MAX_PENDING, retentionMs: e.EXPORT_RETENTION_HOURS * 3_600_000 },
-    archiveDir: path.resolve(root, e.AUDIT_ARCHIVE_DIR),
+    archive: {
+      dir: path.resolve(root, e.AUDIT_ARCHIVE_DIR),
+      pseudonymiseAfterMs: e.AUDIT_PSEUDONYMISE_AFTER_DAYS * 86_400_000,
+    },
     auditDecisions: e.AUDIT_DECISIONS,
     cache: {
       enabled: e.CACHE_ENABLED,
