@@ -35,6 +35,8 @@ export interface ArchiveDeps {
   readonly dir: string;
   /** The ids of accounts closed at least this long are pseudonymised in what is archived. */
   readonly pseudonymiseAfterMs: number;
+  /** The share of its time the archive's file is written (writeRecords' `pace`, as for exports). */
+  readonly pace: number;
   /** Signs a tree head at the chain's head (the signing job's work). */
   readonly signTreeHead: () => Promise<unknown>;
 }
@@ -136,6 +138,7 @@ export class AuditArchiver {
         filters,
         throughSeq: head.seq,
         format: 'ndjson',
+        pace: this.deps.pace,
         write: (buf) => (out.write(buf) ? Promise.resolve() : new Promise((resolve) => out.once('drain', resolve))),
         encode: async (page) => {
           const closed = await this.closedAccounts(page, closedBefore);

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
@@ -38,8 +39,11 @@ export interface ExportDeps {
   readonly audit: AuditService;
   readonly keys: ServiceKeys;
   readonly clock: () => Date;
-  /** Queued and running exports a client may have at once; how long a finished file is kept. */
-  readonly limits: { readonly maxPendingPerClient: number; readonly retentionMs: number };
+  /**
+   * Queued and running exports a client may have at once; how long a finished file is kept; the
+   * share of its time an export works (writeRecords' `pace`).
+   */
+  readonly limits: { readonly maxPendingPerClient: number; readonly retentionMs: number; readonly pace: number };
 }
 
 export class ExportService {
@@ -165,6 +169,7 @@ export class ExportService {
       filters,
       throughSeq,
       format: e.format,
+      pace: this.deps.limits.pace,
       async write(buf) {
         pending.push(buf);
         pendingBytes += buf.length;
@@ -240,6 +245,11 @@ export async function writeRecords(
     readonly onPage?: (sofar: { rows: number; bytes: number }) => Promise<void>;
     /** Writes a page's lines in place of the format's own (an archive pseudonymises some). */
     readonly encode?: (page: readonly ChainedRecord[]) => Promise<string>;
+    /**
+     * The share of the time spent reading and writing (0–1; 1: no pause): after each page, a pause so
+     * that the file's work (here and in PostgreSQL) leaves the rest to the decisions served meanwhile.
+     */
+    readonly pace?: number;
   },
 ): Promise<RecordsFile> {
   const hash = createHash('sha256');
@@ -255,7 +265,9 @@ export async function writeRecords(
   };
   if (o.format === 'csv') await emit(CSV_HEADER);
   let afterSeq: number | undefined;
+  const pace = o.pace ?? 1;
   for (;;) {
+    const started = performance.now();
     const page = await readRecords(db, { ...o.filters, afterSeq, throughSeq: o.throughSeq, limit: PAGE_ROWS });
     if (!page.length) break;
     await emit(o.encode ? await o.encode(page) : o.format === 'csv' ? csvRows(page) : page.map(ndjsonLine).join(''));
@@ -266,6 +278,7 @@ export async function writeRecords(
     rows += page.length;
     await o.onPage?.({ rows, bytes });
     if (page.length < PAGE_ROWS) break;
+    if (pace < 1) await setTimeout(((performance.now() - started) * (1 - pace)) / pace);
   }
   return { rows, bytes, sha256: hash.digest('hex'), first, last };
 }

@@ -147,7 +147,8 @@ export async function measureArchival(o: {
 export function archiveLines(a: ArchiveResult, int: (n: number) => string): string[] {
   return [
     `archival: one month of ${int(a.records)} decision records (written in ${a.writeSeconds.toFixed(1)} s) archived ` +
-      `by optgate audit archive in ${a.archiveSeconds.toFixed(1)} s = ${int(a.records / a.archiveSeconds)} ` +
+      `by optgate audit archive (paced as exports) in ${a.archiveSeconds.toFixed(1)} s = ` +
+      `${int(a.records / a.archiveSeconds)} ` +
       `records/s (file ${(a.fileBytes / 2 ** 20).toFixed(1)} MiB written, verified, registered, partitions dropped), ` +
       `peak RSS ${(a.peakRssKiB / 1024).toFixed(0)} MiB`,
     `archive + online log verified as one (optgate audit verify --db --archives): ${a.verifySeconds.toFixed(1)} s, ` +

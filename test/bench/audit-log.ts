@@ -202,7 +202,7 @@ export function auditLogLines(a: AuditLogResult, int: (n: number) => string): st
       `record covered by a signed tree head ${a.treeLagSeconds.toFixed(1)} s after it was written`,
     `audit export: ${int(e.rows)} rows (the records from the mark), ${(e.bytes / 2 ** 20).toFixed(1)} MiB in ` +
       `${e.exportSeconds.toFixed(1)} s = ${int(e.rows / e.exportSeconds)} rows/s (request to completed, ndjson, ` +
-      'run by a worker process, nothing else running)',
+      'paced at EXPORT_PACE_PERCENT (default 50), run by a worker process, nothing else running)',
     `audit verify: ${int(e.rows)} rows in ${e.verifySeconds.toFixed(1)} s = ${int(e.rows / e.verifySeconds)} rows/s ` +
       `(optgate audit verify FILE --manifest --jwks: ${e.verified ? 'INTACT' : 'FAILED'})`,
     `inclusion proofs at ${int(a.treeSize)} records (GET /v1/audit/proofs/inclusion, one at a time, 200 random): ` +

@@ -22,8 +22,9 @@ export async function auditFootprint(databaseUrl: string): Promise<AuditFootprin
   await client.connect();
   try {
     const { rows } = await client.query<{ bytes: string; records: string }>(
-      `select pg_total_relation_size('audit_records') + pg_total_relation_size('audit_decisions')
-                + pg_total_relation_size('audit_verdicts') as bytes,
+      // The log tables are partitioned by month: their size is their partitions'.
+      `select (select coalesce(sum(pg_total_relation_size(t.relid)), 0) from unnest(array['audit_records',
+                'audit_decisions', 'audit_verdicts']::regclass[]) p, pg_partition_tree(p) t where t.isleaf) as bytes,
               coalesce((select seq from audit_head), 0) as records`,
     );
     return { bytes: Number(rows[0]!.bytes), records: Number(rows[0]!.records) };

@@ -46,6 +46,7 @@ const envSchema = z.object({
   AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
   EXPORT_MAX_PENDING: int(1, 100).default(2),
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
+  EXPORT_PACE_PERCENT: int(1, 100).default(50),
   AUDIT_RETENTION_MONTHS: int(1, 1200).default(24),
   AUDIT_ARCHIVE_DIR: z.string().min(1).default('var/audit-archive'),
   AUDIT_PSEUDONYMISE_AFTER_DAYS: int(0, 36_500).default(365),
@@ -109,12 +110,12 @@ export interface AppConfig {
     readonly checkpointIntervalMs: number;
   };
   /** Per client: exports queued or running at once; how long a finished export's file is kept. */
-  readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number };
+  readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number; readonly pace: number };
   /**
    * Where months of the audit log past the retention are archived (db.auditRetentionMonths), and
    * after how long closed accounts' ids are pseudonymised in what is archived.
    */
-  readonly archive: { readonly dir: string; readonly pseudonymiseAfterMs: number };
+  readonly archive: { readonly dir: string; readonly pseudonymiseAfterMs: number; readonly pace: number };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
   /** The consent cache of each instance (docs/cache.md). */
@@ -211,10 +212,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS,
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
     },
-    exports: { maxPendingPerClient: e.EXPORT_MAX_PENDING, retentionMs: e.EXPORT_RETENTION_HOURS * 3_600_000 },
+    exports: {
+      maxPendingPerClient: e.EXPORT_MAX_PENDING,
+      retentionMs: e.EXPORT_RETENTION_HOURS * 3_600_000,
+      pace: e.EXPORT_PACE_PERCENT / 100,
+    },
     archive: {
       dir: path.resolve(root, e.AUDIT_ARCHIVE_DIR),
       pseudonymiseAfterMs: e.AUDIT_PSEUDONYMISE_AFTER_DAYS * 86_400_000,
+      pace: e.EXPORT_PACE_PERCENT / 100,
     },
     auditDecisions: e.AUDIT_DECISIONS,
     cache: {
