@@ -53,8 +53,14 @@ export function createServices(infra: Infrastructure) {
   const { config, db, redis, queues, keys, metrics, clock, auditWriter: writer, coherence } = infra;
   const catalog = config.catalog;
   const verifier = new TokenVerifier({ keys, settings: config.auth, clock });
-  const accounts = new AccountService({ db, clock, coherence });
-  const consents = new ConsentService({
+  // Closing an account ends its opt-ins: the consent component does it, in the import's transaction.
+  const accounts = new AccountService({
+    db,
+    clock,
+    coherence,
+    lapseOnClosure: (trx, ids, now) => consents.lapseOnClosure(trx, ids, now),
+  });
+  const consents: ConsentService = new ConsentService({
     db,
     catalog,
     clock,

@@ -9,16 +9,32 @@ export interface AccountInput {
   readonly billingState: string | null;
 }
 
+/** An account an import created or changed, and its status before (null: it is new). */
+export interface AccountChange extends AccountInput {
+  readonly previousStatus: AccountStatus | null;
+}
+
 /**
  * Upserts in one statement, whatever the size: unnest keeps it to four parameters. Returns the
- * accounts that were new or actually changed.
+ * accounts that were new or actually changed, with their status before. The rows are locked first
+ * (in id order, so that two imports cannot deadlock), so that the status before is the one replaced.
  */
-export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<string[]> {
+export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Promise<AccountChange[]> {
   if (accounts.length === 0) return [];
-  const { rows } = await sql<{ account_id: string }>`
+  const ids = accounts.map((a) => a.accountId);
+  const { rows: locked } = await sql<{ account_id: string; status: AccountStatus }>`
+    select account_id, status from accounts where account_id = any(${ids}::text[])
+    order by account_id for update`.execute(db);
+  const before = new Map(locked.map((r) => [r.account_id, r.status] as const));
+  const { rows } = await sql<{
+    account_id: string;
+    status: AccountStatus;
+    service_state: string | null;
+    billing_state: string | null;
+  }>`
     insert into accounts (account_id, status, service_state, billing_state, closed_at)
     select a.*, case when a.status = 'closed' then now() end from unnest(
-      ${accounts.map((a) => a.accountId)}::text[],
+      ${ids}::text[],
       ${accounts.map((a) => a.status)}::text[],
       ${accounts.map((a) => a.serviceState)}::text[],
       ${accounts.map((a) => a.billingState)}::text[]) a(account_id, status, service_state, billing_state)
@@ -30,8 +46,14 @@ export async function upsertRows(db: Db, accounts: readonly AccountInput[]): Pro
       closed_at = case when excluded.status <> 'closed' then null else coalesce(accounts.closed_at, now()) end
     where (accounts.status, accounts.service_state, accounts.billing_state)
       is distinct from (excluded.status, excluded.service_state, excluded.billing_state)
-    returning account_id`.execute(db);
-  return rows.map((r) => r.account_id);
+    returning account_id, status, service_state, billing_state`.execute(db);
+  return rows.map((r) => ({
+    accountId: r.account_id,
+    status: r.status,
+    serviceState: r.service_state,
+    billingState: r.billing_state,
+    previousStatus: before.get(r.account_id) ?? null,
+  }));
 }
 
 export async function findAccount(db: Db, accountId: string) {

@@ -2,7 +2,7 @@ import { appendWithin, staffActionRecord } from '../audit';
 import { type CacheCoherence, recordChanges } from '../cache';
 import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
-import type { AccountInput } from './account.repository';
+import type { AccountChange, AccountInput } from './account.repository';
 import * as repo from './account.repository';
 
 export const MAX_ACCOUNTS_PER_CALL = 10_000;
@@ -19,33 +19,62 @@ export interface AccountDeps {
   readonly clock: () => Date;
   /** Every instance's cache drops the accounts an import changed, before the import is answered. */
   readonly coherence: Pick<CacheCoherence, 'announce'>;
+  /**
+   * In the transaction that closes accounts: ends their opt-ins (the consent component's `lapseOnClosure`, injected by
+   * the composition root, since consent depends on accounts). Returns how many ended, per account.
+   */
+  readonly lapseOnClosure: (trx: Db, accountIds: readonly string[], now: Date) => Promise<ReadonlyMap<string, number>>;
 }
+
+/** What a status change is, for its audit record. */
+const changeKind = (c: AccountChange) =>
+  c.previousStatus === null
+    ? 'opened'
+    : c.previousStatus === c.status
+      ? 'updated'
+      : c.status === 'closed'
+        ? 'closed'
+        : 'reopened';
 
 export class AccountService {
   constructor(private readonly deps: AccountDeps) {}
 
-  /** An account import is a staff action: its audit record commits with it. */
+  /**
+   * An account import is a staff action. Each account it creates or changes gets its own audit record (opened, closed,
+   * re-opened, or its service or billing state updated), committed with it; closing an account ends its opt-ins.
+   */
   async upsert(actor: string, accounts: readonly AccountInput[]): Promise<AccountUpsertResult> {
     if (accounts.length > MAX_ACCOUNTS_PER_CALL) {
       throw new AppError('payload-too-large', `At most ${MAX_ACCOUNTS_PER_CALL} accounts per call.`);
     }
     // The last entry for an account wins, as if the entries were applied in order.
     const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
-    const closed = unique.filter((a) => a.status === 'closed').length;
-    const change = await this.deps.db.transaction().execute(async (trx) => {
-      const ids = await repo.upsertRows(trx, unique);
-      const recorded = await recordChanges(trx, ids);
-      const action = {
-        action: 'accounts_upserted',
-        actor,
-        upserted: unique.length,
-        changed: ids.length,
-        closed,
-      } as const;
-      await appendWithin(trx, [staffActionRecord(action)], this.deps.clock());
-      return recorded;
+    const { change, changed } = await this.deps.db.transaction().execute(async (trx) => {
+      const now = this.deps.clock();
+      const rows = await repo.upsertRows(trx, unique);
+      const closing = rows.filter((r) => changeKind(r) === 'closed').map((r) => r.accountId);
+      const lapsed = await this.deps.lapseOnClosure(trx, closing, now);
+      const recorded = await recordChanges(
+        trx,
+        rows.map((r) => r.accountId),
+      );
+      const records = rows.map((r) =>
+        staffActionRecord(
+          {
+            action: 'account_changed',
+            actor,
+            change: changeKind(r),
+            status: r.status,
+            serviceState: r.serviceState,
+            billingState: r.billingState,
+            ...(lapsed.get(r.accountId) ? { lapsedConsents: lapsed.get(r.accountId) } : {}),
+          },
+          r.accountId,
+        ),
+      );
+      await appendWithin(trx, records, now);
+      return { change: recorded, changed: rows.length };
     });
-    const changed = change.accounts === 'all' ? unique.length : change.accounts.length;
     if (changed) await this.deps.coherence.announce(change);
     return { upserted: unique.length, changed };
   }

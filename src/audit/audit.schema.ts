@@ -93,6 +93,7 @@ export const auditRoutes = {
               channel,
               occurredAt: z.iso.datetime(),
               expiresAt: z.iso.datetime().optional(),
+              recipients: z.array(z.string()).optional().describe('A grant that names its recipients: their ids'),
             }),
           ),
           next: z.int(),

@@ -95,6 +95,7 @@ export class AuditService {
           channel: d.channel,
           occurredAt: d.occurredAt,
           ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
+          ...(d.recipients ? { recipients: d.recipients } : {}),
         },
       ];
     });

@@ -51,6 +51,11 @@ export const REASONS: readonly (AllowReason | DenyReason)[] = [
   'account_closed',
   'unknown_purpose',
   'unknown_category',
+  'consent_lapsed',
+  'recipient_required',
+  'unknown_recipient',
+  'recipient_kind_not_allowed',
+  'recipient_not_covered',
 ];
 const CODE = new Map(REASONS.map((r, i) => [r, i] as const));
 const ALLOWING = new Set<string>(['exception', 'consent_granted', 'not_opted_out']);

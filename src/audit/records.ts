@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   accountId,
+  accountStatus,
   actorType,
   allowReason,
   channel,
@@ -61,6 +62,8 @@ export const consentEventData = z.strictObject({
   noticeSha256: z.string(),
   occurredAt: isoTime,
   expiresAt: isoTime.optional(),
+  /** A grant for a purpose that names its recipients: the registry ids it covers. */
+  recipients: z.array(z.string()).optional(),
   requestId: z.string().optional(),
   ipHash: z.string().optional(),
   userAgentHash: z.string().optional(),
@@ -70,12 +73,24 @@ export const consentEventData = z.strictObject({
 const actor = z.string().min(1);
 
 export const staffActionData = z.discriminatedUnion('action', [
+  /** Written before accounts had one record per change: still read. */
   z.strictObject({
     action: z.literal('accounts_upserted'),
     actor,
     upserted: z.int().min(0),
     changed: z.int().min(0),
     closed: z.int().min(0),
+  }),
+  /** One account created or changed by an import (the record names the account). */
+  z.strictObject({
+    action: z.literal('account_changed'),
+    actor,
+    change: z.enum(['opened', 'closed', 'reopened', 'updated']),
+    status: accountStatus,
+    serviceState: z.string().nullable(),
+    billingState: z.string().nullable(),
+    /** Closing: how many opt-ins ended with it (each has its own `lapsed` consent event). */
+    lapsedConsents: z.int().positive().optional(),
   }),
   z.strictObject({
     action: z.literal('export_requested'),

@@ -46,36 +46,49 @@ export async function upsertStates(trx: Db, states: readonly ConsentStateRow[]):
         expires_at: eb.ref('excluded.expires_at'),
         revoked_at: eb.ref('excluded.revoked_at'),
         updated_at: eb.ref('excluded.updated_at'),
+        recipients: eb.ref('excluded.recipients'),
         last_event_id: eb.ref('excluded.last_event_id'),
       })),
     )
     .execute();
 }
 
+export type GrantRow = ConsentStateRow & { notice_sha256: string };
+
+/** Grants, with the hash of the notice they were given under (the grant's own event), for an event that ends them. */
+const grants = (trx: Db) =>
+  trx
+    .selectFrom('consent_state as s')
+    .innerJoin('consent_events as e', 'e.event_id', 's.consent_id')
+    .selectAll('s')
+    .select('e.notice_sha256')
+    .where('s.state', '=', 'granted');
+
 /**
  * Grants whose term has run out and that no event has marked expired yet, oldest first, locked for the caller's
  * transaction.
  */
-export async function lockOverdueGrants(
-  trx: Db,
-  now: Date,
-  limit: number,
-): Promise<(ConsentStateRow & { notice_sha256: string })[]> {
-  return (
-    trx
-      .selectFrom('consent_state as s')
-      // The grant's own event: an expiry records the notice (and its hash) the grant was given under.
-      .innerJoin('consent_events as e', 'e.event_id', 's.consent_id')
-      .selectAll('s')
-      .select('e.notice_sha256')
-      .where('s.state', '=', 'granted')
-      .where('s.expires_at', '<=', now)
-      .orderBy('s.expires_at')
-      .limit(limit)
-      .forUpdate('s')
-      .skipLocked()
-      .execute()
-  );
+export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Promise<GrantRow[]> {
+  return grants(trx)
+    .where('s.expires_at', '<=', now)
+    .orderBy('s.expires_at')
+    .limit(limit)
+    .forUpdate('s')
+    .skipLocked()
+    .execute();
+}
+
+/** The grants still in force of these accounts, locked for the caller's transaction. */
+export async function lockGrantsInForce(trx: Db, accountIds: readonly string[], now: Date): Promise<GrantRow[]> {
+  if (accountIds.length === 0) return [];
+  return grants(trx)
+    .where('s.account_id', 'in', [...accountIds])
+    .where('s.expires_at', '>', now)
+    .orderBy('s.account_id')
+    .orderBy('s.purpose')
+    .orderBy('s.category')
+    .forUpdate('s')
+    .execute();
 }
 
 export async function findEventsByIds(db: Db, eventIds: readonly string[]) {

@@ -28,6 +28,17 @@ export const changeSetSchema = z.strictObject({
           .datetime({ offset: true })
           .transform((s) => new Date(s))
           .optional(),
+        recipients: z
+          .array(z.string().min(1).max(64))
+          .min(1)
+          .max(100)
+          .optional()
+          .describe(
+            'A grant for a purpose that names its recipients (data_sale, third_party_disclosure, permit_access): the ' +
+              'registry ids it covers (GET /v1/recipients). Absent: every recipient of an allowed kind ' +
+              'registered now, ' +
+              'recorded by name (one registered later is not covered).',
+          ),
       }),
     )
     .min(1)
@@ -38,13 +49,18 @@ const isoTime = z.iso.datetime();
 const consentView = z.object({
   purpose: z.string(),
   category: z.string(),
-  state: consentState,
+  state: z
+    .enum([...consentState.options, 'superseded'])
+    .describe(
+      '`superseded`: granted under a notice version that a later material change replaced; it no longer counts',
+    ),
   consentId: z.uuid(),
   noticeVersion: z.string(),
   grantedAt: isoTime.optional(),
   expiresAt: isoTime.optional(),
   revokedAt: isoTime.optional(),
   updatedAt: isoTime,
+  recipients: z.array(z.string()).optional().describe('A grant that names its recipients: their registry ids'),
 });
 
 export const consentRoutes = {
@@ -66,7 +82,9 @@ export const consentRoutes = {
     path: '/v1/accounts/{accountId}/consents',
     operationId: 'recordConsents',
     summary: 'Record consent changes made through a channel other than the portal',
-    description: 'All changes are recorded, or none. A grant needs `affirmative: true`.',
+    description:
+      'All changes are recorded, or none. A grant needs `affirmative: true` and a notice version that no later ' +
+      'material change has superseded for its purpose. A closed account takes no changes (409).',
     tag: 'consents',
     scopes: ['consents:write'],
     params: accountParam,
@@ -85,12 +103,13 @@ export const consentRoutes = {
               kind: consentEventKind,
               occurredAt: isoTime,
               expiresAt: isoTime.optional(),
+              recipients: z.array(z.string()).optional(),
             }),
           ),
           consents: z.array(consentView),
         }),
       },
     },
-    problems: [404],
+    problems: [404, 409],
   }),
 };

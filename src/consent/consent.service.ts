@@ -4,7 +4,7 @@ import { appendWithin, consentEventRecord } from '../audit';
 import { type CacheCoherence, recordChanges } from '../cache';
 import type { Catalog, Notice } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
-import { type FieldProblem, validationError } from '../platform/errors';
+import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import { keysetPage } from '../platform/pagination';
 import type { ActorType, Channel, ConsentEventKind, ConsentState } from '../platform/vocabulary';
@@ -18,6 +18,12 @@ export interface ConsentChange {
   readonly category: string;
   readonly choice: Choice;
   readonly expiresAt?: Date;
+  /**
+   * A grant for a purpose that names its recipients (sale, disclosure, access in place): the registry ids it covers.
+   * Absent: every recipient of an allowed kind in the registry now (recorded by name, so that one added later is not
+   * covered).
+   */
+  readonly recipients?: readonly string[];
 }
 
 export interface ChangeSet {
@@ -37,16 +43,20 @@ export interface Provenance {
   readonly userAgent?: string;
 }
 
+/** A state as shown: `superseded` is a grant given under a notice that a later material change replaced. */
+export type ConsentViewState = ConsentState | 'superseded';
+
 export interface ConsentView {
   readonly purpose: string;
   readonly category: string;
-  readonly state: ConsentState;
+  readonly state: ConsentViewState;
   readonly consentId: string;
   readonly noticeVersion: string;
   readonly grantedAt?: Date;
   readonly expiresAt?: Date;
   readonly revokedAt?: Date;
   readonly updatedAt: Date;
+  readonly recipients?: readonly string[];
 }
 
 export interface ConsentEventView {
@@ -63,6 +73,7 @@ export interface ConsentEventView {
   readonly noticeSha256: string;
   readonly occurredAt: Date;
   readonly expiresAt?: Date;
+  readonly recipients?: readonly string[];
 }
 
 export interface RecordedEvent {
@@ -73,6 +84,7 @@ export interface RecordedEvent {
   readonly kind: ConsentEventKind;
   readonly occurredAt: Date;
   readonly expiresAt?: Date;
+  readonly recipients?: readonly string[];
 }
 
 export interface ConsentDeps {
@@ -102,7 +114,7 @@ export class ConsentService {
   async currentState(accountId: string): Promise<ConsentView[]> {
     await this.deps.accounts.require(accountId);
     const now = this.deps.clock();
-    return (await repo.findStates(this.deps.db, accountId)).map((row) => toView(row, now));
+    return (await repo.findStates(this.deps.db, accountId)).map((row) => this.view(row, now));
   }
 
   /** Consent events by id, as the audit cites them. */
@@ -140,7 +152,13 @@ export class ConsentService {
     };
 
     const committed = await this.deps.db.transaction().execute(async (trx) => {
-      await this.deps.accounts.requireForUpdate(trx, accountId);
+      const account = await this.deps.accounts.requireForUpdate(trx, accountId);
+      if (account.status === 'closed') {
+        throw new AppError(
+          'conflict',
+          'The account is closed: no consent can be recorded for it until it is re-opened.',
+        );
+      }
       await repo.lockAccountConsents(trx, accountId);
       const current = new Map((await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s]));
       const planned: Planned[] = [];
@@ -150,6 +168,7 @@ export class ConsentService {
         const { kind, state } = transition(change.choice, before, now);
         const term = now.getTime() + this.deps.catalog.consentTermDays * DAY_MS;
         const expiresAt = change.choice === 'grant' ? (change.expiresAt ?? new Date(term)) : null;
+        const recipients = change.choice === 'grant' ? this.recipientsOf(change) : null;
         const { purpose, category } = change;
         const event = eventRow({
           accountId,
@@ -162,7 +181,7 @@ export class ConsentService {
           now,
         });
         planned.push({
-          event: { ...event, expires_at: expiresAt, client_id: provenance.clientId, ...evidence },
+          event: { ...event, expires_at: expiresAt, recipients, client_id: provenance.clientId, ...evidence },
           state: {
             account_id: accountId,
             purpose: change.purpose,
@@ -174,6 +193,7 @@ export class ConsentService {
             expires_at: state === 'granted' ? expiresAt : (before?.expires_at ?? null),
             revoked_at: state === 'revoked' ? now : null,
             updated_at: now,
+            recipients,
           },
         });
       }
@@ -193,8 +213,9 @@ export class ConsentService {
         kind: e.kind,
         occurredAt: now,
         ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+        ...(e.recipients ? { recipients: e.recipients } : {}),
       })),
-      consents: [...latest.values()].map((s) => toView(s, now)),
+      consents: [...latest.values()].map((s) => this.view(s, now)),
     };
   }
 
@@ -208,16 +229,7 @@ export class ConsentService {
     for (;;) {
       const now = this.deps.clock();
       const expired = await this.deps.db.transaction().execute(async (trx) => {
-        const overdue = await repo.lockOverdueGrants(trx, now, batchSize);
-        const planned = overdue.map(({ notice_sha256, last_event_id: _, ...s }): Planned => {
-          const notice = { version: s.notice_version, sha256: notice_sha256 };
-          const { account_id: accountId, purpose, category } = s;
-          const event = eventRow({ accountId, purpose, category, kind: 'expired', channel: 'system', notice, now });
-          return {
-            event: { ...event, expires_at: s.expires_at },
-            state: { ...s, state: 'expired', consent_id: event.event_id, updated_at: now },
-          };
-        });
+        const planned = endGrants(await repo.lockOverdueGrants(trx, now, batchSize), 'expired', now);
         return commit(trx, planned, now);
       });
       const count = expired.planned.length;
@@ -226,6 +238,20 @@ export class ConsentService {
       if (count) this.deps.metrics.consentEvents.inc({ kind: 'expired', channel: 'system' }, count);
       if (count < batchSize) return total;
     }
+  }
+
+  /**
+   * For the accounts component, in the transaction that closes these accounts: each opt-in still in force ends with a
+   * `lapsed` event, so that re-opening an account does not bring it back. The caller records the accounts as changed
+   * and announces them.
+   */
+  async lapseOnClosure(trx: Db, accountIds: readonly string[], now: Date): Promise<Map<string, number>> {
+    const planned = endGrants(await repo.lockGrantsInForce(trx, accountIds, now), 'lapsed', now);
+    await commit(trx, planned, now, { recordChanges: false });
+    if (planned.length) this.deps.metrics.consentEvents.inc({ kind: 'lapsed', channel: 'system' }, planned.length);
+    const perAccount = new Map<string, number>();
+    for (const { event } of planned) perAccount.set(event.account_id, (perAccount.get(event.account_id) ?? 0) + 1);
+    return perAccount;
   }
 
   /** Every check against the catalog, reported together. */
@@ -258,8 +284,55 @@ export class ConsentService {
       if (c.expiresAt && c.expiresAt.getTime() > maxExpiry) {
         at('expiresAt', `must be within ${catalog.maxConsentTermDays} days`);
       }
+      this.checkRecipients(c, at);
+      const superseding =
+        notice && c.choice === 'grant' ? supersedingNotice(catalog, notice, c.purpose, now) : undefined;
+      if (superseding && !problems.some((p) => p.path === 'noticeVersion')) {
+        problems.push({
+          path: 'noticeVersion',
+          message:
+            `notice ${notice!.version} was superseded for ${c.purpose} by ${superseding.version}: ` +
+            `show the subscriber ${superseding.version} and record the grant under it`,
+        });
+      }
     });
     if (problems.length) throw validationError(problems);
+  }
+
+  /** Named recipients: only on a grant for a purpose that names them, each in the registry and of an allowed kind. */
+  private checkRecipients(c: ConsentChange, at: (field: string, message: string) => void): void {
+    const kinds = this.deps.catalog.purposes.get(c.purpose)?.recipientKinds;
+    if (c.recipients === undefined) {
+      if (kinds && c.choice === 'grant' && !this.recipientsOf(c)?.length)
+        at('recipients', `the registry holds no recipient of kind ${kinds.join(' or ')}`);
+    } else if (!kinds) at('recipients', 'this purpose does not name recipients');
+    else if (c.choice !== 'grant') at('recipients', 'only a grant names recipients (a revocation covers them all)');
+    else {
+      if (new Set(c.recipients).size !== c.recipients.length) at('recipients', 'names a recipient twice');
+      c.recipients.forEach((id, j) => {
+        const known = this.deps.catalog.recipients.get(id);
+        if (!known) at(`recipients.${j}`, 'not in the recipient registry (GET /v1/recipients)');
+        else if (!kinds.includes(known.kind))
+          at(`recipients.${j}`, `must be a recipient of kind ${kinds.join(' or ')}`);
+      });
+    }
+  }
+
+  /** The recipients a grant covers: those it names, or every registered one of a kind its purpose allows. */
+  private recipientsOf(c: ConsentChange): string[] | null {
+    const kinds = this.deps.catalog.purposes.get(c.purpose)?.recipientKinds;
+    if (!kinds) return null;
+    if (c.recipients) return [...c.recipients];
+    return [...this.deps.catalog.recipients.values()].filter((r) => kinds.includes(r.kind)).map((r) => r.id);
+  }
+
+  /** A state as the API and the portal show it (a grant past its expiry, or under a superseded notice). */
+  private view(row: Omit<ConsentStateRow, 'last_event_id'>, now: Date): ConsentView {
+    const view = toView(row, now);
+    if (view.state !== 'granted') return view;
+    const notice = this.deps.catalog.noticesByVersion.get(row.notice_version);
+    const superseded = !notice || supersedingNotice(this.deps.catalog, notice, row.purpose, now);
+    return superseded ? { ...view, state: 'superseded' } : view;
   }
 
   private hash(value: string): string {
@@ -292,6 +365,7 @@ function eventRow(e: {
     notice_sha256: e.notice.sha256,
     occurred_at: e.now,
     expires_at: null,
+    recipients: null,
     request_id: null,
     ip_hash: null,
     user_agent_hash: null,
@@ -303,7 +377,7 @@ function eventRow(e: {
  * and appends the audit records, in the caller's transaction: all commit together or not at all.
  * The audit append comes last, so that the chain head is locked for the shortest time.
  */
-async function commit(trx: Db, planned: readonly Planned[], now: Date) {
+async function commit(trx: Db, planned: readonly Planned[], now: Date, o = { recordChanges: true }) {
   const events = planned.map((p) => p.event);
   const seqs = await repo.insertEvents(trx, events);
   // A change set may touch one item twice: the state is the last one's, citing the last event.
@@ -315,7 +389,8 @@ async function commit(trx: Db, planned: readonly Planned[], now: Date) {
     });
   });
   await repo.upsertStates(trx, [...states.values()]);
-  const change = await recordChanges(trx, [...new Set(events.map((e) => e.account_id))]);
+  const accounts = o.recordChanges ? [...new Set(events.map((e) => e.account_id))] : [];
+  const change = await recordChanges(trx, accounts);
   await appendWithin(trx, events.map(auditRecordOf), now);
   return { planned: planned.map((p, i) => ({ ...p, seq: seqs[i]! })), change };
 }
@@ -336,10 +411,31 @@ function auditRecordOf(e: repo.NewConsentEvent) {
     noticeSha256: e.notice_sha256,
     occurredAt: e.occurred_at,
     expiresAt: e.expires_at ?? undefined,
+    recipients: e.recipients ?? undefined,
     requestId: e.request_id ?? undefined,
     ipHash: e.ip_hash ?? undefined,
     userAgentHash: e.user_agent_hash ?? undefined,
   });
+}
+
+/** The events that end grants (their term ran out, or their account was closed), and the states they leave. */
+function endGrants(rows: readonly repo.GrantRow[], kind: 'expired' | 'lapsed', now: Date): Planned[] {
+  return rows.map(({ notice_sha256, last_event_id: _, ...s }): Planned => {
+    const notice = { version: s.notice_version, sha256: notice_sha256 };
+    const { account_id: accountId, purpose, category } = s;
+    const event = eventRow({ accountId, purpose, category, kind, channel: 'system', notice, now });
+    return {
+      event: { ...event, expires_at: s.expires_at, recipients: s.recipients },
+      state: { ...s, state: kind, consent_id: event.event_id, updated_at: now },
+    };
+  });
+}
+
+/** The material change in force at `now` that replaces `notice` for `purpose`, if there is one. */
+function supersedingNotice(catalog: Catalog, notice: Notice, purpose: string, now: Date): Notice | undefined {
+  return catalog.notices.findLast(
+    (n) => n.ordinal > notice.ordinal && n.effectiveAt <= now && n.materialFor.includes(purpose),
+  );
 }
 
 const key = (purpose: string, category: string) => `${purpose}\u0000${category}`;
@@ -381,6 +477,7 @@ function eventView(e: ConsentEventRow): ConsentEventView {
     noticeSha256: e.notice_sha256,
     occurredAt: e.occurred_at,
     ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+    ...(e.recipients ? { recipients: e.recipients } : {}),
   };
 }
 
@@ -396,5 +493,6 @@ function toView(row: Omit<ConsentStateRow, 'last_event_id'>, now: Date): Consent
     ...(row.expires_at ? { expiresAt: row.expires_at } : {}),
     ...(row.revoked_at ? { revokedAt: row.revoked_at } : {}),
     updatedAt: row.updated_at,
+    ...(row.recipients ? { recipients: row.recipients } : {}),
   };
 }

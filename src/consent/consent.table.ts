@@ -17,6 +17,8 @@ export interface ConsentEventTable {
   notice_sha256: string;
   occurred_at: Date;
   expires_at: Date | null;
+  /** A grant for a purpose that names its recipients: the registry ids it covers. */
+  recipients: string[] | null;
   request_id: string | null;
   ip_hash: string | null;
   user_agent_hash: string | null;
@@ -34,6 +36,8 @@ export interface ConsentStateTable {
   expires_at: Date | null;
   revoked_at: Date | null;
   updated_at: Date;
+  /** A grant in force for a purpose that names its recipients: the registry ids it covers. */
+  recipients: string[] | null;
   last_event_id: ColumnType<string, string | number | bigint, string | number | bigint>;
 }
 

@@ -7,6 +7,10 @@ import { z } from 'zod';
  */
 
 export const accountStatus = z.enum(['active', 'closed']);
+
+/** What a recipient of customer information is (config/recipients.json). */
+export const recipientKind = z.enum(['advertiser', 'data_broker', 'processor', 'emergency_service', 'court']);
+export type RecipientKind = z.infer<typeof recipientKind>;
 export type AccountStatus = z.infer<typeof accountStatus>;
 
 /** An event in an account's consent history. */
@@ -18,14 +22,24 @@ export const consentEventKind = z.enum([
   'expired',
   'opted_out',
   'opt_out_withdrawn',
+  'lapsed',
 ]);
 export type ConsentEventKind = z.infer<typeof consentEventKind>;
 
 /**
  * The current state of one account × purpose × category. `declined`: the subscriber said no and
- * never had an active opt-in; `not_opted_out`: an opt-out was withdrawn.
+ * never had an active opt-in; `not_opted_out`: an opt-out was withdrawn; `lapsed`: the grant ended
+ * when the account was closed.
  */
-export const consentState = z.enum(['granted', 'revoked', 'declined', 'expired', 'opted_out', 'not_opted_out']);
+export const consentState = z.enum([
+  'granted',
+  'revoked',
+  'declined',
+  'expired',
+  'opted_out',
+  'not_opted_out',
+  'lapsed',
+]);
 export type ConsentState = z.infer<typeof consentState>;
 
 export const actorType = z.enum(['subscriber', 'staff', 'system']);
@@ -51,6 +65,11 @@ export const denyReason = z.enum([
   'account_closed',
   'unknown_purpose',
   'unknown_category',
+  'consent_lapsed',
+  'recipient_required',
+  'unknown_recipient',
+  'recipient_kind_not_allowed',
+  'recipient_not_covered',
 ]);
 export type DenyReason = z.infer<typeof denyReason>;
 

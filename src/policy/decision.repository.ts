@@ -10,6 +10,7 @@ export interface HeldConsent {
   readonly consentId: string | null;
   readonly noticeVersion: string;
   readonly expiresAt: Date | null;
+  readonly recipients: readonly string[] | null;
 }
 
 /** What the decision path keeps per account: its status (null: unknown) and its consent state, every purpose. */
@@ -29,6 +30,7 @@ interface Row {
   consent_id: string | null;
   notice_version: string | null;
   expires_at: Date | null;
+  recipients: string[] | null;
 }
 
 /**
@@ -39,7 +41,8 @@ interface Row {
  */
 export async function loadAccountStates(db: Db, accountIds: readonly string[]): Promise<Map<string, AccountState>> {
   const { rows } = await sql<Row>`
-    select a.account_id, a.status, s.purpose, s.category, s.state, s.consent_id, s.notice_version, s.expires_at
+    select a.account_id, a.status,
+      s.purpose, s.category, s.state, s.consent_id, s.notice_version, s.expires_at, s.recipients
     from accounts a
     left join consent_state s on s.account_id = a.account_id
     where a.account_id = any(${accountIds}::text[])`.execute(db);
@@ -58,6 +61,7 @@ export async function loadAccountStates(db: Db, accountIds: readonly string[]): 
         consentId: r.consent_id,
         noticeVersion: intern(r.notice_version),
         expiresAt: r.expires_at,
+        recipients: r.recipients?.map(intern) ?? null,
       });
     }
   }

@@ -13,6 +13,10 @@ export function decisionRouter({ decisions, verifier }: { decisions: DecisionSer
   const router = Router();
   const route = mounter(router, verifier);
 
+  route(routes.recipients, (_input, _req, res) => {
+    sendJson(res, { recipients: decisions.recipients() });
+  });
+
   route(routes.decide, async ({ body }, _req, res) => {
     sendJson(res, await decisions.decide(callerOf(res), body));
   });

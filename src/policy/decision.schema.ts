@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../platform/http/route';
-import { accountId, allowReason, denyReason } from '../platform/vocabulary';
+import { accountId, allowReason, denyReason, recipientKind } from '../platform/vocabulary';
 
 // Free text goes into the audit record: no control characters.
 const printable = z
@@ -11,7 +11,15 @@ const printable = z
 const common = {
   purpose: z.string().min(1).max(64),
   categories: z.array(z.string().min(1).max(64)).min(1).max(100),
-  recipient: printable.optional(),
+  recipient: z
+    .string()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe(
+      'The registry id of whom the data goes to (GET /v1/recipients): required for data_sale, ' +
+        'third_party_disclosure, permit_access, emergency_services and court_order',
+    ),
   reference: printable.optional().describe('A court order reference, where the purpose needs one'),
 };
 export const decisionRequestSchema = z.strictObject({ accountId, ...common });
@@ -73,7 +81,31 @@ export const batchResponseSchema = z.object({
   ),
 });
 
+export const recipientsResponseSchema = z.object({
+  recipients: z.array(
+    z.object({
+      id: z.string(),
+      legalName: z.string(),
+      kind: recipientKind,
+      retentionDays: z.int().describe('How long the recipient may keep what it receives'),
+      purposes: z.array(z.string()).describe('The purposes and exceptions that may name it'),
+    }),
+  ),
+});
+
 export const decisionRoutes = {
+  recipients: defineRoute({
+    method: 'get',
+    path: '/v1/recipients',
+    operationId: 'listRecipients',
+    summary: 'The recipient registry: whom data may be sold or disclosed to, or who may access it',
+    description:
+      'A request for a purpose that names its recipient gives one of these ids; a subscriber opts in for named ' +
+      'recipients.',
+    tag: 'decisions',
+    scopes: ['decisions'],
+    responses: { 200: { description: 'Every registered recipient', schema: recipientsResponseSchema } },
+  }),
   decide: defineRoute({
     method: 'post',
     path: '/v1/decisions',

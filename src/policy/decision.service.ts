@@ -3,7 +3,7 @@ import type { AccountVerdict, DecisionHeader } from '../audit';
 import { assertPurposeAllowed } from '../platform/auth/middleware';
 import type { Principal } from '../platform/auth/principal';
 import type { Semaphore } from '../platform/concurrency';
-import type { Catalog } from '../platform/config/catalog';
+import { type Catalog, recipientKindsOf } from '../platform/config/catalog';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import { withTimeout } from '../platform/timeout';
@@ -87,9 +87,19 @@ function subjectFor(state: AccountState | undefined, purpose: string): Subject {
 export class DecisionService {
   constructor(private readonly deps: DecisionDeps) {}
 
+  /** The recipient registry, each with the purposes (and exceptions) that may name it. */
+  recipients() {
+    const { catalog } = this.deps;
+    const namers = [...catalog.purposes.values(), ...catalog.exceptions.values()];
+    return [...catalog.recipients.values()].map((r) => ({
+      ...r,
+      purposes: namers.filter((p) => p.recipientKinds?.includes(r.kind)).map((p) => p.id),
+    }));
+  }
+
   async decide(caller: Caller, request: DecisionRequest): Promise<Decision> {
     const started = process.hrtime.bigint();
-    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
+    const categories = this.checkRequest(caller.principal, request);
     const states = await this.bounded(this.deps.subjects.getMany([request.accountId]));
     const evaluatedAt = this.deps.clock();
     const subject = subjectFor(states.get(request.accountId), request.purpose);
@@ -115,7 +125,7 @@ export class DecisionService {
     if (request.accountIds.length > MAX_BATCH_ACCOUNTS) {
       throw new AppError('payload-too-large', `At most ${MAX_BATCH_ACCOUNTS} accounts per batch.`);
     }
-    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
+    const categories = this.checkRequest(caller.principal, request);
     const { decisionId, evaluatedAt, verdicts } = await this.judgeMany(
       caller,
       'batch',
@@ -145,7 +155,7 @@ export class DecisionService {
     caller: Caller,
     request: Omit<BatchRequest, 'accountIds'>,
   ): (accountIds: readonly string[]) => Promise<Verdict[]> {
-    const categories = this.checkRequest(caller.principal, request.purpose, request.categories);
+    const categories = this.checkRequest(caller.principal, request);
     return async (accountIds) => (await this.judgeMany(caller, 'filter', request, categories, accountIds)).verdicts;
   }
 
@@ -164,7 +174,12 @@ export class DecisionService {
       const states = await this.bounded(this.deps.subjects.getMany(accountIds));
       const evaluatedAt = this.deps.clock();
       const decisionId = randomUUID();
-      const input = { purpose: request.purpose, categories, reference: request.reference };
+      const input = {
+        purpose: request.purpose,
+        categories,
+        recipient: request.recipient,
+        reference: request.reference,
+      };
       const verdicts = accountIds.map((accountId) =>
         evaluate(input, subjectFor(states.get(accountId), request.purpose), this.deps.catalog, evaluatedAt),
       );
@@ -191,14 +206,24 @@ export class DecisionService {
    * Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns
    * the categories without repeats.
    */
-  private checkRequest(principal: Principal, purpose: string, categories: readonly string[]): string[] {
+  private checkRequest(principal: Principal, request: Omit<DecisionRequest, 'accountId'>): string[] {
     const { catalog } = this.deps;
+    const { purpose, categories, recipient } = request;
     const problems: FieldProblem[] = [];
     if (!catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose))
       problems.push({ path: 'purpose', message: 'unknown purpose' });
     categories.forEach((c, i) => {
       if (!catalog.categories.has(c)) problems.push({ path: `categories.${i}`, message: 'unknown category' });
     });
+    const kinds = recipientKindsOf(catalog, purpose);
+    const known = recipient === undefined ? undefined : catalog.recipients.get(recipient);
+    if (recipient === undefined && kinds) {
+      problems.push({ path: 'recipient', message: `this purpose must name its recipient (GET /v1/recipients)` });
+    } else if (recipient !== undefined && !known) {
+      problems.push({ path: 'recipient', message: 'not in the recipient registry (GET /v1/recipients)' });
+    } else if (known && kinds && !kinds.includes(known.kind)) {
+      problems.push({ path: 'recipient', message: `must be a recipient of kind ${kinds.join(' or ')}` });
+    }
     if (problems.length) throw validationError(problems);
     assertPurposeAllowed(principal, purpose);
     return [...new Set(categories)];

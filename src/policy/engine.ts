@@ -12,6 +12,8 @@ export type { CategoryResult } from '../platform/vocabulary';
 export interface DecisionInput {
   readonly purpose: string;
   readonly categories: readonly string[];
+  /** The registry id of whom the data goes to (sale, disclosure, access in place, emergency services, a court). */
+  readonly recipient?: string;
   readonly reference?: string;
 }
 
@@ -20,6 +22,8 @@ export interface ConsentSnapshot {
   readonly consentId: string | null;
   readonly noticeVersion: string;
   readonly expiresAt: Date | null;
+  /** For a purpose that names its recipients: the recipients the opt-in covers (none when absent). */
+  readonly recipients?: readonly string[] | null;
 }
 
 export interface Subject {
@@ -51,13 +55,17 @@ function judgeCategory(
   const regime = catalog.categories.get(category)?.regime;
   if (!regime) return deny('unknown_category');
   const exception = catalog.exceptions.get(input.purpose);
-  if (!exception && !catalog.purposes.has(input.purpose)) return deny('unknown_purpose');
+  const purpose = exception ?? catalog.purposes.get(input.purpose);
+  if (!purpose) return deny('unknown_purpose');
+  const recipientProblem = judgeRecipient(input.recipient, purpose.recipientKinds, catalog);
+  if (recipientProblem) return deny(recipientProblem);
   if (!subject.account) return deny('unknown_account');
-  if (subject.account.status !== 'active') return deny('account_closed');
+  // A closed account keeps only the exceptions that outlive the relationship (billing and collection, fraud, courts).
+  if (subject.account.status !== 'active' && !exception?.survivesClosure) return deny('account_closed');
 
   if (exception) {
-    if (exception.requiresReference && !input.reference?.trim()) return deny('exception_not_applicable');
-    if (exception.onlyCategories && !exception.onlyCategories.includes(category))
+    if (!exception.categories.includes(category)) return deny('exception_not_applicable');
+    if (exception.referencePattern && !exception.referencePattern.test(input.reference ?? ''))
       return deny('exception_not_applicable');
     return { category, allow: true, reason: 'exception' };
   }
@@ -73,6 +81,8 @@ function judgeCategory(
       return deny('consent_revoked');
     case 'expired':
       return deny('consent_expired');
+    case 'lapsed':
+      return deny('consent_lapsed');
     default:
       // Never asked, declined, or a state that does not belong to an opt-in category.
       return deny('no_consent');
@@ -83,6 +93,8 @@ function judgeCategory(
   const lastMaterial = lastMaterialChange(catalog, input.purpose, now);
   // A version the catalog no longer knows cannot be shown to be current: treat it as superseded.
   if (!shown || (lastMaterial && shown.ordinal < lastMaterial.ordinal)) return deny('notice_superseded');
+  // An opt-in to sale, disclosure or access names its recipients: one it does not name is not covered.
+  if (purpose.recipientKinds && !consent.recipients?.includes(input.recipient!)) return deny('recipient_not_covered');
   return {
     category,
     allow: true,
@@ -90,6 +102,22 @@ function judgeCategory(
     consentId: consent.consentId,
     expiresAt: consent.expiresAt,
   };
+}
+
+/**
+ * A purpose that names its recipients needs one from the registry, of a kind it allows; any other purpose may name
+ * one, from the registry. (The API answers these with 422; the engine denies them all the same.)
+ */
+function judgeRecipient(
+  recipient: string | undefined,
+  kinds: readonly string[] | undefined,
+  catalog: Catalog,
+): DenyReason | undefined {
+  if (recipient === undefined) return kinds ? 'recipient_required' : undefined;
+  const known = catalog.recipients.get(recipient);
+  if (!known) return 'unknown_recipient';
+  if (kinds && !kinds.includes(known.kind)) return 'recipient_kind_not_allowed';
+  return undefined;
 }
 
 /** The latest notice in force at `now` that is a material change for `purpose`. */

@@ -186,7 +186,7 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.get('/receipts/:eventId', context, ...signedIn, async (req, res) => {
     if (!UUID.test(req.params.eventId as string)) throw new AppError('not-found', 'no such receipt');
     const receipt = await portal.receipt(sessionOf(res).accountId, req.params.eventId as string);
-    views.render(res, 'receipt.njk', { receipt });
+    views.render(res, 'receipt.njk', { receipt, recipientName: portal.recipientName });
   });
 
   pages.get('/receipts/:eventId/receipt.jws', context, ...signedIn, async (req, res) => {
@@ -199,7 +199,12 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.get('/activity', context, ...signedIn, async (req, res) => {
     const before = typeof req.query.before === 'string' ? decodeCursor(req.query.before) : undefined;
     const page = await portal.activity(sessionOf(res).accountId, before);
-    views.render(res, 'activity.njk', { page, first: before === undefined, purposeIds: [...catalog.purposes.keys()] });
+    views.render(res, 'activity.njk', {
+      page,
+      first: before === undefined,
+      purposeIds: [...catalog.purposes.keys()],
+      recipientName: portal.recipientName,
+    });
   });
 
   // Pages answer in HTML, errors included, with the status of the one error table.

@@ -21,7 +21,8 @@ export type ItemStatus =
   | 'notAsked'
   | 'defaultAllowed'
   | 'optedOut'
-  | 'allowedOptOut';
+  | 'allowedOptOut'
+  | 'lapsed';
 
 export interface ItemView {
   readonly purpose: string;
@@ -33,11 +34,15 @@ export interface ItemView {
   readonly expiresSoon: boolean;
   /** What the subscriber chose and still stands; never a default. */
   readonly chosen: 'allow' | 'deny' | null;
+  /** An allowed item of a purpose that names its recipients: their legal names. */
+  readonly recipients?: readonly string[];
 }
 
 export interface PurposeView {
   readonly purpose: string;
   readonly askAgain: boolean;
+  /** A purpose that names its recipients: the legal names of those an opt-in here covers. */
+  readonly recipients?: readonly string[];
   readonly items: readonly ItemView[];
 }
 
@@ -83,32 +88,56 @@ export class PortalService {
     const notice = currentNotice(this.catalog, now);
     if (!notice) throw new AppError('unavailable', 'No notice is in force.');
     const categories = [...this.catalog.categories.keys()];
-    const purposes = [...this.catalog.purposes.keys()].map((purpose): PurposeView => {
+    const purposes = [...this.catalog.purposes.values()].map(({ id: purpose, recipientKinds }): PurposeView => {
       const mine = new Map(states.filter((s) => s.purpose === purpose).map((s) => [s.category, s] as const));
       const snapshots = new Map<string, ConsentSnapshot>(
         [...mine].map(([c, s]) => [
           c,
-          { state: s.state, consentId: s.consentId, noticeVersion: s.noticeVersion, expiresAt: s.expiresAt ?? null },
+          {
+            // The engine finds a superseded notice by itself.
+            state: s.state === 'superseded' ? 'granted' : s.state,
+            consentId: s.consentId,
+            noticeVersion: s.noticeVersion,
+            expiresAt: s.expiresAt ?? null,
+            recipients: s.recipients ?? null,
+          },
         ]),
       );
-      // Judged as if the account were active: a closed account is shown as closed, and its choices as they stand.
-      const verdict = evaluate(
-        { purpose, categories },
-        { account: { status: 'active' }, consents: snapshots },
-        this.catalog,
-        now,
-      );
-      const items = verdict.results.map((r) =>
-        itemView(
+      const subject = { account: { status: 'active' as const }, consents: snapshots };
+      // A purpose that names recipients is judged per category, for a recipient the opt-in covers (or any the
+      // registry has): the page says whether the subscriber's opt-in stands, not whom a pipeline asked about.
+      const eligible = [...this.catalog.recipients.values()].filter((r) => recipientKinds?.includes(r.kind));
+      const someRecipient = eligible[0]?.id;
+      const results = recipientKinds
+        ? categories.flatMap(
+            (category) =>
+              evaluate(
+                { purpose, categories: [category], recipient: mine.get(category)?.recipients?.[0] ?? someRecipient },
+                subject,
+                this.catalog,
+                now,
+              ).results,
+          )
+        : // Judged as if the account were active: a closed account is shown as closed, and its choices as they stand.
+          evaluate({ purpose, categories }, subject, this.catalog, now).results;
+      const items = results.map((r) => {
+        const item = itemView(
           purpose,
           r.category,
           this.catalog.categories.get(r.category)!.regime,
           r.reason,
           mine.get(r.category),
           now,
-        ),
-      );
-      return { purpose, items, askAgain: items.some((i) => i.status === 'askAgain') };
+        );
+        const named = mine.get(r.category)?.recipients;
+        return item.status === 'allowed' && named ? { ...item, recipients: named.map(this.recipientName) } : item;
+      });
+      return {
+        purpose,
+        items,
+        askAgain: items.some((i) => i.status === 'askAgain'),
+        ...(recipientKinds ? { recipients: eligible.map((r) => r.legalName) } : {}),
+      };
     });
     return {
       accountId,
@@ -172,6 +201,9 @@ export class PortalService {
     return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false);
   }
 
+  /** A recipient's legal name (its id, should the registry no longer hold it). */
+  readonly recipientName = (id: string) => this.catalog.recipients.get(id)?.legalName ?? id;
+
   /** A page of changes, newest first, and where the next (older) page starts, if there is one. */
   history(accountId: string, before?: string) {
     return this.consents.history(accountId, { before, limit: PAGE });
@@ -208,6 +240,9 @@ export class PortalService {
       noticeSha256: event.noticeSha256,
       occurredAt: event.occurredAt.toISOString(),
       ...(event.expiresAt ? { expiresAt: event.expiresAt.toISOString() } : {}),
+      ...(event.recipients
+        ? { recipients: event.recipients.map((id) => ({ id, legalName: this.recipientName(id) })) }
+        : {}),
       issuedAt: this.deps.clock().toISOString(),
     };
     // The event's place in the audit log, provable offline, once a signed tree head covers it.
@@ -274,11 +309,14 @@ function itemView(
       };
     }
     case 'notice_superseded':
+    case 'recipient_not_covered':
       return { ...base, status: 'askAgain', chosen: null };
     case 'consent_expired':
       return { ...base, status: 'expired', date: state?.expiresAt, chosen: null };
     case 'consent_revoked':
       return { ...base, status: 'revoked', chosen: 'deny' };
+    case 'consent_lapsed':
+      return { ...base, status: 'lapsed', chosen: null };
     case 'opted_out':
       return { ...base, status: 'optedOut', chosen: 'deny' };
     case 'not_opted_out':

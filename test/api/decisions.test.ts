@@ -30,22 +30,35 @@ describe('POST /v1/decisions: the decision table', () => {
     expect(Date.parse(r.body.validUntil)).toBe(evaluated + svc.config.catalog.decisionReuseSeconds * 1000);
   });
 
-  it('exception_not_applicable: court order without reference, emergency on another category', async () => {
+  it('exception_not_applicable: court order without a docket reference, out-of-scope categories', async () => {
     const id = await createAccount(svc, admin);
-    const court = await decide(svc, admin, { accountId: id, purpose: 'court_order', categories: ['name'] });
-    expect(court.body.allow).toBe(false);
-    expect(reasons(court.body)).toEqual(['exception_not_applicable']);
-    expect(court.body.validUntil).toBeUndefined();
-    const withRef = await decide(svc, admin, {
-      accountId: id,
-      purpose: 'court_order',
-      categories: ['name'],
-      reference: 'ME-2026-118',
-    });
+    const court = { accountId: id, purpose: 'court_order', recipient: 'me-superior-court', categories: ['name'] };
+    for (const reference of [undefined, '   ', 'see the attached letter']) {
+      const r = await decide(svc, admin, { ...court, ...(reference === undefined ? {} : { reference }) });
+      expect(r.body.allow).toBe(false);
+      expect(reasons(r.body)).toEqual(['exception_not_applicable']);
+      expect(r.body.validUntil).toBeUndefined();
+    }
+    const withRef = await decide(svc, admin, { ...court, reference: 'ME-2026-118' });
     expect(withRef.body.allow).toBe(true);
+    const marketing = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'own_communications_marketing',
+      categories: ['name', 'ssn', 'health', 'financial', 'children', 'communications_content'],
+    });
+    expect(marketing.body.results.map((r: { allow: boolean }) => r.allow)).toEqual([
+      true,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    expect(new Set(reasons(marketing.body).slice(1))).toEqual(new Set(['exception_not_applicable']));
     const emergency = await decide(svc, admin, {
       accountId: id,
       purpose: 'emergency_services',
+      recipient: 'psap-maine',
       categories: ['precise_geolocation', 'health'],
     });
     expect(emergency.body.allow).toBe(false);
@@ -91,11 +104,19 @@ describe('POST /v1/decisions: the decision table', () => {
 
   it('no_consent: nothing recorded, or declined without a grant', async () => {
     const id = await createAccount(svc, admin);
-    const r = await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
+    const r = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'data_sale',
+      recipient: 'acme-ads',
+      categories: ['name'],
+    });
     expect(r.body).toMatchObject({ allow: false, results: [{ category: 'name', allow: false, reason: 'no_consent' }] });
     await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'revoke' }]);
     expect(
-      reasons((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body),
+      reasons(
+        (await decide(svc, admin, { accountId: id, purpose: 'data_sale', recipient: 'acme-ads', categories: ['name'] }))
+          .body,
+      ),
     ).toEqual(['no_consent']);
   });
 
@@ -141,15 +162,14 @@ describe('POST /v1/decisions: the decision table', () => {
     expect(r.body).toMatchObject({ allow: false, results: [{ reason: 'consent_expired' }] });
   });
 
-  it('notice_superseded: an opt-in under a notice since changed materially for that purpose', async () => {
+  it('notice_superseded: a grant under a notice since changed materially for that purpose is refused', async () => {
     const id = await createAccount(svc, admin);
-    // v2 is material for data_sale: an opt-in shown v1 no longer counts.
+    // v2 is material for data_sale: a grant shown v1 is refused (the decision side: test/api/lifecycle.test.ts).
     const put = await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }], {
       noticeVersion: 'v1',
     });
-    expect(put.status).toBe(200);
-    const r = await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
-    expect(r.body).toMatchObject({ allow: false, results: [{ reason: 'notice_superseded' }] });
+    expect(put.status).toBe(422);
+    expect(put.body.errors).toEqual([{ path: 'noticeVersion', message: expect.stringMatching(/superseded.*v2/) }]);
     // v1 was not material for ad_targeting.
     await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }], {
       noticeVersion: 'v1',
@@ -159,9 +179,10 @@ describe('POST /v1/decisions: the decision table', () => {
     ).toBe(true);
     // Agreeing again under the current notice counts.
     await putConsents(svc, admin, id, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
-    expect((await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] })).body.allow).toBe(
-      true,
-    );
+    expect(
+      (await decide(svc, admin, { accountId: id, purpose: 'data_sale', recipient: 'acme-ads', categories: ['name'] }))
+        .body.allow,
+    ).toBe(true);
   });
 
   it('not_opted_out and opted_out on the opt-out category', async () => {

@@ -45,7 +45,7 @@ it('GET /metrics counts decisions by purpose, outcome and reason, with no accoun
   const id = await createAccount(svc, admin);
   await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }]);
   await decide(svc, admin, { accountId: id, purpose: 'ad_targeting', categories: ['name'] });
-  await decide(svc, admin, { accountId: id, purpose: 'data_sale', categories: ['name'] });
+  await decide(svc, admin, { accountId: id, purpose: 'data_sale', recipient: 'acme-ads', categories: ['name'] });
   const r = await call(svc.url, 'GET', '/metrics');
   expect(r.status).toBe(200);
   expect(r.body).toMatch(

@@ -172,7 +172,14 @@ describe('GET /v1/audit/events', () => {
         const d4 = await allowX(['ip_addresses'], 'fraud_protection');
         inWindow.push({ decisionId: d4.decisionId, consentIds: [] });
         expect(
-          (await decide(svc, admin, { accountId: x, purpose: 'data_sale', categories: ['name'] })).body.allow,
+          (
+            await decide(svc, admin, {
+              accountId: x,
+              purpose: 'data_sale',
+              recipient: 'acme-ads',
+              categories: ['name'],
+            })
+          ).body.allow,
         ).toBe(false);
         await putConsents(
           svc,
@@ -245,8 +252,8 @@ describe('GET /v1/audit/events', () => {
     beforeAll(async () => {
       acct = await createAccount(svc, admin);
       await putConsents(svc, admin, acct, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
-      await decide(svc, admin, { accountId: acct, purpose: 'data_sale', categories: ['name'] });
-      await decide(svc, admin, { accountId: acct, purpose: 'data_sale', categories: ['ssn'] });
+      await decide(svc, admin, { accountId: acct, purpose: 'data_sale', recipient: 'acme-ads', categories: ['name'] });
+      await decide(svc, admin, { accountId: acct, purpose: 'data_sale', recipient: 'acme-ads', categories: ['ssn'] });
       const mid = (await auditRows(svc.databaseUrl))[5]!.recordedAt;
       const iso = mid.toISOString();
       cases.push(

@@ -45,7 +45,7 @@ describe('records written before the response', () => {
         accountId: granted,
         purpose: 'ad_targeting',
         categories: ['web_browsing_history', 'demographics'],
-        recipient: 'adco',
+        recipient: 'acme-ads',
       });
       expect(r.status).toBe(200);
       expect(r.body.allow).toBe(true);
@@ -59,7 +59,7 @@ describe('records written before the response', () => {
         requestId: r.headers.get('x-request-id'),
         purpose: 'ad_targeting',
         categories: ['web_browsing_history', 'demographics'],
-        recipient: 'adco',
+        recipient: 'acme-ads',
         evaluatedAt: r.body.evaluatedAt,
         validUntil: r.body.validUntil,
         results: r.body.results,
@@ -73,12 +73,18 @@ describe('records written before the response', () => {
 
   it('a single deny: recorded with its reasons and no consent ids', async () => {
     const bare = await createAccount(svc, admin);
-    const r = await decide(svc, admin, { accountId: bare, purpose: 'data_sale', categories: ['name', 'ssn'] });
+    const r = await decide(svc, admin, {
+      accountId: bare,
+      purpose: 'data_sale',
+      recipient: 'acme-ads',
+      categories: ['name', 'ssn'],
+    });
     expect(r.body.allow).toBe(false);
     const [rec] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
     expect(rec).toMatchObject({ type: 'decision', outcome: 'deny', accountId: bare });
     expect(rec!.data).toMatchObject({
       purpose: 'data_sale',
+      recipient: 'acme-ads',
       categories: ['name', 'ssn'],
       clientId: 'test-pipeline',
       endpoint: 'single',
@@ -140,13 +146,12 @@ describe('records written before the response', () => {
     'free text with backslashes, quotes, tabs and non-ASCII is stored exactly as hashed (decisions and staff ' +
       'actions go in by COPY)',
     async () => {
-      const recipient = 'ad\\co "partner" \\N \\. — Zürich 😀';
+      const reference = 'ad\\co "partner" \\N \\. — Zürich 😀 ref\\t\\n';
       const r = await decide(svc, admin, {
         accountId: granted,
         purpose: 'ad_targeting',
         categories: ['demographics'],
-        recipient,
-        reference: 'ref\\t\\n',
+        reference,
       });
       expect(r.status).toBe(200);
       const subject = 'compliance\\desk\t"7"\n';
@@ -156,7 +161,7 @@ describe('records written before the response', () => {
       });
       expect(exp.status).toBe(202);
       const [rec] = await decisionRecords(svc.databaseUrl, r.body.decisionId);
-      expect(rec!.data).toMatchObject({ recipient, reference: 'ref\\t\\n' });
+      expect(rec!.data).toMatchObject({ reference });
       const [staff] = await auditRows(
         svc.databaseUrl,
         (x) => x.type === 'staff_action' && x.data.exportId === exp.body.exportId,
@@ -255,19 +260,37 @@ describe('records written before the response', () => {
     }
   });
 
-  it('POST /v1/accounts writes a staff_action record naming who acted', async () => {
+  it('POST /v1/accounts writes one staff_action per account it changes, naming it and who acted', async () => {
     const before = await count('staff_action');
     const ids = [uniqueId(), uniqueId(), uniqueId()];
-    const r = await call(svc.url, 'POST', '/v1/accounts', {
-      token: await svc.token('accounts:write', [], { subject: 'crm-import' }),
-      body: { accounts: ids.map((accountId, i) => ({ accountId, status: i === 2 ? 'closed' : 'active' })) },
-    });
+    const token = await svc.token('accounts:write', [], { subject: 'crm-import' });
+    const upsert = (accounts: object[]) => call(svc.url, 'POST', '/v1/accounts', { token, body: { accounts } });
+    const r = await upsert(ids.map((accountId, i) => ({ accountId, status: i === 2 ? 'closed' : 'active' })));
     expect(r.status).toBe(200);
-    const staff = await auditRows(svc.databaseUrl, (x) => x.type === 'staff_action');
-    expect(staff).toHaveLength(before + 1);
-    const rec = staff.at(-1)!;
-    expect(rec).toMatchObject({ accountId: null, outcome: null });
-    expect(rec.data).toEqual({ action: 'accounts_upserted', actor: 'crm-import', upserted: 3, changed: 3, closed: 1 });
+    // Unchanged (no record), closed, re-opened, billing state changed.
+    const second = await upsert([
+      { accountId: ids[0], status: 'active' },
+      { accountId: ids[1], status: 'closed' },
+      { accountId: ids[2], status: 'active' },
+    ]);
+    expect(second.body).toEqual({ upserted: 3, changed: 2 });
+    expect((await upsert([{ accountId: ids[0], status: 'active', billingState: 'overdue' }])).status).toBe(200);
+    const staff = (await auditRows(svc.databaseUrl, (x) => x.type === 'staff_action')).slice(before);
+    const base = { actor: 'crm-import', action: 'account_changed', serviceState: null };
+    expect(staff.map((x) => ({ accountId: x.accountId, outcome: x.outcome, data: x.data }))).toEqual([
+      ...ids.map((accountId, i) => ({
+        accountId,
+        outcome: null,
+        data: { ...base, change: 'opened', status: i === 2 ? 'closed' : 'active', billingState: null },
+      })),
+      { accountId: ids[1], outcome: null, data: { ...base, change: 'closed', status: 'closed', billingState: null } },
+      { accountId: ids[2], outcome: null, data: { ...base, change: 'reopened', status: 'active', billingState: null } },
+      {
+        accountId: ids[0],
+        outcome: null,
+        data: { ...base, change: 'updated', status: 'active', billingState: 'overdue' },
+      },
+    ]);
   });
 });
 

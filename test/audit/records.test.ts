@@ -74,6 +74,17 @@ it('every record kind written by the service parses with parseRecord', async () 
     (await svc.sql.query("select 1 from consent_events where kind = 'expired' and account_id = $1", [id])).rowCount;
   for (let i = 0; i < 100 && !(await expired()); i++) await new Promise((r) => setTimeout(r, 100));
 
+  // Closing an account ends its opt-ins (lapsed) and is its own account_changed record; so is the sale grant's
+  // named recipient.
+  const leaving = await createAccount(svc, admin);
+  const sale = { purpose: 'data_sale', category: 'name', choice: 'grant' as const, recipients: ['acme-ads'] };
+  expect((await putConsents(svc, admin, leaving, [grant('name'), sale])).status).toBe(200);
+  const close = await call(svc.url, 'POST', '/v1/accounts', {
+    token: admin,
+    body: { accounts: [{ accountId: leaving, status: 'closed' }] },
+  });
+  expect(close.status).toBe(200);
+
   // The CLI's staff actions, against this service's database and keys.
   const env = { DATABASE_URL: svc.databaseUrl, KEYS_DIR: svc.config.auth.keysDir, LOG_LEVEL: 'silent' };
   expect(
@@ -104,6 +115,7 @@ it('every record kind written by the service parses with parseRecord', async () 
       'consent_event:declined',
       'consent_event:expired',
       'consent_event:granted',
+      'consent_event:lapsed',
       'consent_event:opt_out_withdrawn',
       'consent_event:opted_out',
       'consent_event:renewed',
@@ -113,7 +125,7 @@ it('every record kind written by the service parses with parseRecord', async () 
       'decision:filter:allow',
       'decision:single:allow',
       'decision:single:deny',
-      'staff_action:accounts_upserted',
+      'staff_action:account_changed',
       'staff_action:export_requested',
       'staff_action:portal_link_issued',
       'staff_action:token_issued',

@@ -11,11 +11,17 @@ import { type ConsentSnapshot, evaluate, type Subject } from '../../src/policy/e
 interface Case {
   name: string;
   now: string;
-  request: { purpose: string; categories: string[]; reference?: string };
+  request: { purpose: string; categories: string[]; recipient?: string; reference?: string };
   account: { status: 'active' | 'closed' } | null;
   consents: Record<
     string,
-    { state: ConsentSnapshot['state']; consentId: string; noticeVersion: string; expiresAt: string | null }
+    {
+      state: ConsentSnapshot['state'];
+      consentId: string;
+      noticeVersion: string;
+      expiresAt: string | null;
+      recipients?: string[];
+    }
   >;
   want: unknown;
 }
@@ -57,6 +63,11 @@ describe('decision table', () => {
       'opted_out',
       'unknown_account',
       'account_closed',
+      'consent_lapsed',
+      'recipient_required',
+      'unknown_recipient',
+      'recipient_kind_not_allowed',
+      'recipient_not_covered',
       'fail_closed',
     ]) {
       expect(files).toContain(row);

@@ -50,7 +50,12 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
           expiresAt: new Date(Date.now() + 10 * 86_400_000).toISOString(),
         },
       ]);
-      await decide(svc, pipeline, { accountId, purpose: 'data_sale', categories: ['financial', 'health'] });
+      await decide(svc, pipeline, {
+        accountId,
+        purpose: 'data_sale',
+        recipient: 'acme-ads',
+        categories: ['financial', 'health'],
+      });
       await decide(svc, pipeline, { accountId, purpose: 'ad_targeting', categories: ['demographics'] });
 
       const context = await newContext(browser, width);

@@ -12,7 +12,7 @@ import {
   signInPage,
   signInUrl,
 } from '../support/browser';
-import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { adminToken, createAccount, decide, putConsents, recipientFor } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
 // Functions handed to page.evaluate run in Chromium. The project compiles without the DOM library,
@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 async function decision(accountId: string, purpose: string, categories: string[]) {
-  const r = await decide(svc, pipeline, { accountId, purpose, categories });
+  const r = await decide(svc, pipeline, { accountId, purpose, categories, ...recipientFor(svc, purpose) });
   expect(r.status).toBe(200);
   return r.body as { allow: boolean; results: { category: string; allow: boolean; reason: string }[] };
 }
@@ -131,8 +131,8 @@ describe('choosing in the browser', () => {
       // …and the opt-out category is opted out for every purpose.
       expect(
         revoked.filter((t) => /Other information about your account \(not personal\) You said no/.test(t)),
-      ).toHaveLength(4);
-      expect(revoked).toHaveLength(6);
+      ).toHaveLength(5);
+      expect(revoked).toHaveLength(7);
 
       expect(await decision(accountId, 'ad_targeting', ['web_browsing_history'])).toMatchObject({
         allow: false,
@@ -373,9 +373,9 @@ describe('Global Privacy Control', () => {
     try {
       await signInPage(svc, page, accountId);
       const banner = page.locator('main > p.banner[role=status]').first();
-      // 4 opt-outs (the opt-out category, for each purpose) + 2 revocations (sale, disclosure).
+      // 5 opt-outs (the opt-out category, for each purpose) + 2 revocations (sale, disclosure).
       expect(await banner.textContent()).toMatch(
-        /Global Privacy Control signal\. We treated it as a request to opt out: we recorded 6 change\(s\)/,
+        /Global Privacy Control signal\. We treated it as a request to opt out: we recorded 7 change\(s\)/,
       );
       expect(await axeViolations(page)).toEqual([]);
       await screenshot(page, 'choices-gpc');
@@ -412,7 +412,7 @@ describe('Global Privacy Control', () => {
       // The history says the browser did it, and so does the receipt.
       await page.goto(`${svc.url}/history`);
       const how = await page.locator('tbody tr td:nth-child(4)').allTextContents();
-      expect(how.filter((t) => t === 'Your browser (Global Privacy Control)')).toHaveLength(6);
+      expect(how.filter((t) => t === 'Your browser (Global Privacy Control)')).toHaveLength(7);
       await page.locator('tbody tr').first().getByRole('link').click();
       expect(await page.locator('table.facts').textContent()).toContain('Your browser (Global Privacy Control)');
     } finally {
@@ -449,12 +449,13 @@ describe('Global Privacy Control', () => {
         'ad_targeting:other_customer_info': 'opted_out',
         'data_sale:other_customer_info': 'opted_out',
         'third_party_disclosure:other_customer_info': 'opted_out',
+        'permit_access:other_customer_info': 'opted_out',
         'product_analytics:other_customer_info': 'opted_out',
       });
       const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
         accountId,
       ]);
-      expect(rows[0].n).toBe(3 + 6);
+      expect(rows[0].n).toBe(3 + 7);
     } finally {
       await plain.close();
     }

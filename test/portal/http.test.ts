@@ -10,7 +10,7 @@ import {
   signInUrl,
   textOf,
 } from '../support/browser';
-import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
+import { adminToken, createAccount, decide, putConsents, recipientFor, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
 const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -51,7 +51,7 @@ async function eventCount(accountId: string): Promise<number> {
 }
 
 async function decision(accountId: string, purpose: string, categories: string[]) {
-  const r = await decide(svc, pipeline, { accountId, purpose, categories });
+  const r = await decide(svc, pipeline, { accountId, purpose, categories, ...recipientFor(svc, purpose) });
   expect(r.status).toBe(200);
   return r.body as { allow: boolean; results: { category: string; allow: boolean; reason: string }[] };
 }
@@ -716,6 +716,12 @@ describe('receipts', () => {
         noticeSha256: notices.versions.find((v: { version: string }) => v.version === 'v3').sha256,
         occurredAt: event.occurred_at.toISOString(),
         expiresAt: event.expires_at.toISOString(),
+        // A grant from the portal covers every registered recipient of an allowed kind, each named.
+        recipients: [
+          { id: 'acme-ads', legalName: 'Acme Advertising LLC' },
+          { id: 'databroker-one', legalName: 'Data Broker One, Inc.' },
+          { id: 'cloudproc', legalName: 'CloudProc Analytics Ltd.' },
+        ],
         issuedAt: expect.any(String),
       });
       expect(
@@ -881,7 +887,12 @@ describe('history and activity: newest first, 25 a page', () => {
       for (let i = 0; i < 30; i++) {
         const purpose = i % 2 ? 'data_sale' : 'product_analytics';
         const category = categories[i % categories.length]!;
-        const d = await decide(svc, pipeline, { accountId, purpose, categories: [category] });
+        const d = await decide(svc, pipeline, {
+          accountId,
+          purpose,
+          categories: [category],
+          ...recipientFor(svc, purpose),
+        });
         expect(d.status).toBe(200);
         asked.push(`${purpose}:${category}:${d.body.allow ? 'allow' : 'deny'}:${d.body.results[0].reason}`);
       }
@@ -909,8 +920,11 @@ describe('history and activity: newest first, 25 a page', () => {
       };
       const expected = [...asked].reverse().map((a) => {
         const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
+        // A sale names its recipient, by legal name.
         return [
-          label(`purposes.${p}.label`),
+          p === 'data_sale'
+            ? `${label(`purposes.${p}.label`)} (to Acme Advertising LLC)`
+            : label(`purposes.${p}.label`),
           label(`categories.${c}.label`),
           outcome === 'allow' ? 'Allowed' : 'Refused',
           reason[why],

@@ -59,6 +59,15 @@ function untranslated(html: string, data: RegExp[]): string[] {
   return [...runs, ...attributes].filter((t) => !t.startsWith('FR ') && !data.some((d) => d.test(t)));
 }
 
+/** Recipients' legal names are data: one or more, joined by "; ". */
+function recipientNames(): RegExp {
+  const names = [...svc.config.catalog.recipients.values()].map((r) =>
+    r.legalName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+  );
+  const one = `(?:${names.join('|')})`;
+  return new RegExp(`^${one}(?:; ${one})*$`);
+}
+
 const FRENCH_MONTHS = 'janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre';
 const FRENCH_DATE = new RegExp(`^\\d{1,2}(er)? (${FRENCH_MONTHS}) \\d{4}( à \\d{2}:\\d{2})?( UTC)?$`);
 const FRENCH_SHORT_DATE = /^\d{1,2} [a-zéû]+\.? \d{4}(,| à) \d{2}:\d{2} UTC$/;
@@ -122,6 +131,7 @@ it('every signed-in page in French shows only words from the French file', async
     /^[0-9a-f-]{36}$/, // event ids, for screen readers next to "view"
     /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, // the JWS itself
     /^test-pipeline$/, // the pipeline's client id
+    recipientNames(), // recipients' legal names, from the registry
   ];
   for (const target of ['/choices', '/choices/saved', '/history', '/activity', receipt, '/login?token=bad']) {
     const page = await client.get(target);

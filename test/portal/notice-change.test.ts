@@ -10,7 +10,7 @@ import {
   scrollWidth,
   signInPage,
 } from '../support/browser';
-import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
+import { adminToken, createAccount, decide, putConsents, recipientFor } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
 /**
@@ -26,6 +26,8 @@ let pipeline: string;
 let configDir: string;
 const v4At = new Date(Date.now() - 3_600_000);
 const v5At = new Date(Date.now() + 30 * 86_400_000);
+/** The service's clock runs this far behind real time while a test records what was given before v4. */
+let behind = 0;
 
 beforeAll(async () => {
   configDir = copyConfig();
@@ -45,7 +47,10 @@ beforeAll(async () => {
   );
   writeFileSync(catalogFile, JSON.stringify(catalog, null, 2));
 
-  svc = await startTestService({ CONFIG_DIR: configDir, PORTAL_SIGNIN_PER_MINUTE: '1000' });
+  svc = await startTestService(
+    { CONFIG_DIR: configDir, PORTAL_SIGNIN_PER_MINUTE: '1000' },
+    { clock: () => new Date(Date.now() - behind) },
+  );
   admin = await adminToken(svc);
   pipeline = await svc.token('decisions', [...svc.config.catalog.purposes.keys()], { subject: 'ad-pipeline' });
   browser = await launchBrowser();
@@ -57,7 +62,7 @@ afterAll(async () => {
 });
 
 const reasonOf = async (accountId: string, purpose: string, category: string) => {
-  const r = await decide(svc, pipeline, { accountId, purpose, categories: [category] });
+  const r = await decide(svc, pipeline, { accountId, purpose, categories: [category], ...recipientFor(svc, purpose) });
   expect(r.status).toBe(200);
   return r.body.results[0].reason as string;
 };
@@ -76,13 +81,22 @@ it('the test catalog is what the service runs: v4 in force, v5 announced', async
 it('opt-ins for the purpose stop counting, the portal asks again on the next visit, and allowing again under v4 ' +
   'counts', async () => {
   const accountId = await createAccount(svc, admin);
-  // Recorded under v3, which is still a valid notice to have been shown (it is in the past).
+  // Recorded under v3 two hours ago, before v4 took effect.
+  behind = 2 * 3_600_000;
   const put = await putConsents(svc, admin, accountId, [
     { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
     { purpose: 'ad_targeting', category: 'demographics', choice: 'grant' },
     { purpose: 'data_sale', category: 'name', choice: 'grant' },
   ]);
+  behind = 0;
   expect(put.status).toBe(200);
+  // Now that v4 is in force, a grant for targeted advertising under v3 is refused; one for sale is not (v4 is not
+  // material for it).
+  const late = await putConsents(svc, admin, accountId, [
+    { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
+  ]);
+  expect(late.status).toBe(422);
+  expect(late.body.errors[0]).toMatchObject({ path: 'noticeVersion' });
   // And one under v4, after the change: it counts.
   expect(
     (

@@ -325,6 +325,7 @@ export const ALL_PURPOSES = [
   'ad_targeting',
   'data_sale',
   'third_party_disclosure',
+  'permit_access',
   'product_analytics',
   'service_provision',
   'billing',

@@ -101,6 +101,7 @@ const PURPOSE_LABELS: Record<string, string> = {
   ad_targeting: 'Targeted advertising',
   data_sale: 'Selling your data',
   third_party_disclosure: 'Sharing with other companies',
+  permit_access: 'Letting other companies access your data',
   product_analytics: 'Improving our products',
 };
 

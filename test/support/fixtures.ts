@@ -27,6 +27,7 @@ export type ChangeInput = {
   category: string;
   choice: 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
   expiresAt?: string;
+  recipients?: string[];
 };
 
 export function putConsents(
@@ -51,4 +52,12 @@ export function putConsents(
 
 export function decide(svc: TestService, token: string, body: Record<string, unknown>): Promise<Reply> {
   return call(svc.url, 'POST', '/v1/decisions', { token, body });
+}
+
+/** `{ recipient }` for a purpose that must name one (the first registered recipient of an allowed kind); else `{}`. */
+export function recipientFor(svc: TestService, purpose: string): { recipient?: string } {
+  const { catalog } = svc.config;
+  const kinds = (catalog.purposes.get(purpose) ?? catalog.exceptions.get(purpose))?.recipientKinds;
+  const recipient = kinds && [...catalog.recipients.values()].find((r) => kinds.includes(r.kind))?.id;
+  return recipient ? { recipient } : {};
 }

@@ -25,10 +25,25 @@ describe('configuration', () => {
       'ad_targeting',
       'data_sale',
       'third_party_disclosure',
+      'permit_access',
       'product_analytics',
     ]);
-    expect(c.catalog.exceptions.get('court_order')!.requiresReference).toBe(true);
-    expect(c.catalog.exceptions.get('emergency_services')!.onlyCategories).toEqual(['precise_geolocation']);
+    const court = c.catalog.exceptions.get('court_order')!;
+    expect(court.referencePattern!.test('CV-2026-00123')).toBe(true);
+    expect(court.referencePattern!.test('   ')).toBe(false);
+    expect(court.referencePattern!.test('see attached')).toBe(false);
+    expect(court.recipientKinds).toEqual(['court']);
+    expect(c.catalog.exceptions.get('emergency_services')!.categories).toEqual(['precise_geolocation']);
+    expect(c.catalog.exceptions.get('own_communications_marketing')!.categories).not.toEqual(
+      expect.arrayContaining(['ssn']),
+    );
+    for (const sensitive of ['ssn', 'health', 'financial', 'children', 'communications_content']) {
+      expect(c.catalog.exceptions.get('own_communications_marketing')!.categories).not.toContain(sensitive);
+    }
+    // One example recipient of each kind.
+    expect(new Set([...c.catalog.recipients.values()].map((r) => r.kind))).toEqual(
+      new Set(['advertiser', 'data_broker', 'processor', 'emergency_service', 'court']),
+    );
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.db)).toBe(true);
   });
@@ -69,7 +84,7 @@ describe('configuration', () => {
       ...catalog,
       categories: catalog.categories.map((c: object, i: number) => (i === 0 ? { ...c, regime: 'opt_in' } : c)),
     };
-    fixed.exceptions[3] = { id: 'court_order', label: 'x', requiresReference: true };
+    fixed.exceptions[3] = { id: 'court_order', label: 'x', categories: ['name'], referencePattern: '[0-9]+' };
     writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
     const second = problemsOf({ CONFIG_DIR: dir }).join('\n');
     expect(second).toMatch(/notices\.1\.materialFor: "billing" is not a purpose that needs consent/);

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { type RecipientKind, recipientKind } from '../vocabulary';
 
 /**
  * The catalog says what counts as data and as use. It is configuration, not code:
@@ -9,6 +10,27 @@ import { z } from 'zod';
  */
 
 const id = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lower-case identifier');
+/** A regular expression the whole value must match (anchored when used). */
+const pattern = z.string().refine((p) => {
+  try {
+    new RegExp(p, 'u');
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a valid regular expression');
+
+/** config/recipients.json: who data may be sold or disclosed to, or who may access it in place. */
+const recipientsFileSchema = z.strictObject({
+  recipients: z.array(
+    z.strictObject({
+      id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1–64 lower-case letters, digits, ".", "_" or "-"'),
+      legalName: z.string().min(1).max(200),
+      kind: recipientKind,
+      retentionDays: z.number().int().min(0).max(36_500),
+    }),
+  ),
+});
 
 const catalogFileSchema = z
   .strictObject({
@@ -16,13 +38,23 @@ const catalogFileSchema = z
     maxConsentTermDays: z.number().int().positive().optional(),
     decisionReuseSeconds: z.number().int().min(0).max(86_400).default(300),
     categories: z.array(z.strictObject({ id, regime: z.enum(['opt_in', 'opt_out']), label: z.string().min(1) })).min(1),
-    purposes: z.array(z.strictObject({ id, label: z.string().min(1) })).min(1),
+    purposes: z
+      .array(
+        z.strictObject({
+          id,
+          label: z.string().min(1),
+          recipientKinds: z.array(recipientKind).min(1).optional(),
+        }),
+      )
+      .min(1),
     exceptions: z.array(
       z.strictObject({
         id,
         label: z.string().min(1),
-        requiresReference: z.boolean().optional(),
-        onlyCategories: z.array(id).min(1).optional(),
+        categories: z.array(id).min(1),
+        recipientKinds: z.array(recipientKind).min(1).optional(),
+        referencePattern: pattern.optional(),
+        survivesClosure: z.boolean().default(false),
       }),
     ),
     notices: z
@@ -53,13 +85,9 @@ const catalogFileSchema = z
       });
     }
     c.exceptions.forEach((e, i) => {
-      for (const cat of e.onlyCategories ?? []) {
+      for (const cat of e.categories) {
         if (!categoryIds.has(cat)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['exceptions', i, 'onlyCategories'],
-            message: `unknown category "${cat}"`,
-          });
+          ctx.addIssue({ code: 'custom', path: ['exceptions', i, 'categories'], message: `unknown category "${cat}"` });
         }
       }
     });
@@ -97,14 +125,30 @@ export interface Category {
 export interface Purpose {
   readonly id: string;
   readonly label: string;
+  /** When set, a request must name a recipient of one of these kinds (sale, disclosure, access in place). */
+  readonly recipientKinds?: readonly RecipientKind[];
 }
 
 export interface StatutoryException {
   readonly id: string;
   readonly label: string;
-  readonly requiresReference: boolean;
-  /** When set, the exception covers only these categories. */
-  readonly onlyCategories?: readonly string[];
+  /** The categories the exception may use; a request for another is `exception_not_applicable`. */
+  readonly categories: readonly string[];
+  /** When set, a request must name a recipient of one of these kinds (emergency services, a court). */
+  readonly recipientKinds?: readonly RecipientKind[];
+  /** When set, a request needs a `reference` matching it (a court order's docket number). */
+  readonly referencePattern?: RegExp;
+  /** Whether the exception still applies once the account is closed (billing and collection, fraud, court orders). */
+  readonly survivesClosure: boolean;
+}
+
+/** One entry of the recipient registry (config/recipients.json). */
+export interface Recipient {
+  readonly id: string;
+  readonly legalName: string;
+  readonly kind: RecipientKind;
+  /** How long the recipient may keep what it receives. */
+  readonly retentionDays: number;
 }
 
 export interface Notice {
@@ -126,6 +170,7 @@ export interface Catalog {
   readonly categories: ReadonlyMap<string, Category>;
   readonly purposes: ReadonlyMap<string, Purpose>;
   readonly exceptions: ReadonlyMap<string, StatutoryException>;
+  readonly recipients: ReadonlyMap<string, Recipient>;
   /** In effectiveAt order. */
   readonly notices: readonly Notice[];
   readonly noticesByVersion: ReadonlyMap<string, Notice>;
@@ -135,19 +180,16 @@ export class CatalogError extends Error {}
 
 export function loadCatalog(configDir: string): Catalog {
   const file = path.join(configDir, 'catalog.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new CatalogError(`${file}: ${(err as Error).message}`);
-  }
-  const parsed = catalogFileSchema.safeParse(withoutComments(raw));
-  if (!parsed.success) {
-    throw new CatalogError(
-      parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n'),
-    );
-  }
-  const c = parsed.data;
+  const c = readConfigFile(file, catalogFileSchema);
+  const recipientsFile = path.join(configDir, 'recipients.json');
+  const { recipients } = existsSync(recipientsFile)
+    ? readConfigFile(recipientsFile, recipientsFileSchema)
+    : { recipients: [] };
+  const seen = new Set<string>();
+  recipients.forEach((r, i) => {
+    if (seen.has(r.id)) throw new CatalogError(`${recipientsFile}: recipients.${i}.id: "${r.id}" is declared twice`);
+    seen.add(r.id);
+  });
   const notices = c.notices.map((n, ordinal): Notice => {
     const noticeFile = path.resolve(configDir, n.file);
     let text: string;
@@ -172,10 +214,37 @@ export function loadCatalog(configDir: string): Catalog {
     decisionReuseSeconds: c.decisionReuseSeconds,
     categories: byId(c.categories),
     purposes: byId(c.purposes),
-    exceptions: byId(c.exceptions.map((e) => ({ ...e, requiresReference: e.requiresReference ?? false }))),
+    exceptions: byId(
+      c.exceptions.map(({ referencePattern, ...e }) => ({
+        ...e,
+        ...(referencePattern === undefined ? {} : { referencePattern: new RegExp(`^(?:${referencePattern})$`, 'u') }),
+      })),
+    ),
+    recipients: byId(recipients),
     notices: Object.freeze(notices),
     noticesByVersion: new Map(notices.map((n) => [n.version, n] as const)),
   });
+}
+
+function readConfigFile<T>(file: string, schema: z.ZodType<T, unknown>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CatalogError(`${file}: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(withoutComments(raw));
+  if (!parsed.success) {
+    throw new CatalogError(
+      parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n'),
+    );
+  }
+  return parsed.data;
+}
+
+/** What a purpose or an exception asks of a request's recipient: none, or one of these kinds. */
+export function recipientKindsOf(catalog: Catalog, purpose: string): readonly RecipientKind[] | undefined {
+  return (catalog.purposes.get(purpose) ?? catalog.exceptions.get(purpose))?.recipientKinds;
 }
 
 /** The notice in force at `now`: the latest one whose effectiveAt has come. */
