@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { AccountService, accountRouter } from './accounts';
 import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
 import { AccountCache, type CacheCoherence } from './cache';
+import { ComplianceService, complianceRouter } from './compliance';
 import { ConsentService, consentRouter } from './consent';
 import { noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
@@ -12,6 +13,7 @@ import type { ServiceKeys } from './platform/auth/keys';
 import { TokenVerifier } from './platform/auth/tokens';
 import { Semaphore } from './platform/concurrency';
 import type { AppConfig } from './platform/config';
+import { currentNotice } from './platform/config/catalog';
 import { type Db, ping } from './platform/db/database';
 import { accessLog, requestId } from './platform/http/middleware';
 import { errorHandler, notFound } from './platform/http/problem';
@@ -68,6 +70,7 @@ export function createServices(infra: Infrastructure) {
     metrics,
     accounts,
     coherence,
+    receiptUrl: (eventId) => `${config.portal.baseUrl}/receipts/${eventId}`,
   });
   const subjects = new AccountCache<AccountState>({
     coherence,
@@ -110,7 +113,21 @@ export function createServices(infra: Infrastructure) {
     perMinute: signInPerMinute,
   });
   const portal = new PortalService({ catalog, accounts, consents, audit, keys, clock });
-  return { verifier, accounts, consents, subjects, audit, exports, archiver, decisions, sessions, signIn, portal };
+  const compliance = new ComplianceService({ accounts, consents });
+  return {
+    verifier,
+    accounts,
+    consents,
+    subjects,
+    audit,
+    exports,
+    archiver,
+    decisions,
+    sessions,
+    signIn,
+    portal,
+    compliance,
+  };
 }
 
 /** The HTTP surface: thin routers over the services, one error handler. */
@@ -127,6 +144,9 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
     probes: { database: () => ping(infra.db), redis: () => infra.redis.ping() },
     metrics,
     publicJwks: keys.publicJwks,
+    gpcLastUpdate: (currentNotice(config.catalog, clock()) ?? config.catalog.notices[0]!).effectiveAt
+      .toISOString()
+      .slice(0, 10),
     openapi: openApiDocument(API_ROUTES),
     isShuttingDown,
   });
@@ -142,6 +162,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(accountRouter({ accounts: s.accounts, verifier }));
   app.use(consentRouter({ consents: s.consents, verifier }));
   app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
+  app.use(complianceRouter({ compliance: s.compliance, verifier }));
   // Below the API's own paths, anything unknown is a problem, never a portal page.
   app.use(apiPrefixes(), notFound);
   app.use(

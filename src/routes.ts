@@ -1,5 +1,6 @@
 import { accountRoutes } from './accounts';
 import { auditRoutes } from './audit';
+import { complianceRoutes } from './compliance';
 import { consentRoutes } from './consent';
 import { noticeRoutes } from './notices';
 import { opsRoutes } from './ops';
@@ -17,5 +18,6 @@ export const API_ROUTES: readonly RouteSpec[] = [
   ...Object.values(noticeRoutes),
   ...Object.values(decisionRoutes),
   ...Object.values(auditRoutes),
+  ...Object.values(complianceRoutes),
   ...Object.values(opsRoutes),
 ] as RouteSpec[];

@@ -9,9 +9,34 @@ const state = z
   .nullish()
   .transform((v) => v ?? null);
 
+const plan = z
+  .string()
+  .min(1)
+  .max(64)
+  .nullish()
+  .transform((v) => v ?? null)
+  .describe("The subscriber's plan (optional; every change is recorded, see GET /v1/compliance/non-discrimination)");
+const monthlyPrice = z
+  .number()
+  .min(0)
+  .max(1_000_000)
+  .refine((n) => Math.round(n * 100) === Number((n * 100).toFixed(6)), 'at most two decimals')
+  .nullish()
+  .transform((v) => (v === null || v === undefined ? null : v.toFixed(2)))
+  .describe('What the subscriber pays a month (optional; at most two decimals)');
+
 export const accountsRequestSchema = z.strictObject({
   accounts: z
-    .array(z.strictObject({ accountId, status: accountStatus, serviceState: state, billingState: state }))
+    .array(
+      z.strictObject({
+        accountId,
+        status: accountStatus,
+        serviceState: state,
+        billingState: state,
+        plan,
+        monthlyPrice,
+      }),
+    )
     .min(1)
     .describe('At most 10,000 accounts per call (more is 413)'),
 });

@@ -28,13 +28,24 @@ export interface AccountDeps {
 
 /** What a status change is, for its audit record. */
 const changeKind = (c: AccountChange) =>
-  c.previousStatus === null
+  c.before === null
     ? 'opened'
-    : c.previousStatus === c.status
+    : c.before.status === c.status
       ? 'updated'
       : c.status === 'closed'
         ? 'closed'
         : 'reopened';
+
+/** A change of plan or price, as the non-discrimination review lists it. */
+export interface PlanChange {
+  readonly changeId: string;
+  readonly accountId: string;
+  readonly changedAt: Date;
+  readonly plan: string | null;
+  readonly monthlyPrice: string | null;
+  readonly previousPlan: string | null;
+  readonly previousMonthlyPrice: string | null;
+}
 
 export class AccountService {
   constructor(private readonly deps: AccountDeps) {}
@@ -51,7 +62,7 @@ export class AccountService {
     const unique = [...new Map(accounts.map((a) => [a.accountId, a] as const)).values()];
     const { change, changed } = await this.deps.db.transaction().execute(async (trx) => {
       const now = this.deps.clock();
-      const rows = await repo.upsertRows(trx, unique);
+      const rows = await repo.upsertRows(trx, unique, now);
       const closing = rows.filter((r) => changeKind(r) === 'closed').map((r) => r.accountId);
       const lapsed = await this.deps.lapseOnClosure(trx, closing, now);
       const recorded = await recordChanges(
@@ -67,6 +78,8 @@ export class AccountService {
             status: r.status,
             serviceState: r.serviceState,
             billingState: r.billingState,
+            ...(r.plan !== null ? { plan: r.plan } : {}),
+            ...(r.monthlyPrice !== null ? { monthlyPrice: r.monthlyPrice } : {}),
             ...(lapsed.get(r.accountId) ? { lapsedConsents: lapsed.get(r.accountId) } : {}),
           },
           r.accountId,
@@ -79,11 +92,34 @@ export class AccountService {
     return { upserted: unique.length, changed };
   }
 
+  /** Changes of plan or price in [from, to), in the order recorded; `after`: the `changeId` a last page ended on. */
+  async planChanges(o: { from: Date; to: Date; after?: string; limit: number }): Promise<PlanChange[]> {
+    const afterId = o.after && /^\d{1,19}$/.test(o.after) ? o.after : undefined;
+    const rows = await repo.findPlanChanges(this.deps.db, { from: o.from, to: o.to, afterId, limit: o.limit });
+    return rows.map((r) => ({
+      changeId: r.id,
+      accountId: r.account_id,
+      changedAt: r.changed_at,
+      plan: r.plan,
+      monthlyPrice: r.monthly_price,
+      previousPlan: r.previous_plan,
+      previousMonthlyPrice: r.previous_monthly_price,
+    }));
+  }
+
   /** The account, or 404. */
   async require(accountId: string) {
     const account = await repo.findAccount(this.deps.db, accountId);
     if (!account) throw new AppError('not-found', 'No such account.');
     return account;
+  }
+
+  /**
+   * In the caller's transaction: records that the subscriber's browser sends Global Privacy Control, the first time it
+   * is seen. False when it was recorded before (the standing opt-out was honoured then).
+   */
+  claimGpc(trx: Db, accountId: string, now: Date): Promise<boolean> {
+    return repo.claimGpc(trx, accountId, now);
   }
 
   /**

@@ -1,4 +1,4 @@
 /** The accounts component's public interface: accounts, their status, imports. */
 export { accountRouter } from './account.router';
 export { accountRoutes } from './account.schema';
-export { AccountService, MAX_ACCOUNTS_PER_CALL } from './account.service';
+export { AccountService, MAX_ACCOUNTS_PER_CALL, type PlanChange } from './account.service';

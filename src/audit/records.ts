@@ -8,6 +8,7 @@ import {
   consentEventKind,
   decisionEndpoint,
   denyReason,
+  verificationMethod,
 } from '../platform/vocabulary';
 import { exportFiltersSchema } from './formats';
 
@@ -64,6 +65,11 @@ export const consentEventData = z.strictObject({
   expiresAt: isoTime.optional(),
   /** A grant for a purpose that names its recipients: the registry ids it covers. */
   recipients: z.array(z.string()).optional(),
+  /** Staff acting on the subscriber's word: how they verified the subscriber, and the call or ticket. */
+  verification: verificationMethod.optional(),
+  reference: z.string().optional(),
+  /** Made in the portal while the subscriber's browser sent Global Privacy Control. */
+  underGpc: z.literal(true).optional(),
   requestId: z.string().optional(),
   ipHash: z.string().optional(),
   userAgentHash: z.string().optional(),
@@ -89,6 +95,12 @@ export const staffActionData = z.discriminatedUnion('action', [
     status: accountStatus,
     serviceState: z.string().nullable(),
     billingState: z.string().nullable(),
+    /** The plan and monthly price (two decimals, as a string), when the account has them. */
+    plan: z.string().optional(),
+    monthlyPrice: z
+      .string()
+      .regex(/^\d+\.\d{2}$/)
+      .optional(),
     /** Closing: how many opt-ins ended with it (each has its own `lapsed` consent event). */
     lapsedConsents: z.int().positive().optional(),
   }),
@@ -107,6 +119,8 @@ export const staffActionData = z.discriminatedUnion('action', [
     purposes: z.array(z.string()),
     ttlSeconds: z.int().positive(),
     jti: uuid,
+    /** The token may record consent changes as the subscriber (`subscriber_channel`). */
+    subscriberChannel: z.literal(true).optional(),
   }),
   z.strictObject({ action: z.literal('portal_link_issued'), actor, ttlSeconds: z.int().positive(), jti: uuid }),
   z.strictObject({ action: z.literal('signing_key_rotated'), actor, retiredKid: z.string(), kid: z.string() }),

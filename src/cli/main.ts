@@ -23,7 +23,8 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
     run: portalLinkCommand,
   },
   token: {
-    summary: 'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h]',
+    summary:
+      'print a signed API token: --sub NAME --scope "decisions ..." --purposes a,b [--ttl 1h] [--subscriber-channel]',
     run: tokenCommand,
   },
 };

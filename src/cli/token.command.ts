@@ -14,6 +14,7 @@ export async function tokenCommand(args: string[]): Promise<number> {
     scope: { type: 'string' },
     purposes: { type: 'string', default: '' },
     ttl: { type: 'string', default: '1h' },
+    'subscriber-channel': { type: 'boolean', default: false },
   });
   if (!values.sub) throw new UsageError('--sub is required');
   if (!values.scope) throw new UsageError(`--scope is required (any of: ${SCOPES.join(' ')})`);
@@ -33,7 +34,15 @@ export async function tokenCommand(args: string[]): Promise<number> {
   const keys = await loadKeys(config.auth, config.env);
   const ttlSeconds = parseDuration(values.ttl);
   const jti = randomUUID();
-  const token = await issueToken(keys, config.auth, { subject: values.sub, scopes, purposes, ttlSeconds, jti });
+  const subscriberChannel = values['subscriber-channel'] === true;
+  const token = await issueToken(keys, config.auth, {
+    subject: values.sub,
+    scopes,
+    purposes,
+    ttlSeconds,
+    jti,
+    ...(subscriberChannel ? { extraClaims: { subscriber_channel: true } } : {}),
+  });
   // Issuing a token is a staff action: it is on the audit record before the token is handed out.
   await recordStaffAction(config, {
     action: 'token_issued',
@@ -43,6 +52,7 @@ export async function tokenCommand(args: string[]): Promise<number> {
     purposes,
     ttlSeconds,
     jti,
+    ...(subscriberChannel ? { subscriberChannel } : {}),
   });
   process.stdout.write(`${token}\n`);
   return 0;

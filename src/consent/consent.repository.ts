@@ -100,6 +100,21 @@ export async function findEventsByIds(db: Db, eventIds: readonly string[]) {
     .execute();
 }
 
+/** The choices (not the system's expiries and lapses) of these accounts made in [from, to], oldest first. */
+export async function findChoices(db: Db, accountIds: readonly string[], from: Date, to: Date) {
+  if (accountIds.length === 0) return [];
+  return db
+    .selectFrom('consent_events')
+    .selectAll()
+    .where('account_id', 'in', [...accountIds])
+    .where('channel', '<>', 'system')
+    .where('occurred_at', '>=', from)
+    .where('occurred_at', '<=', to)
+    .orderBy('account_id')
+    .orderBy('id')
+    .execute();
+}
+
 /** One account's events, newest first, keyset-paginated by feed id. */
 export async function findAccountEvents(db: Db, accountId: string, o: { beforeId?: string; limit: number }) {
   let q = db

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRoute } from '../platform/http/route';
-import { accountId, consentEventKind, consentState } from '../platform/vocabulary';
+import { accountId, consentEventKind, consentState, verificationMethod } from '../platform/vocabulary';
 
 export const accountParam = z.strictObject({ accountId });
 
@@ -14,6 +14,16 @@ export const changeSetSchema = z.strictObject({
     z.strictObject({ type: z.literal('staff'), id: z.string().min(1).max(128) }),
   ]),
   noticeVersion: z.string().min(1).max(32),
+  verification: verificationMethod
+    .optional()
+    .describe("Staff acting on the subscriber's word: how they verified who they spoke to (required for staff)"),
+  reference: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    .optional()
+    .describe("Staff acting on the subscriber's word: the call or ticket id (required for staff)"),
   affirmative: z
     .boolean()
     .default(false)
@@ -104,6 +114,7 @@ export const consentRoutes = {
               occurredAt: isoTime,
               expiresAt: isoTime.optional(),
               recipients: z.array(z.string()).optional(),
+              receiptUrl: z.url().describe('The portal page of its signed receipt, for the subscriber (after sign-in)'),
             }),
           ),
           consents: z.array(consentView),

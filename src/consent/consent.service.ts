@@ -7,7 +7,7 @@ import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
 import { keysetPage } from '../platform/pagination';
-import type { ActorType, Channel, ConsentEventKind, ConsentState } from '../platform/vocabulary';
+import type { ActorType, Channel, ConsentEventKind, ConsentState, VerificationMethod } from '../platform/vocabulary';
 import * as repo from './consent.repository';
 import type { ConsentEventRow, ConsentStateRow } from './consent.table';
 
@@ -30,6 +30,16 @@ export interface ChangeSet {
   readonly channel: Exclude<Channel, 'system'>;
   readonly actor: { readonly type: Exclude<ActorType, 'system'>; readonly id?: string };
   readonly noticeVersion: string;
+  /** Staff acting on the subscriber's word: how they verified who they spoke to (required for staff). */
+  readonly verification?: VerificationMethod;
+  /** Staff acting on the subscriber's word: the call or ticket id (required for staff). */
+  readonly reference?: string;
+  /**
+   * The portal's Global Privacy Control: `present`, the subscriber acted while their browser sent it (recorded on the
+   * events); `claim`, the signal is honoured as a standing opt-out, once per account: the changes are recorded only if
+   * this is the first time (in the same transaction as `accounts.gpc_at`).
+   */
+  readonly gpc?: 'present' | 'claim';
   /** The subscriber performed an explicit act of agreement: required for every grant. */
   readonly affirmative: boolean;
   readonly changes: readonly ConsentChange[];
@@ -74,6 +84,10 @@ export interface ConsentEventView {
   readonly occurredAt: Date;
   readonly expiresAt?: Date;
   readonly recipients?: readonly string[];
+  readonly verification?: VerificationMethod;
+  readonly reference?: string;
+  /** Made in the portal while the browser sent Global Privacy Control. */
+  readonly underGpc?: boolean;
 }
 
 export interface RecordedEvent {
@@ -85,6 +99,8 @@ export interface RecordedEvent {
   readonly occurredAt: Date;
   readonly expiresAt?: Date;
   readonly recipients?: readonly string[];
+  /** The portal page of the event's signed receipt, which the call centre can send the subscriber. */
+  readonly receiptUrl: string;
 }
 
 export interface ConsentDeps {
@@ -96,6 +112,8 @@ export interface ConsentDeps {
   readonly accounts: AccountService;
   /** Every instance's cache drops the accounts a change touched, before the change is answered. */
   readonly coherence: Pick<CacheCoherence, 'announce'>;
+  /** Where the portal shows an event's receipt. */
+  readonly receiptUrl: (eventId: string) => string;
 }
 
 /** One change about to be committed: its event, and the state it leaves (the feed id is known after the insert). */
@@ -121,6 +139,11 @@ export class ConsentService {
   async eventsByIds(eventIds: readonly string[]): Promise<ConsentEventView[]> {
     const ids = eventIds.filter((id) => UUID.test(id));
     return (await repo.findEventsByIds(this.deps.db, ids)).map(eventView);
+  }
+
+  /** The consent choices of these accounts made in [from, to] (by the subscriber or staff; not expiries or lapses). */
+  async choicesBetween(accountIds: readonly string[], from: Date, to: Date): Promise<ConsentEventView[]> {
+    return (await repo.findChoices(this.deps.db, accountIds, from, to)).map(eventView);
   }
 
   /** One account's history, newest first; `before` is the `next` of the previous page. */
@@ -160,6 +183,7 @@ export class ConsentService {
         );
       }
       await repo.lockAccountConsents(trx, accountId);
+      if (set.gpc === 'claim' && !(await this.deps.accounts.claimGpc(trx, accountId, now))) return commit(trx, [], now);
       const current = new Map((await repo.findStates(trx, accountId)).map((s) => [key(s.purpose, s.category), s]));
       const planned: Planned[] = [];
       for (const change of set.changes) {
@@ -181,7 +205,16 @@ export class ConsentService {
           now,
         });
         planned.push({
-          event: { ...event, expires_at: expiresAt, recipients, client_id: provenance.clientId, ...evidence },
+          event: {
+            ...event,
+            expires_at: expiresAt,
+            recipients,
+            verification: set.verification ?? null,
+            reference: set.reference ?? null,
+            under_gpc: set.gpc !== undefined,
+            client_id: provenance.clientId,
+            ...evidence,
+          },
           state: {
             account_id: accountId,
             purpose: change.purpose,
@@ -214,6 +247,7 @@ export class ConsentService {
         occurredAt: now,
         ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
         ...(e.recipients ? { recipients: e.recipients } : {}),
+        receiptUrl: this.deps.receiptUrl(e.event_id),
       })),
       consents: [...latest.values()].map((s) => this.view(s, now)),
     };
@@ -262,6 +296,12 @@ export class ConsentService {
     if (!notice) problems.push({ path: 'noticeVersion', message: 'unknown notice version' });
     else if (notice.effectiveAt > now) {
       problems.push({ path: 'noticeVersion', message: 'this notice version is not in effect yet' });
+    }
+    // Staff record a change on the subscriber's word: how they made sure who spoke, and in which call or ticket.
+    if (set.actor.type === 'staff') {
+      if (!set.verification)
+        problems.push({ path: 'verification', message: 'staff must say how they verified the subscriber' });
+      if (!set.reference) problems.push({ path: 'reference', message: 'staff must give the call or ticket id' });
     }
     const maxExpiry = now.getTime() + catalog.maxConsentTermDays * DAY_MS;
     set.changes.forEach((c, i) => {
@@ -366,6 +406,8 @@ function eventRow(e: {
     occurred_at: e.now,
     expires_at: null,
     recipients: null,
+    verification: null,
+    reference: null,
     request_id: null,
     ip_hash: null,
     user_agent_hash: null,
@@ -412,6 +454,9 @@ function auditRecordOf(e: repo.NewConsentEvent) {
     occurredAt: e.occurred_at,
     expiresAt: e.expires_at ?? undefined,
     recipients: e.recipients ?? undefined,
+    verification: e.verification ?? undefined,
+    reference: e.reference ?? undefined,
+    ...(e.under_gpc ? { underGpc: true as const } : {}),
     requestId: e.request_id ?? undefined,
     ipHash: e.ip_hash ?? undefined,
     userAgentHash: e.user_agent_hash ?? undefined,
@@ -478,6 +523,9 @@ function eventView(e: ConsentEventRow): ConsentEventView {
     occurredAt: e.occurred_at,
     ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
     ...(e.recipients ? { recipients: e.recipients } : {}),
+    ...(e.verification ? { verification: e.verification } : {}),
+    ...(e.reference ? { reference: e.reference } : {}),
+    ...(e.under_gpc ? { underGpc: true } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
-import type { ActorType, Channel, ConsentEventKind, ConsentState } from '../platform/vocabulary';
+import type { ActorType, Channel, ConsentEventKind, ConsentState, VerificationMethod } from '../platform/vocabulary';
 
 export interface ConsentEventTable {
   /** bigint: returned as a string by pg. Orders the change feed. */
@@ -19,6 +19,11 @@ export interface ConsentEventTable {
   expires_at: Date | null;
   /** A grant for a purpose that names its recipients: the registry ids it covers. */
   recipients: string[] | null;
+  /** Staff acting on the subscriber's word: how they verified who they spoke to, and the call or ticket. */
+  verification: VerificationMethod | null;
+  reference: string | null;
+  /** A change the subscriber made in the portal while their browser sent Global Privacy Control. */
+  under_gpc: ColumnType<boolean, boolean | undefined, never>;
   request_id: string | null;
   ip_hash: string | null;
   user_agent_hash: string | null;

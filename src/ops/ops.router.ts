@@ -11,6 +11,8 @@ export interface OpsDeps {
   readonly probes: { readonly database: () => Promise<unknown>; readonly redis: () => Promise<unknown> };
   readonly metrics: Metrics;
   readonly publicJwks: JSONWebKeySet;
+  /** `/.well-known/gpc.json`: the date the notice describing Global Privacy Control took effect (YYYY-MM-DD). */
+  readonly gpcLastUpdate: string;
   readonly openapi: object;
   readonly isShuttingDown: () => boolean;
 }
@@ -46,6 +48,11 @@ export function opsRouter(deps: OpsDeps): Router {
 
   route(routes.openapi, (_input, _req, res) => {
     sendJson(res, deps.openapi);
+  });
+
+  route(routes.gpc, (_input, _req, res) => {
+    res.setHeader('cache-control', 'public, max-age=3600');
+    sendJson(res, { gpc: true, lastUpdate: deps.gpcLastUpdate });
   });
 
   route(routes.jwks, (_input, _req, res) => {

@@ -66,4 +66,22 @@ export const opsRoutes = {
     },
     problems: [],
   }),
+  gpc: defineRoute({
+    method: 'get',
+    path: '/.well-known/gpc.json',
+    operationId: 'gpc',
+    summary: "Global Privacy Control support (the GPC specification's well-known resource)",
+    description: 'A portal request with `Sec-GPC: 1` is honoured as a standing opt-out (docs/portal.md).',
+    tag: 'operations',
+    responses: {
+      200: {
+        description: 'The site honours GPC',
+        schema: z.object({
+          gpc: z.literal(true),
+          lastUpdate: z.iso.date().describe('When the notice that describes it took effect'),
+        }),
+      },
+    },
+    problems: [],
+  }),
 };

@@ -48,6 +48,16 @@ export type ActorType = z.infer<typeof actorType>;
 export const channel = z.enum(['portal', 'api', 'call_center', 'point_of_sale', 'system']);
 export type Channel = z.infer<typeof channel>;
 
+/** How staff made sure they were speaking to the subscriber before recording a change on their word. */
+export const verificationMethod = z.enum([
+  'account_pin',
+  'security_questions',
+  'in_person_id',
+  'callback',
+  'signed_form',
+]);
+export type VerificationMethod = z.infer<typeof verificationMethod>;
+
 export const outcome = z.enum(['allow', 'deny']);
 export type Outcome = z.infer<typeof outcome>;
 

@@ -152,7 +152,9 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.post('/choices', context, ...signedInForm, async (req, res) => {
     const session = sessionOf(res);
     try {
-      const events = await portal.save(session.accountId, req.body as Record<string, unknown>, provenance(req, res));
+      const events = await portal.save(session.accountId, req.body as Record<string, unknown>, provenance(req, res), {
+        underGpc: req.get('sec-gpc') === '1',
+      });
       session.lastChange = events.map((e) => e.eventId);
       await sessions.save(session);
       res.redirect(303, '/choices/saved');
@@ -198,9 +200,11 @@ export function portalRouter(d: PortalRouterDeps): Router {
 
   pages.get('/activity', context, ...signedIn, async (req, res) => {
     const before = typeof req.query.before === 'string' ? decodeCursor(req.query.before) : undefined;
-    const page = await portal.activity(sessionOf(res).accountId, before);
+    const { accountId } = sessionOf(res);
+    const [page, gpcSince] = await Promise.all([portal.activity(accountId, before), portal.gpcSince(accountId)]);
     views.render(res, 'activity.njk', {
       page,
+      gpcSince,
       first: before === undefined,
       purposeIds: [...catalog.purposes.keys()],
       recipientName: portal.recipientName,

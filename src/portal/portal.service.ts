@@ -9,8 +9,8 @@ import { type ConsentSnapshot, evaluate } from '../policy';
 
 const PAGE = 25;
 const SOON_MS = 30 * 86_400_000;
-/** Uses that the Global Privacy Control signal takes back: a sale or a disclosure. */
-const GPC_PURPOSES = ['data_sale', 'third_party_disclosure'];
+/** Uses that the Global Privacy Control signal takes back: sale, disclosure, access in place and targeted ads. */
+const GPC_PURPOSES = ['data_sale', 'third_party_disclosure', 'permit_access', 'ad_targeting'];
 
 export type ItemStatus =
   | 'allowed'
@@ -154,7 +154,12 @@ export class PortalService {
    * decline_all | renew_all | renew:<purpose>:<category>. Only what differs from the current
    * state is recorded.
    */
-  async save(accountId: string, form: Record<string, unknown>, provenance: Provenance): Promise<RecordedEvent[]> {
+  async save(
+    accountId: string,
+    form: Record<string, unknown>,
+    provenance: Provenance,
+    o: { underGpc?: boolean } = {},
+  ): Promise<RecordedEvent[]> {
     const view = await this.choices(accountId);
     if (form.noticeVersion !== view.noticeVersion) throw new NoticeChangedError();
     const action = typeof form.action === 'string' ? form.action : 'save';
@@ -176,7 +181,10 @@ export class PortalService {
       const choice = renew ? 'grant' : wanted === 'allow' || wanted === 'deny' ? changeFor(item, wanted) : undefined;
       if (choice) changes.push({ purpose: item.purpose, category: item.category, choice });
     }
-    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, true);
+    // An explicit choice wins over the standing signal, and says it was made while the signal was present.
+    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, true, {
+      gpc: o.underGpc ? 'present' : undefined,
+    });
   }
 
   /** One step: every opt-in that still counts is revoked, and the opt-out categories are opted out. */
@@ -193,12 +201,25 @@ export class PortalService {
   }
 
   /**
-   * Global Privacy Control: opted out of the opt-out categories for every use, sale and disclosure opt-ins taken back.
+   * Global Privacy Control, a standing opt-out honoured once per account: the first time the signal is seen, the
+   * opt-out categories are opted out for every use, and opt-ins for sale, disclosure, access and targeted advertising
+   * are taken back. Later, the signal changes nothing: an opt-in the subscriber gives afterwards is an explicit act,
+   * and wins. Returns the events recorded (none when the signal was honoured before).
    */
   async applyGpc(accountId: string, provenance: Provenance): Promise<RecordedEvent[]> {
+    const account = await this.deps.accounts.require(accountId);
+    // Honoured once; a closed account takes no change (and allows nothing the signal is about).
+    if (account.gpc_at || account.status !== 'active') return [];
     const view = await this.choices(accountId);
     const changes = withdrawals(view, (purpose) => GPC_PURPOSES.includes(purpose));
-    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false);
+    return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber', id: 'gpc' }, false, {
+      gpc: 'claim',
+    });
+  }
+
+  /** Since when the subscriber's browser sends Global Privacy Control (null: never seen). */
+  async gpcSince(accountId: string): Promise<Date | null> {
+    return (await this.deps.accounts.require(accountId)).gpc_at;
   }
 
   /** A recipient's legal name (its id, should the registry no longer hold it). */
@@ -243,6 +264,9 @@ export class PortalService {
       ...(event.recipients
         ? { recipients: event.recipients.map((id) => ({ id, legalName: this.recipientName(id) })) }
         : {}),
+      ...(event.verification ? { verification: event.verification } : {}),
+      ...(event.reference ? { reference: event.reference } : {}),
+      ...(event.underGpc ? { underGpc: true } : {}),
       issuedAt: this.deps.clock().toISOString(),
     };
     // The event's place in the audit log, provable offline, once a signed tree head covers it.
@@ -258,11 +282,13 @@ export class PortalService {
     provenance: Provenance,
     actor: { type: 'subscriber'; id?: string },
     affirmative: boolean,
+    o: { gpc?: 'present' | 'claim' } = {},
   ): Promise<RecordedEvent[]> {
-    if (!changes.length) return [];
+    // Honouring the signal is recorded on the account even when there is nothing to take back.
+    if (!changes.length && o.gpc !== 'claim') return [];
     const { events } = await this.consents.record(
       accountId,
-      { channel: 'portal', actor, noticeVersion, affirmative, changes },
+      { channel: 'portal', actor, noticeVersion, affirmative, changes, ...(o.gpc ? { gpc: o.gpc } : {}) },
       provenance,
     );
     return events;

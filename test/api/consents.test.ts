@@ -288,3 +288,69 @@ describe('POST /v1/accounts', () => {
     expect(r.status).toBe(422);
   });
 });
+
+describe('capture evidence: staff and point of sale', () => {
+  const grant = { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' } as const;
+  const staffBody = (extra: object = {}) => ({
+    channel: 'point_of_sale',
+    actor: { type: 'staff', id: 'clerk-12' },
+    noticeVersion: 'v3',
+    affirmative: true,
+    changes: [grant],
+    ...extra,
+  });
+
+  it('a change by staff needs how they verified the subscriber and the call or ticket id', async () => {
+    const id = await createAccount(svc, admin);
+    const put = (body: object) => call(svc.url, 'PUT', `/v1/accounts/${id}/consents`, { token: admin, body });
+    const missing = await put(staffBody());
+    expect(missing.status).toBe(422);
+    expect(missing.body.errors).toEqual([
+      { path: 'verification', message: 'staff must say how they verified the subscriber' },
+      { path: 'reference', message: 'staff must give the call or ticket id' },
+    ]);
+    const unknown = await put(staffBody({ verification: 'a_hunch', reference: 'T-1' }));
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.errors[0].path).toBe('verification');
+    const bad = await put(staffBody({ verification: 'in_person_id', reference: 'T\n1' }));
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors[0].path).toBe('reference');
+
+    const ok = await put(staffBody({ verification: 'in_person_id', reference: 'STORE-17-T-88' }));
+    expect(ok.status).toBe(200);
+    const [event] = ok.body.events;
+    // The receipt the store can send the subscriber, at the time.
+    expect(event.receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${event.eventId}`);
+    const { rows } = await svc.sql.query('select verification, reference from consent_events where event_id = $1', [
+      event.eventId,
+    ]);
+    expect(rows[0]).toEqual({ verification: 'in_person_id', reference: 'STORE-17-T-88' });
+    const audit = await call(svc.url, 'GET', `/v1/audit/events?accountId=${id}&type=consent_event`, { token: admin });
+    expect(audit.body.events[0].data).toMatchObject({
+      eventId: event.eventId,
+      actorType: 'staff',
+      actorId: 'clerk-12',
+      channel: 'point_of_sale',
+      verification: 'in_person_id',
+      reference: 'STORE-17-T-88',
+    });
+  });
+
+  it('actor "subscriber" only from a client whose token carries subscriber_channel', async () => {
+    const id = await createAccount(svc, admin);
+    const body = { channel: 'api', actor: 'subscriber', noticeVersion: 'v3', affirmative: true, changes: [grant] };
+    const plain = await svc.token('consents:write');
+    const refused = await call(svc.url, 'PUT', `/v1/accounts/${id}/consents`, { token: plain, body });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.body.detail).toMatch(/subscriber_channel/);
+    const falsy = await svc.token('consents:write', [], { claims: { subscriber_channel: 'yes' } });
+    expect((await call(svc.url, 'PUT', `/v1/accounts/${id}/consents`, { token: falsy, body })).status).toBe(403);
+    const kiosk = await svc.token('consents:write', [], { claims: { subscriber_channel: true } });
+    const taken = await call(svc.url, 'PUT', `/v1/accounts/${id}/consents`, { token: kiosk, body });
+    expect(taken.status).toBe(200);
+    expect(
+      (await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [id])).rows[0].n,
+    ).toBe(1);
+  });
+});

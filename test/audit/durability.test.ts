@@ -216,6 +216,8 @@ describe('records written before the response', () => {
       body: {
         channel: 'point_of_sale',
         actor: { type: 'staff', id: 'clerk-12' },
+        verification: 'in_person_id',
+        reference: 'STORE-17-TICKET-88',
         noticeVersion: 'v3',
         affirmative: true,
         changes: [

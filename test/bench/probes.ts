@@ -157,6 +157,8 @@ export async function revocationLatency(
     await call(urls[0]!, 'PUT', `/v1/accounts/${accountId}/consents`, {
       channel: 'call_center',
       actor: { type: 'staff', id: 'bench-agent' },
+      verification: 'account_pin',
+      reference: `BENCH-${cycle}`,
       noticeVersion,
       affirmative: true,
       changes: [{ purpose: BENCH_PURPOSE, category, choice: grant ? 'grant' : 'revoke' }],

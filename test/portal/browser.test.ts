@@ -356,67 +356,98 @@ describe('choosing in the browser', () => {
 });
 
 describe('Global Privacy Control', () => {
-  it('a signed-in request with Sec-GPC: 1 opts out and takes back sale and disclosure; the page says so; a later ' +
-    'request without it restores nothing', async () => {
+  it('a standing opt-out: the first request with Sec-GPC: 1 takes back sale, disclosure, access and targeted ads and ' +
+    'opts out; an explicit opt-in under the signal wins and is recorded so; later sessions restore and revoke ' +
+    'nothing', async () => {
     const accountId = await createAccount(svc, admin);
     const put = await putConsents(svc, admin, accountId, [
       { purpose: 'data_sale', category: 'name', choice: 'grant' },
       { purpose: 'third_party_disclosure', category: 'web_browsing_history', choice: 'grant' },
       { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
+      { purpose: 'product_analytics', category: 'name', choice: 'grant' },
     ]);
     expect(put.status).toBe(200);
-    const before = await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline });
-    expect(before.body.consents).toHaveLength(3);
+    const eventCount = async () =>
+      (await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [accountId])).rows[0]
+        .n as number;
 
     const gpc = await newContext(browser, 390, { extraHTTPHeaders: { 'Sec-GPC': '1' } });
     const page = await gpc.newPage();
     try {
       await signInPage(svc, page, accountId);
       const banner = page.locator('main > p.banner[role=status]').first();
-      // 5 opt-outs (the opt-out category, for each purpose) + 2 revocations (sale, disclosure).
+      // 5 opt-outs (the opt-out category, for each purpose) + 3 revocations (sale, disclosure, targeted ads).
       expect(await banner.textContent()).toMatch(
-        /Global Privacy Control signal\. We treated it as a request to opt out: we recorded 7 change\(s\)/,
+        /Global Privacy Control signal\. We treated it as a request to opt out: we recorded 8 change\(s\)/,
       );
       expect(await axeViolations(page)).toEqual([]);
       await screenshot(page, 'choices-gpc');
 
-      expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
-        allow: false,
-        results: [{ reason: 'consent_revoked' }],
-      });
-      expect(await decision(accountId, 'third_party_disclosure', ['web_browsing_history'])).toMatchObject({
-        allow: false,
-        results: [{ reason: 'consent_revoked' }],
-      });
+      for (const [purpose, category] of [
+        ['data_sale', 'name'],
+        ['third_party_disclosure', 'web_browsing_history'],
+        ['ad_targeting', 'name'],
+      ] as const) {
+        expect(await decision(accountId, purpose, [category])).toMatchObject({
+          allow: false,
+          results: [{ reason: 'consent_revoked' }],
+        });
+      }
       for (const purpose of svc.config.catalog.purposes.keys()) {
         expect(await decision(accountId, purpose, ['other_customer_info'])).toMatchObject({
           allow: false,
           results: [{ reason: 'opted_out' }],
         });
       }
-      // Targeted advertising is neither a sale nor a disclosure: it stands.
-      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({
-        allow: true,
-        results: [{ reason: 'consent_granted' }],
-      });
+      // Improving the products is none of those uses: it stands.
+      expect(await decision(accountId, 'product_analytics', ['name'])).toMatchObject({ allow: true });
       expect(await item(page, 'data_sale', 'Your name').locator('.status').textContent()).toBe(
         'Not allowed: you took this permission back',
       );
+      expect(await svc.sql.query('select gpc_at from accounts where account_id = $1', [accountId])).toMatchObject({
+        rows: [{ gpc_at: expect.any(Date) }],
+      });
 
       // Later requests of the session: the signal is acknowledged, nothing more is recorded.
       await page.reload();
       expect(await page.locator('main > p.banner[role=status]').first().textContent()).toMatch(
         /^Your browser sends the Global Privacy Control signal/,
       );
+      expect(await eventCount()).toBe(4 + 8);
 
-      // The history says the browser did it, and so does the receipt.
+      // The subscriber allows targeted ads again, the signal still present: the explicit act wins, recorded as such.
+      await allowOf(item(page, 'ad_targeting', 'Your name')).check();
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      await page.waitForURL('**/choices/saved');
+      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({ allow: true });
+      const { rows: made } = await svc.sql.query(
+        "select kind, actor_id, under_gpc from consent_events where account_id = $1 and kind = 'granted' " +
+          'order by id desc limit 1',
+        [accountId],
+      );
+      expect(made[0]).toEqual({ kind: 'granted', actor_id: null, under_gpc: true });
+      await page.locator('ul.changes > li').first().getByRole('link').click();
+      expect(await page.locator('table.facts').textContent()).toContain('your choice wins over it');
+
+      // The history says the browser did it; the activity page says when the signal was honoured.
       await page.goto(`${svc.url}/history`);
       const how = await page.locator('tbody tr td:nth-child(4)').allTextContents();
-      expect(how.filter((t) => t === 'Your browser (Global Privacy Control)')).toHaveLength(7);
-      await page.locator('tbody tr').first().getByRole('link').click();
-      expect(await page.locator('table.facts').textContent()).toContain('Your browser (Global Privacy Control)');
+      expect(how.filter((t) => t === 'Your browser (Global Privacy Control)')).toHaveLength(8);
+      await page.goto(`${svc.url}/activity`);
+      expect(await page.locator('main p.banner[role=note]').textContent()).toMatch(/We honoured it on /);
+      expect(await axeViolations(page)).toEqual([]);
     } finally {
       await gpc.close();
+    }
+
+    // A new session with the signal: it was honoured before, so the explicit opt-in stands.
+    const again = await newContext(browser, 1280, { extraHTTPHeaders: { 'Sec-GPC': '1' } });
+    try {
+      await signInPage(svc, await again.newPage(), accountId);
+      expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({ allow: true });
+      expect(await eventCount()).toBe(4 + 8 + 1);
+    } finally {
+      await again.close();
     }
 
     // A new session without the header: no banner, and nothing is restored.
@@ -424,9 +455,7 @@ describe('Global Privacy Control', () => {
     const page2 = await plain.newPage();
     try {
       await signInPage(svc, page2, accountId);
-      expect(await page2.getByText('Global Privacy Control').count()).toBe(0);
-      await page2.goto(`${svc.url}/history`);
-      await page2.goto(`${svc.url}/choices`);
+      expect(await page2.locator('main > p.banner').getByText('Global Privacy Control').count()).toBe(0);
       expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
         allow: false,
         results: [{ reason: 'consent_revoked' }],
@@ -435,29 +464,14 @@ describe('Global Privacy Control', () => {
         allow: false,
         results: [{ reason: 'opted_out' }],
       });
-      const after = await call(svc.url, 'GET', `/v1/accounts/${accountId}/consents`, { token: pipeline });
-      const state = Object.fromEntries(
-        after.body.consents.map((c: { purpose: string; category: string; state: string }) => [
-          `${c.purpose}:${c.category}`,
-          c.state,
-        ]),
-      );
-      expect(state).toEqual({
-        'data_sale:name': 'revoked',
-        'third_party_disclosure:web_browsing_history': 'revoked',
-        'ad_targeting:name': 'granted',
-        'ad_targeting:other_customer_info': 'opted_out',
-        'data_sale:other_customer_info': 'opted_out',
-        'third_party_disclosure:other_customer_info': 'opted_out',
-        'permit_access:other_customer_info': 'opted_out',
-        'product_analytics:other_customer_info': 'opted_out',
-      });
-      const { rows } = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
-        accountId,
-      ]);
-      expect(rows[0].n).toBe(3 + 7);
+      expect(await eventCount()).toBe(4 + 8 + 1);
     } finally {
       await plain.close();
     }
-  }, 60_000);
+
+    // The site says it honours GPC.
+    const wellKnown = await call(svc.url, 'GET', '/.well-known/gpc.json');
+    expect(wellKnown.status).toBe(200);
+    expect(wellKnown.body).toEqual({ gpc: true, lastUpdate: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
+  }, 90_000);
 });

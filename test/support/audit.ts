@@ -318,6 +318,8 @@ export async function processToken(env: Record<string, string>, scopes: string, 
     scopes: scopes.split(' '),
     purposes,
     ttlSeconds: 3600,
+    // The tests record changes as the subscriber (a channel the ISP authenticated them on).
+    extraClaims: { subscriber_channel: true },
   });
 }
 

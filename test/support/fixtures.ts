@@ -8,7 +8,9 @@ export async function adminToken(
   svc: TestService,
   purposes: string[] = [...svc.config.catalog.purposes.keys(), ...svc.config.catalog.exceptions.keys()],
 ) {
-  return svc.token('decisions consents:write accounts:write audit:read webhooks:write', purposes);
+  return svc.token('decisions consents:write accounts:write audit:read webhooks:write', purposes, {
+    claims: { subscriber_channel: true },
+  });
 }
 
 export async function createAccount(
@@ -43,6 +45,8 @@ export function putConsents(
       channel: 'call_center',
       actor: { type: 'staff', id: 'agent-7' },
       noticeVersion: 'v3',
+      verification: 'account_pin',
+      reference: 'CALL-20261203-0042',
       affirmative: true,
       changes,
       ...extra,

@@ -16,7 +16,11 @@ export interface TestService extends RunningService {
   readonly databaseUrl: string;
   /** A direct connection to this test's database, for arranging and inspecting rows. */
   readonly sql: pg.Pool;
-  token(scopes: string, purposes?: string[], o?: { ttlSeconds?: number; subject?: string }): Promise<string>;
+  token(
+    scopes: string,
+    purposes?: string[],
+    o?: { ttlSeconds?: number; subject?: string; claims?: Record<string, unknown> },
+  ): Promise<string>;
   /** Stops the service and drops its database. */
   stop(): Promise<void>;
 }
@@ -64,6 +68,7 @@ export async function startTestService(
         scopes: scopes.split(' '),
         purposes,
         ttlSeconds: o.ttlSeconds ?? 600,
+        extraClaims: o.claims,
       }),
     async stop() {
       await service.close();

@@ -7,4 +7,9 @@ export interface Principal {
   readonly scopes: ReadonlySet<string>;
   /** The purposes this client may ask about: statutory exceptions stay with the pipelines entitled to them. */
   readonly purposes: ReadonlySet<string>;
+  /**
+   * The token carries `subscriber_channel: true`: a channel where the subscriber acts in person on a system the ISP
+   * authenticated them to (a self-service kiosk, the ISP's app), so that it may record changes as the subscriber.
+   */
+  readonly subscriberChannel: boolean;
 }

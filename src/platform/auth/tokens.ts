@@ -68,6 +68,7 @@ export class TokenVerifier {
       purposes: new Set(
         Array.isArray(payload.purposes) ? payload.purposes.filter((p): p is string => typeof p === 'string') : [],
       ),
+      subscriberChannel: payload.subscriber_channel === true,
     };
     if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(token, { principal, until: Math.min(now + CACHE_TTL_MS, (payload.exp ?? 0) * 1000) });

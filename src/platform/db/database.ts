@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { AccountTable } from '../../accounts/account.table';
+import type { AccountPlanChangeTable, AccountTable } from '../../accounts/account.table';
 import type {
   AuditArchiveEdgeTable,
   AuditArchiveTable,
@@ -21,6 +21,7 @@ import type { Logger } from '../logger';
 export interface Database {
   accounts: AccountTable;
   account_changes: AccountChangeTable;
+  account_plan_changes: AccountPlanChangeTable;
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
   audit_records: AuditRecordTable;

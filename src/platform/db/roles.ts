@@ -19,6 +19,8 @@ export const RUNTIME_PRIVILEGES: Readonly<
 > = {
   accounts: 'select, insert, update',
   account_changes: 'select, insert, delete',
+  // Append-only: a trigger refuses updates and deletes.
+  account_plan_changes: 'select, insert',
   consent_events: 'select, insert',
   consent_state: 'select, insert, update, delete',
   audit_records: 'select, insert',
