@@ -680,6 +680,36 @@ describe('choices: what is shown, and what saving records', () => {
 
 describe('receipts', () => {
   it(
+    'a change recorded by staff: its receipt names who acted, how they verified the subscriber and the ticket; the ' +
+      'choices page names the recipients by legal name',
+    async () => {
+      const { client, accountId } = await signedIn();
+      const put = await putConsents(svc, admin, accountId, [
+        { purpose: 'data_sale', category: 'name', choice: 'grant', recipients: ['databroker-one'] },
+      ]);
+      expect(put.status).toBe(200);
+      const [event] = put.body.events;
+      expect(event.receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${event.eventId}`);
+      const page = textOf((await client.get(`/receipts/${event.eventId}`)).body);
+      expect(page).toContain('Our staff, on your instruction');
+      expect(page).toContain('How we checked it was you Your account PIN');
+      expect(page).toContain('Call or ticket CALL-20261203-0042');
+      expect(page).toContain('Companies it covers Data Broker One, Inc.');
+      const jws = (await client.get(`/receipts/${event.eventId}/receipt.jws`)).body.trim();
+      const payload = JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString());
+      expect(payload).toMatchObject({
+        actor: 'staff',
+        verification: 'account_pin',
+        reference: 'CALL-20261203-0042',
+        recipients: [{ id: 'databroker-one', legalName: 'Data Broker One, Inc.' }],
+      });
+      const choices = textOf((await client.get('/choices')).body);
+      expect(choices).toContain('If you allow it, it goes to: Acme Advertising LLC; Data Broker One, Inc.');
+      expect(choices).toContain('Allowed for: Data Broker One, Inc.');
+    },
+  );
+
+  it(
     'the downloaded receipt is a JWS that verifies against /.well-known/jwks.json and says exactly what ' + 'changed',
     async () => {
       const { client, accountId } = await signedIn();
