@@ -44,6 +44,7 @@ const MESSAGES: Record<number, string> = {
   401: 'signIn.sessionEnded',
   403: 'errors.forbidden',
   404: 'errors.notFound',
+  409: 'errors.accountClosed',
   413: 'errors.invalid',
   415: 'errors.invalid',
   422: 'errors.invalid',

@@ -674,7 +674,19 @@ describe('choices: what is shown, and what saving records', () => {
       token: admin,
       body: { accounts: [{ accountId, status: 'closed' }] },
     });
-    expect(textOf((await client.get('/choices')).body)).toContain('This account is closed');
+    const page = await client.get('/choices');
+    expect(textOf(page.body)).toContain('This account is closed');
+    // Saving is refused, with a page that says why (409), and nothing is recorded.
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    const r = await client.post('/choices', {
+      _csrf: csrf,
+      noticeVersion: 'v3',
+      action: 'save',
+      'c:ad_targeting:name': 'allow',
+    });
+    expect(r.status).toBe(409);
+    expect(textOf(r.body)).toContain('choices cannot be recorded for it until it is re-opened');
+    expect(await eventCount(accountId)).toBe(0);
   });
 });
 
