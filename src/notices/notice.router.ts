@@ -1,9 +1,10 @@
 import { Router } from 'express';
+import { marked } from 'marked';
 import { type Catalog, currentNotice, type Notice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
 import { sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
-import { noticeRoutes as routes } from './notice.schema';
+import { NOTICE_MEDIA_TYPES, noticeRoutes as routes } from './notice.schema';
 
 const summary = (n: Notice) => ({
   version: n.version,
@@ -12,6 +13,15 @@ const summary = (n: Notice) => ({
   material: n.materialFor.length > 0,
   materialFor: n.materialFor,
 });
+
+/**
+ * The notice as HTML for another channel to show (a till, a call-centre screen): a fragment, so that it sits in the
+ * caller's own page, with what identifies the text it was rendered from. The text comes from config/, as in the
+ * portal; version names are `[A-Za-z0-9._-]` (the catalog checks), so the attributes need no escaping.
+ */
+export const noticeFragment = (n: Notice) =>
+  `<article class="optgate-notice" data-version="${n.version}" data-effective-at="${n.effectiveAt.toISOString()}"` +
+  ` data-sha256="${n.sha256}">\n${marked.parse(n.text, { async: false })}</article>\n`;
 
 export interface NoticeRouterDeps {
   readonly catalog: Catalog;
@@ -28,10 +38,20 @@ export function noticeRouter({ catalog, clock }: NoticeRouterDeps): Router {
       versions: catalog.notices.map(summary),
     });
   });
-  route(routes.get, ({ params }, _req, res) => {
+  route(routes.get, ({ params }, req, res) => {
+    res.vary('Accept');
     const notice = catalog.noticesByVersion.get(params.version);
     if (!notice) throw new AppError('not-found', 'No such notice version.');
-    sendJson(res, { ...summary(notice), text: notice.text });
+    switch (req.accepts([...NOTICE_MEDIA_TYPES])) {
+      case 'application/json':
+        return sendJson(res, { ...summary(notice), text: notice.text });
+      case 'text/plain':
+        return void res.type('text/plain; charset=utf-8').send(notice.text);
+      case 'text/html':
+        return void res.type('text/html; charset=utf-8').send(noticeFragment(notice));
+      default:
+        throw new AppError('not-acceptable', `A notice is available as ${NOTICE_MEDIA_TYPES.join(', ')}.`);
+    }
   });
   return router;
 }
