@@ -1,10 +1,14 @@
 import { Router } from 'express';
 import { marked } from 'marked';
+import { principalOf } from '../platform/auth/middleware';
+import type { TokenVerifier } from '../platform/auth/tokens';
 import { type Catalog, currentNotice, type Notice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
-import { sendJson } from '../platform/http/middleware';
+import { requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
+import { decodeCursor } from '../platform/pagination';
 import { NOTICE_MEDIA_TYPES, noticeRoutes as routes } from './notice.schema';
+import type { NoticeService } from './notice.service';
 
 const summary = (n: Notice) => ({
   version: n.version,
@@ -26,12 +30,14 @@ export const noticeFragment = (n: Notice) =>
 export interface NoticeRouterDeps {
   readonly catalog: Catalog;
   readonly clock: () => Date;
+  readonly notices: NoticeService;
+  readonly verifier: TokenVerifier;
 }
 
 /** Public: every channel records which notice version the subscriber was shown, and can show its text. */
-export function noticeRouter({ catalog, clock }: NoticeRouterDeps): Router {
+export function noticeRouter({ catalog, clock, notices, verifier }: NoticeRouterDeps): Router {
   const router = Router();
-  const route = mounter(router);
+  const route = mounter(router, verifier);
   route(routes.list, (_input, _req, res) => {
     sendJson(res, {
       current: currentNotice(catalog, clock())?.version ?? null,
@@ -52,6 +58,14 @@ export function noticeRouter({ catalog, clock }: NoticeRouterDeps): Router {
       default:
         throw new AppError('not-acceptable', `A notice is available as ${NOTICE_MEDIA_TYPES.join(', ')}.`);
     }
+  });
+  route(routes.recordDelivery, async ({ params: { accountId }, body }, _req, res) => {
+    const provenance = { clientId: principalOf(res).clientId, requestId: requestIdOf(res) };
+    sendJson(res, await notices.recordDelivery(accountId, body, provenance), 201);
+  });
+  route(routes.listDeliveries, async ({ params: { accountId }, query }, _req, res) => {
+    const beforeSeq = query.cursor ? decodeCursor(query.cursor) : undefined;
+    sendJson(res, await notices.deliveries(accountId, { beforeSeq, limit: query.limit }));
   });
   return router;
 }

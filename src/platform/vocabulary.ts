@@ -48,6 +48,13 @@ export type ActorType = z.infer<typeof actorType>;
 export const channel = z.enum(['portal', 'api', 'call_center', 'point_of_sale', 'system']);
 export type Channel = z.infer<typeof channel>;
 
+/**
+ * How a notice version was given to a subscriber (`POST /v1/accounts/{id}/notice-deliveries`): in a store, on the
+ * phone, on paper, by e-mail, or by another of the ISP's systems (its website, its app) through the API.
+ */
+export const noticeDeliveryChannel = z.enum(['point_of_sale', 'call_center', 'mail', 'email', 'api']);
+export type NoticeDeliveryChannel = z.infer<typeof noticeDeliveryChannel>;
+
 export const outcome = z.enum(['allow', 'deny']);
 export type Outcome = z.infer<typeof outcome>;
 

@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
-import { noticeRoutes } from '../../src/notices';
+import path from 'node:path';
+import pg from 'pg';
+import { parseRecord } from '../../src/audit';
+import { NoticeService, noticeRoutes } from '../../src/notices';
+import { loadCatalog } from '../../src/platform/config/catalog';
+import { RUNTIME_ROLE } from '../../src/platform/db/roles';
+import { AppError } from '../../src/platform/errors';
+import { auditRows } from '../support/audit';
+import { adminToken, createAccount, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
+import { ROOT } from '../support/processes';
 
 /**
  * The notice at the point of sale: one version's text in the representation a channel can show (JSON, the exact
@@ -8,9 +17,11 @@ import { call, startTestService, type TestService } from '../support/harness';
  */
 
 let svc: TestService;
+let admin: string;
 
 beforeAll(async () => {
   svc = await startTestService();
+  admin = await adminToken(svc);
 });
 afterAll(() => svc.stop());
 
@@ -106,4 +117,215 @@ describe('GET /v1/notices/:version, by Accept', () => {
     expect(op.responses['406']).toEqual({ $ref: '#/components/responses/Problem406' });
     expect(op.responses['404']).toEqual({ $ref: '#/components/responses/Problem404' });
   });
+});
+
+describe('POST /v1/accounts/:accountId/notice-deliveries', () => {
+  const deliver = (accountId: string, body: unknown, token = admin) =>
+    call(svc.url, 'POST', `/v1/accounts/${accountId}/notice-deliveries`, { token, body });
+  const count = async (accountId: string) =>
+    (await svc.sql.query('select count(*)::int as n from notice_deliveries where account_id = $1', [accountId])).rows[0]
+      .n as number;
+
+  it('records a delivery at the point of sale, with its audit record in the same transaction', async () => {
+    const id = await createAccount(svc, admin);
+    const before = Date.now();
+    const r = await deliver(id, { noticeVersion: 'v3', channel: 'point_of_sale', staffId: 'store-12/clerk-4' });
+    expect(r.status).toBe(201);
+    expectDocumented(noticeRoutes.recordDelivery, r);
+    expect(r.body).toEqual({
+      deliveryId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      accountId: id,
+      noticeVersion: 'v3',
+      noticeSha256: v3().sha256,
+      channel: 'point_of_sale',
+      staffId: 'store-12/clerk-4',
+      clientId: 'test-pipeline',
+      deliveredAt: r.body.recordedAt,
+      recordedAt: expect.any(String),
+    });
+    expect(Date.parse(r.body.recordedAt)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(r.body.recordedAt)).toBeLessThanOrEqual(Date.now() + 1000);
+
+    const records = await auditRows(
+      svc.databaseUrl,
+      (row) => row.type === 'staff_action' && row.data?.deliveryId === r.body.deliveryId,
+    );
+    expect(records).toHaveLength(1);
+    const record = parseRecord(records[0]!.content);
+    expect(record).toMatchObject({ type: 'staff_action', accountId: id, outcome: null });
+    expect(record.data).toEqual({
+      action: 'notice_delivered',
+      actor: 'test-pipeline',
+      deliveryId: r.body.deliveryId,
+      noticeVersion: 'v3',
+      noticeSha256: v3().sha256,
+      channel: 'point_of_sale',
+      staffId: 'store-12/clerk-4',
+      deliveredAt: r.body.deliveredAt,
+      requestId: r.headers.get('x-request-id'),
+    });
+    expect(records[0]!.recordedAt.toISOString()).toBe(r.body.recordedAt);
+  });
+
+  it('takes an earlier time with an offset, and no staff for mail, e-mail and api; an older version too', async () => {
+    const id = await createAccount(svc, admin);
+    const a = await deliver(id, { noticeVersion: 'v3', channel: 'email', deliveredAt: '2026-01-05T09:30:00+02:00' });
+    expect(a.status).toBe(201);
+    expect(a.body.deliveredAt).toBe('2026-01-05T07:30:00.000Z');
+    expect(a.body.staffId).toBeUndefined();
+    const b = await deliver(id, { noticeVersion: 'v2', channel: 'mail', deliveredAt: '2024-02-01T00:00:00Z' });
+    expect(b.status).toBe(201);
+    expect(b.body.noticeSha256).toBe(svc.config.catalog.noticesByVersion.get('v2')!.sha256);
+    expect((await deliver(id, { noticeVersion: 'v3', channel: 'api' })).status).toBe(201);
+    expect((await deliver(id, { noticeVersion: 'v3', channel: 'call_center', staffId: 'agent-7' })).status).toBe(201);
+    // A closed account still takes the record of what it was given: it is a fact, not a consent.
+    const closed = await createAccount(svc, admin, 'closed');
+    expect((await deliver(closed, { noticeVersion: 'v3', channel: 'mail' })).status).toBe(201);
+  });
+
+  it.each([
+    ['an unknown notice version', { noticeVersion: 'v99' }, [['noticeVersion', /unknown notice version/]]],
+    ['a point-of-sale delivery without staff', { staffId: undefined }, [['staffId', /required for point_of_sale/]]],
+    [
+      'a call-centre delivery without staff',
+      { channel: 'call_center', staffId: undefined },
+      [['staffId', /required for call_center/]],
+    ],
+    ['a time in the future', { deliveredAt: '2999-01-01T00:00:00Z' }, [['deliveredAt', /future/]]],
+    [
+      'a time before the version took effect',
+      { deliveredAt: '2025-08-31T23:59:59Z' },
+      [['deliveredAt', /before v3 took effect \(2025-09-01T00:00:00.000Z\)/]],
+    ],
+    ['a time without an offset', { deliveredAt: '2026-01-05T09:30:00' }, [['deliveredAt', /./]]],
+    ['an unknown channel', { channel: 'carrier_pigeon' }, [['channel', /./]]],
+    ['the portal as a channel', { channel: 'portal' }, [['channel', /./]]],
+    ['an empty staff id', { staffId: '' }, [['staffId', /./]]],
+    ['a staff id over 128 characters', { staffId: 'x'.repeat(129) }, [['staffId', /./]]],
+    ['no version', { noticeVersion: undefined }, [['noticeVersion', /./]]],
+    [
+      'several problems at once',
+      { noticeVersion: 'v99', staffId: undefined },
+      [
+        ['noticeVersion', /unknown/],
+        ['staffId', /required/],
+      ],
+    ],
+  ])('%s: 422 naming the field, nothing recorded', async (_what, change, expected) => {
+    const id = await createAccount(svc, admin);
+    const body = { noticeVersion: 'v3', channel: 'point_of_sale', staffId: 'clerk-4', ...change };
+    const r = await deliver(id, body);
+    expect(r.status).toBe(422);
+    expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(r.body.errors).toEqual(
+      (expected as [string, RegExp][]).map(([p, m]) => ({ path: p, message: expect.stringMatching(m) })),
+    );
+    expect(await count(id)).toBe(0);
+  });
+
+  it('an unknown field is refused; an unknown account is 404; a token needs consents:write', async () => {
+    const id = await createAccount(svc, admin);
+    const body = { noticeVersion: 'v3', channel: 'mail' };
+    expect((await deliver(id, { ...body, subscriberName: 'x' })).status).toBe(422);
+    const unknown = await deliver(uniqueId(), body);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.type).toBe('urn:optgate:problem:not-found');
+    expect((await call(svc.url, 'POST', `/v1/accounts/${id}/notice-deliveries`, { body })).status).toBe(401);
+    for (const scope of ['decisions', 'audit:read'])
+      expect((await deliver(id, body, await svc.token(scope))).status).toBe(403);
+    expect((await deliver(id, body, await svc.token('consents:write'))).status).toBe(201);
+  });
+
+  it('a version not in effect yet is refused (the service at an earlier time)', async () => {
+    const catalog = loadCatalog(path.join(ROOT, 'config'));
+    const early = new NoticeService({
+      db: undefined as never,
+      catalog,
+      clock: () => new Date('2025-06-01T00:00:00Z'),
+      accounts: undefined as never,
+    });
+    const attempt = early.recordDelivery(
+      'A-1',
+      { noticeVersion: 'v3', channel: 'mail' },
+      { clientId: 'c', requestId: 'r' },
+    );
+    await expect(attempt).rejects.toThrow(AppError);
+    await expect(attempt).rejects.toMatchObject({
+      status: 422,
+      errors: [{ path: 'noticeVersion', message: 'this notice version is not in effect yet' }],
+    });
+  });
+});
+
+describe('GET /v1/accounts/:accountId/notice-deliveries', () => {
+  it('newest first, cursor-paginated, for decisions or consents:write', async () => {
+    const id = await createAccount(svc, admin);
+    const versions = ['v1', 'v2', 'v3'];
+    const ids: string[] = [];
+    for (const noticeVersion of versions) {
+      const r = await call(svc.url, 'POST', `/v1/accounts/${id}/notice-deliveries`, {
+        token: admin,
+        body: { noticeVersion, channel: 'point_of_sale', staffId: 'clerk-4' },
+      });
+      expect(r.status).toBe(201);
+      ids.push(r.body.deliveryId);
+    }
+    const reader = await svc.token('decisions');
+    const all = await call(svc.url, 'GET', `/v1/accounts/${id}/notice-deliveries`, { token: reader });
+    expect(all.status).toBe(200);
+    expectDocumented(noticeRoutes.listDeliveries, all);
+    expect(all.body.accountId).toBe(id);
+    expect(all.body.deliveries.map((d: { deliveryId: string }) => d.deliveryId)).toEqual([...ids].reverse());
+    expect(all.body.deliveries.map((d: { noticeVersion: string }) => d.noticeVersion)).toEqual(['v3', 'v2', 'v1']);
+    expect(all.body.nextCursor).toBeNull();
+
+    const token = await svc.token('consents:write');
+    const first = await call(svc.url, 'GET', `/v1/accounts/${id}/notice-deliveries?limit=2`, { token });
+    expect(first.body.deliveries.map((d: { deliveryId: string }) => d.deliveryId)).toEqual([ids[2], ids[1]]);
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    const second = await call(
+      svc.url,
+      'GET',
+      `/v1/accounts/${id}/notice-deliveries?limit=2&cursor=${first.body.nextCursor}`,
+      { token },
+    );
+    expect(second.body.deliveries.map((d: { deliveryId: string }) => d.deliveryId)).toEqual([ids[0]]);
+    expect(second.body.nextCursor).toBeNull();
+
+    const bad = await call(svc.url, 'GET', `/v1/accounts/${id}/notice-deliveries?cursor=nonsense`, { token });
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors).toEqual([{ path: 'cursor', message: 'invalid cursor' }]);
+    expect((await call(svc.url, 'GET', `/v1/accounts/${uniqueId()}/notice-deliveries`, { token })).status).toBe(404);
+    expect((await call(svc.url, 'GET', `/v1/accounts/${id}/notice-deliveries`)).status).toBe(401);
+    const auditor = await svc.token('audit:read');
+    expect((await call(svc.url, 'GET', `/v1/accounts/${id}/notice-deliveries`, { token: auditor })).status).toBe(403);
+    const other = await createAccount(svc, admin);
+    const none = await call(svc.url, 'GET', `/v1/accounts/${other}/notice-deliveries`, { token });
+    expect(none.body).toEqual({ accountId: other, deliveries: [], nextCursor: null });
+  });
+});
+
+it('the runtime role may append deliveries, never change or delete them', async () => {
+  const id = await createAccount(svc, admin);
+  await call(svc.url, 'POST', `/v1/accounts/${id}/notice-deliveries`, {
+    token: admin,
+    body: { noticeVersion: 'v3', channel: 'mail' },
+  });
+  const url = new URL(svc.databaseUrl);
+  url.username = RUNTIME_ROLE;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await expect(client.query(`update notice_deliveries set staff_id = 'someone'`)).rejects.toThrow(
+      /permission denied/,
+    );
+    await expect(client.query('delete from notice_deliveries')).rejects.toThrow(/permission denied/);
+    await expect(client.query('truncate notice_deliveries')).rejects.toThrow(/permission denied/);
+  } finally {
+    await client.end();
+  }
+  // Not even the owner rewrites one: the triggers refuse it.
+  await expect(svc.sql.query('delete from notice_deliveries where account_id = $1', [id])).rejects.toThrow(
+    /append-only/,
+  );
 });
