@@ -64,10 +64,15 @@ describe('GET /v1/notices/:version, by Accept', () => {
       expect(sha256(bytes)).toBe(hash);
       expect(Number(r.headers.get('content-length'))).toBe(bytes.length);
     }
-    // The preferred of several, by quality.
-    const preferred = await get('text/html;q=0.5, text/plain');
-    expect(preferred.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-    expect(sha256(await preferred.text())).toBe(v3().sha256);
+    // The preferred of several, by quality, then by the order named; a wildcard takes the first it covers.
+    for (const accept of ['text/html;q=0.5, text/plain', 'text/plain, text/html', 'text/*']) {
+      const preferred = await get(accept);
+      expect({ accept, type: preferred.headers.get('content-type') }).toEqual({
+        accept,
+        type: 'text/plain; charset=utf-8',
+      });
+      expect(sha256(await preferred.text())).toBe(v3().sha256);
+    }
   });
 
   it('text/html: the text rendered, as one article carrying the version, its date and hash', async () => {
