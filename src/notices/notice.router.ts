@@ -23,7 +23,7 @@ const summary = (n: Notice) => ({
  * caller's own page, with what identifies the text it was rendered from. The text comes from config/, as in the
  * portal; version names are `[A-Za-z0-9._-]` (the catalog checks), so the attributes need no escaping.
  */
-export const noticeFragment = (n: Notice) =>
+const noticeFragment = (n: Notice) =>
   `<article class="optgate-notice" data-version="${n.version}" data-effective-at="${n.effectiveAt.toISOString()}"` +
   ` data-sha256="${n.sha256}">\n${marked.parse(n.text, { async: false })}</article>\n`;
 
