@@ -7,7 +7,7 @@ import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportServi
 import { AccountCache, type CacheCoherence } from './cache';
 import { ComplianceService, complianceRouter } from './compliance';
 import { ConsentService, consentRouter } from './consent';
-import { noticeRouter } from './notices';
+import { NoticeService, noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
 import type { ServiceKeys } from './platform/auth/keys';
 import { TokenVerifier } from './platform/auth/tokens';
@@ -81,6 +81,7 @@ export function createServices(infra: Infrastructure) {
     maxBytes: config.cache.maxBytes,
     metrics,
   });
+  const notices = new NoticeService({ db, catalog, clock, accounts });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
   const exports = new ExportService({ db, queues, audit, keys, clock, limits: config.exports });
   const archiver = new AuditArchiver({ db, keys, clock, ...config.archive, signTreeHead: () => audit.checkpoint() });
@@ -118,6 +119,7 @@ export function createServices(infra: Infrastructure) {
     verifier,
     accounts,
     consents,
+    notices,
     subjects,
     audit,
     exports,
@@ -158,7 +160,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   // The decision path first: it is most of the traffic.
   app.use(decisionRouter({ decisions: s.decisions, verifier }));
   app.use(ops);
-  app.use(noticeRouter({ catalog: config.catalog, clock }));
+  app.use(noticeRouter({ catalog: config.catalog, clock, notices: s.notices, verifier }));
   app.use(accountRouter({ accounts: s.accounts, verifier }));
   app.use(consentRouter({ consents: s.consents, verifier }));
   app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));

@@ -8,6 +8,7 @@ import {
   consentEventKind,
   decisionEndpoint,
   denyReason,
+  noticeDeliveryChannel,
   verificationMethod,
 } from '../platform/vocabulary';
 import { exportFiltersSchema } from './formats';
@@ -124,6 +125,18 @@ export const staffActionData = z.discriminatedUnion('action', [
   }),
   z.strictObject({ action: z.literal('portal_link_issued'), actor, ttlSeconds: z.int().positive(), jti: uuid }),
   z.strictObject({ action: z.literal('signing_key_rotated'), actor, retiredKid: z.string(), kid: z.string() }),
+  /** A notice version given to the subscriber (the record names the account); `actor` is the calling client. */
+  z.strictObject({
+    action: z.literal('notice_delivered'),
+    actor,
+    deliveryId: uuid,
+    noticeVersion: z.string(),
+    noticeSha256: z.string(),
+    channel: noticeDeliveryChannel,
+    staffId: z.string().optional(),
+    deliveredAt: isoTime,
+    requestId: z.string().optional(),
+  }),
 ]);
 
 const placed = { seq: z.int().positive(), recordedAt: isoTime };

@@ -12,6 +12,7 @@ const PROBLEM_TITLES: Record<number, string> = {
   401: 'No valid bearer token',
   403: 'The token lacks the scope, or the client is not entitled to the purpose',
   404: 'Not found',
+  406: 'None of the media types in Accept is one this operation answers in',
   409: 'Not in a state that allows this yet',
   413: 'The body (or the number of items) is larger than this operation accepts',
   415: 'The body is not of a type (or Content-Encoding) this operation accepts',
@@ -42,8 +43,12 @@ function response(r: ResponseSpec) {
   const headers = r.headers
     ? Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, { description: v, schema: { type: 'string' } }]))
     : undefined;
+  const alternatives = Object.entries(r.alternatives ?? {}).map(([type, description]) => [
+    type,
+    { schema: { type: 'string', description } },
+  ]);
   const content = r.schema
-    ? { 'application/json': { schema: jsonSchema(r.schema, 'output') } }
+    ? { 'application/json': { schema: jsonSchema(r.schema, 'output') }, ...Object.fromEntries(alternatives) }
     : r.contentType
       ? { [r.contentType]: { schema: { type: 'string' } } }
       : undefined;

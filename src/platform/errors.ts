@@ -12,6 +12,7 @@ export type ProblemType =
   | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'
+  | 'not-acceptable'
   | 'conflict'
   | 'gone'
   | 'payload-too-large'
@@ -27,6 +28,7 @@ const titles: Record<ProblemType, [status: number, title: string]> = {
   forbidden: [403, 'Forbidden'],
   'not-found': [404, 'Not found'],
   'method-not-allowed': [405, 'Method not allowed'],
+  'not-acceptable': [406, 'Not acceptable'],
   conflict: [409, 'Conflict'],
   gone: [410, 'Gone'],
   'payload-too-large': [413, 'Payload too large'],

@@ -57,6 +57,12 @@ export const verificationMethod = z.enum([
   'signed_form',
 ]);
 export type VerificationMethod = z.infer<typeof verificationMethod>;
+/**
+ * How a notice version was given to a subscriber (`POST /v1/accounts/{id}/notice-deliveries`): in a store, on the
+ * phone, on paper, by e-mail, or by another of the ISP's systems (its website, its app) through the API.
+ */
+export const noticeDeliveryChannel = z.enum(['point_of_sale', 'call_center', 'mail', 'email', 'api']);
+export type NoticeDeliveryChannel = z.infer<typeof noticeDeliveryChannel>;
 
 export const outcome = z.enum(['allow', 'deny']);
 export type Outcome = z.infer<typeof outcome>;

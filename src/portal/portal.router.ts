@@ -17,6 +17,7 @@ import { requestIdOf } from '../platform/http/middleware';
 import { fromParserError } from '../platform/http/problem';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
+import { noticePrintPage } from './notice-print';
 import { NoticeChangedError, type PortalService } from './portal.service';
 import type { Views } from './render';
 import { type PortalSession, type SessionStore, sameToken } from './session';
@@ -119,6 +120,8 @@ export function portalRouter(d: PortalRouterDeps): Router {
     if (!notice) throw new AppError('not-found', 'no notice');
     views.render(res, 'notice.njk', { notice, notices: catalog.notices, now, current: notice });
   });
+
+  pages.get('/notice/print', context, noticePrintPage({ catalog, views, clock }));
 
   pages.get('/notice/:version', context, (req, res) => {
     const notice = catalog.noticesByVersion.get(String(req.params.version));

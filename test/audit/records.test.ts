@@ -7,7 +7,7 @@ import { CLI, run } from '../support/processes';
 /**
  * Every kind of audit record the service writes (each producer: decisions single, batch and
  * filter; every consent event kind, the expiry sweep's included; account imports, export
- * requests, and the CLI's tokens and sign-in links) parses with the one public parser. A field
+ * requests, notice deliveries, and the CLI's tokens and sign-in links) parses with the one public parser. A field
  * renamed in a producer fails here, not silently in the change feed.
  */
 
@@ -84,6 +84,12 @@ it('every record kind written by the service parses with parseRecord', async () 
     body: { accounts: [{ accountId: leaving, status: 'closed' }] },
   });
   expect(close.status).toBe(200);
+  // A notice given at the point of sale.
+  const given = await call(svc.url, 'POST', `/v1/accounts/${id}/notice-deliveries`, {
+    token: admin,
+    body: { noticeVersion: 'v3', channel: 'point_of_sale', staffId: 'clerk-4' },
+  });
+  expect(given.status).toBe(201);
 
   // The CLI's staff actions, against this service's database and keys.
   const env = { DATABASE_URL: svc.databaseUrl, KEYS_DIR: svc.config.auth.keysDir, LOG_LEVEL: 'silent' };
@@ -127,6 +133,7 @@ it('every record kind written by the service parses with parseRecord', async () 
       'decision:single:deny',
       'staff_action:account_changed',
       'staff_action:export_requested',
+      'staff_action:notice_delivered',
       'staff_action:portal_link_issued',
       'staff_action:token_issued',
     ].sort(),

@@ -16,6 +16,7 @@ import type {
 } from '../../audit/audit.table';
 import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
+import type { NoticeDeliveryTable } from '../../notices/notice.table';
 import type { Logger } from '../logger';
 
 export interface Database {
@@ -35,6 +36,7 @@ export interface Database {
   audit_settings: AuditSettingsTable;
   audit_archives: AuditArchiveTable;
   audit_archive_edge: AuditArchiveEdgeTable;
+  notice_deliveries: NoticeDeliveryTable;
 }
 
 export type Db = Kysely<Database>;

@@ -36,6 +36,8 @@ export const RUNTIME_PRIVILEGES: Readonly<
   audit_settings: 'select',
   audit_archives: 'select, insert',
   audit_archive_edge: 'select, insert',
+  // Append-only: what was given to a subscriber is never rewritten (triggers refuse it too).
+  notice_deliveries: 'select, insert',
   kysely_migration: 'select',
   kysely_migration_lock: 'select',
 };

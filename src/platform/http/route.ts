@@ -43,6 +43,8 @@ export interface ResponseSpec {
   readonly schema?: z.ZodType;
   /** Another content type (the body is described, not schematised). */
   readonly contentType?: string;
+  /** Other representations of the same answer, chosen by `Accept`: content type → what the body is. */
+  readonly alternatives?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
