@@ -38,9 +38,9 @@ export function decisionRouter({ decisions, verifier }: { decisions: DecisionSer
       res.status(200).type('application/x-ndjson');
       res.setHeader('trailer', FILTER_TRAILERS);
     };
-    const write = (bytes: Buffer) => {
+    const write = (text: string) => {
       start();
-      return res.write(bytes) ? Promise.resolve() : new Promise<void>((resolve) => res.once('drain', () => resolve()));
+      return res.write(text) ? Promise.resolve() : new Promise<void>((resolve) => res.once('drain', () => resolve()));
     };
     const counts = await filterRecords(input, plan, judge, write);
     start();

@@ -10,7 +10,6 @@ export const MAX_LINE_BYTES = 1 << 20;
 const MAX_CHUNK = 1000;
 const NEWLINE = 0x0a;
 const RETURN = 0x0d;
-const NEWLINE_BYTES = Buffer.from('\n');
 
 export type FilterMode = 'redact' | 'drop';
 
@@ -43,15 +42,14 @@ export interface FilterCounts {
 
 interface ParsedLine {
   /** The line as it came, without its line end. */
-  readonly bytes: Buffer;
   readonly text: string;
   readonly record: Readonly<Record<string, unknown>>;
   readonly accountId: string;
 }
 
-/** What becomes of a record: the bytes passed on (none: dropped) and the categories they hold. */
+/** What becomes of a record: what is passed on (none: dropped) and the categories it holds. */
 interface Outcome {
-  readonly out?: Buffer;
+  readonly out?: string;
   readonly passed: readonly string[];
   readonly redacted?: boolean;
 }
@@ -60,28 +58,27 @@ const DROPPED: Outcome = { passed: [] };
 /**
  * Streams NDJSON records through the decision engine: reads what has arrived, judges it in chunks (each chunk
  * audited before its verdicts come back), writes only what may be used, and goes on. Memory holds one chunk, whatever
- * the size of the stream. Lines are split on bytes and each is decoded once, whole: a character split between two
- * reads stays whole.
+ * the size of the stream. The stream is cut into lines on the newline byte and what has arrived of whole lines is
+ * decoded once: a character whose bytes arrive in two reads is decoded whole.
  */
 export async function filterRecords(
   input: Readable,
   plan: FilterPlan,
   judge: FilterJudge,
-  write: (bytes: Buffer) => Promise<void>,
+  write: (text: string) => Promise<void>,
 ): Promise<FilterCounts> {
   const counts: FilterCounts = { received: 0, allowed: 0, invalid: 0, redacted: 0 };
-  const pending: Buffer[] = [];
+  const pending: Line[] = [];
   // The unfinished line: the pieces of it read so far.
   let rest: Buffer[] = [];
   let restBytes = 0;
 
-  const judgeLines = async (lines: readonly Buffer[]) => {
+  const judgeLines = async (lines: readonly Line[]) => {
     const records: ParsedLine[] = [];
-    for (const bytes of lines) {
-      const text = isUtf8(bytes) ? bytes.toString('utf8') : undefined;
-      if (text !== undefined && !text.trim()) continue;
+    for (const line of lines) {
+      if (line !== NOT_UTF8 && !line.trim()) continue;
       counts.received++;
-      const parsed = text === undefined ? undefined : parseLine(bytes, text, plan.accountField);
+      const parsed = line === NOT_UTF8 ? undefined : parseLine(line, plan.accountField);
       if (parsed) records.push(parsed);
       else counts.invalid++;
     }
@@ -101,9 +98,9 @@ export async function filterRecords(
       const outcome: Outcome | undefined = plan.schema
         ? outcomes[i]
         : verdicts[i]?.allow === true
-          ? { out: withNewline(records[i]!.bytes), passed: [] }
+          ? { out: `${records[i]!.text}\n`, passed: [] }
           : undefined;
-      if (!outcome?.out) continue;
+      if (outcome?.out === undefined) continue;
       counts.allowed++;
       if (outcome.redacted) counts.redacted++;
       await write(outcome.out);
@@ -114,34 +111,55 @@ export async function filterRecords(
   // the caller, perhaps still sending, gets the answer.
   for await (const chunk of input.iterator({ destroyOnReturn: false })) {
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    let start = 0;
-    for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
-      const piece = bytes.subarray(start, end);
-      const line = restBytes ? Buffer.concat([...rest, piece], restBytes + piece.length) : piece;
-      assertLineLength(line.length);
-      pending.push(line);
-      rest = [];
-      restBytes = 0;
-      start = end + 1;
+    const last = bytes.lastIndexOf(NEWLINE);
+    if (last === -1) {
+      rest.push(bytes);
+      restBytes += bytes.length;
+    } else {
+      const head = bytes.subarray(0, last);
+      linesOf(restBytes ? Buffer.concat([...rest, head], restBytes + head.length) : head, pending);
+      rest = [bytes.subarray(last + 1)];
+      restBytes = bytes.length - last - 1;
     }
-    if (start < bytes.length) {
-      rest.push(bytes.subarray(start));
-      restBytes += bytes.length - start;
-      // An unfinished line counts too: one that arrives whole in a large read is as long as one that does not.
-      assertLineLength(restBytes);
-    }
-    while (pending.length >= MAX_CHUNK) await judgeLines(withoutReturns(pending.splice(0, MAX_CHUNK)));
+    // An unfinished line counts too: one that arrives whole in a large read is as long as one that does not.
+    assertLineLength(restBytes);
+    while (pending.length >= MAX_CHUNK) await judgeLines(pending.splice(0, MAX_CHUNK));
     // Whatever has arrived is judged now rather than waiting for a full chunk: a slow producer still gets answers.
-    if (pending.length) await judgeLines(withoutReturns(pending.splice(0)));
+    if (pending.length) await judgeLines(pending.splice(0));
   }
-  if (restBytes) pending.push(Buffer.concat(rest, restBytes));
-  await judgeLines(withoutReturns(pending));
+  if (restBytes) linesOf(Buffer.concat(rest, restBytes), pending);
+  await judgeLines(pending);
   return counts;
 }
 
-const withoutReturns = (lines: Buffer[]) =>
-  lines.map((l) => (l.length && l[l.length - 1] === RETURN ? l.subarray(0, -1) : l));
-const withNewline = (bytes: Buffer) => Buffer.concat([bytes, NEWLINE_BYTES], bytes.length + 1);
+/** A line, decoded (without its line end), or NOT_UTF8. */
+type Line = string | typeof NOT_UTF8;
+const NOT_UTF8 = Symbol('not UTF-8');
+
+/**
+ * Whole lines (bytes that end where a line ends), decoded at once. 0x0A is never part of a longer UTF-8 sequence, so
+ * each line's characters are whole; valid UTF-8 decodes to text that encodes back to the same bytes, so a record
+ * passed on as read is passed on byte for byte.
+ */
+function linesOf(bytes: Buffer, into: Line[]): void {
+  if (isUtf8(bytes)) {
+    for (const line of bytes.toString('utf8').split('\n')) {
+      // Characters are at most 4 bytes: most lines need no count.
+      if (line.length * 4 > MAX_LINE_BYTES) assertLineLength(Buffer.byteLength(line));
+      into.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+    }
+    return;
+  }
+  // Some line is not UTF-8: each on its own, so that only that one is invalid.
+  for (let start = 0; start <= bytes.length; ) {
+    const found = bytes.indexOf(NEWLINE, start);
+    const end = found === -1 ? bytes.length : found;
+    const line = bytes.subarray(start, end > start && bytes[end - 1] === RETURN ? end - 1 : end);
+    assertLineLength(line.length);
+    into.push(isUtf8(line) ? line.toString('utf8') : NOT_UTF8);
+    start = end + 1;
+  }
+}
 
 function assertLineLength(bytes: number): void {
   if (bytes > MAX_LINE_BYTES) {
@@ -149,7 +167,7 @@ function assertLineLength(bytes: number): void {
   }
 }
 
-function parseLine(bytes: Buffer, text: string, accountField: string): ParsedLine | undefined {
+function parseLine(text: string, accountField: string): ParsedLine | undefined {
   let record: unknown;
   try {
     record = JSON.parse(text);
@@ -159,7 +177,7 @@ function parseLine(bytes: Buffer, text: string, accountField: string): ParsedLin
   if (!record || typeof record !== 'object' || Array.isArray(record)) return undefined;
   const fields = record as Record<string, unknown>;
   const id = Object.hasOwn(fields, accountField) ? fields[accountField] : undefined;
-  return typeof id === 'string' && ACCOUNT_ID.test(id) ? { bytes, text, record: fields, accountId: id } : undefined;
+  return typeof id === 'string' && ACCOUNT_ID.test(id) ? { text, record: fields, accountId: id } : undefined;
 }
 
 /**
@@ -186,9 +204,9 @@ function shape(line: ParsedLine, plan: FilterPlan, verdict: Verdict): Outcome {
   }
   const removed = kept.length < fields.length;
   if (!passed.size || (removed && plan.mode === 'drop')) return DROPPED;
-  if (!removed) return { out: withNewline(line.bytes), passed: [...passed] };
+  if (!removed) return { out: `${line.text}\n`, passed: [...passed] };
   const out = redacted(line.text, kept);
-  return out === undefined ? DROPPED : { out: Buffer.from(`${out}\n`), passed: [...passed], redacted: true };
+  return out === undefined ? DROPPED : { out: `${out}\n`, passed: [...passed], redacted: true };
 }
 
 /**

@@ -32,11 +32,11 @@ function judgeAllowing(allowed: Record<string, readonly string[]>) {
 }
 
 async function run(chunks: readonly (Buffer | string)[], plan: FilterPlan, judge: FilterJudge) {
-  const out: Buffer[] = [];
-  const counts = await filterRecords(Readable.from(chunks.map((c) => Buffer.from(c))), plan, judge, async (bytes) => {
-    out.push(bytes);
+  const out: string[] = [];
+  const counts = await filterRecords(Readable.from(chunks.map((c) => Buffer.from(c))), plan, judge, async (text) => {
+    out.push(text);
   });
-  return { out: Buffer.concat(out), counts };
+  return { out: Buffer.from(out.join('')), counts };
 }
 
 const whole: FilterPlan = { accountField: 'accountId', mode: 'redact' };
@@ -85,15 +85,17 @@ describe('UTF-8 split between reads', () => {
     }
   });
 
-  it('counts a line that is not UTF-8 as invalid', async () => {
+  it('counts a line that is not UTF-8 as invalid, and only that one', async () => {
     const bad = Buffer.concat([
       Buffer.from('{"accountId":"A-1","note":"'),
       Buffer.from([0xf0, 0x9f]),
-      Buffer.from('"}\n'),
+      Buffer.from('"}'),
     ]);
-    const r = await run([bad], whole, judgeAllowing({ 'A-1': ['billing_info'] }).judge);
-    expect(r.out.length).toBe(0);
-    expect(r.counts).toMatchObject({ received: 1, allowed: 0, invalid: 1 });
+    const good = Buffer.from('{"accountId":"A-1","note":"é€😀"}');
+    const body = Buffer.concat([good, Buffer.from('\r\n'), bad, Buffer.from('\n'), good, Buffer.from('\n\n'), bad]);
+    const r = await run([body], whole, judgeAllowing({ 'A-1': ['billing_info'] }).judge);
+    expect(r.out.equals(Buffer.concat([good, Buffer.from('\n'), good, Buffer.from('\n')]))).toBe(true);
+    expect(r.counts).toMatchObject({ received: 4, allowed: 2, invalid: 2 });
   });
 
   it('drops a trailing carriage return, and judges a last line without a newline', async () => {
