@@ -67,6 +67,16 @@ export interface ChainHead {
   readonly hash: string;
 }
 
+/**
+ * JSON.rawJSON (Node 21+; not yet in TypeScript's lib): a value written as its source text. The streaming filter
+ * parses numbers into it, so that a record it re-serialises keeps its numbers exactly as they were written (a large
+ * integer, 1.50). The audit's own records never hold one.
+ */
+export const rawJson = JSON as unknown as {
+  rawJSON(text: string): Json;
+  isRawJSON(value: unknown): boolean;
+};
+
 export function canonicalJson(value: Json | undefined): string {
   if (value === null) return 'null';
   switch (typeof value) {
@@ -77,6 +87,7 @@ export function canonicalJson(value: Json | undefined): string {
       if (!Number.isSafeInteger(value)) throw new TypeError(`canonical JSON holds integers only, not ${value}`);
       return String(value);
     case 'object': {
+      if (rawJson.isRawJSON(value)) return JSON.stringify(value);
       if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
       const entries = Object.entries(value as Record<string, Json | undefined>)
         .filter(([, v]) => v !== undefined)

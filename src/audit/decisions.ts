@@ -9,9 +9,13 @@ import { linkHash, type PreparedDraft, prepared } from './chain';
  * that was hashed: the same function builds it when writing (for the content hash) and when
  * reading.
  *
- * Verdict bytes: byte 0 = flags (bit 0: allow); then per category of the header, in order, one
- * byte, the reason's code (REASONS), followed for consent_granted by the consent id (16 bytes)
- * and its expiry (6 bytes, milliseconds since the epoch); then, for an allow, validUntil (6 bytes).
+ * Verdict bytes: byte 0 = flags (bit 0: allow; bit 1: a passed mask follows); then per category of
+ * the header, in order, one byte, the reason's code (REASONS), followed for consent_granted by the
+ * consent id (16 bytes) and its expiry (6 bytes, milliseconds since the epoch); then, for an allow,
+ * validUntil (6 bytes); then, with bit 1, the categories the streaming filter passed on in the
+ * record (`passed`): one bit per category of the header (bit i % 8 of byte i / 8), as many bytes
+ * as that takes. A record without bit 1 (every record before it, every call but the filter with a
+ * schema) has no `passed` member.
  */
 
 /** A decision request: what every account judged by one call shares. */
@@ -34,6 +38,8 @@ export interface AccountVerdict {
   /** Present for an allow. */
   readonly validUntil?: Date;
   readonly results: readonly CategoryResult[];
+  /** The streaming filter with a record schema: the categories of the fields it passed on (none: dropped). */
+  readonly passed?: readonly string[];
 }
 
 /** Reason codes of the verdict bytes: append only, never reorder (records hold the codes). */
@@ -60,13 +66,17 @@ export const REASONS: readonly (AllowReason | DenyReason)[] = [
 const CODE = new Map(REASONS.map((r, i) => [r, i] as const));
 const ALLOWING = new Set<string>(['exception', 'consent_granted', 'not_opted_out']);
 const GRANTED = CODE.get('consent_granted')!;
+const ALLOW = 1;
+const PASSED = 2;
+const maskBytes = (categories: number) => Math.ceil(categories / 8);
 
 export function encodeVerdict(categories: readonly string[], v: AccountVerdict): Buffer {
   if (v.results.length !== categories.length) throw new Error('a verdict has one result per category');
-  let size = 1 + categories.length + (v.allow ? 6 : 0);
+  const mask = v.passed ? maskBytes(categories.length) : 0;
+  let size = 1 + categories.length + (v.allow ? 6 : 0) + mask;
   for (const r of v.results) if (r.allow && r.reason === 'consent_granted') size += 22;
   const out = Buffer.allocUnsafe(size);
-  out[0] = v.allow ? 1 : 0;
+  out[0] = (v.allow ? ALLOW : 0) | (v.passed ? PASSED : 0);
   let at = 1;
   v.results.forEach((r, i) => {
     if (r.category !== categories[i]) throw new Error('results follow the order of the categories');
@@ -79,7 +89,18 @@ export function encodeVerdict(categories: readonly string[], v: AccountVerdict):
       at += 22;
     }
   });
-  if (v.allow) out.writeUIntBE(v.validUntil!.getTime(), at, 6);
+  if (v.allow) {
+    out.writeUIntBE(v.validUntil!.getTime(), at, 6);
+    at += 6;
+  }
+  if (v.passed) {
+    out.fill(0, at);
+    for (const category of v.passed) {
+      const i = categories.indexOf(category);
+      if (i < 0) throw new Error('a record passes on only categories of its header');
+      out[at + (i >> 3)]! |= 1 << (i & 7);
+    }
+  }
   return out;
 }
 
@@ -88,23 +109,27 @@ const uuidOf = (hex: string) =>
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Whether the verdict bytes say allow (for filters): bit 0 of byte 0. */
-export const verdictAllows = (verdict: Uint8Array) => (verdict[0]! & 1) === 1;
+export const verdictAllows = (verdict: Uint8Array) => (verdict[0]! & ALLOW) === ALLOW;
 
 /**
  * Builds the canonical bodies of one header's records. The parts every account shares are encoded
  * once; each account adds its id, its results and its validUntil.
  */
 export class DecisionBodies {
+  /** The data's members before `passed`, and from the one after it to the opening of `results`. */
   private readonly dataHead: string;
+  private readonly dataMiddle: string;
   private readonly categoryJson: readonly string[];
 
   constructor(h: DecisionHeader) {
-    // Keys in canonical (sorted) order: categories, clientId, decisionId, endpoint, evaluatedAt, purpose, recipient,
-    // reference, requestId, results, validUntil.
+    // Keys in canonical (sorted) order: categories, clientId, decisionId, endpoint, evaluatedAt, passed, purpose,
+    // recipient, reference, requestId, results, validUntil.
     this.dataHead =
       `{"categories":${JSON.stringify(h.categories)},"clientId":${JSON.stringify(h.clientId)},` +
       `"decisionId":${JSON.stringify(h.decisionId)},"endpoint":${JSON.stringify(h.endpoint)},` +
-      `"evaluatedAt":${JSON.stringify(h.evaluatedAt.toISOString())},"purpose":${JSON.stringify(h.purpose)},` +
+      `"evaluatedAt":${JSON.stringify(h.evaluatedAt.toISOString())},`;
+    this.dataMiddle =
+      `"purpose":${JSON.stringify(h.purpose)},` +
       (h.recipient === undefined ? '' : `"recipient":${JSON.stringify(h.recipient)},`) +
       (h.reference === undefined ? '' : `"reference":${JSON.stringify(h.reference)},`) +
       `"requestId":${JSON.stringify(h.requestId)},"results":[`;
@@ -116,7 +141,9 @@ export class DecisionBodies {
    * content hash; format 3 with the account's salt, format 2 for a header from before salts).
    */
   prepared(accountId: string, verdict: Uint8Array, accountSalt?: string): PreparedDraft {
-    const allow = verdictAllows(verdict);
+    const flags = verdict[0]!;
+    if (flags & ~(ALLOW | PASSED)) throw new Error('unknown flags in a verdict');
+    const allow = (flags & ALLOW) === ALLOW;
     let at = 1;
     let results = '';
     for (let i = 0; i < this.categoryJson.length; i++) {
@@ -133,12 +160,24 @@ export class DecisionBodies {
         results += `"expiresAt":"${expiresAt}","reason":"${reason}"}`;
       } else results += `{"allow":true,"category":${category},"reason":"${reason}"}`;
     }
-    if (at + (allow ? 6 : 0) !== verdict.length) throw new Error('verdict bytes of the wrong length');
+    const maskAt = at + (allow ? 6 : 0);
+    const mask = flags & PASSED ? maskBytes(this.categoryJson.length) : 0;
+    if (maskAt + mask !== verdict.length) throw new Error('verdict bytes of the wrong length');
     const validUntil = allow
       ? `,"validUntil":"${iso(Buffer.from(verdict.subarray(at, at + 6)).readUIntBE(0, 6))}"`
       : '';
-    const data = `${this.dataHead}${results}]${validUntil}}`;
+    const passed = mask ? `"passed":[${this.passedJson(verdict.subarray(maskAt))}],` : '';
+    const data = `${this.dataHead}${passed}${this.dataMiddle}${results}]${validUntil}}`;
     return prepared('decision', accountId, data, allow ? 'allow' : 'deny', accountSalt);
+  }
+
+  /** The header's categories whose bit the mask sets, in header order. */
+  private passedJson(mask: Uint8Array): string {
+    const passed: string[] = [];
+    this.categoryJson.forEach((category, i) => {
+      if (mask[i >> 3]! & (1 << (i & 7))) passed.push(category);
+    });
+    return passed.join(',');
   }
 }
 

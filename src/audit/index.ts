@@ -24,6 +24,7 @@ export {
   type Json,
   linkHash,
   prepare,
+  rawJson,
   seal,
   type Unchained,
   type VerifiableRecord,

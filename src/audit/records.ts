@@ -49,6 +49,8 @@ export const decisionData = z.strictObject({
   evaluatedAt: isoTime,
   validUntil: isoTime.optional(),
   results: z.array(decisionResult),
+  /** The streaming filter with a record schema: the categories of the fields it passed on in the record. */
+  passed: z.array(z.string()).optional(),
 });
 
 export const consentEventData = z.strictObject({

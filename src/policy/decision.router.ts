@@ -3,7 +3,7 @@ import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import { decodedBody, requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
-import { decisionRoutes as routes } from './decision.schema';
+import { FILTER_TRAILERS, decisionRoutes as routes } from './decision.schema';
 import type { Caller, DecisionService } from './decision.service';
 import { filterRecords } from './filter';
 
@@ -30,25 +30,25 @@ export function decisionRouter({ decisions, verifier }: { decisions: DecisionSer
    * failure cuts the response, so a caller can never take a partial stream for a complete one.
    */
   route(routes.filter, async ({ query }, req, res) => {
-    const { accountField, ...request } = query;
     const input = decodedBody(req);
-    const judge = decisions.filterJudge(callerOf(res), request);
+    const { plan, judge } = decisions.filterJudge(callerOf(res), query);
     // Headers go out with the first record (or at the end): until then a failure is still a clean problem.
     const start = () => {
       if (res.headersSent) return;
       res.status(200).type('application/x-ndjson');
-      res.setHeader('trailer', 'x-optgate-received, x-optgate-allowed, x-optgate-invalid');
+      res.setHeader('trailer', FILTER_TRAILERS);
     };
-    const write = (line: string) => {
+    const write = (text: string) => {
       start();
-      return res.write(line) ? Promise.resolve() : new Promise<void>((resolve) => res.once('drain', () => resolve()));
+      return res.write(text) ? Promise.resolve() : new Promise<void>((resolve) => res.once('drain', () => resolve()));
     };
-    const counts = await filterRecords(input, accountField, judge, write);
+    const counts = await filterRecords(input, plan, judge, write);
     start();
     res.addTrailers({
       'x-optgate-received': String(counts.received),
       'x-optgate-allowed': String(counts.allowed),
       'x-optgate-invalid': String(counts.invalid),
+      'x-optgate-redacted': String(counts.redacted),
     });
     res.end();
   });

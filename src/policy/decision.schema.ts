@@ -35,15 +35,34 @@ export const filterQuerySchema = z.strictObject({
     .string()
     .transform((s) => s.split(',').filter(Boolean))
     .pipe(common.categories)
-    .describe('Comma-separated'),
+    .optional()
+    .describe('Comma-separated; required without a schema, refused with one (its fields say which are judged)'),
+  schema: z
+    .string()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe(
+      'A record schema (config/schemas.json): each record is judged by the categories its fields hold. A client ' +
+        'bound to a schema is judged by it without naming it, and may not name another',
+    ),
+  mode: z
+    .enum(['redact', 'drop'])
+    .optional()
+    .describe(
+      'With a schema: remove the fields that may not be used (redact, the default) or drop the records that hold ' +
+        'any (drop)',
+    ),
   accountField: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a field name')
-    .default('accountId')
-    .describe("The record's field holding the account id"),
+    .optional()
+    .describe("The record's field holding the account id, default accountId; with a schema, the schema names it"),
   recipient: common.recipient,
   reference: common.reference,
 });
+
+export const FILTER_TRAILERS = 'x-optgate-received, x-optgate-allowed, x-optgate-invalid, x-optgate-redacted';
 
 const isoTime = z.iso.datetime();
 const categoryResult = z.discriminatedUnion('allow', [
@@ -132,11 +151,14 @@ export const decisionRoutes = {
     method: 'post',
     path: '/v1/filter',
     operationId: 'filterRecords',
-    summary: 'NDJSON records in, only the allowed ones out, streamed',
+    summary: 'NDJSON records in, only what may be used out, streamed',
     description:
-      'Each account judged is audited. Lines without a valid account id are never passed on. A failure after ' +
-      'the first record cuts the response, so a partial stream cannot pass for a complete one. The body may be ' +
-      'sent with Content-Encoding gzip, deflate or br.',
+      'Each account judged is audited. Lines without a valid account id are never passed on. Without a schema, a ' +
+      'record passes whole, byte for byte, if every declared category is allowed. With one, each field is judged ' +
+      'by the category the schema maps it to: a record passes byte for byte when nothing is removed, re-serialised ' +
+      'canonically (keys sorted) when fields are (redact), or not at all (drop); unclassified fields are removed. ' +
+      'A failure after the first record cuts the response, so a partial stream cannot pass for a complete one. ' +
+      'The body may be sent with Content-Encoding gzip, deflate or br.',
     tag: 'decisions',
     scopes: ['decisions'],
     query: filterQuerySchema,
@@ -146,9 +168,9 @@ export const decisionRoutes = {
     },
     responses: {
       200: {
-        description: 'The allowed records, byte for byte; counts as HTTP trailers',
+        description: 'The records that may be used (redacted where fields were removed); counts as HTTP trailers',
         contentType: 'application/x-ndjson',
-        headers: { trailer: 'x-optgate-received, x-optgate-allowed, x-optgate-invalid' },
+        headers: { trailer: FILTER_TRAILERS },
       },
     },
   }),

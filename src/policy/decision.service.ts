@@ -10,6 +10,7 @@ import { withTimeout } from '../platform/timeout';
 import type { DecisionEndpoint } from '../platform/vocabulary';
 import type { AccountState } from './decision.repository';
 import { type CategoryResult, type ConsentSnapshot, evaluate, type Subject, type Verdict } from './engine';
+import type { FilterJudge, FilterMode, FilterPlan } from './filter';
 
 export const MAX_BATCH_ACCOUNTS = 10_000;
 
@@ -23,6 +24,14 @@ export interface DecisionRequest {
 
 export interface BatchRequest extends Omit<DecisionRequest, 'accountId'> {
   readonly accountIds: readonly string[];
+}
+
+/** A streaming filter call: judged by the declared categories, or by a record schema (named, or the pipeline's). */
+export interface FilterRequest extends Omit<BatchRequest, 'accountIds' | 'categories'> {
+  readonly categories?: readonly string[];
+  readonly schema?: string;
+  readonly mode?: FilterMode;
+  readonly accountField?: string;
 }
 
 export interface Decision {
@@ -148,15 +157,54 @@ export class DecisionService {
   }
 
   /**
-   * For the streaming filter: checks the request once, then judges chunks of accounts as they
-   * arrive. Every chunk is audited before its verdicts are returned.
+   * For the streaming filter: checks the request once and says how records are judged (the plan), then judges
+   * chunks of accounts as they arrive. Every chunk is audited before its verdicts are returned.
    */
-  filterJudge(
-    caller: Caller,
-    request: Omit<BatchRequest, 'accountIds'>,
-  ): (accountIds: readonly string[]) => Promise<Verdict[]> {
-    const categories = this.checkRequest(caller.principal, request);
-    return async (accountIds) => (await this.judgeMany(caller, 'filter', request, categories, accountIds)).verdicts;
+  filterJudge(caller: Caller, request: FilterRequest): { plan: FilterPlan; judge: FilterJudge } {
+    const { plan, categories, problems } = this.filterPlan(caller.principal, request);
+    const checked = this.checkRequest(caller.principal, { ...request, categories }, problems);
+    const judge: FilterJudge = async (accountIds, passedOf) =>
+      (await this.judgeMany(caller, 'filter', request, checked, accountIds, passedOf)).verdicts;
+    return { plan, judge };
+  }
+
+  /**
+   * A pipeline bound to a schema (config/schemas.json, `pipelines`) is always judged by it; another caller by the
+   * schema it names, or, naming none, at the account level over the categories it declares. A schema says which
+   * categories are judged and where the account id is: declaring them as well is refused rather than reconciled.
+   */
+  private filterPlan(principal: Principal, request: FilterRequest) {
+    const { catalog } = this.deps;
+    const problems: FieldProblem[] = [];
+    const bound = catalog.pipelineSchemas.get(principal.clientId);
+    const name = request.schema ?? bound;
+    const schema = name === undefined ? undefined : catalog.schemas.get(name);
+    if (name !== undefined && !schema) problems.push({ path: 'schema', message: 'unknown schema' });
+    else if (bound !== undefined && name !== bound) {
+      problems.push({ path: 'schema', message: `this client's records are judged by schema ${bound}` });
+    }
+    if (name !== undefined) {
+      if (request.categories) {
+        problems.push({ path: 'categories', message: 'not with a schema: its fields say which categories are judged' });
+      }
+      if (request.accountField) {
+        problems.push({ path: 'accountField', message: 'not with a schema: the schema names the account field' });
+      }
+    } else {
+      if (!request.categories) problems.push({ path: 'categories', message: 'required without a schema' });
+      if (request.mode) {
+        problems.push({
+          path: 'mode',
+          message: 'only with a schema: without one, a record passes whole or not at all',
+        });
+      }
+    }
+    const plan: FilterPlan = {
+      accountField: schema?.accountField ?? request.accountField ?? 'accountId',
+      ...(schema ? { schema } : {}),
+      mode: request.mode ?? 'redact',
+    };
+    return { plan, categories: schema?.categories ?? request.categories ?? [], problems };
   }
 
   /**
@@ -166,9 +214,10 @@ export class DecisionService {
   private judgeMany(
     caller: Caller,
     endpoint: 'batch' | 'filter',
-    request: Omit<BatchRequest, 'accountIds'>,
+    request: Pick<DecisionRequest, 'purpose' | 'recipient' | 'reference'>,
     categories: string[],
     accountIds: readonly string[],
+    passedOf?: (verdict: Verdict, index: number) => readonly string[],
   ) {
     return this.deps.batches.run(async () => {
       const states = await this.bounded(this.deps.subjects.getMany(accountIds));
@@ -184,9 +233,11 @@ export class DecisionService {
         evaluate(input, subjectFor(states.get(accountId), request.purpose), this.deps.catalog, evaluatedAt),
       );
       const header = decisionHeader(caller, endpoint, decisionId, request, categories, evaluatedAt);
+      // The filter's records say which categories each record passed on: decided now, before they are audited.
+      const passed = passedOf ? verdicts.map(passedOf) : undefined;
       await this.record(
         header,
-        verdicts.map((verdict, i) => accountVerdict(accountIds[i]!, verdict)),
+        verdicts.map((verdict, i) => accountVerdict(accountIds[i]!, verdict, passed?.[i])),
       );
       this.count(request.purpose, verdicts);
       return { decisionId, evaluatedAt, verdicts };
@@ -206,10 +257,14 @@ export class DecisionService {
    * Unknown purpose or category is the caller's error (422); a purpose outside the token's entitlement is 403. Returns
    * the categories without repeats.
    */
-  private checkRequest(principal: Principal, request: Omit<DecisionRequest, 'accountId'>): string[] {
+  private checkRequest(
+    principal: Principal,
+    request: Omit<DecisionRequest, 'accountId'>,
+    found: readonly FieldProblem[] = [],
+  ): string[] {
     const { catalog } = this.deps;
     const { purpose, categories, recipient } = request;
-    const problems: FieldProblem[] = [];
+    const problems: FieldProblem[] = [...found];
     if (!catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose))
       problems.push({ path: 'purpose', message: 'unknown purpose' });
     categories.forEach((c, i) => {
@@ -268,10 +323,12 @@ function decisionHeader(
   };
 }
 
-const accountVerdict = (accountId: string, v: Verdict): AccountVerdict =>
-  v.allow
-    ? { accountId, allow: true, validUntil: v.validUntil, results: v.results }
-    : { accountId, allow: false, results: v.results };
+const accountVerdict = (accountId: string, v: Verdict, passed?: readonly string[]): AccountVerdict => ({
+  accountId,
+  ...(v.allow ? { allow: true, validUntil: v.validUntil } : { allow: false }),
+  results: v.results,
+  ...(passed ? { passed } : {}),
+});
 
 const UNAVAILABLE = () =>
   new AppError('unavailable', 'The decision could not be made in time. Try again.', undefined, { 'retry-after': '1' });

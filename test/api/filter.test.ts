@@ -1,7 +1,7 @@
 import http from 'node:http';
-import { auditRows } from '../support/audit';
+import { type AuditRow, auditRows, chainProblems, verifyDb } from '../support/audit';
 import { adminToken, createAccount, putConsents, uniqueId } from '../support/fixtures';
-import { startTestService, type TestService } from '../support/harness';
+import { call, startTestService, type TestService } from '../support/harness';
 
 /** POST /v1/filter: NDJSON in, only the allowed records out, streamed, each judged and audited. */
 
@@ -14,36 +14,59 @@ beforeAll(async () => {
 });
 afterAll(() => svc.stop());
 
-/** Raw HTTP, to see trailers and a cut stream. */
-function filter(query: string, lines: string[], token = admin, contentType = 'application/x-ndjson') {
-  return new Promise<{ status: number; body: string; trailers: NodeJS.Dict<string>; aborted: boolean; type?: string }>(
-    (resolve, reject) => {
-      const req = http.request(
-        `${svc.url}/v1/filter?${query}`,
-        { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType } },
-        (res) => {
-          let body = '';
-          let aborted = false;
-          res.setEncoding('utf8');
-          res.on('data', (d) => (body += d));
-          res.on('aborted', () => (aborted = true));
-          res.on('error', () => (aborted = true));
-          res.on('close', () =>
-            resolve({
-              status: res.statusCode!,
-              body,
-              trailers: res.trailers,
-              aborted: aborted || !res.complete,
-              type: res.headers['content-type'],
-            }),
-          );
-        },
-      );
-      req.on('error', reject);
+interface Filtered {
+  status: number;
+  body: string;
+  bytes: Buffer;
+  trailers: NodeJS.Dict<string>;
+  aborted: boolean;
+  type?: string;
+}
+
+/** Raw HTTP, to see trailers, a cut stream and the bytes as sent: lines, or the body in the pieces given. */
+function filter(
+  query: string,
+  lines: string[] | { pieces: Buffer[] },
+  token = admin,
+  contentType = 'application/x-ndjson',
+) {
+  return new Promise<Filtered>((resolve, reject) => {
+    const req = http.request(
+      `${svc.url}/v1/filter?${query}`,
+      { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let aborted = false;
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('aborted', () => (aborted = true));
+        res.on('error', () => (aborted = true));
+        res.on('close', () => {
+          const bytes = Buffer.concat(chunks);
+          resolve({
+            status: res.statusCode!,
+            body: bytes.toString('utf8'),
+            bytes,
+            trailers: res.trailers,
+            aborted: aborted || !res.complete,
+            type: res.headers['content-type'],
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (Array.isArray(lines)) {
       for (const l of lines) req.write(`${l}\n`);
       req.end();
-    },
-  );
+    } else {
+      // Each piece on its own, after the previous one has been flushed to the socket.
+      const { pieces } = lines;
+      const next = (i: number) => {
+        if (i === pieces.length) req.end();
+        else req.write(pieces[i]!, () => setTimeout(() => next(i + 1), 5));
+      };
+      next(0);
+    }
+  });
 }
 
 it('passes on only the allowed records, unchanged and in order, with counts as trailers', async () => {
@@ -63,7 +86,12 @@ it('passes on only the allowed records, unchanged and in order, with counts as t
   expect(r.status).toBe(200);
   expect(r.type).toMatch(/application\/x-ndjson/);
   expect(r.body).toBe(`${lines[0]}\n${lines[6]}\n`);
-  expect(r.trailers).toMatchObject({ 'x-optgate-received': '6', 'x-optgate-allowed': '2', 'x-optgate-invalid': '2' });
+  expect(r.trailers).toMatchObject({
+    'x-optgate-received': '6',
+    'x-optgate-allowed': '2',
+    'x-optgate-invalid': '2',
+    'x-optgate-redacted': '0',
+  });
   // Every account judged has its audit record.
   const rows = await auditRows(svc.databaseUrl, (x) => x.type === 'decision' && x.data.endpoint === 'filter');
   expect(rows.map((x) => [x.accountId, x.outcome])).toEqual([
@@ -148,4 +176,167 @@ it('cuts the stream when the store fails mid-way: a partial answer never looks c
   expect(result.body).toBe(`${JSON.stringify({ accountId: id, n: 1 })}\n`);
   expect(result.complete).toBe(false);
   expect(result.trailers['x-optgate-received']).toBeUndefined();
+});
+
+/** The filter's audit records of one request, in order (the request id is in each). */
+async function filterRecordsOf(requestId: string): Promise<AuditRow[]> {
+  return auditRows(svc.databaseUrl, (x) => x.type === 'decision' && x.data.requestId === requestId);
+}
+const requestIdOf = async (accountId: string) =>
+  (await auditRows(svc.databaseUrl, (x) => x.type === 'decision' && x.accountId === accountId)).at(-1)!.data.requestId;
+
+describe('judged by a record schema (schema=clickstream)', () => {
+  const CLICKSTREAM = [
+    'web_browsing_history',
+    'app_usage_history',
+    'ip_addresses',
+    'precise_geolocation',
+    'device_identifiers',
+    'other_customer_info',
+  ];
+  const saleQuery = 'purpose=data_sale&recipient=acme-ads';
+
+  it('catches the SSN and the health URL of the issue that a declared category let through', async () => {
+    const id = await createAccount(svc, admin);
+    const line = JSON.stringify({
+      accountId: id,
+      plan: 'gold',
+      ssn: '078-05-1120',
+      visited: 'https://clinic.example/hiv',
+    });
+    // Declared: only the account is read and the record passes whole (kept so for callers without a schema).
+    const declared = await filter(`${saleQuery}&categories=other_customer_info`, [line]);
+    expect(declared.body).toBe(`${line}\n`);
+    // Judged by its fields: the SSN and the URL are unclassified, so they go; plan (other_customer_info) may be sold.
+    const redacted = await filter(`${saleQuery}&schema=clickstream`, [line]);
+    expect(redacted.status).toBe(200);
+    expect(redacted.body).toBe(`{"accountId":"${id}","plan":"gold"}\n`);
+    expect(redacted.trailers).toMatchObject({ 'x-optgate-allowed': '1', 'x-optgate-redacted': '1' });
+    const dropped = await filter(`${saleQuery}&schema=clickstream&mode=drop`, [line]);
+    expect(dropped.body).toBe('');
+    expect(dropped.trailers).toMatchObject({ 'x-optgate-received': '1', 'x-optgate-allowed': '0' });
+  });
+
+  it('redact: removes exactly the fields that may not be used; records with none pass byte for byte', async () => {
+    const id = await createAccount(svc, admin);
+    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    const clean = `{"ts":1767225600123, "url":"https://example.org/a","accountId":"${id}"}`;
+    const mixed = JSON.stringify({
+      url: 'https://example.org/b',
+      lat: 43.6591,
+      lon: -70.2568,
+      ts: 1767225600456,
+      ip: '192.0.2.7',
+      accountId: id,
+      referrer: 'https://unclassified.example/',
+    });
+    const nothing = JSON.stringify({ accountId: id, lat: 43.6, deviceId: 'd-1', ts: 1 });
+    const r = await filter('purpose=ad_targeting&schema=clickstream', [clean, mixed, nothing]);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(`${clean}\n{"accountId":"${id}","ts":1767225600456,"url":"https://example.org/b"}\n`);
+    expect(r.trailers).toMatchObject({
+      'x-optgate-received': '3',
+      'x-optgate-allowed': '2',
+      'x-optgate-invalid': '0',
+      'x-optgate-redacted': '1',
+    });
+    // One decision record per record judged, over every category the schema maps, each listing what it passed on.
+    const rows = await filterRecordsOf(await requestIdOf(id));
+    expect(rows.map((x) => [x.accountId, x.outcome, x.data.passed])).toEqual([
+      [id, 'deny', ['web_browsing_history']],
+      [id, 'deny', ['web_browsing_history']],
+      [id, 'deny', []],
+    ]);
+    expect(rows[0]!.data.categories).toEqual(CLICKSTREAM);
+    // As the audit API gives them out.
+    const events = await call(svc.url, 'GET', `/v1/audit/events?accountId=${id}&type=decision`, { token: admin });
+    expect(events.body.events.map((e: { data: { passed?: string[] } }) => e.data.passed)).toEqual(
+      rows.map((x) => x.data.passed),
+    );
+    expect(
+      rows[0]!.data.results.filter((x: { allow: boolean }) => x.allow).map((x: { category: string }) => x.category),
+    ).toEqual(['web_browsing_history', 'other_customer_info']);
+  });
+
+  it('drop: only the records that lose nothing pass, byte for byte', async () => {
+    const id = await createAccount(svc, admin);
+    await putConsents(svc, admin, id, [
+      { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+      { purpose: 'ad_targeting', category: 'precise_geolocation', choice: 'grant' },
+    ]);
+    const lines = [
+      JSON.stringify({ accountId: id, url: 'https://example.org/', lat: 43.6591, lon: -70.2568, ts: 1 }),
+      JSON.stringify({ accountId: id, url: 'https://example.org/', app: 'maps' }),
+      JSON.stringify({ accountId: id, url: 'https://example.org/', extra: 1 }),
+      JSON.stringify({ accountId: uniqueId('ghost'), url: 'https://example.org/' }),
+    ];
+    const r = await filter('purpose=ad_targeting&schema=clickstream&mode=drop', lines);
+    expect(r.body).toBe(`${lines[0]}\n`);
+    expect(r.trailers).toMatchObject({
+      'x-optgate-received': '4',
+      'x-optgate-allowed': '1',
+      'x-optgate-redacted': '0',
+    });
+    const rows = await filterRecordsOf(await requestIdOf(id));
+    expect(rows.map((x) => x.data.passed)).toEqual([['web_browsing_history', 'precise_geolocation'], [], [], []]);
+  });
+
+  it('judges a pipeline bound to the schema by it, without asking; it may not judge otherwise', async () => {
+    const pipeline = await svc.token('decisions', ['data_sale'], { subject: 'clickstream-pipeline' });
+    const id = await createAccount(svc, admin);
+    const line = JSON.stringify({ accountId: id, plan: 'gold', ssn: '078-05-1120' });
+    const r = await filter(saleQuery, [line], pipeline);
+    expect(r.body).toBe(`{"accountId":"${id}","plan":"gold"}\n`);
+    expect((await filter(`${saleQuery}&categories=other_customer_info`, [line], pipeline)).status).toBe(422);
+  });
+
+  it('checks the request before streaming: 422 naming the parameter', async () => {
+    const problem = async (query: string) => {
+      const r = await filter(query, []);
+      expect(r.status).toBe(422);
+      return JSON.parse(r.body).errors.map((e: { path: string }) => e.path);
+    };
+    expect(await problem('purpose=ad_targeting&schema=nope')).toEqual(['schema']);
+    expect(await problem('purpose=ad_targeting&schema=clickstream&categories=name')).toEqual(['categories']);
+    expect(await problem('purpose=ad_targeting&schema=clickstream&accountField=id')).toEqual(['accountField']);
+    expect(await problem('purpose=ad_targeting&categories=name&mode=drop')).toEqual(['mode']);
+    expect(await problem('purpose=ad_targeting&schema=clickstream&mode=mask')).toEqual(['mode']);
+    expect(await problem('purpose=ad_targeting')).toEqual(['categories']);
+    const pipeline = await svc.token('decisions', ['ad_targeting'], { subject: 'clickstream-pipeline' });
+    expect((await filter('purpose=ad_targeting&schema=other', [], pipeline)).status).toBe(422);
+  });
+});
+
+describe('UTF-8 across reads', () => {
+  it('returns records with é€😀 split between reads byte for byte (five records of 180 KB)', async () => {
+    const id = await createAccount(svc, admin);
+    const text = 'é€😀'.repeat(18_000);
+    const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ accountId: id, i, note: text }));
+    const r = await filter('purpose=billing&categories=billing_info', lines);
+    expect(r.status).toBe(200);
+    expect(r.body).not.toContain('\uFFFD');
+    expect(r.bytes.equals(Buffer.from(lines.map((l) => `${l}\n`).join('')))).toBe(true);
+  });
+
+  it('keeps a character whole whichever of its bytes a read ends on, and redacts around it', async () => {
+    const id = await createAccount(svc, admin);
+    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    const line = Buffer.from(`{"accountId":"${id}","url":"https://example.org/é€😀","lat":1.5}\n`);
+    const emoji = line.indexOf(Buffer.from('😀'));
+    for (const cut of [emoji + 1, emoji + 2, emoji + 3]) {
+      const r = await filter('purpose=ad_targeting&schema=clickstream', {
+        pieces: [line.subarray(0, cut), line.subarray(cut)],
+      });
+      expect(r.body).toBe(`{"accountId":"${id}","url":"https://example.org/é€😀"}\n`);
+    }
+  });
+});
+
+it('leaves a chain that verifies, in-process and by `optgate audit verify --db` (the built CLI)', async () => {
+  const rows = await auditRows(svc.databaseUrl);
+  expect(rows.some((x) => x.data.passed)).toBe(true);
+  expect(chainProblems(rows)).toEqual([]);
+  const r = await verifyDb(svc.databaseUrl, svc.config.auth.keysDir);
+  expect(r.stdout).toMatch(/INTACT/);
+  expect(r.code).toBe(0);
 });

@@ -94,6 +94,65 @@ describe('configuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('ships the clickstream record schema, bound to the clickstream pipeline', () => {
+    const { catalog } = loadConfig({});
+    const clickstream = catalog.schemas.get('clickstream')!;
+    expect(clickstream.accountField).toBe('accountId');
+    expect(Object.fromEntries(clickstream.fields)).toEqual({
+      url: 'web_browsing_history',
+      app: 'app_usage_history',
+      ip: 'ip_addresses',
+      lat: 'precise_geolocation',
+      lon: 'precise_geolocation',
+      deviceId: 'device_identifiers',
+      plan: 'other_customer_info',
+    });
+    expect([...clickstream.passThrough]).toEqual(['ts']);
+    expect(clickstream.categories).toEqual([
+      'web_browsing_history',
+      'app_usage_history',
+      'ip_addresses',
+      'precise_geolocation',
+      'device_identifiers',
+      'other_customer_info',
+    ]);
+    expect(catalog.pipelineSchemas.get('clickstream-pipeline')).toBe('clickstream');
+  });
+
+  it('refuses record schemas with mistakes, naming file and field', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'optgate-schemas-'));
+    cpSync(path.join(__dirname, '../../config'), dir, { recursive: true });
+    const schema = (o: object) => ({
+      id: 'clicks',
+      accountField: 'accountId',
+      fields: { url: 'web_browsing_history' },
+      ...o,
+    });
+    const write = (file: object) => writeFileSync(path.join(dir, 'schemas.json'), JSON.stringify(file));
+    write({
+      schemas: [
+        schema({ fields: { accountId: 'name', url: 'web_browsing_history' } }),
+        schema({ passThrough: ['url'] }),
+        schema({ fields: {} }),
+        schema({ id: 'Bad id', mask: true }),
+      ],
+      pipelines: { p: 'nowhere' },
+    });
+    const problems = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(problems).toMatch(/schemas\.json: schemas\.0\.accountField: the account field is neither mapped/);
+    expect(problems).toMatch(/schemas\.json: schemas\.1\.passThrough\.0: "url" is also mapped/);
+    expect(problems).toMatch(/schemas\.json: schemas\.1\.id: declared twice/);
+    expect(problems).toMatch(/schemas\.json: schemas\.2\.fields: must map at least one field/);
+    expect(problems).toMatch(/schemas\.json: schemas\.3\.id: must be a lower-case identifier/);
+    expect(problems).toMatch(/schemas\.3.*mask/);
+    expect(problems).toMatch(/schemas\.json: pipelines\.p: unknown schema/);
+    write({ schemas: [schema({ fields: { url: 'browsing' } })] });
+    expect(problemsOf({ CONFIG_DIR: dir }).join('\n')).toMatch(
+      /schemas\.json: schemas\.0\.fields\.url: unknown category "browsing"/,
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('computes each notice hash from its text', () => {
     const { createHash } = require('node:crypto') as typeof import('node:crypto');
     const c = loadConfig({});

@@ -32,6 +32,51 @@ const recipientsFileSchema = z.strictObject({
   ),
 });
 
+/** A record field's name: any JSON key but a comment ("$…"), without control characters. */
+const fieldName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^$\p{Cc}][^\p{Cc}]*$/u, 'must be a field name: no control characters, not starting with "$"');
+
+/**
+ * config/schemas.json: which top-level fields of a pipeline's records hold which category, so that the streaming filter
+ * judges the data and not the declaration. The categories are checked against the catalog in loadCatalog.
+ */
+const schemasFileSchema = z
+  .strictObject({
+    schemas: z.array(
+      z.strictObject({
+        id,
+        accountField: fieldName,
+        fields: z.record(fieldName, id).refine((f) => Object.keys(f).length > 0, 'must map at least one field'),
+        passThrough: z.array(fieldName).default([]),
+      }),
+    ),
+    pipelines: z.record(z.string().min(1).max(256), id).default({}),
+  })
+  .superRefine((file, ctx) => {
+    const ids = new Set<string>();
+    file.schemas.forEach((s, i) => {
+      if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schemas', i, 'id'], message: 'declared twice' });
+      ids.add(s.id);
+      if (s.fields[s.accountField] !== undefined || s.passThrough.includes(s.accountField)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['schemas', i, 'accountField'],
+          message: 'the account field is neither mapped nor passed through',
+        });
+      }
+      s.passThrough.forEach((f, j) => {
+        if (s.fields[f] !== undefined)
+          ctx.addIssue({ code: 'custom', path: ['schemas', i, 'passThrough', j], message: `"${f}" is also mapped` });
+      });
+    });
+    for (const [client, schema] of Object.entries(file.pipelines)) {
+      if (!ids.has(schema)) ctx.addIssue({ code: 'custom', path: ['pipelines', client], message: 'unknown schema' });
+    }
+  });
+
 const catalogFileSchema = z
   .strictObject({
     consentTermDays: z.number().int().positive(),
@@ -151,6 +196,18 @@ export interface Recipient {
   readonly retentionDays: number;
 }
 
+/** A record schema (config/schemas.json): where a pipeline's records hold the account id and each category. */
+export interface RecordSchema {
+  readonly id: string;
+  readonly accountField: string;
+  /** Top-level field → the category it holds. A field that is neither mapped nor passed through is unclassified. */
+  readonly fields: ReadonlyMap<string, string>;
+  /** Fields that hold no customer information (a timestamp): passed as they are. */
+  readonly passThrough: ReadonlySet<string>;
+  /** The categories the fields hold, each once, in the order of the fields: what the filter judges. */
+  readonly categories: readonly string[];
+}
+
 export interface Notice {
   readonly version: string;
   readonly effectiveAt: Date;
@@ -171,6 +228,9 @@ export interface Catalog {
   readonly purposes: ReadonlyMap<string, Purpose>;
   readonly exceptions: ReadonlyMap<string, StatutoryException>;
   readonly recipients: ReadonlyMap<string, Recipient>;
+  readonly schemas: ReadonlyMap<string, RecordSchema>;
+  /** Client id (a token's subject) → the schema every filter request of that pipeline is judged by. */
+  readonly pipelineSchemas: ReadonlyMap<string, string>;
   /** In effectiveAt order. */
   readonly notices: readonly Notice[];
   readonly noticesByVersion: ReadonlyMap<string, Notice>;
@@ -190,6 +250,7 @@ export function loadCatalog(configDir: string): Catalog {
     if (seen.has(r.id)) throw new CatalogError(`${recipientsFile}: recipients.${i}.id: "${r.id}" is declared twice`);
     seen.add(r.id);
   });
+  const schemas = loadSchemas(configDir, new Set(c.categories.map((x) => x.id)));
   const notices = c.notices.map((n, ordinal): Notice => {
     const noticeFile = path.resolve(configDir, n.file);
     let text: string;
@@ -221,9 +282,42 @@ export function loadCatalog(configDir: string): Catalog {
       })),
     ),
     recipients: byId(recipients),
+    ...schemas,
     notices: Object.freeze(notices),
     noticesByVersion: new Map(notices.map((n) => [n.version, n] as const)),
   });
+}
+
+/** config/schemas.json, when there is one: every mapped category must be in the catalog. */
+function loadSchemas(configDir: string, categories: ReadonlySet<string>): Pick<Catalog, 'schemas' | 'pipelineSchemas'> {
+  const file = path.join(configDir, 'schemas.json');
+  const { schemas, pipelines } = existsSync(file)
+    ? readConfigFile(file, schemasFileSchema)
+    : { schemas: [], pipelines: {} };
+  const problems: string[] = [];
+  schemas.forEach((s, i) => {
+    for (const [field, category] of Object.entries(s.fields)) {
+      if (!categories.has(category))
+        problems.push(`${file}: schemas.${i}.fields.${field}: unknown category "${category}"`);
+    }
+  });
+  if (problems.length) throw new CatalogError(problems.join('\n'));
+  return {
+    schemas: new Map(
+      schemas.map((s) => {
+        const fields = new Map(Object.entries(s.fields));
+        const schema: RecordSchema = {
+          id: s.id,
+          accountField: s.accountField,
+          fields,
+          passThrough: new Set(s.passThrough),
+          categories: Object.freeze([...new Set(fields.values())]),
+        };
+        return [s.id, Object.freeze(schema)] as const;
+      }),
+    ),
+    pipelineSchemas: new Map(Object.entries(pipelines)),
+  };
 }
 
 function readConfigFile<T>(file: string, schema: z.ZodType<T, unknown>): T {
