@@ -93,6 +93,7 @@ export function createServices(infra: Infrastructure) {
     metrics,
     audit: config.auditDecisions ? audit : undefined,
     batches: new Semaphore(config.batches.concurrency, config.batches.queueTimeoutMs),
+    filterAllowDeclared: config.filterAllowDeclared,
   });
   const { prefix } = config.redis;
   const { idleSeconds, sessionMaxHours, tokenAudience, signInPerMinute } = config.portal;

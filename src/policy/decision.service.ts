@@ -73,6 +73,8 @@ export interface DecisionDeps {
    * second): past it, 503, whatever PostgreSQL is doing.
    */
   readonly timeoutMs: number;
+  /** The filter may judge by declared categories (no record schema): the caller's word. FILTER_ALLOW_DECLARED. */
+  readonly filterAllowDeclared?: boolean;
 }
 
 /** Who asked, for the audit record. */
@@ -170,7 +172,8 @@ export class DecisionService {
 
   /**
    * A pipeline bound to a schema (config/schemas.json, `pipelines`) is always judged by it; another caller by the
-   * schema it names, or, naming none, at the account level over the categories it declares. A schema says which
+   * schema it names, or, naming none and only where FILTER_ALLOW_DECLARED is on, at the account level over the
+   * categories it declares. A schema says which
    * categories are judged and where the account id is: declaring them as well is refused rather than reconciled.
    */
   private filterPlan(principal: Principal, request: FilterRequest) {
@@ -190,6 +193,12 @@ export class DecisionService {
       if (request.accountField) {
         problems.push({ path: 'accountField', message: 'not with a schema: the schema names the account field' });
       }
+    } else if (!this.deps.filterAllowDeclared) {
+      // Declared categories are the caller's word for what its records hold: judged on the data, or not at all.
+      problems.push({
+        path: 'schema',
+        message: 'name a record schema (config/schemas.json): records are judged by the fields they hold',
+      });
     } else {
       if (!request.categories) problems.push({ path: 'categories', message: 'required without a schema' });
       if (request.mode) {

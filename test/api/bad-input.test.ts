@@ -23,7 +23,11 @@ beforeAll(async () => {
       done();
     },
   });
-  svc = await startTestService({ LOG_LEVEL: 'info' }, { logger: createLogger('info', sink) });
+  // The filter's declared-categories mode keeps these bodies small (no record schema to satisfy).
+  svc = await startTestService(
+    { LOG_LEVEL: 'info', FILTER_ALLOW_DECLARED: 'true' },
+    { logger: createLogger('info', sink) },
+  );
   admin = await adminToken(svc);
   accountId = await createAccount(svc, admin);
   await putConsents(svc, admin, accountId, [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }]);

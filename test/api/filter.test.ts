@@ -9,7 +9,8 @@ let svc: TestService;
 let admin: string;
 
 beforeAll(async () => {
-  svc = await startTestService();
+  // Both modes: judged by a record schema, and (turned on here) by the categories a caller declares.
+  svc = await startTestService({ FILTER_ALLOW_DECLARED: 'true' });
   admin = await adminToken(svc);
 });
 afterAll(() => svc.stop());
@@ -204,7 +205,8 @@ describe('judged by a record schema (schema=clickstream)', () => {
       ssn: '078-05-1120',
       visited: 'https://clinic.example/hiv',
     });
-    // Declared: only the account is read and the record passes whole (kept so for callers without a schema).
+    // Declared, where an operator turned it on (FILTER_ALLOW_DECLARED): only the account is read and the record
+    // passes whole. By default that is refused (below).
     const declared = await filter(`${saleQuery}&categories=other_customer_info`, [line]);
     expect(declared.body).toBe(`${line}\n`);
     // Judged by its fields: the SSN and the URL are unclassified, so they go; plan (other_customer_info) may be sold.
@@ -305,6 +307,31 @@ describe('judged by a record schema (schema=clickstream)', () => {
     const pipeline = await svc.token('decisions', ['ad_targeting'], { subject: 'clickstream-pipeline' });
     expect((await filter('purpose=ad_targeting&schema=other', [], pipeline)).status).toBe(422);
   });
+});
+
+it('by default, records are judged by a schema or not at all: declared categories are refused (422)', async () => {
+  const strict = await startTestService();
+  try {
+    const token = await adminToken(strict);
+    const id = await createAccount(strict, token);
+    const r = await fetch(`${strict.url}/v1/filter?purpose=product_analytics&categories=other_customer_info`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
+      body: `${JSON.stringify({ accountId: id, plan: 'gold', ssn: '078-05-1120' })}\n`,
+    });
+    expect(r.status).toBe(422);
+    const problem = (await r.json()) as { errors: { path: string; message: string }[] };
+    expect(problem.errors).toEqual([{ path: 'schema', message: expect.stringMatching(/name a record schema/) }]);
+    const judged = await fetch(`${strict.url}/v1/filter?purpose=product_analytics&schema=clickstream`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
+      body: `${JSON.stringify({ accountId: id, plan: 'gold', ssn: '078-05-1120' })}\n`,
+    });
+    expect(judged.status).toBe(200);
+    expect(await judged.text()).toBe(`{"accountId":"${id}","plan":"gold"}\n`);
+  } finally {
+    await strict.stop();
+  }
 });
 
 describe('UTF-8 across reads', () => {

@@ -10,7 +10,8 @@ let svc: TestService;
 let admin: string;
 
 beforeAll(async () => {
-  svc = await startTestService();
+  // The filter is checked in its declared-categories mode too.
+  svc = await startTestService({ FILTER_ALLOW_DECLARED: 'true' });
   admin = await adminToken(svc);
 });
 afterAll(() => svc.stop());

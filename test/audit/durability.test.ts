@@ -244,6 +244,8 @@ describe('records written before the response', () => {
         actorType: 'staff',
         actorId: 'clerk-12',
         clientId: 'test-pipeline',
+        verification: 'in_person_id',
+        reference: 'STORE-17-TICKET-88',
         noticeVersion: 'v3',
         noticeSha256: svc.config.catalog.noticesByVersion.get('v3')!.sha256,
         occurredAt: e.occurredAt,
@@ -334,10 +336,10 @@ describe('when the audit cannot be written: 503, never an allow', () => {
         ]);
         expectUnavailable(single);
         expectUnavailable(batch);
-        const filtered = await fetch(`${svc.url}/v1/filter?purpose=ad_targeting&categories=web_browsing_history`, {
+        const filtered = await fetch(`${svc.url}/v1/filter?purpose=ad_targeting&schema=clickstream`, {
           method: 'POST',
           headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' },
-          body: `${JSON.stringify({ accountId: granted, payload: 'subscriber data' })}\n`,
+          body: `${JSON.stringify({ accountId: granted, url: 'https://example.org/' })}\n`,
         });
         const text = await filtered.text();
         expectUnavailable({ status: filtered.status, headers: filtered.headers, body: JSON.parse(text) });

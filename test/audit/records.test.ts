@@ -57,10 +57,10 @@ it('every record kind written by the service parses with parseRecord', async () 
   await call(svc.url, 'POST', '/v1/decisions', { token: admin, body: { ...body, accountId: id } });
   await call(svc.url, 'POST', '/v1/decisions', { token: admin, body: { ...body, accountId: closed } });
   await call(svc.url, 'POST', '/v1/decisions/batch', { token: admin, body: { ...body, accountIds: [id, 'A-none'] } });
-  await fetch(`${svc.url}/v1/filter?purpose=fraud_protection&categories=ip_addresses`, {
+  await fetch(`${svc.url}/v1/filter?purpose=fraud_protection&schema=clickstream`, {
     method: 'POST',
     headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/x-ndjson' },
-    body: `{"accountId":"${id}"}\n`,
+    body: `{"accountId":"${id}","ip":"198.51.100.7","lat":43.66}\n`,
   }).then((r) => r.text());
   const exp = await call(svc.url, 'POST', '/v1/audit/exports', {
     token: admin,

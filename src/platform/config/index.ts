@@ -41,6 +41,7 @@ const envSchema = z.object({
   TOKEN_AUDIENCE: z.string().min(1).default('optgate'),
   EXPIRY_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   AUDIT_DECISIONS: boolean.default(true),
+  FILTER_ALLOW_DECLARED: boolean.default(false),
   BATCH_CONCURRENCY: int(1, 64).default(2),
   BATCH_QUEUE_TIMEOUT_MS: int(100, 600_000).default(15_000),
   AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
@@ -118,6 +119,11 @@ export interface AppConfig {
   readonly archive: { readonly dir: string; readonly pseudonymiseAfterMs: number; readonly pace: number };
   /** false only for benchmarks that measure what the durable audit costs; refused in production. */
   readonly auditDecisions: boolean;
+  /**
+   * Whether the streaming filter may judge records by the categories a caller declares (no record schema): that takes
+   * the caller's word for what the records hold. Off unless an operator turns it on.
+   */
+  readonly filterAllowDeclared: boolean;
   /** The consent cache of each instance (docs/cache.md). */
   readonly cache: {
     readonly enabled: boolean;
@@ -223,6 +229,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pace: e.EXPORT_PACE_PERCENT / 100,
     },
     auditDecisions: e.AUDIT_DECISIONS,
+    filterAllowDeclared: e.FILTER_ALLOW_DECLARED,
     cache: {
       enabled: e.CACHE_ENABLED,
       maxEntries: e.CACHE_MAX_ENTRIES,
