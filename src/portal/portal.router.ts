@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCookies } from 'cookie';
 import express, {
@@ -10,6 +11,7 @@ import express, {
 } from 'express';
 import { RECEIPT_TYP } from '../audit';
 import type { Provenance } from '../consent';
+import type { Brand } from '../platform/config/brand';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
 import { projectRoot } from '../platform/config/project-root';
 import { AppError } from '../platform/errors';
@@ -18,7 +20,7 @@ import { fromParserError } from '../platform/http/problem';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
 import { noticePrintPage } from './notice-print';
-import { NoticeChangedError, type PortalService } from './portal.service';
+import { type ChoicesView, NoticeChangedError, type PortalService, withSelections } from './portal.service';
 import type { Views } from './render';
 import { type PortalSession, type SessionStore, sameToken } from './session';
 import { SignInError, type SignInService } from './sign-in.service';
@@ -28,6 +30,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface PortalRouterDeps {
   readonly catalog: Catalog;
+  readonly brand: Brand;
   readonly portal: PortalService;
   readonly signIn: SignInService;
   readonly sessions: SessionStore;
@@ -67,6 +70,21 @@ export function portalRouter(d: PortalRouterDeps): Router {
     res.cookie(COOKIE, value, { httpOnly: true, sameSite: 'lax', secure: d.cookieSecure, path: '/' });
 
   router.use('/static', express.static(path.join(projectRoot(), 'src/portal/static'), { maxAge: '1h', index: false }));
+  // The ISP's colours, as a stylesheet of their own (the CSP allows no inline style), and its logo.
+  const { accent, accentText } = d.brand.colours;
+  const brandCss = `:root {\n  --accent: ${accent};\n  --accent-ink: ${accentText};\n}\n`;
+  router.get('/brand.css', (_req, res) => {
+    res.type('text/css').setHeader('cache-control', 'public, max-age=3600');
+    res.send(brandCss);
+  });
+  const { logo } = d.brand;
+  if (logo) {
+    const bytes = readFileSync(logo.file);
+    router.get('/brand/logo', (_req, res) => {
+      res.type(logo.type).setHeader('cache-control', 'public, max-age=3600');
+      res.send(bytes);
+    });
+  }
 
   // Language and the session (if any), for every portal page.
   const context: RequestHandler = async (req, res, next) => {
@@ -80,7 +98,12 @@ export function portalRouter(d: PortalRouterDeps): Router {
   const requireSession: RequestHandler = (req, res, next) => {
     if (res.locals.session) return next();
     if (req.method === 'GET') return res.redirect(303, '/?ended=1');
-    views.render(res, 'message.njk', { title: 'signIn.title', message: 'signIn.sessionEnded' }, 401);
+    views.render(
+      res,
+      'message.njk',
+      { title: 'signIn.title', message: 'signIn.sessionEnded', home: false, signInLink: true },
+      401,
+    );
   };
 
   /**
@@ -100,10 +123,23 @@ export function portalRouter(d: PortalRouterDeps): Router {
     next();
   };
 
-  const csrf: RequestHandler = (req, res, next) => {
-    if (!sameToken(req.body?._csrf, sessionOf(res).csrf)) throw new AppError('forbidden', 'csrf');
-    next();
+  /**
+   * A form whose token does not match is refused (403) and records nothing. The choices form is shown again with the
+   * selections it carried, to confirm with a fresh token: an expired page costs the subscriber nothing.
+   */
+  const csrf: RequestHandler = async (req, res, next) => {
+    if (sameToken(req.body?._csrf, sessionOf(res).csrf)) return next();
+    if (req.method !== 'POST' || req.path !== '/choices') throw new AppError('forbidden', 'csrf');
+    const view = withSelections(await portal.choices(sessionOf(res).accountId), req.body ?? {});
+    views.render(res, 'choices.njk', choicesPage(view, { confirmAgain: true }), 403);
   };
+  const choicesPage = (view: ChoicesView, o: { noticeChanged?: boolean; confirmAgain?: boolean } = {}) => ({
+    view,
+    exceptions: [...catalog.exceptions.keys()],
+    noticeChanged: o.noticeChanged ?? false,
+    confirmAgain: o.confirmAgain ?? false,
+    active: 'choices',
+  });
 
   const signedIn = [requireSession, gpc] as const;
   const signedInForm = [form, requireSession, csrf, gpc] as const;
@@ -145,12 +181,7 @@ export function portalRouter(d: PortalRouterDeps): Router {
 
   pages.get('/choices', context, ...signedIn, async (req, res) => {
     const view = await portal.choices(sessionOf(res).accountId);
-    views.render(res, 'choices.njk', {
-      view,
-      exceptions: [...catalog.exceptions.keys()],
-      noticeChanged: req.query.noticeChanged === '1',
-      active: 'choices',
-    });
+    views.render(res, 'choices.njk', choicesPage(view, { noticeChanged: req.query.noticeChanged === '1' }));
   });
 
   pages.post('/choices', context, ...signedInForm, async (req, res) => {
@@ -230,7 +261,9 @@ export function portalRouter(d: PortalRouterDeps): Router {
     const message = signIn ? `signIn.${err.problem}` : (MESSAGES[problem.status] ?? 'errors.unavailable');
     res.locals.lang ??= 'en';
     if (problem.headers) res.set(problem.headers);
-    views.render(res, 'message.njk', { title, message, home: !signIn }, problem.status);
+    // The next step: a new sign-in link where one is needed, the home page otherwise, and the phone always.
+    const signInLink = signIn || problem.status === 401;
+    views.render(res, 'message.njk', { title, message, home: !signIn, signInLink }, problem.status);
   };
 
   // Any other page a browser asks for gets the portal's 404 page, in its language and with its session. (The API's

@@ -356,6 +356,20 @@ function itemView(
   }
 }
 
+/** The page as the subscriber left it: each item's allow or deny as a submitted form chose it, to confirm again. */
+export function withSelections(view: ChoicesView, form: Record<string, unknown>): ChoicesView {
+  return {
+    ...view,
+    purposes: view.purposes.map((p) => ({
+      ...p,
+      items: p.items.map((item) => {
+        const chosen = form[`c:${item.purpose}:${item.category}`];
+        return chosen === 'allow' || chosen === 'deny' ? { ...item, chosen } : item;
+      }),
+    })),
+  };
+}
+
 /** The change that turns the item's current state into the wanted one, if any. */
 function changeFor(item: ItemView, wanted: 'allow' | 'deny'): ConsentChange['choice'] | undefined {
   if (item.regime === 'opt_out') {

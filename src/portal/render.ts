@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Request, Response } from 'express';
 import { marked } from 'marked';
 import nunjucks from 'nunjucks';
+import type { Brand } from '../platform/config/brand';
 import { type Messages, type Translate, translator } from '../platform/config/messages';
 import { projectRoot } from '../platform/config/project-root';
 
@@ -10,7 +11,7 @@ import { projectRoot } from '../platform/config/project-root';
  * says `| safe`, which only the notice text, from config/, does), and every word from the
  * message catalog of the negotiated language.
  */
-export function createViews(messages: Messages) {
+export function createViews(messages: Messages, brand: Brand) {
   // Templates are read from the source tree in development and in the image alike (the Dockerfile copies them).
   const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(path.join(projectRoot(), 'src/portal/views')), {
     autoescape: true,
@@ -47,6 +48,7 @@ export function createViews(messages: Messages) {
         date: (d: Date | string) => f.date.format(new Date(d)),
         dateTime: (d: Date | string) => `${f.dateTime.format(new Date(d))} UTC`,
         markdown: (text: string) => marked.parse(text, { async: false }),
+        brand,
         session: res.locals.session ?? null,
         csrf: res.locals.session?.csrf ?? '',
         gpc: res.locals.gpc ?? null,

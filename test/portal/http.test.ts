@@ -341,6 +341,32 @@ describe('sign-in', () => {
 });
 
 describe("CSRF: every form needs the session's token", () => {
+  it('an expired choices form keeps the selections it carried and asks to confirm them; confirming saves', async () => {
+    const { client, accountId } = await signedIn();
+    const stale = await client.post('/choices', {
+      _csrf: 'B'.repeat(43),
+      noticeVersion: 'v3',
+      action: 'save',
+      'c:ad_targeting:name': 'allow',
+      'c:product_analytics:other_customer_info': 'deny',
+    });
+    expect(stale.status).toBe(403);
+    expect(await eventCount(accountId)).toBe(0);
+    expect(stale.body).toMatch(/name="c:ad_targeting:name" value="allow" checked/);
+    expect(stale.body).toMatch(/name="c:product_analytics:other_customer_info" value="deny" checked/);
+    const fresh = csrfOf(stale.body)!;
+    expect(fresh).toBe(await client.csrf());
+    const confirmed = await client.post('/choices', {
+      _csrf: fresh,
+      noticeVersion: noticeVersionOf(stale.body)!,
+      action: 'save',
+      'c:ad_targeting:name': 'allow',
+      'c:product_analytics:other_customer_info': 'deny',
+    });
+    expect(confirmed.status).toBe(303);
+    expect(await eventCount(accountId)).toBe(2);
+  });
+
   it('POST without or with a wrong _csrf is 403 and records nothing', async () => {
     const { client, accountId } = await signedIn();
     const victim = await signedIn();
@@ -355,7 +381,12 @@ describe("CSRF: every form needs the session's token", () => {
       for (const path of ['/choices', '/choices/revoke-all', '/logout']) {
         const r = await client.post(path, form);
         expect({ name, path, status: r.status }).toEqual({ name, path, status: 403 });
-        expect(textOf(r.body)).toContain('This form has expired or did not come from this site.');
+        // The choices form comes back to confirm (with a fresh token); the other forms say why they were refused.
+        expect(textOf(r.body)).toContain(
+          path === '/choices'
+            ? 'This page had expired, so nothing was saved.'
+            : 'This form has expired or did not come from this site.',
+        );
       }
     }
     // A token sent as a query parameter or a header is not the form field.
@@ -690,6 +721,38 @@ describe('choices: what is shown, and what saving records', () => {
   });
 });
 
+describe("the ISP's brand and contacts", () => {
+  it('every page names the ISP, shows its logo and colours, and says how to reach it', async () => {
+    const { brand } = svc.config;
+    const landing = await call(svc.url, 'GET', '/');
+    expect(landing.body).toContain(`<span class="provider">${brand.name}</span>`);
+    expect(landing.body).toContain('<img class="logo" src="/brand/logo"');
+    expect(landing.body).toContain(`href="${brand.contact.phoneHref}"`);
+    expect(landing.body).toContain(`href="mailto:${brand.contact.email}"`);
+    expect(textOf(landing.body)).toContain(brand.contact.address.join(', '));
+    // Getting in is one link away: the ISP's account page gives a new sign-in link.
+    expect(landing.body).toContain(`href="${brand.signInUrl}"`);
+    const css = await fetch(`${svc.url}/brand.css`);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(await css.text()).toContain(`--accent: ${brand.colours.accent};`);
+    const logo = await fetch(`${svc.url}/brand/logo`);
+    expect(logo.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    expect(await logo.text()).toMatch(/^<svg /);
+  });
+
+  it('a sign-in link that is used or expired offers a new one and the phone number', async () => {
+    const { brand } = svc.config;
+    const page = await call(svc.url, 'GET', '/login?token=not-a-token');
+    expect(page.status).toBe(401);
+    expect(page.body).toContain(`href="${brand.signInUrl}"`);
+    expect(textOf(page.body)).toContain(`Or call us: ${brand.contact.phone}`);
+    const missing = await call(svc.url, 'GET', '/nowhere', { headers: { accept: 'text/html' } });
+    expect(missing.status).toBe(404);
+    expect(missing.body).toContain('href="/"');
+    expect(missing.body).toContain(`href="${brand.contact.phoneHref}"`);
+  });
+});
+
 describe('receipts', () => {
   it(
     'a change recorded by staff: its receipt names who acted, how they verified the subscriber and the ticket; the ' +
@@ -919,7 +982,8 @@ describe('history and activity: newest first, 25 a page', () => {
       expect(one).toMatch(
         new RegExp(
           'When System Use Information Answer Why \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
-            'ad-pipeline Targeted advertising Websites you visit Allowed you allowed it Questions\\?',
+            'ad-pipeline Targeted advertising Websites you visit Allowed you allowed it ' +
+            'Questions about your privacy\\?',
         ),
       );
 

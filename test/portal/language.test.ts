@@ -53,10 +53,18 @@ function untranslated(html: string, data: RegExp[]): string[] {
     .split(/<[^>]+>/)
     .map((t) => textOf(t))
     .filter((t) => t && !/^[\s:;,.()·\-–—]*$/.test(t));
-  const attributes = [...body.matchAll(/(?:aria-label|data-label|title|alt|placeholder)="([^"]*)"/g)].map((m) =>
+  // An empty alt is a decorative image's, and says nothing.
+  const attributes = [...body.matchAll(/(?:aria-label|data-label|title|alt|placeholder)="([^"]+)"/g)].map((m) =>
     textOf(m[1]!),
   );
   return [...runs, ...attributes].filter((t) => !t.startsWith('FR ') && !data.some((d) => d.test(t)));
+}
+
+/** The ISP's names and contacts (config/brand.json) are data, the same in every language. */
+function brandData(): RegExp[] {
+  const { brand } = svc.config;
+  const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return [brand.name, brand.contact.phone, brand.contact.email, brand.contact.address.join(', ')].map(exact);
 }
 
 /** Recipients' legal names are data: one or more, joined by "; ". */
@@ -81,14 +89,14 @@ it(
     expect(landing.body).toContain('<html lang="fr">');
     expect(textOf(landing.body)).toContain('FR Your privacy choices');
     expect(textOf(landing.body)).toContain('FR Read our privacy notice, including every earlier version.');
-    expect(untranslated(landing.body, [])).toEqual([]);
+    expect(untranslated(landing.body, brandData())).toEqual([]);
 
     const notice = await client.get('/notice/v1');
     expect(notice.body).toContain('<html lang="fr">');
     expect(textOf(notice.body)).toContain('FR In effect from 1 juillet 2020');
     // The notice text itself is the ISP's document (config/notices), not a portal message: it is not checked here.
     const noticeChrome = notice.body.replace(/<article class="notice">[\s\S]*?<\/article>/, '');
-    expect(untranslated(noticeChrome, [FRENCH_DATE, /^[0-9a-f]{64}$/])).toEqual([]);
+    expect(untranslated(noticeChrome, [...brandData(), FRENCH_DATE, /^[0-9a-f]{64}$/])).toEqual([]);
 
     for (const language of ['de', 'en-GB', '']) {
       const other = await new PortalClient(svc.url, language ? { 'accept-language': language } : {}).get('/');
@@ -132,6 +140,7 @@ it('every signed-in page in French shows only words from the French file', async
     /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, // the JWS itself
     /^test-pipeline$/, // the pipeline's client id
     recipientNames(), // recipients' legal names, from the registry
+    ...brandData(),
   ];
   for (const target of ['/choices', '/choices/saved', '/history', '/activity', receipt, '/login?token=bad']) {
     const page = await client.get(target);

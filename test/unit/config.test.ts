@@ -153,6 +153,39 @@ describe('configuration', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('refuses a brand a reader could not read or reach, naming file and field', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'optgate-brand-'));
+    cpSync(path.join(__dirname, '../../config'), dir, { recursive: true });
+    const brand = JSON.parse(readFileSync(path.join(dir, 'brand.json'), 'utf8'));
+    expect(loadConfig({ CONFIG_DIR: dir }).brand).toMatchObject({
+      name: brand.name,
+      contact: { phoneHref: expect.stringMatching(/^tel:\+?\d+$/) },
+      logo: { type: 'image/svg+xml' },
+    });
+    writeFileSync(
+      path.join(dir, 'brand.json'),
+      JSON.stringify({
+        ...brand,
+        logo: 'brand/missing.png',
+        colours: { accent: '#9ab4f0', accentText: '#ffffff' },
+        contact: { ...brand.contact, email: 'not an address' },
+        signInUrl: 'javascript:alert(1)',
+      }),
+    );
+    const problems = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(problems).toMatch(/brand\.json: contact\.email/);
+    expect(problems).toMatch(/brand\.json: signInUrl/);
+    writeFileSync(
+      path.join(dir, 'brand.json'),
+      JSON.stringify({ ...brand, logo: 'brand/missing.png', colours: { accent: '#9ab4f0', accentText: '#ffffff' } }),
+    );
+    const second = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(second).toMatch(/brand\.json: colours\.accent: contrast \d\.\d\d:1 against #ffffff is below 4\.5:1/);
+    expect(second).toMatch(/brand\.json: colours\.accentText: contrast/);
+    expect(second).toMatch(/brand\.json: logo: .*missing\.png/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('computes each notice hash from its text', () => {
     const { createHash } = require('node:crypto') as typeof import('node:crypto');
     const c = loadConfig({});

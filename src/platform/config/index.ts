@@ -1,10 +1,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { type Brand, loadBrand } from './brand';
 import { type Catalog, CatalogError, loadCatalog } from './catalog';
 import { loadMessages, type Messages } from './messages';
 import { projectRoot } from './project-root';
 
+export type { Brand } from './brand';
 export type { Catalog } from './catalog';
 
 /**
@@ -137,6 +139,8 @@ export interface AppConfig {
   readonly configDir: string;
   readonly catalog: Catalog;
   readonly messages: Messages;
+  /** The ISP's name, logo, colours and contacts (config/brand.json). */
+  readonly brand: Brand;
   readonly portal: {
     readonly tokenAudience: string;
     /** Where subscribers reach the portal: sign-in links point here. */
@@ -183,7 +187,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const loaded = catalog ? loadMessages(configDir, catalog) : { problems: [] };
   problems.push(...loaded.problems);
-  if (problems.length || !catalog || !loaded.messages) throw new ConfigError(problems);
+  const branded = loadBrand(configDir);
+  problems.push(...branded.problems);
+  if (problems.length || !catalog || !loaded.messages || !branded.brand) throw new ConfigError(problems);
 
   return deepFreeze({
     env: e.NODE_ENV,
@@ -241,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     configDir,
     catalog,
     messages: loaded.messages,
+    brand: branded.brand,
     portal: {
       tokenAudience: e.PORTAL_TOKEN_AUDIENCE,
       baseUrl: (e.PORTAL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
