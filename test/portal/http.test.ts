@@ -781,6 +781,16 @@ describe('receipts', () => {
       const choices = textOf((await client.get('/choices')).body);
       expect(choices).toContain('If you allow it, it goes to: Acme Advertising LLC; Data Broker One, Inc.');
       expect(choices).toContain('Allowed for: Data Broker One, Inc.');
+      // Renewing in the portal extends the term for the recipients named, and no others.
+      await save(client, {}, 'renew:data_sale:name');
+      const { rows } = await svc.sql.query(
+        "select kind, recipients from consent_events where account_id = $1 and purpose = 'data_sale' order by id",
+        [accountId],
+      );
+      expect(rows).toEqual([
+        { kind: 'granted', recipients: ['databroker-one'] },
+        { kind: 'renewed', recipients: ['databroker-one'] },
+      ]);
     },
   );
 
