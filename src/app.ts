@@ -114,7 +114,15 @@ export function createServices(infra: Infrastructure) {
     audience: tokenAudience,
     perMinute: signInPerMinute,
   });
-  const portal = new PortalService({ catalog, accounts, consents, audit, keys, clock });
+  const portal = new PortalService({
+    catalog,
+    accounts,
+    consents,
+    audit,
+    keys,
+    clock,
+    expiringDays: config.portal.expiringDays,
+  });
   const compliance = new ComplianceService({ accounts, consents });
   return {
     verifier,

@@ -4,11 +4,10 @@ import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEv
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
-import { AppError } from '../platform/errors';
+import { AppError, validationError } from '../platform/errors';
 import { type ConsentSnapshot, evaluate } from '../policy';
 
 const PAGE = 25;
-const SOON_MS = 30 * 86_400_000;
 /** Uses that the Global Privacy Control signal takes back: sale, disclosure, access in place and targeted ads. */
 const GPC_PURPOSES = ['data_sale', 'third_party_disclosure', 'permit_access', 'ad_targeting'];
 
@@ -55,7 +54,15 @@ export interface ChoicesView {
   readonly purposes: readonly PurposeView[];
   readonly askAgain: readonly string[];
   readonly anyAllowed: boolean;
+  /** What the page says first: how many uses are allowed, and which expire soon (before `soonBefore`). */
+  readonly summary: {
+    readonly allowed: number;
+    readonly expiring: readonly ItemView[];
+    readonly soonBefore: Date;
+  };
 }
+
+const DAY_MS = 86_400_000;
 
 /** Thrown when the subscriber chose under a notice that is no longer the one in force. */
 export class NoticeChangedError extends Error {}
@@ -68,6 +75,8 @@ export interface PortalDeps {
   readonly audit: AuditService;
   readonly keys: ServiceKeys;
   readonly clock: () => Date;
+  /** A permission that expires within this many days is listed on top, with its renew button. */
+  readonly expiringDays: number;
 }
 
 export class PortalService {
@@ -85,6 +94,7 @@ export class PortalService {
    */
   async choices(accountId: string): Promise<ChoicesView> {
     const now = this.deps.clock();
+    const soonBefore = new Date(now.getTime() + this.deps.expiringDays * DAY_MS);
     const account = await this.deps.accounts.require(accountId);
     const states = await this.consents.currentState(accountId);
     const notice = currentNotice(this.catalog, now);
@@ -129,7 +139,7 @@ export class PortalService {
           this.catalog.categories.get(r.category)!.regime,
           r.reason,
           mine.get(r.category),
-          now,
+          soonBefore,
         );
         const named = mine.get(r.category)?.recipients;
         return item.status === 'allowed' && named
@@ -143,20 +153,26 @@ export class PortalService {
         ...(recipientKinds ? { recipients: eligible.map((r) => r.legalName) } : {}),
       };
     });
+    const allowed = purposes.flatMap((p) => p.items).filter((i) => i.status === 'allowed');
     return {
       accountId,
       closed: account.status !== 'active',
       noticeVersion: notice.version,
       purposes,
       askAgain: purposes.filter((p) => p.askAgain).map((p) => p.purpose),
-      anyAllowed: purposes.some((p) => p.items.some((i) => i.status === 'allowed')),
+      anyAllowed: allowed.length > 0,
+      summary: {
+        allowed: allowed.length,
+        expiring: allowed.filter((i) => i.expiresSoon).sort((a, b) => a.date!.getTime() - b.date!.getTime()),
+        soonBefore,
+      },
     };
   }
 
   /**
-   * Saves the form: `c:<purpose>:<category>` = allow | deny, and `action` = save | allow_all |
-   * decline_all | renew_all | renew:<purpose>:<category>. Only what differs from the current
-   * state is recorded.
+   * Saves the form: `c:<purpose>:<category>` = allow | deny, and `action` = save | renew_all |
+   * renew:<purpose>:<category>. Only what differs from the current state is recorded. There is no
+   * "allow everything": each permission is its own explicit act (an unknown action is refused).
    */
   async save(
     accountId: string,
@@ -168,16 +184,12 @@ export class PortalService {
     if (form.noticeVersion !== view.noticeVersion) throw new NoticeChangedError();
     const action = typeof form.action === 'string' ? form.action : 'save';
     const items = view.purposes.flatMap((p) => p.items);
+    const known =
+      action === 'save' || action === 'renew_all' || items.some((i) => action === `renew:${i.purpose}:${i.category}`);
+    if (!known) throw validationError([{ path: 'action', message: 'unknown action' }]);
     const changes: ConsentChange[] = [];
     for (const item of items) {
-      const wanted =
-        action === 'allow_all'
-          ? 'allow'
-          : action === 'decline_all'
-            ? 'deny'
-            : action === 'save'
-              ? form[`c:${item.purpose}:${item.category}`]
-              : undefined;
+      const wanted = action === 'save' ? form[`c:${item.purpose}:${item.category}`] : undefined;
       const renew =
         action === 'renew_all'
           ? item.status === 'allowed'
@@ -326,7 +338,7 @@ function itemView(
   regime: 'opt_in' | 'opt_out',
   reason: string,
   state: ConsentView | undefined,
-  now: Date,
+  soonBefore: Date,
 ): ItemView {
   const base = { purpose, category, regime, expiresSoon: false };
   switch (reason) {
@@ -337,7 +349,7 @@ function itemView(
         status: 'allowed',
         date,
         chosen: 'allow',
-        expiresSoon: date.getTime() - now.getTime() < SOON_MS,
+        expiresSoon: date.getTime() < soonBefore.getTime(),
       };
     }
     case 'notice_superseded':

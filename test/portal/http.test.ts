@@ -411,7 +411,8 @@ describe("CSRF: every form needs the session's token", () => {
     // The session survived the forged sign-out.
     expect((await client.get('/choices')).status).toBe(200);
     // And the real token works.
-    expect((await client.post('/choices', { _csrf: good, noticeVersion: 'v3', action: 'allow_all' })).status).toBe(303);
+    const real = { _csrf: good, noticeVersion: 'v3', action: 'save', 'c:ad_targeting:name': 'allow' };
+    expect((await client.post('/choices', real)).status).toBe(303);
     expect((await decision(accountId, 'ad_targeting', ['name'])).allow).toBe(true);
   });
 
@@ -527,14 +528,10 @@ describe('choices: what is shown, and what saving records', () => {
     expect(text).toContain('These choices are made under notice version v3.');
     expect(text.match(/Not allowed: you have not chosen/g)).toHaveLength(purposes.size * (categories.size - 1));
     expect(text.match(/Used unless you say no/g)).toHaveLength(purposes.size);
-    // Allow all and refuse all, side by side in one group; revoke-all in its own form.
-    expect(page.body).toMatch(
-      new RegExp(
-        '<div class="pair">\\s*<button type="submit" name="action" value="allow_all">Allow everything</button>\\s*' +
-          '<button type="submit" name="action" value="decline_all">Refuse everything</button>',
-      ),
-    );
-    expect(page.body).toContain('action="/choices/revoke-all"');
+    // No bulk accept; revoke-all in its own form, in the summary on top.
+    expect(page.body).not.toContain('allow_all');
+    expect(page.body).toMatch(/<section class="summary"[\s\S]*action="\/choices\/revoke-all"[\s\S]*<\/section>/);
+    expect(text).toContain('What you allow now You allow no use of your information.');
   });
 
   it('saving records only what changed, and the confirmation lists exactly that, each with its receipt', async () => {
@@ -607,19 +604,35 @@ describe('choices: what is shown, and what saving records', () => {
     expect(await eventCount(accountId)).toBe(4);
   });
 
-  it('allow all and refuse all', async () => {
+  it('there is no allow-everything: each permission is its own act; an unknown action records nothing', async () => {
     const { client, accountId } = await signedIn();
-    const { purposes, categories } = svc.config.catalog;
-    const optIn = [...categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
-    await save(client, {}, 'allow_all');
-    for (const p of purposes.keys()) expect((await decision(accountId, p, optIn)).allow).toBe(true);
-    expect(await eventCount(accountId)).toBe(purposes.size * optIn.length);
-    await save(client, {}, 'decline_all');
-    for (const p of purposes.keys()) {
-      const d = await decision(accountId, p, [...categories.keys()]);
-      expect(d.allow).toBe(false);
-      expect(new Set(d.results.map((r) => r.reason))).toEqual(new Set(['consent_revoked', 'opted_out']));
+    for (const action of ['allow_all', 'decline_all', 'renew:ad_targeting:nothing', 'whatever']) {
+      const page = await client.get('/choices');
+      const r = await client.post('/choices', {
+        _csrf: csrfOf(page.body)!,
+        noticeVersion: noticeVersionOf(page.body)!,
+        action,
+      });
+      expect({ action, status: r.status }).toEqual({ action, status: 422 });
     }
+    expect(await eventCount(accountId)).toBe(0);
+  });
+
+  it('the summary says how many uses are allowed and which expire soon, each with its renew button', async () => {
+    const { client, accountId } = await signedIn();
+    const soon = new Date(Date.now() + 10 * 86_400_000).toISOString();
+    await putConsents(svc, admin, accountId, [
+      { purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: soon },
+      { purpose: 'product_analytics', category: 'name', choice: 'grant' },
+    ]);
+    const page = await client.get('/choices');
+    const text = textOf(page.body);
+    expect(text).toMatch(/What you allow now You allow 2 use\(s\) of your information\. · 1 expire\(s\) before /);
+    expect(text).toMatch(/Expiring soon Targeted advertising: Your name: expires on \w+ \d{1,2}, \d{4} Renew/);
+    await save(client, {}, 'renew:ad_targeting:name');
+    const after = textOf((await client.get('/choices')).body);
+    expect(after).toContain('You allow 2 use(s) of your information.');
+    expect(after).not.toContain('Expiring soon');
   });
 
   it('shows each expiry, warns when it is near, and renews one item or all before expiry', async () => {

@@ -56,6 +56,7 @@ const envSchema = z.object({
   PORTAL_TOKEN_AUDIENCE: z.string().min(1).default('optgate-portal'),
   PORTAL_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   PORTAL_IDLE_SECONDS: int(1, 86_400).default(900),
+  PORTAL_EXPIRING_DAYS: int(1, 365).default(30),
   PORTAL_SESSION_MAX_HOURS: int(1, 72).default(8),
   PORTAL_COOKIE_SECURE: boolean.optional(),
   PORTAL_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
@@ -146,6 +147,8 @@ export interface AppConfig {
     /** Where subscribers reach the portal: sign-in links point here. */
     readonly baseUrl: string;
     readonly idleSeconds: number;
+    /** A permission expiring within this many days is listed at the top of the choices page. */
+    readonly expiringDays: number;
     readonly sessionMaxHours: number;
     readonly cookieSecure: boolean;
     readonly signInPerMinute: number;
@@ -252,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tokenAudience: e.PORTAL_TOKEN_AUDIENCE,
       baseUrl: (e.PORTAL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
       idleSeconds: e.PORTAL_IDLE_SECONDS,
+      expiringDays: e.PORTAL_EXPIRING_DAYS,
       sessionMaxHours: e.PORTAL_SESSION_MAX_HOURS,
       cookieSecure: e.PORTAL_COOKIE_SECURE ?? e.NODE_ENV === 'production',
       signInPerMinute: e.PORTAL_SIGNIN_PER_MINUTE,
