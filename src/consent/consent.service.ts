@@ -192,7 +192,9 @@ export class ConsentService {
         const { kind, state } = transition(change.choice, before, now);
         const term = now.getTime() + this.deps.catalog.consentTermDays * DAY_MS;
         const expiresAt = change.choice === 'grant' ? (change.expiresAt ?? new Date(term)) : null;
-        const recipients = change.choice === 'grant' ? this.recipientsOf(change) : null;
+        // A renewal that names no recipients keeps those of the grant it renews: it extends the term, never the scope.
+        const renewing = kind === 'renewed' && !change.recipients && before?.recipients;
+        const recipients = change.choice === 'grant' ? renewing || this.recipientsOf(change) : null;
         const { purpose, category } = change;
         const event = eventRow({
           accountId,

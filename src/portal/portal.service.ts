@@ -35,8 +35,6 @@ export interface ItemView {
   readonly chosen: 'allow' | 'deny' | null;
   /** An allowed item of a purpose that names its recipients: their legal names. */
   readonly recipients?: readonly string[];
-  /** The same recipients' registry ids: a renewal covers them, and no more. */
-  readonly recipientIds?: readonly string[];
 }
 
 export interface PurposeView {
@@ -142,9 +140,7 @@ export class PortalService {
           soonBefore,
         );
         const named = mine.get(r.category)?.recipients;
-        return item.status === 'allowed' && named
-          ? { ...item, recipients: named.map(this.recipientName), recipientIds: named }
-          : item;
+        return item.status === 'allowed' && named ? { ...item, recipients: named.map(this.recipientName) } : item;
       });
       return {
         purpose,
@@ -195,9 +191,7 @@ export class PortalService {
           ? item.status === 'allowed'
           : action === `renew:${item.purpose}:${item.category}` && item.status === 'allowed';
       const choice = renew ? 'grant' : wanted === 'allow' || wanted === 'deny' ? changeFor(item, wanted) : undefined;
-      // Renewing keeps the recipients the subscriber named: it extends the term, never the scope.
-      const recipients = renew && item.recipientIds ? { recipients: item.recipientIds } : {};
-      if (choice) changes.push({ purpose: item.purpose, category: item.category, choice, ...recipients });
+      if (choice) changes.push({ purpose: item.purpose, category: item.category, choice });
     }
     // An explicit choice wins over the standing signal, and says it was made while the signal was present.
     return this.record(accountId, view.noticeVersion, changes, provenance, { type: 'subscriber' }, true, {

@@ -119,6 +119,19 @@ describe('an opt-in for named recipients', () => {
     expect(mine).toEqual([expect.objectContaining({ kind: 'granted', recipients: ['databroker-one'] })]);
   });
 
+  it('a renewal keeps the recipients of the grant it renews, unless it names others', async () => {
+    const id = await createAccount(svc, admin);
+    const grant = { purpose: 'data_sale', category: 'name', choice: 'grant' } as const;
+    await putConsents(svc, admin, id, [{ ...grant, recipients: ['databroker-one'] }]);
+    const renewed = await putConsents(svc, admin, id, [grant]);
+    expect(renewed.body.events[0]).toMatchObject({ kind: 'renewed', recipients: ['databroker-one'] });
+    expect((await decide(svc, admin, sale(id, 'acme-ads'))).body.results[0].reason).toBe('recipient_not_covered');
+    // Widening is an explicit act: it names the recipients.
+    const widened = await putConsents(svc, admin, id, [{ ...grant, recipients: ['databroker-one', 'acme-ads'] }]);
+    expect(widened.body.events[0]).toMatchObject({ kind: 'renewed', recipients: ['databroker-one', 'acme-ads'] });
+    expect((await decide(svc, admin, sale(id, 'acme-ads'))).body.allow).toBe(true);
+  });
+
   it('given for all recipients: every registered recipient of an allowed kind, recorded by name', async () => {
     const id = await createAccount(svc, admin);
     const put = await putConsents(svc, admin, id, [
