@@ -173,8 +173,8 @@ export class DecisionService {
   /**
    * A pipeline bound to a schema (config/schemas.json, `pipelines`) is always judged by it; another caller by the
    * schema it names, or, naming none and only where FILTER_ALLOW_DECLARED is on, at the account level over the
-   * categories it declares. A schema says which
-   * categories are judged and where the account id is: declaring them as well is refused rather than reconciled.
+   * categories it declares. A schema says which categories are judged and where the account id is: declaring them as
+   * well is refused rather than reconciled.
    */
   private filterPlan(principal: Principal, request: FilterRequest) {
     const { catalog } = this.deps;
