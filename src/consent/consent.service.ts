@@ -318,6 +318,10 @@ export class ConsentService {
       } else if (category.regime === 'opt_out' && (c.choice === 'grant' || c.choice === 'revoke')) {
         at('choice', 'this category is used unless opted out: use opt_out or withdraw_opt_out');
       }
+      const asks = catalog.purposes.get(c.purpose)?.categories;
+      if (c.choice === 'grant' && category && asks && !asks.includes(c.category)) {
+        at('category', `${c.purpose} does not ask for this category (the catalog lists what each purpose may ask for)`);
+      }
       if (c.choice === 'grant' && !set.affirmative) {
         at('choice', 'a grant needs an express, affirmative act: send affirmative: true');
       }

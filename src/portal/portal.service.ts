@@ -3,7 +3,7 @@ import { type AuditService, RECEIPT_TYP } from '../audit';
 import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent';
 import type { ServiceKeys } from '../platform/auth/keys';
 import { signJws } from '../platform/auth/signing';
-import { type Catalog, currentNotice } from '../platform/config/catalog';
+import { type Catalog, type Category, currentNotice } from '../platform/config/catalog';
 import { AppError, validationError } from '../platform/errors';
 import { type ConsentSnapshot, evaluate } from '../policy';
 
@@ -35,11 +35,27 @@ export interface ItemView {
   readonly chosen: 'allow' | 'deny' | null;
   /** An allowed item of a purpose that names its recipients: their legal names. */
   readonly recipients?: readonly string[];
+  /** Needs its own explicit choice: a choice for the whole purpose never allows it. */
+  readonly sensitive: boolean;
+  /** No longer asked for by its purpose (the catalog changed): shown while the earlier opt-in still counts. */
+  readonly unasked?: boolean;
 }
 
 export interface PurposeView {
   readonly purpose: string;
   readonly askAgain: boolean;
+  /**
+   * The choice for the whole purpose as it stands: `allow` when every kind of information it covers is allowed (and
+   * nothing is opted out), `deny` when everything is refused, none otherwise. Never a default.
+   */
+  readonly choice: 'allow' | 'deny' | null;
+  /** The opt-in categories a choice for the whole purpose allows: every one it asks for but the sensitive ones. */
+  readonly covers: readonly string[];
+  /** The sensitive categories it asks for: each needs its own explicit choice. */
+  readonly sensitive: readonly string[];
+  /** How many of its opt-in items are allowed now, of how many. */
+  readonly allowed: number;
+  readonly optIns: number;
   /** A purpose that names its recipients: the legal names of those an opt-in here covers. */
   readonly recipients?: readonly string[];
   readonly items: readonly ItemView[];
@@ -97,9 +113,12 @@ export class PortalService {
     const states = await this.consents.currentState(accountId);
     const notice = currentNotice(this.catalog, now);
     if (!notice) throw new AppError('unavailable', 'No notice is in force.');
-    const categories = [...this.catalog.categories.keys()];
-    const purposes = [...this.catalog.purposes.values()].map(({ id: purpose, recipientKinds }): PurposeView => {
+    const purposes = [...this.catalog.purposes.values()].map((p): PurposeView => {
+      const { id: purpose, recipientKinds } = p;
       const mine = new Map(states.filter((s) => s.purpose === purpose).map((s) => [s.category, s] as const));
+      // The categories the purpose asks for, and any other one the subscriber chose for it before the catalog changed
+      // (shown while it still counts, so that it can be taken back).
+      const categories = [...new Set([...p.categories, ...mine.keys()])];
       const snapshots = new Map<string, ConsentSnapshot>(
         [...mine].map(([c, s]) => [
           c,
@@ -130,22 +149,31 @@ export class PortalService {
           )
         : // Judged as if the account were active: a closed account is shown as closed, and its choices as they stand.
           evaluate({ purpose, categories }, subject, this.catalog, now).results;
-      const items = results.map((r) => {
-        const item = itemView(
-          purpose,
-          r.category,
-          this.catalog.categories.get(r.category)!.regime,
-          r.reason,
-          mine.get(r.category),
-          soonBefore,
-        );
+      const items = results.flatMap((r) => {
+        const category = this.catalog.categories.get(r.category)!;
+        const item = itemView(purpose, category, r.reason, mine.get(r.category), soonBefore, this.catalog.sensitive);
+        const unasked = !p.categories.includes(r.category);
+        if (unasked && item.status !== 'allowed' && item.status !== 'askAgain') return [];
         const named = mine.get(r.category)?.recipients;
-        return item.status === 'allowed' && named ? { ...item, recipients: named.map(this.recipientName) } : item;
+        return [
+          {
+            ...item,
+            ...(unasked ? { unasked } : {}),
+            ...(item.status === 'allowed' && named ? { recipients: named.map(this.recipientName) } : {}),
+          },
+        ];
       });
+      const optIns = items.filter((i) => i.regime === 'opt_in');
+      const covered = items.filter((i) => !i.sensitive && !i.unasked);
       return {
         purpose,
         items,
         askAgain: items.some((i) => i.status === 'askAgain'),
+        choice: purposeChoice(items, covered),
+        covers: covered.filter((i) => i.regime === 'opt_in').map((i) => i.category),
+        sensitive: items.filter((i) => i.sensitive).map((i) => i.category),
+        allowed: optIns.filter((i) => i.status === 'allowed').length,
+        optIns: optIns.length,
         ...(recipientKinds ? { recipients: eligible.map((r) => r.legalName) } : {}),
       };
     });
@@ -166,9 +194,11 @@ export class PortalService {
   }
 
   /**
-   * Saves the form: `c:<purpose>:<category>` = allow | deny, and `action` = save | renew_all |
-   * renew:<purpose>:<category>. Only what differs from the current state is recorded. There is no
-   * "allow everything": each permission is its own explicit act (an unknown action is refused).
+   * Saves the form: `p:<purpose>` = allow | deny (the whole purpose), `c:<purpose>:<category>` = allow | deny (one kind
+   * of information), and `action` = save | renew_all | renew:<purpose>:<category>. A kind whose own choice was changed
+   * follows it; the others follow the purpose's choice, if one was made, except that allowing a whole purpose never
+   * allows a sensitive kind. Only what differs from the current state is recorded, as one act. There is no "allow
+   * everything": each purpose is its own explicit act (an unknown action is refused).
    */
   async save(
     accountId: string,
@@ -185,12 +215,12 @@ export class PortalService {
     if (!known) throw validationError([{ path: 'action', message: 'unknown action' }]);
     const changes: ConsentChange[] = [];
     for (const item of items) {
-      const wanted = action === 'save' ? form[`c:${item.purpose}:${item.category}`] : undefined;
+      const wanted = action === 'save' ? wantedFor(item, form) : undefined;
       const renew =
         action === 'renew_all'
           ? item.status === 'allowed'
           : action === `renew:${item.purpose}:${item.category}` && item.status === 'allowed';
-      const choice = renew ? 'grant' : wanted === 'allow' || wanted === 'deny' ? changeFor(item, wanted) : undefined;
+      const choice = renew ? 'grant' : wanted ? changeFor(item, wanted) : undefined;
       if (choice) changes.push({ purpose: item.purpose, category: item.category, choice });
     }
     // An explicit choice wins over the standing signal, and says it was made while the signal was present.
@@ -326,15 +356,34 @@ function withdrawals(view: ChoicesView, revokeFor: (purpose: string) => boolean)
   );
 }
 
+/**
+ * What the form asks for one item: its own choice when the subscriber changed it; otherwise the choice made for its
+ * whole purpose, which never allows a sensitive kind nor one the purpose no longer asks for (it may refuse them).
+ */
+function wantedFor(item: ItemView, form: Record<string, unknown>): 'allow' | 'deny' | undefined {
+  const own = asChoice(form[`c:${item.purpose}:${item.category}`]);
+  if (own && own !== item.chosen) return own;
+  const whole = form[`p:${item.purpose}`];
+  if (whole === 'deny') return 'deny';
+  return whole === 'allow' && !item.sensitive && !item.unasked ? 'allow' : undefined;
+}
+
+/** A purpose's choice as it stands (see PurposeView.choice). */
+function purposeChoice(items: readonly ItemView[], covered: readonly ItemView[]): 'allow' | 'deny' | null {
+  if (items.every((i) => i.chosen === 'deny')) return 'deny';
+  const allowed = (i: ItemView) => (i.regime === 'opt_in' ? i.status === 'allowed' : i.status !== 'optedOut');
+  return covered.some((i) => i.regime === 'opt_in') && covered.every(allowed) ? 'allow' : null;
+}
+
 function itemView(
   purpose: string,
-  category: string,
-  regime: 'opt_in' | 'opt_out',
+  { id: category, regime }: Category,
   reason: string,
   state: ConsentView | undefined,
   soonBefore: Date,
+  sensitive: ReadonlySet<string>,
 ): ItemView {
-  const base = { purpose, category, regime, expiresSoon: false };
+  const base = { purpose, category, regime, expiresSoon: false, sensitive: sensitive.has(category) };
   switch (reason) {
     case 'consent_granted': {
       const date = state!.expiresAt!;
@@ -374,13 +423,16 @@ export function withSelections(view: ChoicesView, form: Record<string, unknown>)
     ...view,
     purposes: view.purposes.map((p) => ({
       ...p,
-      items: p.items.map((item) => {
-        const chosen = form[`c:${item.purpose}:${item.category}`];
-        return chosen === 'allow' || chosen === 'deny' ? { ...item, chosen } : item;
-      }),
+      choice: asChoice(form[`p:${p.purpose}`]) ?? p.choice,
+      items: p.items.map((item) => ({
+        ...item,
+        chosen: asChoice(form[`c:${item.purpose}:${item.category}`]) ?? item.chosen,
+      })),
     })),
   };
 }
+
+const asChoice = (value: unknown) => (value === 'allow' || value === 'deny' ? value : undefined);
 
 /** The change that turns the item's current state into the wanted one, if any. */
 function changeFor(item: ItemView, wanted: 'allow' | 'deny'): ConsentChange['choice'] | undefined {

@@ -148,6 +148,12 @@ describe('PUT /v1/accounts/:accountId/consents', () => {
       'changes.0.category',
     ],
     [
+      'a category its purpose does not ask for (the catalog lists them)',
+      {},
+      [{ purpose: 'ad_targeting', category: 'ssn', choice: 'grant' }],
+      'changes.0.category',
+    ],
+    [
       'the portal channel',
       { channel: 'portal' },
       [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' }],

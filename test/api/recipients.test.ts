@@ -149,7 +149,7 @@ describe('an opt-in for named recipients', () => {
     const id = await createAccount(svc, admin);
     const r = await putConsents(svc, admin, id, [
       { purpose: 'data_sale', category: 'name', choice: 'grant', recipients: ['shadow-broker', 'cloudproc'] },
-      { purpose: 'data_sale', category: 'ssn', choice: 'grant', recipients: ['acme-ads', 'acme-ads'] },
+      { purpose: 'data_sale', category: 'health', choice: 'grant', recipients: ['acme-ads', 'acme-ads'] },
       { purpose: 'ad_targeting', category: 'name', choice: 'grant', recipients: ['acme-ads'] },
       { purpose: 'data_sale', category: 'health', choice: 'revoke', recipients: ['acme-ads'] },
     ]);

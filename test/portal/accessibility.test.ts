@@ -14,9 +14,12 @@ import {
 import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
 import { startTestService, type TestService } from '../support/harness';
 
+// Functions handed to page.evaluate run in Chromium; the project compiles without the DOM library.
+declare const document: any;
+
 /**
  * Every page of the portal, signed out and signed in, at 1280 and 390 px: zero axe-core violations
- * (wcag2a, wcag2aa), nothing wider than the window, one h1, a language; a full-page screenshot of
+ * (wcag2a, wcag2aa, wcag21a, wcag21aa), nothing wider than the window, one h1, a language; a full-page screenshot of
  * each in test-output/screenshots (git-ignored) for a person to look at.
  */
 
@@ -36,7 +39,11 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a screenshot', () => {
+/** The choices page's height, closed and opened, for the closing note. */
+const heights: Record<string, number> = {};
+afterAll(() => console.log(`choices page heights (px): ${JSON.stringify(heights)}`));
+
+describe('every page: axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa) clean, no sideways scroll, a screenshot', () => {
   for (const width of [1280, 390]) {
     it(`at ${width} px`, async () => {
       const accountId = await createAccount(svc, admin);
@@ -86,8 +93,8 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
 
         await signInPage(svc, page, accountId);
         // The choices page is checked once below, when it shows every kind of state (chosen, expiring, declined).
-        await allowOf(item(page, 'ad_targeting', 'Websites you visit')).check();
-        await denyOf(item(page, 'data_sale', 'Health information')).check();
+        await allowOf(await item(page, 'ad_targeting', 'Websites you visit')).check();
+        await denyOf(await item(page, 'data_sale', 'Health information')).check();
         await page.getByRole('button', { name: 'Save my choices' }).first().click();
         await page.waitForURL('**/choices/saved');
         await check('confirmation', { h1: /^Your choices are saved$/ });
@@ -116,8 +123,18 @@ describe('every page: axe-core (wcag2a, wcag2aa) clean, no sideways scroll, a sc
         await visit('/receipts/00000000-0000-4000-8000-000000000000', 'receipt-not-found', { status: 404 });
         await visit('/choices', 'choices', { h1: /^My choices$/ });
         expect(await page.locator('input[type=radio]:checked').count()).toBe(4);
-        expect(await page.locator('.status-allowed').count()).toBe(3);
+        expect(await page.locator('.item .status-allowed').count()).toBe(3);
         expect(await page.locator('.status-soon').count()).toBe(1);
+        // Purpose first: one card per purpose, the kinds of information on demand. The page a subscriber first sees
+        // is at most 4,000 px tall on a phone.
+        const height = await page.evaluate(() => document.documentElement.scrollHeight);
+        heights[`choices at ${width}`] = height;
+        if (width === 390) expect(height).toBeLessThanOrEqual(4000);
+        // Every "Choose per kind of information" opened: still clean.
+        for (const summary of await page.locator('details.kinds > summary').all()) await summary.click();
+        expect(await page.locator('details.kinds[open]').count()).toBe(svc.config.catalog.purposes.size);
+        heights[`choices opened at ${width}`] = await page.evaluate(() => document.documentElement.scrollHeight);
+        await check('choices-opened');
         await page.getByRole('button', { name: 'Sign out' }).click();
         await page.waitForURL('**/?signedOut=1');
         await check('signed-out', { h1: /^Your privacy choices$/ });

@@ -7,10 +7,12 @@ import {
   item,
   launchBrowser,
   newContext,
+  purposeCard,
   screenshot,
   scrollWidth,
   signInPage,
   signInUrl,
+  wholePurpose,
 } from '../support/browser';
 import { adminToken, createAccount, decide, putConsents, recipientFor } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
@@ -65,8 +67,8 @@ describe('choosing in the browser', () => {
         'no_consent',
       );
 
-      await allowOf(item(page, 'ad_targeting', 'Websites you visit')).check();
-      await allowOf(item(page, 'product_analytics', 'Apps you use')).check();
+      await allowOf(await item(page, 'ad_targeting', 'Websites you visit')).check();
+      await allowOf(await item(page, 'product_analytics', 'Apps you use')).check();
       await page.getByRole('button', { name: 'Save my choices' }).first().click();
       await page.waitForURL('**/choices/saved');
 
@@ -116,7 +118,7 @@ describe('choosing in the browser', () => {
 
       // Back on the page, the two choices stand and show their expiry.
       await page.getByRole('link', { name: 'Back to my choices' }).click();
-      const web = item(page, 'ad_targeting', 'Websites you visit');
+      const web = await item(page, 'ad_targeting', 'Websites you visit');
       expect(await allowOf(web).isChecked()).toBe(true);
       expect(await web.locator('.status').textContent()).toMatch(/^Allowed until \w+ \d{1,2}, \d{4}$/);
       expect(await page.locator('input[type=radio]:checked').count()).toBe(2);
@@ -148,8 +150,8 @@ describe('choosing in the browser', () => {
       });
 
       await page.getByRole('link', { name: 'Back to my choices' }).click();
-      expect(await denyOf(item(page, 'ad_targeting', 'Websites you visit')).isChecked()).toBe(true);
-      expect(await item(page, 'ad_targeting', 'Websites you visit').locator('.status').textContent()).toBe(
+      expect(await denyOf(await item(page, 'ad_targeting', 'Websites you visit')).isChecked()).toBe(true);
+      expect(await (await item(page, 'ad_targeting', 'Websites you visit')).locator('.status').textContent()).toBe(
         'Not allowed: you took this permission back',
       );
     } finally {
@@ -165,15 +167,20 @@ describe('choosing in the browser', () => {
       const page = await context.newPage();
       try {
         await signInPage(svc, page, accountId);
+        // One choice per purpose, and one per kind of information that purpose asks for (and only those).
         const radios = page.locator('input[type=radio]');
-        const purposes = svc.config.catalog.purposes.size;
-        const categories = svc.config.catalog.categories.size;
-        expect(await radios.count()).toBe(2 * purposes * categories);
+        const purposes = [...svc.config.catalog.purposes.values()];
+        const items = purposes.reduce((n, p) => n + p.categories.length, 0);
+        expect(await radios.count()).toBe(2 * (purposes.length + items));
         expect(await page.locator('input[type=radio]:checked').count()).toBe(0);
         expect(await page.locator('input[type=checkbox]').count()).toBe(0);
+        expect(await page.locator('input[name="c:ad_targeting:ssn"]').count()).toBe(0);
+        // The kinds are on demand: every "Choose per kind of information" starts closed, and opens.
+        expect(await page.locator('details.kinds[open]').count()).toBe(0);
+        for (const summary of await page.locator('details.kinds > summary').all()) await summary.click();
 
-        // Every item: a fieldset named by its category, an Allow and a Don't allow of the same size, side by side.
-        const sizes = await page.locator('fieldset.item').evaluateAll((sets) =>
+        // Every purpose and item: a fieldset with a name, an Allow and a Don't allow of the same size, side by side.
+        const sizes = await page.locator('fieldset.item, fieldset.whole').evaluateAll((sets) =>
           sets.map((set) => {
             const labels = [...set.querySelectorAll('label.choice')].map((l) => {
               const r = l.getBoundingClientRect();
@@ -190,7 +197,7 @@ describe('choosing in the browser', () => {
             return { legend: set.querySelector('legend')?.textContent, labels };
           }),
         );
-        expect(sizes).toHaveLength(purposes * categories);
+        expect(sizes).toHaveLength(purposes.length + items);
         for (const { legend, labels } of sizes) {
           expect(legend).toBeTruthy();
           expect(labels).toHaveLength(2);
@@ -206,6 +213,7 @@ describe('choosing in the browser', () => {
 
         // No bulk accept: nothing allows everything at once. Turning everything off is one step, on the first screen.
         expect(await page.getByRole('button', { name: /allow everything/i }).count()).toBe(0);
+        await page.reload();
         const off = await page.getByRole('button', { name: 'Turn everything off' }).boundingBox();
         const viewport = page.viewportSize()!;
         expect(off!.y + off!.height).toBeLessThanOrEqual(viewport.height);
@@ -260,27 +268,42 @@ describe('choosing in the browser', () => {
       await page.keyboard.press('Enter');
       expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
 
+      // A whole purpose: its own pair of radios.
+      await tabTo((el) => el.getAttribute('name') === 'p:product_analytics' && el.getAttribute('value') === 'allow');
+      await page.keyboard.press('Space');
+      // One kind of information: open "Choose per kind of information" with Enter, then the item.
+      // (Functions evaluated in the page: no closures.)
+      await tabTo((el) => el.tagName === 'SUMMARY' && el.closest('#purpose-data_sale-card') !== null);
+      await page.keyboard.press('Enter');
       await tabTo((el) => el.getAttribute('name') === 'c:data_sale:name' && el.getAttribute('value') === 'allow');
       await page.keyboard.press('Space');
-      expect(await allowOf(item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
-      // A second item, further down.
+      expect(await allowOf(await item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
+      // A sensitive item, further down: only its own choice allows it.
+      await tabTo((el) => el.tagName === 'SUMMARY' && el.closest('#purpose-third_party_disclosure-card') !== null);
+      await page.keyboard.press('Enter');
       await tabTo(
-        (el) => el.getAttribute('name') === 'c:third_party_disclosure:health' && el.getAttribute('value') === 'allow',
+        (el) =>
+          el.getAttribute('name') === 'c:third_party_disclosure:financial' && el.getAttribute('value') === 'allow',
       );
       await page.keyboard.press('Space');
       // On to the Save button at the end of the form, and Enter.
       await tabTo((el) => el === [...document.querySelectorAll('button[value=save]')].at(-1));
       await Promise.all([page.waitForURL('**/choices/saved'), page.keyboard.press('Enter')]);
-      expect(await page.locator('ul.changes > li').count()).toBe(2);
+      expect(await page.locator('ul.changes > li').count()).toBe(6);
 
       expect(await decision(accountId, 'data_sale', ['name'])).toMatchObject({
         allow: true,
         results: [{ reason: 'consent_granted' }],
       });
-      expect(await decision(accountId, 'third_party_disclosure', ['health'])).toMatchObject({
+      expect(await decision(accountId, 'third_party_disclosure', ['financial'])).toMatchObject({
         allow: true,
         results: [{ reason: 'consent_granted' }],
       });
+      expect(await decision(accountId, 'product_analytics', ['app_usage_history', 'device_identifiers'])).toMatchObject(
+        {
+          allow: true,
+        },
+      );
 
       // A receipt link, by keyboard.
       await tabTo((el) => el.tagName === 'A' && el.getAttribute('href')?.startsWith('/receipts/') === true);
@@ -307,14 +330,114 @@ describe('choosing in the browser', () => {
     }
   }, 90_000);
 
+  it('allowing a whole purpose allows the kinds it covers and never a sensitive one; a changed kind wins', async () => {
+    const accountId = await createAccount(svc, admin);
+    const context = await newContext(browser, 390);
+    const page = await context.newPage();
+    try {
+      await signInPage(svc, page, accountId);
+      const card = purposeCard(page, 'ad_targeting');
+      expect(await card.locator('#purpose-ad_targeting-covers').textContent()).toBe(
+        'Covers 6 kinds of information; never the 3 marked sensitive, which each need their own choice.',
+      );
+      await allowOf(wholePurpose(page, 'ad_targeting')).check();
+      // One kind refused by its own choice: it wins over the purpose's.
+      await denyOf(await item(page, 'ad_targeting', 'Apps you use')).check();
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      await page.waitForURL('**/choices/saved');
+
+      const { catalog } = svc.config;
+      const asked = catalog.purposes.get('ad_targeting')!.categories;
+      for (const category of asked) {
+        const { allow, results } = await decision(accountId, 'ad_targeting', [category]);
+        const sensitive = catalog.sensitive.has(category);
+        if (sensitive)
+          expect({ category, allow, reason: results?.[0]?.reason }).toEqual({
+            category,
+            allow: false,
+            reason: 'no_consent',
+          });
+        else if (category === 'app_usage_history') expect(results?.[0]?.reason).toBe('no_consent');
+        else expect({ category, allow }).toEqual({ category, allow: true });
+      }
+      expect(asked.filter((c) => catalog.sensitive.has(c))).toEqual(['precise_geolocation', 'financial', 'health']);
+
+      // The page says so: the purpose is allowed for 5 of 9, and each sensitive kind is marked and still not allowed.
+      await page.goto(`${svc.url}/choices`);
+      expect(await card.locator('#purpose-ad_targeting-status').textContent()).toBe(
+        'Allowed for 5 of 9 kinds of information',
+      );
+      // Mixed: the purpose's own radios stand unchosen.
+      expect(await wholePurpose(page, 'ad_targeting').locator('input:checked').count()).toBe(0);
+      const health = await item(page, 'ad_targeting', 'Health information');
+      expect(await health.locator('.badge').textContent()).toBe('Sensitive: allowed only by its own choice');
+      expect(await health.locator('.status').textContent()).toBe('Not allowed: you have not chosen');
+
+      // Refusing the whole purpose refuses everything it had, sensitive or not.
+      await allowOf(health).check();
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      await page.waitForURL('**/choices/saved');
+      expect((await decision(accountId, 'ad_targeting', ['health'])).allow).toBe(true);
+      await page.goto(`${svc.url}/choices`);
+      await denyOf(wholePurpose(page, 'ad_targeting')).check();
+      await page.getByRole('button', { name: 'Save my choices' }).last().click();
+      await page.waitForURL('**/choices/saved');
+      for (const category of asked) expect((await decision(accountId, 'ad_targeting', [category])).allow).toBe(false);
+      await page.goto(`${svc.url}/choices`);
+      expect(await allowOf(wholePurpose(page, 'ad_targeting')).isChecked()).toBe(false);
+      expect(await denyOf(wholePurpose(page, 'ad_targeting')).isChecked()).toBe(true);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('a session that ends while choosing keeps the selections: shown to confirm after signing in again', async () => {
+    const accountId = await createAccount(svc, admin);
+    const context = await newContext(browser, 390);
+    const page = await context.newPage();
+    try {
+      await signInPage(svc, page, accountId);
+      await allowOf(wholePurpose(page, 'product_analytics')).check();
+      await allowOf(await item(page, 'data_sale', 'Your name')).check();
+      // The session ends (here: its cookie is gone) before the subscriber saves.
+      await context.clearCookies({ name: 'optgate_session' });
+      const refused = page.waitForResponse((r) => r.url().endsWith('/choices') && r.request().method() === 'POST');
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      expect((await refused).status()).toBe(401);
+      expect(await page.locator('main').textContent()).toContain(
+        'Your session ended, so nothing was saved. Sign in again within 15 minutes',
+      );
+      const events = await svc.sql.query('select count(*)::int as n from consent_events where account_id = $1', [
+        accountId,
+      ]);
+      expect(events.rows[0].n).toBe(0);
+
+      await signInPage(svc, page, accountId);
+      expect(await page.getByRole('alert').textContent()).toBe(
+        'Your session had ended, so nothing was saved. The selections you made are below: check them and save again.',
+      );
+      expect(await allowOf(wholePurpose(page, 'product_analytics')).isChecked()).toBe(true);
+      expect(await allowOf(await item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
+      await page.getByRole('button', { name: 'Save my choices' }).first().click();
+      await page.waitForURL('**/choices/saved');
+      expect((await decision(accountId, 'data_sale', ['name'])).allow).toBe(true);
+      expect((await decision(accountId, 'product_analytics', ['app_usage_history'])).allow).toBe(true);
+      // Shown once: the next visit is the page as it stands.
+      await page.goto(`${svc.url}/choices`);
+      expect(await page.getByRole('alert').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('works with JavaScript disabled: sign in, choose, save, see the receipt, sign out', async () => {
     const accountId = await createAccount(svc, admin);
     const context = await newContext(browser, 390, { javaScriptEnabled: false });
     const page = await context.newPage();
     try {
       await signInPage(svc, page, accountId);
-      await allowOf(item(page, 'ad_targeting', 'Your precise location')).check();
-      await denyOf(item(page, 'ad_targeting', 'Health information')).check();
+      await allowOf(await item(page, 'ad_targeting', 'Your precise location')).check();
+      await denyOf(await item(page, 'ad_targeting', 'Health information')).check();
       await page.getByRole('button', { name: 'Save my choices' }).last().click();
       await page.waitForURL('**/choices/saved');
       const changes = (await page.locator('ul.changes > li').allTextContents()).map((t) =>
@@ -354,7 +477,7 @@ describe('Global Privacy Control', () => {
       { purpose: 'data_sale', category: 'name', choice: 'grant' },
       { purpose: 'third_party_disclosure', category: 'web_browsing_history', choice: 'grant' },
       { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
-      { purpose: 'product_analytics', category: 'name', choice: 'grant' },
+      { purpose: 'product_analytics', category: 'app_usage_history', choice: 'grant' },
     ]);
     expect(put.status).toBe(200);
     const eventCount = async () =>
@@ -390,8 +513,8 @@ describe('Global Privacy Control', () => {
         });
       }
       // Improving the products is none of those uses: it stands.
-      expect(await decision(accountId, 'product_analytics', ['name'])).toMatchObject({ allow: true });
-      expect(await item(page, 'data_sale', 'Your name').locator('.status').textContent()).toBe(
+      expect(await decision(accountId, 'product_analytics', ['app_usage_history'])).toMatchObject({ allow: true });
+      expect(await (await item(page, 'data_sale', 'Your name')).locator('.status').textContent()).toBe(
         'Not allowed: you took this permission back',
       );
       expect(await svc.sql.query('select gpc_at from accounts where account_id = $1', [accountId])).toMatchObject({
@@ -406,7 +529,7 @@ describe('Global Privacy Control', () => {
       expect(await eventCount()).toBe(4 + 8);
 
       // The subscriber allows targeted ads again, the signal still present: the explicit act wins, recorded as such.
-      await allowOf(item(page, 'ad_targeting', 'Your name')).check();
+      await allowOf(await item(page, 'ad_targeting', 'Your name')).check();
       await page.getByRole('button', { name: 'Save my choices' }).first().click();
       await page.waitForURL('**/choices/saved');
       expect(await decision(accountId, 'ad_targeting', ['name'])).toMatchObject({ allow: true });

@@ -328,7 +328,7 @@ describe('sign-in', () => {
     const out = await client.post('/logout', { _csrf: csrf });
     expect(out.status).toBe(303);
     expect(out.location).toBe('/?signedOut=1');
-    expect(client.setCookies.at(-1)).toMatch(/^optgate_session=;.*Expires=Thu, 01 Jan 1970/);
+    expect(client.setCookies).toContainEqual(expect.stringMatching(/^optgate_session=;.*Expires=Thu, 01 Jan 1970/));
     expect(textOf((await client.get('/?signedOut=1')).body)).toContain('You are signed out.');
     // Someone who kept the old cookie (and its form token) can do nothing with it.
     const replay = new PortalClient(svc.url);
@@ -337,6 +337,41 @@ describe('sign-in', () => {
     const post = await replay.post('/choices', { _csrf: csrf, noticeVersion: 'v3', action: 'allow_all' });
     expect(post.status).toBe(401);
     expect(await eventCount(accountId)).toBe(0);
+  });
+
+  it('a choices form whose session ended keeps its selections (from this site only) for after sign-in', async () => {
+    const selections = { 'p:data_sale': 'allow', 'c:ad_targeting:name': 'deny', 'c:x:y': 'maybe', other: 'allow' };
+    const form = { _csrf: 'C'.repeat(43), noticeVersion: 'v3', action: 'save', ...selections };
+    // From another site (no Origin of ours, no Sec-Fetch-Site same-origin): nothing is kept.
+    const elsewhere = new PortalClient(svc.url);
+    const planted = await elsewhere.post('/choices', form, { origin: 'https://attacker.example' });
+    expect(planted.status).toBe(401);
+    expect(elsewhere.setCookies.filter((c) => c.startsWith('optgate_pending='))).toEqual([]);
+    // From the portal's own page: the allow/deny selections, and nothing else, are kept for 15 minutes.
+    const ours = new PortalClient(svc.url);
+    const kept = await ours.post('/choices', form, { origin: svc.url });
+    expect(kept.status).toBe(401);
+    expect(textOf(kept.body)).toContain('Sign in again within 15 minutes');
+    const cookie = ours.setCookies.find((c) => c.startsWith('optgate_pending='))!;
+    expect(cookie).toMatch(/Max-Age=900;.*HttpOnly/);
+    const value = /^optgate_pending=([^;]+)/.exec(cookie)![1]!;
+    expect(JSON.parse(Buffer.from(value, 'base64url').toString())).toEqual({
+      'p:data_sale': 'allow',
+      'c:ad_targeting:name': 'deny',
+    });
+    // After signing in, the page shows them checked, once; nothing was recorded.
+    const { client, accountId } = await signedIn();
+    client.cookie = `${client.cookie}; optgate_pending=${value}`;
+    const page = await client.get('/choices');
+    expect(textOf(page.body)).toContain('Your session had ended, so nothing was saved.');
+    expect(page.body).toMatch(/name="p:data_sale" value="allow" checked/);
+    expect(page.body).toMatch(/name="c:ad_targeting:name" value="deny" checked/);
+    expect(client.setCookies.at(-1)).toMatch(/^optgate_pending=;.*Expires=Thu, 01 Jan 1970/);
+    expect(await eventCount(accountId)).toBe(0);
+    // A cookie that is not what the portal wrote is ignored.
+    const foreign = Buffer.from('{"admin":true}').toString('base64url');
+    client.cookie = `${client.cookie!.split(';')[0]}; optgate_pending=${foreign}`;
+    expect(textOf((await client.get('/choices')).body)).not.toContain('Your session had ended');
   });
 });
 
@@ -518,15 +553,23 @@ describe('choices: what is shown, and what saving records', () => {
     const page = await client.get('/choices');
     const radios = radiosOf(page.body);
     const { purposes, categories } = svc.config.catalog;
-    expect(radios).toHaveLength(2 * purposes.size * categories.size);
+    const items = [...purposes.values()].flatMap((p) => p.categories.map((c) => `c:${p.id}:${c}`));
+    // One choice per purpose, then one per kind of information it asks for: never one it does not ask for.
+    expect(radios.map((r) => r.name)).toEqual(
+      [...purposes.values()].flatMap((p) => [
+        `p:${p.id}`,
+        `p:${p.id}`,
+        ...p.categories.flatMap((c) => [`c:${p.id}:${c}`, `c:${p.id}:${c}`]),
+      ]),
+    );
     expect(radios.filter((r) => r.checked)).toEqual([]);
-    for (const p of purposes.keys())
-      for (const c of categories.keys()) {
-        expect(radios.filter((r) => r.name === `c:${p}:${c}`).map((r) => r.value)).toEqual(['allow', 'deny']);
-      }
+    for (const name of [...purposes.keys()].map((p) => `p:${p}`).concat(items))
+      expect(radios.filter((r) => r.name === name).map((r) => r.value)).toEqual(['allow', 'deny']);
+    expect(items).not.toContain('c:ad_targeting:ssn');
     const text = textOf(page.body);
     expect(text).toContain('These choices are made under notice version v3.');
-    expect(text.match(/Not allowed: you have not chosen/g)).toHaveLength(purposes.size * (categories.size - 1));
+    const optOuts = [...categories.values()].filter((c) => c.regime === 'opt_out').length;
+    expect(text.match(/Not allowed: you have not chosen/g)).toHaveLength(items.length - optOuts * purposes.size);
     expect(text.match(/Used unless you say no/g)).toHaveLength(purposes.size);
     // No bulk accept; revoke-all in its own form, in the summary on top.
     expect(page.body).not.toContain('allow_all');
@@ -540,7 +583,8 @@ describe('choices: what is shown, and what saving records', () => {
     const r = await save(client, {
       'c:data_sale:name': 'allow', // already allowed: no event
       'c:ad_targeting:ip_addresses': 'allow',
-      'c:ad_targeting:children': 'deny', // never asked: a decline
+      'c:ad_targeting:health': 'deny', // never asked: a decline
+      'c:ad_targeting:children': 'deny', // a kind targeted advertising does not ask for: ignored
       'c:product_analytics:other_customer_info': 'deny', // opt-out category: an opt-out
       'c:no_such_purpose:name': 'allow', // ignored
       'c:ad_targeting:ssn': 'maybe', // ignored
@@ -551,17 +595,15 @@ describe('choices: what is shown, and what saving records', () => {
     const items = [
       .../<ul class="changes">([\s\S]*?)<\/ul>/.exec(saved.body)![1]!.matchAll(/<li>([\s\S]*?)<\/li>/g),
     ].map((m) => textOf(m[1]!));
-    // In catalog order: children comes before ip_addresses.
+    // In the order the purpose asks: ip_addresses comes before health.
     expect(items).toEqual([
-      expect.stringMatching(
-        /^Targeted advertising: Information about your children You said no Receipt [0-9a-f-]{36}$/,
-      ),
       expect.stringMatching(
         new RegExp(
           '^Targeted advertising: The addresses your traffic comes from and goes to ' +
             'You allowed it \\(allowed until \\w+ \\d+, \\d{4}\\) Receipt [0-9a-f-]{36}$',
         ),
       ),
+      expect.stringMatching(/^Targeted advertising: Health information You said no Receipt [0-9a-f-]{36}$/),
       expect.stringMatching(
         /^Improving our products: Other information about your account \(not personal\) You said no Receipt [\w-]{36}$/,
       ),
@@ -572,14 +614,14 @@ describe('choices: what is shown, and what saving records', () => {
       [accountId],
     );
     expect(rows.map((e) => `${e.purpose}:${e.category}:${e.kind}`)).toEqual([
-      'ad_targeting:children:declined',
       'ad_targeting:ip_addresses:granted',
+      'ad_targeting:health:declined',
       'product_analytics:other_customer_info:opted_out',
     ]);
     expect(receiptIdsOf(saved.body)).toEqual(rows.map((e) => e.event_id));
 
     expect((await decision(accountId, 'ad_targeting', ['ip_addresses'])).results[0]!.reason).toBe('consent_granted');
-    expect((await decision(accountId, 'ad_targeting', ['children'])).results[0]!.reason).toBe('no_consent');
+    expect((await decision(accountId, 'ad_targeting', ['health'])).results[0]!.reason).toBe('no_consent');
     expect((await decision(accountId, 'product_analytics', ['other_customer_info'])).results[0]!.reason).toBe(
       'opted_out',
     );
@@ -590,7 +632,7 @@ describe('choices: what is shown, and what saving records', () => {
       .map((x) => `${x.name}=${x.value}`);
     expect(checked.sort()).toEqual(
       [
-        'c:ad_targeting:children=deny',
+        'c:ad_targeting:health=deny',
         'c:ad_targeting:ip_addresses=allow',
         'c:data_sale:name=allow',
         'c:product_analytics:other_customer_info=deny',
@@ -623,7 +665,7 @@ describe('choices: what is shown, and what saving records', () => {
     const soon = new Date(Date.now() + 10 * 86_400_000).toISOString();
     await putConsents(svc, admin, accountId, [
       { purpose: 'ad_targeting', category: 'name', choice: 'grant', expiresAt: soon },
-      { purpose: 'product_analytics', category: 'name', choice: 'grant' },
+      { purpose: 'product_analytics', category: 'app_usage_history', choice: 'grant' },
     ]);
     const page = await client.get('/choices');
     const text = textOf(page.body);
@@ -918,27 +960,23 @@ describe('receipts', () => {
   });
 });
 
+/** A grant of every opt-in category the purpose asks for. */
+const grantsOf = (purpose: string) =>
+  svc.config.catalog.purposes
+    .get(purpose)!
+    .categories.filter((c) => svc.config.catalog.categories.get(c)!.regime === 'opt_in')
+    .map((category) => ({ purpose, category, choice: 'grant' as const }));
+
 describe('history and activity: newest first, 25 a page', () => {
   it('history pages through more than 25 changes without losing or repeating one', async () => {
     const { client, accountId } = await signedIn();
-    const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
-    await putConsents(
-      svc,
-      admin,
-      accountId,
-      optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })),
-    );
-    await putConsents(
-      svc,
-      admin,
-      accountId,
-      optIn.map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })),
-    );
-    await save(client, { 'c:product_analytics:name': 'allow', 'c:product_analytics:ssn': 'deny' });
+    const grants = ['ad_targeting', 'data_sale', 'third_party_disclosure'].map(grantsOf);
+    for (const changes of grants) await putConsents(svc, admin, accountId, changes);
+    await save(client, { 'c:product_analytics:demographics': 'allow', 'c:product_analytics:ip_addresses': 'deny' });
     const { rows } = await svc.sql.query('select event_id from consent_events where account_id = $1 order by id desc', [
       accountId,
     ]);
-    expect(rows).toHaveLength(2 * optIn.length + 2);
+    expect(rows).toHaveLength(grants.flat().length + 2);
 
     const first = await client.get('/history');
     const page1 = receiptIdsOf(first.body);
@@ -947,7 +985,8 @@ describe('history and activity: newest first, 25 a page', () => {
     expect(textOf(first.body)).toMatch(
       new RegExp(
         '^.*?When What Change How Receipt \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
-          'Improving our products: Social Security number You said no Here, in the privacy portal',
+          'Improving our products: The addresses your traffic comes from and goes to You said no ' +
+          'Here, in the privacy portal',
       ),
     );
     expect(first.body).not.toContain('Newest changes');
@@ -964,21 +1003,9 @@ describe('history and activity: newest first, 25 a page', () => {
   // A full page must not offer an empty older page (which would say, untruly, that there are no changes).
   it('exactly 25 changes: no link to an empty older page', async () => {
     const { client, accountId } = await signedIn();
-    const optIn = [...svc.config.catalog.categories.values()].filter((c) => c.regime === 'opt_in').map((c) => c.id);
-    await putConsents(
-      svc,
-      admin,
-      accountId,
-      optIn.map((category) => ({ purpose: 'ad_targeting', category, choice: 'grant' as const })),
-    );
-    await putConsents(
-      svc,
-      admin,
-      accountId,
-      optIn
-        .slice(0, 25 - optIn.length)
-        .map((category) => ({ purpose: 'data_sale', category, choice: 'grant' as const })),
-    );
+    const grants = [...grantsOf('ad_targeting'), ...grantsOf('data_sale')];
+    await putConsents(svc, admin, accountId, grants);
+    await putConsents(svc, admin, accountId, grantsOf('third_party_disclosure').slice(0, 25 - grants.length));
     expect(await eventCount(accountId)).toBe(25);
     const first = await client.get('/history');
     expect(receiptIdsOf(first.body)).toHaveLength(25);

@@ -4,6 +4,7 @@ import type { Browser, Page } from 'playwright-core';
 import {
   axeViolations,
   copyConfig,
+  item as kindOf,
   launchBrowser,
   newContext,
   screenshot,
@@ -67,10 +68,7 @@ const reasonOf = async (accountId: string, purpose: string, category: string) =>
   return r.body.results[0].reason as string;
 };
 
-const item = (page: Page, category: string) =>
-  page
-    .getByRole('region', { name: 'Targeted advertising', exact: true })
-    .getByRole('group', { name: category, exact: true });
+const item = (page: Page, category: string) => kindOf(page, 'ad_targeting', category);
 
 it('the test catalog is what the service runs: v4 in force, v5 announced', async () => {
   const notices = await call(svc.url, 'GET', '/v1/notices');
@@ -132,14 +130,14 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
       );
       expect(await page.getByText('These choices are made under notice version v4.').count()).toBe(1);
       for (const category of ['Websites you visit', 'Demographic information (such as age)']) {
-        expect(await item(page, category).locator('.status').textContent()).toBe(
+        expect(await (await item(page, category)).locator('.status').textContent()).toBe(
           'Please choose again: our notice changed',
         );
         // Not pre-selected: the old opt-in is not this notice's answer.
-        expect(await item(page, category).locator('input:checked').count()).toBe(0);
+        expect(await (await item(page, category)).locator('input:checked').count()).toBe(0);
       }
       expect(
-        await item(page, 'Health information').getByRole('radio', { name: 'Allow', exact: true }).isChecked(),
+        await (await item(page, 'Health information')).getByRole('radio', { name: 'Allow', exact: true }).isChecked(),
       ).toBe(true);
       expect(await axeViolations(page)).toEqual([]);
       expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
@@ -154,7 +152,7 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
   const page = await context.newPage();
   try {
     await signInPage(svc, page, accountId);
-    await item(page, 'Websites you visit').getByRole('radio', { name: 'Allow', exact: true }).check();
+    await (await item(page, 'Websites you visit')).getByRole('radio', { name: 'Allow', exact: true }).check();
     await page.getByRole('button', { name: 'Save my choices' }).first().click();
     await page.waitForURL('**/choices/saved');
     expect(await page.locator('ul.changes > li').count()).toBe(1);
@@ -174,7 +172,7 @@ it('opt-ins for the purpose stop counting, the portal asks again on the next vis
     await page.getByRole('link', { name: 'Back to my choices' }).click();
     expect(await page.locator('main p.banner.warning').count()).toBe(1);
     // Declining the other answers the question too: the banner goes.
-    await item(page, 'Demographic information (such as age)')
+    await (await item(page, 'Demographic information (such as age)'))
       .getByRole('radio', { name: "Don't allow", exact: true })
       .check();
     await page.getByRole('button', { name: 'Save my choices' }).first().click();

@@ -105,13 +105,28 @@ const PURPOSE_LABELS: Record<string, string> = {
   product_analytics: 'Improving our products',
 };
 
+/** One purpose's card on the choices page, found as a screen reader user would: a region named by its heading. */
+export const purposeCard = (page: Page, purpose: string): Locator =>
+  page.getByRole('region', { name: PURPOSE_LABELS[purpose], exact: true });
+
+/** The choice for a whole purpose (its allow and don't-allow radios). */
+export const wholePurpose = (page: Page, purpose: string): Locator =>
+  purposeCard(page, purpose).getByRole('group', { name: 'Your choice for this use', exact: true });
+
 /**
- * The fieldset of one purpose × category on the choices page, found as a screen reader user would: region, then group.
+ * The fieldset of one purpose × category on the choices page, found as a screen reader user would: region, then
+ * "Choose per kind of information" (opened, as a person would, if it is closed), then group.
  */
-export const item = (page: Page, purpose: string, categoryLabel: string): Locator =>
-  page
-    .getByRole('region', { name: PURPOSE_LABELS[purpose], exact: true })
-    .getByRole('group', { name: categoryLabel, exact: true });
+export async function item(page: Page, purpose: string, categoryLabel: string): Promise<Locator> {
+  await openKinds(page, purpose);
+  return purposeCard(page, purpose).getByRole('group', { name: categoryLabel, exact: true });
+}
+
+/** Opens a purpose's "Choose per kind of information" (a <details>), if it is closed. */
+export async function openKinds(page: Page, purpose: string): Promise<void> {
+  const details = purposeCard(page, purpose).locator('details.kinds');
+  if ((await details.getAttribute('open')) === null) await details.locator('summary').click();
+}
 export const allowOf = (group: Locator) => group.getByRole('radio', { name: 'Allow', exact: true });
 export const denyOf = (group: Locator) => group.getByRole('radio', { name: "Don't allow", exact: true });
 
@@ -137,9 +152,9 @@ export type AxeViolation = {
   nodes: { target: unknown; failureSummary?: string }[];
 };
 
-/** WCAG 2 A and AA violations of the page as it is now, summarised for a readable failure. */
+/** WCAG 2.0 and 2.1, A and AA, violations of the page as it is now, summarised for a readable failure. */
 export async function axeViolations(page: Page): Promise<AxeViolation[]> {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).analyze();
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
   return result.violations.map((v) => ({
     id: v.id,
     impact: v.impact,
@@ -235,8 +250,8 @@ export class PortalClient {
       this.setCookies.push(c);
       const [pair] = c.split(';');
       const [name, value] = pair!.split('=');
-      if (name === 'optgate_session') this.cookie = value ? `${name}=${value}` : undefined;
-      if (/expires=Thu, 01 Jan 1970/i.test(c)) this.cookie = undefined;
+      if (name !== 'optgate_session') continue;
+      this.cookie = value && !/expires=Thu, 01 Jan 1970/i.test(c) ? `${name}=${value}` : undefined;
     }
     const location = res.headers.get('location') ?? undefined;
     return { status: res.status, headers: res.headers, body: await res.text(), location };

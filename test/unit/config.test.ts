@@ -2,6 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/platform/config';
+import { loadCatalog } from '../../src/platform/config/catalog';
 
 const problemsOf = (env: Record<string, string>) => {
   try {
@@ -91,6 +92,36 @@ describe('configuration', () => {
     fixed.notices[1].materialFor = [];
     writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(fixed));
     expect(problemsOf({ CONFIG_DIR: dir }).join('\n')).toMatch(/notices\.2\.file: .*missing\.md/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists what each purpose may ask for, and which categories are sensitive; refuses mistakes in either', () => {
+    const { catalog } = loadConfig({});
+    expect([...catalog.sensitive].sort()).toEqual(
+      ['children', 'communications_content', 'financial', 'health', 'precise_geolocation', 'ssn'].sort(),
+    );
+    // Nothing asks targeted advertising for a Social Security number; every purpose may be refused the opt-out kind.
+    expect(catalog.purposes.get('ad_targeting')!.categories).not.toContain('ssn');
+    for (const p of catalog.purposes.values()) expect(p.categories).toContain('other_customer_info');
+
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'optgate-catalog-'));
+    cpSync(path.join(__dirname, '../../config/notices'), path.join(dir, 'notices'), { recursive: true });
+    const file = JSON.parse(readFileSync(path.join(__dirname, '../../config/catalog.json'), 'utf8'));
+    file.purposes[0].categories = ['name', 'shoe_size', 'name'];
+    file.sensitiveCategories = ['ssn', 'blood_type'];
+    writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(file));
+    const problems = problemsOf({ CONFIG_DIR: dir }).join('\n');
+    expect(problems).toMatch(/purposes\.0\.categories: lists a category twice/);
+    expect(problems).toMatch(/purposes\.0\.categories: unknown category "shoe_size"/);
+    expect(problems).toMatch(/purposes\.0\.categories: must list the opt-out category "other_customer_info"/);
+    expect(problems).toMatch(/sensitiveCategories\.1: unknown category "blood_type"/);
+    // Without lists: every purpose asks for every category, and the default sensitive ones are those the catalog has.
+    for (const p of file.purposes) delete p.categories;
+    delete file.sensitiveCategories;
+    writeFileSync(path.join(dir, 'catalog.json'), JSON.stringify(file));
+    const plain = loadCatalog(dir);
+    expect(plain.purposes.get('ad_targeting')!.categories).toEqual([...plain.categories.keys()]);
+    expect(plain.sensitive).toEqual(catalog.sensitive);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -89,9 +89,11 @@ const catalogFileSchema = z
           id,
           label: z.string().min(1),
           recipientKinds: z.array(recipientKind).min(1).optional(),
+          categories: z.array(id).min(1).optional(),
         }),
       )
       .min(1),
+    sensitiveCategories: z.array(id).optional(),
     exceptions: z.array(
       z.strictObject({
         id,
@@ -129,6 +131,21 @@ const catalogFileSchema = z
         message: 'must not be shorter than consentTermDays',
       });
     }
+    const optOut = c.categories.filter((x) => x.regime === 'opt_out').map((x) => x.id);
+    c.purposes.forEach((p, i) => {
+      if (!p.categories) return;
+      const problem = (message: string) =>
+        ctx.addIssue({ code: 'custom', path: ['purposes', i, 'categories'], message });
+      if (new Set(p.categories).size !== p.categories.length) problem('lists a category twice');
+      for (const cat of p.categories) if (!categoryIds.has(cat)) problem(`unknown category "${cat}"`);
+      // A use of an opt-out category needs no consent: the subscriber must always be able to say no to it.
+      for (const cat of optOut)
+        if (!p.categories.includes(cat)) problem(`must list the opt-out category "${cat}" (it is used unless refused)`);
+    });
+    c.sensitiveCategories?.forEach((cat, i) => {
+      if (!categoryIds.has(cat))
+        ctx.addIssue({ code: 'custom', path: ['sensitiveCategories', i], message: `unknown category "${cat}"` });
+    });
     c.exceptions.forEach((e, i) => {
       for (const cat of e.categories) {
         if (!categoryIds.has(cat)) {
@@ -172,6 +189,8 @@ export interface Purpose {
   readonly label: string;
   /** When set, a request must name a recipient of one of these kinds (sale, disclosure, access in place). */
   readonly recipientKinds?: readonly RecipientKind[];
+  /** The categories this purpose may ask for, in the order the portal shows them (every category, unless listed). */
+  readonly categories: readonly string[];
 }
 
 export interface StatutoryException {
@@ -226,6 +245,8 @@ export interface Catalog {
   readonly decisionReuseSeconds: number;
   readonly categories: ReadonlyMap<string, Category>;
   readonly purposes: ReadonlyMap<string, Purpose>;
+  /** Categories that need their own explicit choice: never granted by a choice made for a whole purpose. */
+  readonly sensitive: ReadonlySet<string>;
   readonly exceptions: ReadonlyMap<string, StatutoryException>;
   readonly recipients: ReadonlyMap<string, Recipient>;
   readonly schemas: ReadonlyMap<string, RecordSchema>;
@@ -237,6 +258,9 @@ export interface Catalog {
 }
 
 export class CatalogError extends Error {}
+
+/** The sensitive categories when the catalog names none (those of them it has). */
+const DEFAULT_SENSITIVE = ['ssn', 'health', 'financial', 'children', 'precise_geolocation', 'communications_content'];
 
 export function loadCatalog(configDir: string): Catalog {
   const file = path.join(configDir, 'catalog.json');
@@ -268,13 +292,15 @@ export function loadCatalog(configDir: string): Catalog {
       ordinal,
     });
   });
+  const allCategories = c.categories.map((x) => x.id);
   const byId = <T extends { id: string }>(xs: T[]) => new Map(xs.map((x) => [x.id, Object.freeze(x)] as const));
   return Object.freeze({
     consentTermDays: c.consentTermDays,
     maxConsentTermDays: c.maxConsentTermDays ?? c.consentTermDays,
     decisionReuseSeconds: c.decisionReuseSeconds,
     categories: byId(c.categories),
-    purposes: byId(c.purposes),
+    purposes: byId(c.purposes.map((p) => ({ ...p, categories: Object.freeze(p.categories ?? allCategories) }))),
+    sensitive: new Set(c.sensitiveCategories ?? DEFAULT_SENSITIVE.filter((x) => allCategories.includes(x))),
     exceptions: byId(
       c.exceptions.map(({ referencePattern, ...e }) => ({
         ...e,
