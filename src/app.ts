@@ -199,6 +199,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
       sessions: s.sessions,
       views: createViews(config.messages, config.brand),
       brand: config.brand,
+      pipelines: config.pipelines,
       clock,
       logger,
       cookieSecure: config.portal.cookieSecure,

@@ -3,6 +3,7 @@ import { signJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
 import { encodeCursor, keysetPage } from '../platform/pagination';
+import type { Outcome } from '../platform/vocabulary';
 import * as repo from './audit.repository';
 import type { AuditCheckpointRow } from './audit.table';
 import type { AuditWriter } from './audit.writer';
@@ -102,10 +103,15 @@ export class AuditService {
     return { changes, next: rows[rows.length - 1]?.seq ?? afterSeq };
   }
 
-  /** The decisions about one account, newest first: what the subscriber sees as "who used my data". */
-  async accountActivity(accountId: string, o: { beforeSeq?: number; limit: number }) {
+  /**
+   * The decisions about one account, newest first: what the subscriber sees as "who used my data". With `outcome`,
+   * only the allowed or only the refused ones, filtered in the database (single and batch records alike, each table
+   * walked along its (account_id, seq) index), so that a page is short only when it is the last.
+   */
+  async accountActivity(accountId: string, o: { beforeSeq?: number; outcome?: Outcome; limit: number }) {
+    const { beforeSeq, outcome } = o;
     const page = await keysetPage(o.limit, (limit) =>
-      readRecords(this.deps.db, { accountId, types: ['decision'], order: 'desc', beforeSeq: o.beforeSeq, limit }),
+      readRecords(this.deps.db, { accountId, types: ['decision'], order: 'desc', beforeSeq, outcome, limit }),
     );
     return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
   }

@@ -9,16 +9,20 @@ import express, {
   type Response,
   Router,
 } from 'express';
+import { z } from 'zod';
 import { RECEIPT_TYP } from '../audit';
 import type { Provenance } from '../consent';
 import type { Brand } from '../platform/config/brand';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
+import type { PipelineNames } from '../platform/config/pipelines';
 import { projectRoot } from '../platform/config/project-root';
 import { AppError } from '../platform/errors';
 import { requestIdOf } from '../platform/http/middleware';
 import { fromParserError } from '../platform/http/problem';
+import { parse } from '../platform/http/validate';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
+import { activityDays } from './activity';
 import { noticePrintPage } from './notice-print';
 import { type ChoicesView, NoticeChangedError, type PortalService, withSelections } from './portal.service';
 import type { Views } from './render';
@@ -27,10 +31,13 @@ import { SignInError, type SignInService } from './sign-in.service';
 
 const COOKIE = 'optgate_session';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const activityQuery = z.object({ outcome: z.enum(['allowed', 'refused']).optional(), before: z.string().optional() });
 
 export interface PortalRouterDeps {
   readonly catalog: Catalog;
   readonly brand: Brand;
+  /** What subscribers call the ISP's systems, by client id (config/pipelines.json). */
+  readonly pipelines: PipelineNames;
   readonly portal: PortalService;
   readonly signIn: SignInService;
   readonly sessions: SessionStore;
@@ -282,15 +289,20 @@ export function portalRouter(d: PortalRouterDeps): Router {
   });
 
   pages.get('/activity', context, ...signedIn, async (req, res) => {
-    const before = typeof req.query.before === 'string' ? decodeCursor(req.query.before) : undefined;
+    // A filter or cursor the page never links to is a 422 page; other parameters are ignored.
+    const { outcome, before } = parse(activityQuery, req.query);
+    const beforeSeq = before === undefined ? undefined : decodeCursor(before, 'before');
     const { accountId } = sessionOf(res);
-    const [page, gpcSince] = await Promise.all([portal.activity(accountId, before), portal.gpcSince(accountId)]);
+    const [page, gpcSince] = await Promise.all([
+      portal.activity(accountId, { beforeSeq, outcome }),
+      portal.gpcSince(accountId),
+    ]);
     views.render(res, 'activity.njk', {
-      page,
+      days: activityDays(page.events, { catalog, pipelines: d.pipelines, recipientName: portal.recipientName }),
+      next: page.nextCursor,
+      filter: outcome ?? null,
+      first: beforeSeq === undefined,
       gpcSince,
-      first: before === undefined,
-      purposeIds: [...catalog.purposes.keys()],
-      recipientName: portal.recipientName,
     });
   });
 

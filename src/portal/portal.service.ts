@@ -78,6 +78,9 @@ export interface ChoicesView {
 
 const DAY_MS = 86_400_000;
 
+/** The activity page's filter: only what was allowed, or only what was refused. */
+export type ActivityFilter = 'allowed' | 'refused';
+
 /** Thrown when the subscriber chose under a notice that is no longer the one in force. */
 export class NoticeChangedError extends Error {}
 
@@ -272,8 +275,10 @@ export class PortalService {
     return this.consents.history(accountId, { before, limit: PAGE });
   }
 
-  activity(accountId: string, beforeSeq?: number) {
-    return this.deps.audit.accountActivity(accountId, { beforeSeq, limit: PAGE });
+  /** A page of the decisions about the account, newest first; only the allowed or the refused ones, if asked. */
+  activity(accountId: string, o: { beforeSeq?: number; outcome?: ActivityFilter } = {}) {
+    const outcome = o.outcome && ({ allowed: 'allow', refused: 'deny' } as const)[o.outcome];
+    return this.deps.audit.accountActivity(accountId, { beforeSeq: o.beforeSeq, outcome, limit: PAGE });
   }
 
   /** Changes of this account, in the order asked; another account's event is not found. */

@@ -19,13 +19,16 @@ export function createViews(messages: Messages, brand: Brand) {
     trimBlocks: true,
     lstripBlocks: true,
   });
-  const formats = new Map<string, { date: Intl.DateTimeFormat; dateTime: Intl.DateTimeFormat }>();
+  type Formats = { date: Intl.DateTimeFormat; dateTime: Intl.DateTimeFormat; time: Intl.DateTimeFormat };
+  const formats = new Map<string, Formats & { and: Intl.ListFormat }>();
   const formatsFor = (lang: string) => {
     let f = formats.get(lang);
     if (!f) {
       f = {
         date: new Intl.DateTimeFormat(lang, { dateStyle: 'long', timeZone: 'UTC' }),
         dateTime: new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }),
+        time: new Intl.DateTimeFormat(lang, { timeStyle: 'short', timeZone: 'UTC' }),
+        and: new Intl.ListFormat(lang, { style: 'long', type: 'conjunction' }),
       };
       formats.set(lang, f);
     }
@@ -47,6 +50,10 @@ export function createViews(messages: Messages, brand: Brand) {
         list: (key: string) => messages.lookup(lang, key) ?? [],
         date: (d: Date | string) => f.date.format(new Date(d)),
         dateTime: (d: Date | string) => `${f.dateTime.format(new Date(d))} UTC`,
+        time: (d: Date | string) => `${f.time.format(new Date(d))} UTC`,
+        // Labels within a sentence: each message (through `wrap`, a message with {text}, if given), joined by "and".
+        labels: (keys: readonly string[], wrap?: string) =>
+          f.and.format(keys.map((k) => (wrap ? t(wrap, { text: t(k) }) : t(k)))),
         markdown: (text: string) => marked.parse(text, { async: false }),
         brand,
         session: res.locals.session ?? null,

@@ -111,14 +111,18 @@ describe('every page: axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa) clean, no si
         expect(roles.columnheader).toBe(5);
         expect(roles.cell).toBe(4 * 5);
         await visit('/activity', 'activity', { h1: /^Who used my data$/ });
-        // The pipeline's two questions, newest first, with the answer and the reason.
-        const rows = (await page.locator('tbody tr').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+        // The pipeline's two questions, newest first, each a sentence with the answer and the reason.
+        const rows = (await page.locator('li.entry').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
         expect(rows).toHaveLength(2);
-        expect(rows[0]).toMatch(
-          /ad-pipeline.*Targeted advertising.*Demographic information \(such as age\).*Allowed.*you allowed it/,
+        expect(rows[0]).toMatch(/^Allowed \S+ [AP]M UTC /);
+        expect(rows[0]).toContain(
+          'Our advertising system asked to use “Demographic information (such as age)” for “Targeted advertising”, ' +
+            'and we allowed it. You had allowed this.',
         );
-        expect(rows[1]).toMatch(
-          /ad-pipeline.*Selling your data.*Financial information; Health information.*Refused.*you had not allowed it/,
+        expect(rows[1]).toMatch(/^Refused \S+ [AP]M UTC /);
+        expect(rows[1]).toContain(
+          'Our advertising system asked to share “Financial information” and “Health information” with ' +
+            'Acme Advertising LLC for “Selling your data”, and we refused. You had not allowed this.',
         );
         await visit('/receipts/00000000-0000-4000-8000-000000000000', 'receipt-not-found', { status: 404 });
         await visit('/choices', 'choices', { h1: /^My choices$/ });

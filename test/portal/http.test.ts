@@ -1031,9 +1031,8 @@ describe('history and activity: newest first, 25 a page', () => {
       const one = textOf((await client.get('/activity')).body);
       expect(one).toMatch(
         new RegExp(
-          'When System Use Information Answer Why \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
-            'ad-pipeline Targeted advertising Websites you visit Allowed you allowed it ' +
-            'Questions about your privacy\\?',
+          'Allowed \\S+ [AP]M UTC Our advertising system asked to use “Websites you visit” for ' +
+            '“Targeted advertising”, and we allowed it\\. You had allowed this\\. Questions about your privacy\\?',
         ),
       );
 
@@ -1054,54 +1053,55 @@ describe('history and activity: newest first, 25 a page', () => {
       }
       await decide(svc, pipeline, { accountId, purpose: 'fraud_protection', categories: ['ip_addresses'] });
 
+      // Each entry: the answer and its time, the sentence, the reasons.
       const rowsOf = (html: string) =>
-        [...html.matchAll(/<tr>([\s\S]*?)<\/tr>/g)]
-          .map((m) => [...m[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => textOf(c[1]!)))
-          .filter((r) => r.length);
+        [...html.matchAll(/<li class="entry [a-z]+">([\s\S]*?)<\/li>/g)].map((m) =>
+          [...m[1]!.matchAll(/<p[^>]*>([\s\S]*?)<\/p>/g)].map((c) => textOf(c[1]!)),
+        );
       const first = await client.get('/activity');
       const rows1 = rowsOf(first.body);
       expect(rows1).toHaveLength(25);
       // The newest: an exception, allowed by law.
       expect(rows1[0]!.slice(1)).toEqual([
-        'ad-pipeline',
-        'Protecting you, us and others against fraud, abuse and unlawful use',
-        label('categories.ip_addresses.label'),
-        'Allowed',
-        'allowed by law without permission',
+        `Our advertising system asked to use “${label('categories.ip_addresses.label')}” for ` +
+          '“Protecting you, us and others against fraud, abuse and unlawful use”, and we allowed it.',
+        'The law allows this without your permission.',
       ]);
       // Then the 30, newest first.
       const reason: Record<string, string> = {
-        no_consent: 'you had not allowed it',
-        not_opted_out: 'you had not said no',
+        no_consent: 'You had not allowed this.',
+        not_opted_out: 'You had not said no to this.',
       };
       const expected = [...asked].reverse().map((a) => {
         const [p, c, outcome, why] = a.split(':') as [string, string, string, string];
+        const answer = outcome === 'allow' ? 'we allowed it.' : 'we refused.';
+        const information = `“${label(`categories.${c}.label`)}”`;
         // A sale names its recipient, by legal name.
         return [
-          p === 'data_sale'
-            ? `${label(`purposes.${p}.label`)} (to Acme Advertising LLC)`
-            : label(`purposes.${p}.label`),
-          label(`categories.${c}.label`),
           outcome === 'allow' ? 'Allowed' : 'Refused',
+          p === 'data_sale'
+            ? `Our advertising system asked to share ${information} with Acme Advertising LLC for ` +
+              `“${label(`purposes.${p}.label`)}”, and ${answer}`
+            : `Our advertising system asked to use ${information} for “${label(`purposes.${p}.label`)}”, and ${answer}`,
           reason[why],
         ];
       });
-      expect(rows1.slice(1).map((r) => r.slice(2))).toEqual(expected.slice(0, 24));
+      const answerOf = (r: string[]) => [r[0]!.split(' ')[0]!, ...r.slice(1)];
+      expect(rows1.slice(1).map(answerOf)).toEqual(expected.slice(0, 24));
       const older = /href="(\/activity\?before=[A-Za-z0-9_-]+)">Older</.exec(first.body)?.[1];
       expect(older).toBeTruthy();
       const second = await client.get(older!);
       const rows2 = rowsOf(second.body);
       expect(rows2).toHaveLength(32 - 25);
-      expect(rows2.slice(0, 6).map((r) => r.slice(2))).toEqual(expected.slice(24));
-      expect(rows2.at(-1)!.slice(2)).toEqual([
-        'Targeted advertising',
-        'Websites you visit',
+      expect(rows2.slice(0, 6).map(answerOf)).toEqual(expected.slice(24));
+      expect(answerOf(rows2.at(-1)!)).toEqual([
         'Allowed',
-        'you allowed it',
+        'Our advertising system asked to use “Websites you visit” for “Targeted advertising”, and we allowed it.',
+        'You had allowed this.',
       ]);
       expect(second.body).toContain('href="/activity">Newest<');
       // The other account's decision is nowhere.
-      expect([...rows1, ...rows2].filter((r) => r[2] === 'Targeted advertising' && r[3] === 'Your name')).toEqual([]);
+      expect([...rows1, ...rows2].filter((r) => r[1]!.includes('“Your name” for “Targeted advertising”'))).toEqual([]);
       // A cursor the service did not issue is a validation problem (422, as in the API), shown as a page.
       const bad = await client.get('/activity?before=bogus');
       expect(bad.status).toBe(422);

@@ -133,6 +133,7 @@ it('every signed-in page in French shows only words from the French file', async
   const data = [
     FRENCH_DATE,
     FRENCH_SHORT_DATE,
+    /^\d{2}:\d{2} UTC$/, // the time of an activity entry, under its day
     new RegExp(`^${accountId}$`),
     /^v\d$/,
     /^[0-9a-f]{64}$/,

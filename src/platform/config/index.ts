@@ -4,10 +4,12 @@ import { z } from 'zod';
 import { type Brand, loadBrand } from './brand';
 import { type Catalog, CatalogError, loadCatalog } from './catalog';
 import { loadMessages, type Messages } from './messages';
+import { loadPipelines, type PipelineNames } from './pipelines';
 import { projectRoot } from './project-root';
 
 export type { Brand } from './brand';
 export type { Catalog } from './catalog';
+export type { PipelineNames } from './pipelines';
 
 /**
  * The one configuration: parsed once from the environment and config/, then frozen.
@@ -142,6 +144,8 @@ export interface AppConfig {
   readonly messages: Messages;
   /** The ISP's name, logo, colours and contacts (config/brand.json). */
   readonly brand: Brand;
+  /** What subscribers call the ISP's systems, by client id (config/pipelines.json; empty without it). */
+  readonly pipelines: PipelineNames;
   readonly portal: {
     readonly tokenAudience: string;
     /** Where subscribers reach the portal: sign-in links point here. */
@@ -192,7 +196,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   problems.push(...loaded.problems);
   const branded = loadBrand(configDir);
   problems.push(...branded.problems);
-  if (problems.length || !catalog || !loaded.messages || !branded.brand) throw new ConfigError(problems);
+  const named = loadPipelines(configDir);
+  problems.push(...named.problems);
+  if (problems.length || !catalog || !loaded.messages || !branded.brand || !named.pipelines) {
+    throw new ConfigError(problems);
+  }
 
   return deepFreeze({
     env: e.NODE_ENV,
@@ -251,6 +259,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     catalog,
     messages: loaded.messages,
     brand: branded.brand,
+    pipelines: named.pipelines,
     portal: {
       tokenAudience: e.PORTAL_TOKEN_AUDIENCE,
       baseUrl: (e.PORTAL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),
