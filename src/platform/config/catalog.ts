@@ -374,8 +374,8 @@ export function currentNotice(catalog: Catalog, now: Date): Notice | undefined {
   return current;
 }
 
-/** Keys starting with "$" are comments; every other unknown key is a typo and refused. */
-function withoutComments(value: unknown): unknown {
+/** Keys starting with "$" are comments, at any depth; every other unknown key is a typo and refused. */
+export function withoutComments(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutComments);
   if (value && typeof value === 'object') {
     return Object.fromEntries(

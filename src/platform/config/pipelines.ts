@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { withoutComments } from './catalog';
 
 /**
  * What subscribers call the ISP's systems (config/pipelines.json): a display name per client id (a token's `sub`),
@@ -50,17 +51,4 @@ export function loadPipelines(configDir: string): { pipelines?: PipelineNames; p
     names.set(clientId, displayName);
   });
   return problems.length ? { problems } : { pipelines: names, problems };
-}
-
-/** Keys starting with "$" are comments, at any depth; every other unknown key is a typo and refused. */
-function withoutComments(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutComments);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([k]) => !k.startsWith('$'))
-        .map(([k, v]) => [k, withoutComments(v)]),
-    );
-  }
-  return value;
 }
