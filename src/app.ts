@@ -6,7 +6,7 @@ import { AccountService, accountRouter } from './accounts';
 import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
 import { AccountCache, type CacheCoherence } from './cache';
 import { ComplianceService, complianceRouter } from './compliance';
-import { ConsentService, consentRouter } from './consent';
+import { ConsentService, consentRouter, DEFAULT_SENSITIVE_CATEGORIES } from './consent';
 import { NoticeService, noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
 import type { ServiceKeys } from './platform/auth/keys';
@@ -70,7 +70,14 @@ export function createServices(infra: Infrastructure) {
     metrics,
     accounts,
     coherence,
-    receiptUrl: (eventId) => `${config.portal.baseUrl}/receipts/${eventId}`,
+    keys,
+    receipts: {
+      brand: config.brand,
+      portalUrl: config.portal.baseUrl,
+      // When the catalog lists its sensitive categories (catalog.sensitiveCategories), use that list here.
+      isSensitive: (category) => DEFAULT_SENSITIVE_CATEGORIES.has(category),
+    },
+    receiptUrl: (receiptId) => `${config.portal.baseUrl}/receipts/${receiptId}`,
   });
   const subjects = new AccountCache<AccountState>({
     coherence,

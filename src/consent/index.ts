@@ -8,6 +8,21 @@ export {
   type ConsentEventView,
   ConsentService,
   type ConsentView,
+  type HistoryEntry,
   type Provenance,
   type RecordedEvent,
+  type StoredReceipt,
 } from './consent.service';
+export {
+  DEFAULT_SENSITIVE_CATEGORIES,
+  RECEIPT_VERSION,
+  type ReceiptPayload,
+  receiptPayloadSchema,
+} from './receipt';
+export {
+  isReceiptProofFile,
+  type ReceiptProofFile,
+  receiptProofFileSchema,
+  verifyReceiptJws,
+  verifyReceiptProofFile,
+} from './verify-receipt';
