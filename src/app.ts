@@ -70,7 +70,12 @@ export function createServices(infra: Infrastructure) {
     metrics,
     accounts,
     coherence,
-    receiptUrl: (eventId) => `${config.portal.baseUrl}/receipts/${eventId}`,
+    keys,
+    receipts: {
+      brand: config.brand,
+      portalUrl: config.portal.baseUrl,
+    },
+    receiptUrl: (receiptId) => `${config.portal.baseUrl}/receipts/${receiptId}`,
   });
   const subjects = new AccountCache<AccountState>({
     coherence,
@@ -119,7 +124,6 @@ export function createServices(infra: Infrastructure) {
     accounts,
     consents,
     audit,
-    keys,
     clock,
     expiringDays: config.portal.expiringDays,
   });

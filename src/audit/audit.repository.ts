@@ -273,16 +273,28 @@ export async function findPlainRecords(db: Db, q: RecordQuery): Promise<ChainedR
   return (await paged(query, q, 'seq').execute()).map(fromRow);
 }
 
-/** The sequence number of a consent event's record (through the account's index, then its content). */
-export async function findConsentEventSeq(db: Db, accountId: string, eventId: string): Promise<number | undefined> {
-  const row = await db
+/** The sequence numbers of consent events' records, by event id (through the account's index, then the content). */
+export async function findConsentEventSeqs(
+  db: Db,
+  accountId: string,
+  eventIds: readonly string[],
+): Promise<Map<string, number>> {
+  const ids = eventIds.filter((id) => /^[0-9a-f-]{36}$/.test(id));
+  if (!ids.length) return new Map();
+  const rows = await db
     .selectFrom('audit_records')
-    .select('seq')
+    .select(['seq', 'content'])
     .where('account_id', '=', accountId)
     .where('type', '=', 'consent_event')
-    .where('content', 'like', `%"eventId":"${eventId.replace(/[%_\\"]/g, '')}"%`)
-    .executeTakeFirst();
-  return row ? Number(row.seq) : undefined;
+    .where(sql<boolean>`content like any (${ids.map((id) => `%"eventId":"${id}"%`)}::text[])`)
+    .execute();
+  const wanted = new Set(ids);
+  const seqs = new Map<string, number>();
+  for (const row of rows) {
+    const eventId = /"eventId":"([0-9a-f-]{36})"/.exec(row.content)?.[1];
+    if (eventId && wanted.has(eventId)) seqs.set(eventId, Number(row.seq));
+  }
+  return seqs;
 }
 
 const fromRow = (r: AuditRecordRow): ChainedRecord => ({

@@ -140,15 +140,35 @@ export class AuditService {
   }
 
   /**
-   * The inclusion proof of a consent event's record against the latest signed tree head, for its
-   * receipt; undefined until a tree head covers it (within a signing interval of the change).
+   * Where consent events' records are in the log (their sequence numbers, in the order asked), and the latest signed
+   * tree head, once it covers them all (within a signing interval of the change); undefined until then, or when a
+   * record is not online (archived).
    */
-  async consentEventProof(accountId: string, eventId: string) {
-    const seq = await repo.findConsentEventSeq(this.deps.db, accountId, eventId);
+  async consentEventsSigned(accountId: string, eventIds: readonly string[]) {
+    const found = await repo.findConsentEventSeqs(this.deps.db, accountId, eventIds);
+    const seqs = eventIds.map((id) => found.get(id));
     const head = await repo.findTreeHead(this.deps.db);
-    if (!seq || !head || Number(head.seq) < seq) return undefined;
-    const { record, leafIndex, treeSize, hashes, rootHash, treeHead } = await proveInclusion(this.deps.db, seq);
-    return { record, leafIndex, treeSize, hashes, rootHash, treeHead: treeHead! };
+    if (!head || seqs.some((seq) => seq === undefined || seq > Number(head.seq))) return undefined;
+    return { seqs: seqs as number[], treeSize: Number(head.seq), rootHash: head.root_hash!, treeHead: head.jws };
+  }
+
+  /**
+   * The inclusion proofs of consent events' records against one signed tree head (the latest), for a receipt's proof
+   * file; undefined until a tree head covers them all.
+   */
+  async consentEventProofs(accountId: string, eventIds: readonly string[]) {
+    const signed = await this.consentEventsSigned(accountId, eventIds);
+    if (!signed) return undefined;
+    const proofs = [];
+    for (const [i, seq] of signed.seqs.entries()) {
+      const { record, leafIndex, treeSize, hashes, rootHash } = await proveInclusion(
+        this.deps.db,
+        seq,
+        signed.treeSize,
+      );
+      proofs.push({ eventId: eventIds[i]!, record, leafIndex, treeSize, hashes, rootHash, treeHead: signed.treeHead });
+    }
+    return proofs;
   }
 
   /** See proofs.ts. */

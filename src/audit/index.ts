@@ -77,7 +77,9 @@ export { verifyDatabase } from './verify-db';
 export { verifyExportFile } from './verify-file';
 export {
   type InclusionProofFile,
+  inclusionProofFileSchema,
   verifyConsistencyFiles,
   verifyInclusionFile,
   verifyReceiptFile,
 } from './verify-proof';
+export { VerifyReport } from './verify-report';

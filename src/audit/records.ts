@@ -73,6 +73,8 @@ export const consentEventData = z.strictObject({
   reference: z.string().optional(),
   /** Made in the portal while the subscriber's browser sent Global Privacy Control. */
   underGpc: z.literal(true).optional(),
+  /** The receipt of the act that recorded the event (events recorded before receipts were kept have none). */
+  receiptId: uuid.optional(),
   requestId: z.string().optional(),
   ipHash: z.string().optional(),
   userAgentHash: z.string().optional(),

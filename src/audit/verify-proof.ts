@@ -93,8 +93,9 @@ const receiptSchema = z.looseObject({
 });
 
 /**
- * A consent receipt as downloaded (a compact JWS): its signature, then the inclusion proof it
- * carries, and that the proven record is this receipt's event of this account.
+ * A consent receipt of the first format (one event, signed on each download with its proof inside; before receipts
+ * were stored, migration 0017): its signature, then the inclusion proof it carries, and that the proven record is this
+ * receipt's event of this account. Receipts of today are checked by the consent component (verifyReceipt).
  */
 export async function verifyReceiptFile(jws: string, jwks: JSONWebKeySet): Promise<VerifyReport> {
   let receipt: z.infer<typeof receiptSchema>;
@@ -108,7 +109,7 @@ export async function verifyReceiptFile(jws: string, jwks: JSONWebKeySet): Promi
   if (!receipt.proof) {
     const report = new VerifyReport();
     report.note('receipt', `event ${receipt.eventId}: signature valid`);
-    report.fail('proof', 'the receipt carries no proof yet (download it again in a moment)');
+    report.notChecked('proof', "the receipt carries no proof: download the receipt's proof file from the portal");
     return report;
   }
   const report = await verifyInclusionFile(receipt.proof, jwks);

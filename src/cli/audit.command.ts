@@ -5,12 +5,13 @@ import {
   AuditArchiver,
   proveInclusion,
   signTreeHeads,
+  type VerifyReport,
   verifyConsistencyFiles,
   verifyDatabase,
   verifyExportFile,
   verifyInclusionFile,
-  verifyReceiptFile,
 } from '../audit';
+import { isReceiptProofFile, verifyReceiptJws, verifyReceiptProofFile } from '../consent';
 import { loadKeys } from '../platform/auth/keys';
 import { loadConfig } from '../platform/config';
 import { createDb } from '../platform/db/database';
@@ -28,7 +29,10 @@ const USAGE = [
   '       optgate audit verify-consistency OLD_HEAD NEW_HEAD --proof FILE --jwks JWKS',
 ].join('\n');
 
-/** Exit 0: intact. Exit 1: tampered (the report names the first bad sequence). Exit 2: usage. */
+/**
+ * Exit 0: intact. Exit 1: tampered (the report names the first bad sequence). Exit 2: usage. Exit 3 (verify-proof):
+ * what was checked is intact, but a check needs another file (a receipt without its proof file: INCOMPLETE).
+ */
 export async function auditCommand([sub, ...args]: string[]): Promise<number> {
   if (sub === 'prove') return prove(args);
   if (sub === 'verify-proof') return verifyProof(args);
@@ -133,14 +137,19 @@ async function verifyProof(args: string[]): Promise<number> {
   const { values, positionals } = parseOptions(args, { jwks: { type: 'string' } }, true);
   const [file] = positionals;
   if (!file || positionals.length > 1 || !values.jwks) throw new UsageError(USAGE);
-  // A proof file (JSON), or a receipt as the portal downloads it (a compact JWS that carries its proof).
+  // A proof file (JSON): a record's (`prove`), or a receipt's (the portal's proof.json); or a receipt as the portal
+  // downloads it (a compact JWS: its signature only).
   const text = (await readText(file)).trim();
   const jwks = await readJwks(values.jwks);
-  const report = text.startsWith('{')
-    ? await verifyInclusionFile(await readJson(file), jwks)
-    : await verifyReceiptFile(text, jwks);
+  let report: VerifyReport;
+  if (text.startsWith('{')) {
+    const json = await readJson(file);
+    report = isReceiptProofFile(json)
+      ? await verifyReceiptProofFile(json, jwks)
+      : await verifyInclusionFile(json, jwks);
+  } else report = await verifyReceiptJws(text, jwks);
   process.stdout.write(report.render(`optgate audit verify-proof ${file}`));
-  return report.ok ? 0 : 1;
+  return !report.ok ? 1 : report.complete ? 0 : 3;
 }
 
 async function verifyConsistencyCommand(args: string[]): Promise<number> {

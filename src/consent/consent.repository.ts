@@ -1,7 +1,7 @@
 import type { Insertable } from 'kysely';
 import { sql } from 'kysely';
 import type { Db } from '../platform/db/database';
-import type { ConsentEventTable, ConsentStateRow } from './consent.table';
+import type { ConsentEventTable, ConsentReceiptRow, ConsentStateRow } from './consent.table';
 
 export type NewConsentEvent = Insertable<ConsentEventTable>;
 
@@ -125,4 +125,26 @@ export async function findAccountEvents(db: Db, accountId: string, o: { beforeId
     .limit(o.limit);
   if (o.beforeId) q = q.where('id', '<', o.beforeId);
   return q.execute();
+}
+
+/** Stores an act's receipt, in the transaction of its events (before them: they name it). */
+export async function insertReceipt(trx: Db, receipt: ConsentReceiptRow): Promise<void> {
+  await trx.insertInto('consent_receipts').values(receipt).execute();
+}
+
+/**
+ * Stores a receipt made on first request (of an event without one), unless another request stored it first; returns
+ * the one stored, so that concurrent first requests end with the same bytes.
+ */
+export async function insertReceiptOnce(db: Db, receipt: ConsentReceiptRow): Promise<ConsentReceiptRow> {
+  await db
+    .insertInto('consent_receipts')
+    .values(receipt)
+    .onConflict((oc) => oc.column('receipt_id').doNothing())
+    .execute();
+  return (await findReceipt(db, receipt.receipt_id))!;
+}
+
+export async function findReceipt(db: Db, receiptId: string): Promise<ConsentReceiptRow | undefined> {
+  return db.selectFrom('consent_receipts').selectAll().where('receipt_id', '=', receiptId).executeTakeFirst();
 }

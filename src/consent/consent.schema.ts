@@ -93,17 +93,20 @@ export const consentRoutes = {
     operationId: 'recordConsents',
     summary: 'Record consent changes made through a channel other than the portal',
     description:
-      'All changes are recorded, or none. A grant needs `affirmative: true` and a notice version that no later ' +
-      'material change has superseded for its purpose. A closed account takes no changes (409).',
+      'All changes are recorded, or none, as one act with one signed receipt that lists them all. A grant needs ' +
+      '`affirmative: true` and a notice version that no later material change has superseded for its purpose. A ' +
+      'closed account takes no changes (409).',
     tag: 'consents',
     scopes: ['consents:write'],
     params: accountParam,
     body: { schema: changeSetSchema, limit: 256 * 1024 },
     responses: {
       200: {
-        description: 'The events recorded and the state they leave',
+        description: 'The events recorded, their receipt, and the state they leave',
         schema: z.object({
           accountId,
+          receiptId: z.uuid().describe('The signed receipt of this call: one receipt lists every change it recorded'),
+          receiptUrl: z.url().describe('The portal page of the receipt, for the subscriber (after sign-in)'),
           events: z.array(
             z.object({
               eventId: z.uuid(),
@@ -114,7 +117,8 @@ export const consentRoutes = {
               occurredAt: isoTime,
               expiresAt: isoTime.optional(),
               recipients: z.array(z.string()).optional(),
-              receiptUrl: z.url().describe('The portal page of its signed receipt, for the subscriber (after sign-in)'),
+              receiptId: z.uuid().describe("The receipt of the call's changes (the same for each event)"),
+              receiptUrl: z.url().describe('The portal page of that receipt, for the subscriber (after sign-in)'),
             }),
           ),
           consents: z.array(consentView),

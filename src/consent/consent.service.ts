@@ -1,15 +1,24 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { AccountService } from '../accounts';
-import { appendWithin, consentEventRecord } from '../audit';
+import { appendWithin, consentEventRecord, RECEIPT_TYP } from '../audit';
 import { type CacheCoherence, recordChanges } from '../cache';
+import type { ServiceKeys } from '../platform/auth/keys';
+import { signJws } from '../platform/auth/signing';
 import type { Catalog, Notice } from '../platform/config/catalog';
 import type { Db } from '../platform/db/database';
 import { AppError, type FieldProblem, validationError } from '../platform/errors';
 import type { Metrics } from '../platform/metrics';
-import { keysetPage } from '../platform/pagination';
 import type { ActorType, Channel, ConsentEventKind, ConsentState, VerificationMethod } from '../platform/vocabulary';
 import * as repo from './consent.repository';
-import type { ConsentEventRow, ConsentStateRow } from './consent.table';
+import type { ConsentEventRow, ConsentReceiptRow, ConsentStateRow } from './consent.table';
+import {
+  payloadBytesOf,
+  type ReceiptAct,
+  type ReceiptPayload,
+  type ReceiptSettings,
+  receiptPayload,
+  receiptPayloadSchema,
+} from './receipt';
 
 export type Choice = 'grant' | 'revoke' | 'opt_out' | 'withdraw_opt_out';
 
@@ -51,6 +60,8 @@ export interface Provenance {
   readonly requestId: string;
   readonly ip?: string;
   readonly userAgent?: string;
+  /** The language the subscriber used (the portal's): the receipt says it. Absent: English. */
+  readonly language?: string;
 }
 
 /** A state as shown: `superseded` is a grant given under a notice that a later material change replaced. */
@@ -88,6 +99,30 @@ export interface ConsentEventView {
   readonly reference?: string;
   /** Made in the portal while the browser sent Global Privacy Control. */
   readonly underGpc?: boolean;
+  /** The receipt of the act that recorded it; absent for the system's events and those recorded before receipts. */
+  readonly receiptId?: string;
+}
+
+/** One entry of the history: an act (all the events of one receipt, in the order recorded), or a system event. */
+export interface HistoryEntry {
+  /** The receipt to show: the act's, or, for an event without one, its own (made when first asked for). */
+  readonly receiptId: string;
+  readonly occurredAt: Date;
+  readonly channel: Channel;
+  readonly actorType: ActorType;
+  readonly actorId?: string;
+  readonly events: readonly ConsentEventView[];
+}
+
+/** A receipt as stored: the JWS as signed, and its payload (`payloadJson`: the signed bytes). */
+export interface StoredReceipt {
+  readonly receiptId: string;
+  readonly accountId: string;
+  readonly recordedAt: Date;
+  readonly eventIds: readonly string[];
+  readonly jws: string;
+  readonly payloadJson: string;
+  readonly payload: ReceiptPayload;
 }
 
 export interface RecordedEvent {
@@ -99,7 +134,9 @@ export interface RecordedEvent {
   readonly occurredAt: Date;
   readonly expiresAt?: Date;
   readonly recipients?: readonly string[];
-  /** The portal page of the event's signed receipt, which the call centre can send the subscriber. */
+  /** The act's receipt, which lists every event of the act. */
+  readonly receiptId: string;
+  /** The portal page of the act's signed receipt, which the call centre can send the subscriber. */
   readonly receiptUrl: string;
 }
 
@@ -112,8 +149,12 @@ export interface ConsentDeps {
   readonly accounts: AccountService;
   /** Every instance's cache drops the accounts a change touched, before the change is answered. */
   readonly coherence: Pick<CacheCoherence, 'announce'>;
-  /** Where the portal shows an event's receipt. */
-  readonly receiptUrl: (eventId: string) => string;
+  /** Signs each act's receipt (the service key). */
+  readonly keys: ServiceKeys;
+  /** What receipts say about the controller, and how to withdraw. */
+  readonly receipts: ReceiptSettings;
+  /** Where the portal shows a receipt. */
+  readonly receiptUrl: (receiptId: string) => string;
 }
 
 /** One change about to be committed: its event, and the state it leaves (the feed id is known after the insert). */
@@ -123,6 +164,8 @@ interface Planned {
 }
 
 const DAY_MS = 86_400_000;
+/** Events read at a time while gathering a page of the history. */
+const HISTORY_CHUNK = 200;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class ConsentService {
@@ -146,13 +189,79 @@ export class ConsentService {
     return (await repo.findChoices(this.deps.db, accountIds, from, to)).map(eventView);
   }
 
-  /** One account's history, newest first; `before` is the `next` of the previous page. */
-  async history(accountId: string, o: { before?: string; limit: number }) {
-    const beforeId = o.before && /^\d{1,19}$/.test(o.before) ? o.before : undefined;
-    const page = await keysetPage(o.limit, (limit) =>
-      repo.findAccountEvents(this.deps.db, accountId, { beforeId, limit }),
-    );
-    return { events: page.items.map(eventView), next: page.next?.id ?? null };
+  /**
+   * One account's history, newest first, `limit` entries a page: one per act (its events in the order recorded), one
+   * per event without a receipt of its own act (the system's, and those recorded before receipts). `before` is the
+   * `next` of the previous page. An act's events are consecutive in an account's history (one insert, under the
+   * account's lock), so a page never splits one: it ends where an act begins.
+   */
+  async history(
+    accountId: string,
+    o: { before?: string; limit: number },
+  ): Promise<{ entries: HistoryEntry[]; next: string | null }> {
+    let beforeId = o.before && /^\d{1,19}$/.test(o.before) ? o.before : undefined;
+    const acts: ConsentEventView[][] = [];
+    for (;;) {
+      const rows = await repo.findAccountEvents(this.deps.db, accountId, { beforeId, limit: HISTORY_CHUNK });
+      for (const e of rows.map(eventView)) {
+        const last = acts.at(-1);
+        if (last && actOf(last[0]!) === actOf(e)) last.push(e);
+        else acts.push([e]);
+      }
+      // One more act than the page shows: the last one shown is then complete.
+      if (acts.length > o.limit || rows.length < HISTORY_CHUNK) break;
+      beforeId = rows.at(-1)!.id;
+    }
+    const page = acts.slice(0, o.limit);
+    const entries = page.map((newestFirst): HistoryEntry => {
+      const events = [...newestFirst].reverse();
+      const { occurredAt, channel, actorType, actorId } = events[0]!;
+      return { receiptId: actOf(events[0]!), occurredAt, channel, actorType, ...(actorId ? { actorId } : {}), events };
+    });
+    return { entries, next: acts.length > o.limit ? page.at(-1)!.at(-1)!.seq : null };
+  }
+
+  /**
+   * A receipt of this account, by its id. For the id of an event of an act: `moved` names the act's receipt. An event
+   * without one (recorded before receipts were kept, or by the system) gets its own on first request, with the event's
+   * id, stored so that every later request, and a concurrent first one, returns the same bytes. Another account's
+   * receipt or event is not found.
+   */
+  async receipt(accountId: string, id: string): Promise<StoredReceipt | { moved: string }> {
+    const notFound = () => new AppError('not-found', 'No such receipt.');
+    if (!UUID.test(id)) throw notFound();
+    const stored = await repo.findReceipt(this.deps.db, id);
+    if (stored) {
+      if (stored.account_id !== accountId) throw notFound();
+      return storedReceipt(stored);
+    }
+    const [event] = await repo.findEventsByIds(this.deps.db, [id]);
+    if (!event || event.account_id !== accountId) throw notFound();
+    if (event.receipt_id) return { moved: event.receipt_id };
+    const act: ReceiptAct = {
+      receiptId: event.event_id,
+      accountId,
+      recordedAt: event.occurred_at,
+      language: 'en',
+      channel: event.channel,
+      actor: { type: event.actor_type, ...(event.actor_id ? { id: event.actor_id } : {}) },
+      ...(event.verification ? { verification: event.verification } : {}),
+      ...(event.reference ? { reference: event.reference } : {}),
+      // The GPC signal honoured is the actor itself; underGpc is for a choice made while the signal was sent.
+      underGpc: event.under_gpc && event.actor_id !== 'gpc',
+      notice: { version: event.notice_version, sha256: event.notice_sha256 },
+      events: [
+        {
+          eventId: event.event_id,
+          purpose: event.purpose,
+          category: event.category,
+          kind: event.kind,
+          ...(event.expires_at ? { expiresAt: event.expires_at } : {}),
+          ...(event.recipients ? { recipients: event.recipients } : {}),
+        },
+      ],
+    };
+    return storedReceipt(await repo.insertReceiptOnce(this.deps.db, await this.signReceipt(act)));
   }
 
   /**
@@ -164,7 +273,13 @@ export class ConsentService {
     accountId: string,
     set: ChangeSet,
     provenance: Provenance,
-  ): Promise<{ events: RecordedEvent[]; consents: ConsentView[] }> {
+  ): Promise<{
+    /** The act's receipt (null when nothing was recorded: the GPC signal honoured before). */
+    receiptId: string | null;
+    receiptUrl: string | null;
+    events: RecordedEvent[];
+    consents: ConsentView[];
+  }> {
     const now = this.deps.clock();
     this.validate(set, now);
     const notice = this.deps.catalog.noticesByVersion.get(set.noticeVersion)!;
@@ -232,14 +347,41 @@ export class ConsentService {
           },
         });
       }
-      return commit(trx, planned, now);
+      if (!planned.length) return commit(trx, planned, now);
+      // One act, one receipt: signed now, stored with the events, named by each of them (and by their audit records).
+      const receiptId = randomUUID();
+      const events = planned.map((p) => ({ ...p, event: { ...p.event, receipt_id: receiptId } }));
+      const receipt = await this.signReceipt({
+        receiptId,
+        accountId,
+        recordedAt: now,
+        language: provenance.language ?? 'en',
+        channel: set.channel,
+        actor: set.actor,
+        ...(set.verification ? { verification: set.verification } : {}),
+        ...(set.reference ? { reference: set.reference } : {}),
+        underGpc: set.gpc === 'present',
+        notice,
+        events: events.map(({ event: e }) => ({
+          eventId: e.event_id,
+          purpose: e.purpose,
+          category: e.category,
+          kind: e.kind,
+          ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+          ...(e.recipients ? { recipients: e.recipients } : {}),
+        })),
+      });
+      return commit(trx, events, now, { recordChanges: true, receipt });
     });
     await this.deps.coherence.announce(committed.change);
+    const receiptId = committed.receiptId;
 
     for (const { event: e } of committed.planned)
       this.deps.metrics.consentEvents.inc({ kind: e.kind, channel: e.channel });
     const latest = new Map(committed.planned.map((c) => [key(c.state.purpose, c.state.category), c.state]));
     return {
+      receiptId,
+      receiptUrl: receiptId && this.deps.receiptUrl(receiptId),
       events: committed.planned.map(({ event: e, seq }) => ({
         eventId: e.event_id,
         seq,
@@ -249,7 +391,8 @@ export class ConsentService {
         occurredAt: now,
         ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
         ...(e.recipients ? { recipients: e.recipients } : {}),
-        receiptUrl: this.deps.receiptUrl(e.event_id),
+        receiptId: receiptId!,
+        receiptUrl: this.deps.receiptUrl(receiptId!),
       })),
       consents: [...latest.values()].map((s) => this.view(s, now)),
     };
@@ -381,6 +524,18 @@ export class ConsentService {
     return superseded ? { ...view, state: 'superseded' } : view;
   }
 
+  /** The receipt of an act, signed once: the row to store. */
+  private async signReceipt(act: ReceiptAct): Promise<ConsentReceiptRow> {
+    const payload = receiptPayload(act, this.deps.catalog, this.deps.receipts);
+    return {
+      receipt_id: act.receiptId,
+      account_id: act.accountId,
+      recorded_at: act.recordedAt,
+      event_ids: act.events.map((e) => e.eventId),
+      jws: await signJws(this.deps.keys, payload, RECEIPT_TYP),
+    };
+  }
+
   private hash(value: string): string {
     return createHmac('sha256', this.deps.evidenceKey).update(value).digest('hex');
   }
@@ -425,8 +580,14 @@ function eventRow(e: {
  * and appends the audit records, in the caller's transaction: all commit together or not at all.
  * The audit append comes last, so that the chain head is locked for the shortest time.
  */
-async function commit(trx: Db, planned: readonly Planned[], now: Date, o = { recordChanges: true }) {
+async function commit(
+  trx: Db,
+  planned: readonly Planned[],
+  now: Date,
+  o: { recordChanges: boolean; receipt?: ConsentReceiptRow } = { recordChanges: true },
+) {
   const events = planned.map((p) => p.event);
+  if (o.receipt) await repo.insertReceipt(trx, o.receipt);
   const seqs = await repo.insertEvents(trx, events);
   // A change set may touch one item twice: the state is the last one's, citing the last event.
   const states = new Map<string, ConsentStateRow>();
@@ -440,7 +601,11 @@ async function commit(trx: Db, planned: readonly Planned[], now: Date, o = { rec
   const accounts = o.recordChanges ? [...new Set(events.map((e) => e.account_id))] : [];
   const change = await recordChanges(trx, accounts);
   await appendWithin(trx, events.map(auditRecordOf), now);
-  return { planned: planned.map((p, i) => ({ ...p, seq: seqs[i]! })), change };
+  return {
+    planned: planned.map((p, i) => ({ ...p, seq: seqs[i]! })),
+    change,
+    receiptId: o.receipt?.receipt_id ?? null,
+  };
 }
 
 /** The audit record of a consent event: committed in the same transaction as the event. */
@@ -463,6 +628,7 @@ function auditRecordOf(e: repo.NewConsentEvent) {
     verification: e.verification ?? undefined,
     reference: e.reference ?? undefined,
     ...(e.under_gpc ? { underGpc: true as const } : {}),
+    receiptId: e.receipt_id ?? undefined,
     requestId: e.request_id ?? undefined,
     ipHash: e.ip_hash ?? undefined,
     userAgentHash: e.user_agent_hash ?? undefined,
@@ -532,6 +698,23 @@ function eventView(e: ConsentEventRow): ConsentEventView {
     ...(e.verification ? { verification: e.verification } : {}),
     ...(e.reference ? { reference: e.reference } : {}),
     ...(e.under_gpc ? { underGpc: true } : {}),
+    ...(e.receipt_id ? { receiptId: e.receipt_id } : {}),
+  };
+}
+
+/** The receipt an event is shown with: its act's, or its own. */
+const actOf = (e: ConsentEventView) => e.receiptId ?? e.eventId;
+
+function storedReceipt(row: ConsentReceiptRow): StoredReceipt {
+  const payloadJson = payloadBytesOf(row.jws);
+  return {
+    receiptId: row.receipt_id,
+    accountId: row.account_id,
+    recordedAt: row.recorded_at,
+    eventIds: row.event_ids,
+    jws: row.jws,
+    payloadJson,
+    payload: receiptPayloadSchema.parse(JSON.parse(payloadJson)),
   };
 }
 

@@ -27,6 +27,8 @@ export interface ConsentEventTable {
   request_id: string | null;
   ip_hash: string | null;
   user_agent_hash: string | null;
+  /** The receipt of the act that recorded this event (null: recorded before receipts were kept, or by the system). */
+  receipt_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export interface ConsentStateTable {
@@ -46,5 +48,16 @@ export interface ConsentStateTable {
   last_event_id: ColumnType<string, string | number | bigint, string | number | bigint>;
 }
 
+/** One act's signed receipt, kept as signed: every download returns these bytes. Append-only. */
+export interface ConsentReceiptTable {
+  receipt_id: string;
+  account_id: string;
+  recorded_at: Date;
+  /** The act's events, in the order they were recorded. */
+  event_ids: string[];
+  jws: string;
+}
+
 export type ConsentEventRow = Selectable<ConsentEventTable>;
 export type ConsentStateRow = Selectable<ConsentStateTable>;
+export type ConsentReceiptRow = Selectable<ConsentReceiptTable>;

@@ -8,6 +8,20 @@ export {
   type ConsentEventView,
   ConsentService,
   type ConsentView,
+  type HistoryEntry,
   type Provenance,
   type RecordedEvent,
+  type StoredReceipt,
 } from './consent.service';
+export {
+  RECEIPT_VERSION,
+  type ReceiptPayload,
+  receiptPayloadSchema,
+} from './receipt';
+export {
+  isReceiptProofFile,
+  type ReceiptProofFile,
+  receiptProofFileSchema,
+  verifyReceiptJws,
+  verifyReceiptProofFile,
+} from './verify-receipt';

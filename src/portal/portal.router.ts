@@ -30,7 +30,6 @@ import { type PortalSession, type SessionStore, sameToken } from './session';
 import { SignInError, type SignInService } from './sign-in.service';
 
 const COOKIE = 'optgate_session';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const activityQuery = z.object({ outcome: z.enum(['allowed', 'refused']).optional(), before: z.string().optional() });
 
 export interface PortalRouterDeps {
@@ -105,6 +104,8 @@ export function portalRouter(d: PortalRouterDeps): Router {
     requestId: requestIdOf(res),
     ip: req.ip,
     userAgent: req.get('user-agent'),
+    // The receipt says which language the subscriber chose in.
+    language: res.locals.lang as string,
   });
   const cookieOptions = { httpOnly: true, sameSite: 'lax', secure: d.cookieSecure, path: '/' } as const;
   const setCookie = (res: Response, value: string) => res.cookie(COOKIE, value, cookieOptions);
@@ -245,7 +246,7 @@ export function portalRouter(d: PortalRouterDeps): Router {
       const events = await portal.save(session.accountId, req.body as Record<string, unknown>, provenance(req, res), {
         underGpc: req.get('sec-gpc') === '1',
       });
-      session.lastChange = events.map((e) => e.eventId);
+      session.lastReceipt = events[0]?.receiptId;
       await sessions.save(session);
       res.redirect(303, '/choices/saved');
     } catch (err) {
@@ -257,35 +258,58 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.post('/choices/revoke-all', context, ...signedInForm, async (req, res) => {
     const session = sessionOf(res);
     const events = await portal.revokeAll(session.accountId, provenance(req, res));
-    session.lastChange = events.map((e) => e.eventId);
+    session.lastReceipt = events[0]?.receiptId;
     await sessions.save(session);
     res.redirect(303, '/choices/saved');
   });
 
   pages.get('/choices/saved', context, ...signedIn, async (_req, res) => {
     const session = sessionOf(res);
-    const ids = session.lastChange ?? [];
-    const events = await portal.events(session.accountId, ids);
-    views.render(res, 'saved.njk', { events });
+    const change = session.lastReceipt ? await portal.change(session.accountId, session.lastReceipt) : undefined;
+    views.render(res, 'saved.njk', { events: change?.events ?? [], receiptId: change?.receiptId ?? null });
   });
 
   pages.get('/history', context, ...signedIn, async (req, res) => {
     const before = typeof req.query.before === 'string' ? req.query.before : undefined;
-    const { events, next } = await portal.history(sessionOf(res).accountId, before);
-    views.render(res, 'history.njk', { events, before, next });
+    const { entries, next } = await portal.history(sessionOf(res).accountId, before);
+    views.render(res, 'history.njk', { entries, before, next });
   });
 
-  pages.get('/receipts/:eventId', context, ...signedIn, async (req, res) => {
-    if (!UUID.test(req.params.eventId as string)) throw new AppError('not-found', 'no such receipt');
-    const receipt = await portal.receipt(sessionOf(res).accountId, req.params.eventId as string);
-    views.render(res, 'receipt.njk', { receipt, recipientName: portal.recipientName });
+  // A receipt by its id; an event's id of an act goes to the act's receipt (303), the file asked for included.
+  const receiptId = (req: Request) => String(req.params.id);
+  const moved = (res: Response, to: string, file = '') => res.redirect(303, `/receipts/${to}${file}`);
+
+  pages.get('/receipts/:id', context, ...signedIn, async (req, res) => {
+    const page = await portal.receiptPage(sessionOf(res).accountId, receiptId(req));
+    if ('moved' in page) return moved(res, page.moved);
+    views.render(res, 'receipt.njk', { receipt: page.receipt, r: page.receipt.payload, signed: page.signed });
   });
 
-  pages.get('/receipts/:eventId/receipt.jws', context, ...signedIn, async (req, res) => {
-    if (!UUID.test(req.params.eventId as string)) throw new AppError('not-found', 'no such receipt');
-    const { jws } = await portal.receipt(sessionOf(res).accountId, req.params.eventId as string);
+  // The receipt as it was signed, the same bytes at every download.
+  pages.get('/receipts/:id/receipt.jws', context, ...signedIn, async (req, res) => {
+    const receipt = await portal.receipt(sessionOf(res).accountId, receiptId(req));
+    if ('moved' in receipt) return moved(res, receipt.moved, '/receipt.jws');
     // attachment() sets a type from the file name: the real type goes after it.
-    res.attachment(`optgate-receipt-${req.params.eventId}.jws`).type(`application/jose; typ=${RECEIPT_TYP}`).send(jws);
+    res
+      .attachment(`optgate-receipt-${receipt.receiptId}.jws`)
+      .type(`application/jose; typ=${RECEIPT_TYP}`)
+      .send(receipt.jws);
+  });
+
+  // Its payload: the signed bytes, to read.
+  pages.get('/receipts/:id/receipt.json', context, ...signedIn, async (req, res) => {
+    const receipt = await portal.receipt(sessionOf(res).accountId, receiptId(req));
+    if ('moved' in receipt) return moved(res, receipt.moved, '/receipt.json');
+    res.attachment(`optgate-receipt-${receipt.receiptId}.json`).type('application/json').send(receipt.payloadJson);
+  });
+
+  pages.get('/receipts/:id/proof.json', context, ...signedIn, async (req, res) => {
+    const proof = await portal.receiptProofFile(sessionOf(res).accountId, receiptId(req));
+    if ('moved' in proof) return moved(res, proof.moved, '/proof.json');
+    res
+      .attachment(`optgate-receipt-${proof.receiptId}.proof.json`)
+      .type('application/json')
+      .send(`${JSON.stringify(proof.file, null, 2)}\n`);
   });
 
   pages.get('/activity', context, ...signedIn, async (req, res) => {

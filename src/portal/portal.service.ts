@@ -1,8 +1,6 @@
 import type { AccountService } from '../accounts';
-import { type AuditService, RECEIPT_TYP } from '../audit';
+import type { AuditService } from '../audit';
 import type { ConsentChange, ConsentService, ConsentView, Provenance, RecordedEvent } from '../consent';
-import type { ServiceKeys } from '../platform/auth/keys';
-import { signJws } from '../platform/auth/signing';
 import { type Catalog, type Category, currentNotice } from '../platform/config/catalog';
 import { AppError, validationError } from '../platform/errors';
 import { type ConsentSnapshot, evaluate } from '../policy';
@@ -90,7 +88,6 @@ export interface PortalDeps {
   readonly accounts: AccountService;
   readonly consents: ConsentService;
   readonly audit: AuditService;
-  readonly keys: ServiceKeys;
   readonly clock: () => Date;
   /** A permission that expires within this many days is listed on top, with its renew button. */
   readonly expiringDays: number;
@@ -270,7 +267,7 @@ export class PortalService {
   /** A recipient's legal name (its id, should the registry no longer hold it). */
   readonly recipientName = (id: string) => this.catalog.recipients.get(id)?.legalName ?? id;
 
-  /** A page of changes, newest first, and where the next (older) page starts, if there is one. */
+  /** A page of the history, one entry per act, newest first, and where the next (older) page starts, if any. */
   history(accountId: string, before?: string) {
     return this.consents.history(accountId, { before, limit: PAGE });
   }
@@ -291,35 +288,41 @@ export class PortalService {
     });
   }
 
-  /** A change of this account, and its receipt signed by the service. Another account's event is not found. */
-  async receipt(accountId: string, eventId: string) {
-    const [event] = await this.events(accountId, [eventId]);
-    if (!event) throw new AppError('not-found', 'No such receipt.');
-    const payload = {
-      iss: 'optgate',
-      sub: accountId,
-      eventId: event.eventId,
-      change: event.kind,
-      purpose: event.purpose,
-      category: event.category,
-      channel: event.channel,
-      actor: event.actorId === 'gpc' ? 'gpc' : event.actorType,
-      noticeVersion: event.noticeVersion,
-      noticeSha256: event.noticeSha256,
-      occurredAt: event.occurredAt.toISOString(),
-      ...(event.expiresAt ? { expiresAt: event.expiresAt.toISOString() } : {}),
-      ...(event.recipients
-        ? { recipients: event.recipients.map((id) => ({ id, legalName: this.recipientName(id) })) }
-        : {}),
-      ...(event.verification ? { verification: event.verification } : {}),
-      ...(event.reference ? { reference: event.reference } : {}),
-      ...(event.underGpc ? { underGpc: true } : {}),
-      issuedAt: this.deps.clock().toISOString(),
-    };
-    // The event's place in the audit log, provable offline, once a signed tree head covers it.
-    const proof = await this.deps.audit.consentEventProof(accountId, event.eventId);
-    const signed = proof ? { ...payload, proof } : payload;
-    return { event, payload: signed, proof, jws: await signJws(this.deps.keys, signed, RECEIPT_TYP) };
+  /** What one act changed (the last save, for its confirmation), by its receipt: its events, in the order recorded. */
+  async change(accountId: string, receiptId: string) {
+    const receipt = await this.consents.receipt(accountId, receiptId);
+    if ('moved' in receipt) throw new AppError('not-found', 'No such receipt.');
+    return { receiptId: receipt.receiptId, events: await this.events(accountId, receipt.eventIds) };
+  }
+
+  /**
+   * A receipt of this account, as it was signed and stored; for an event of an act, `moved` names the act's receipt.
+   * Another account's receipt is not found.
+   */
+  receipt(accountId: string, id: string) {
+    return this.consents.receipt(accountId, id);
+  }
+
+  /**
+   * A receipt for its page, with where its events' records are in the audit log once a signed tree head covers them
+   * all (`signed`, else null: within a signing interval of the change).
+   */
+  async receiptPage(accountId: string, id: string) {
+    const receipt = await this.consents.receipt(accountId, id);
+    if ('moved' in receipt) return receipt;
+    return { receipt, signed: (await this.deps.audit.consentEventsSigned(accountId, receipt.eventIds)) ?? null };
+  }
+
+  /**
+   * A receipt's proof file: the signed receipt and the inclusion proof of each of its events' audit records against
+   * one signed tree head (`optgate audit verify-proof` checks it). Not found until a tree head covers them all.
+   */
+  async receiptProofFile(accountId: string, id: string) {
+    const receipt = await this.consents.receipt(accountId, id);
+    if ('moved' in receipt) return receipt;
+    const proofs = await this.deps.audit.consentEventProofs(accountId, receipt.eventIds);
+    if (!proofs) throw new AppError('not-found', 'No signed tree head covers this receipt yet.');
+    return { receiptId: receipt.receiptId, file: { receipt: receipt.jws, proofs } };
   }
 
   private async record(

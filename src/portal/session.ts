@@ -15,8 +15,8 @@ export interface PortalSession {
   readonly createdAt: number;
   /** The Global Privacy Control signal was applied in this session. */
   gpcApplied?: boolean;
-  /** Event ids of the last save, for its confirmation page. */
-  lastChange?: string[];
+  /** The receipt of the last save or revoke-all, for its confirmation page (absent: nothing changed). */
+  lastReceipt?: string;
 }
 
 export interface SessionDeps {

@@ -326,7 +326,8 @@ describe('capture evidence: staff and point of sale', () => {
     expect(ok.status).toBe(200);
     const [event] = ok.body.events;
     // The receipt the store can send the subscriber, at the time.
-    expect(event.receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${event.eventId}`);
+    expect(event.receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${ok.body.receiptId}`);
+    expect(ok.body.receiptUrl).toBe(event.receiptUrl);
     const { rows } = await svc.sql.query('select verification, reference from consent_events where event_id = $1', [
       event.eventId,
     ]);

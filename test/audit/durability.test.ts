@@ -250,6 +250,7 @@ describe('records written before the response', () => {
         noticeSha256: svc.config.catalog.noticesByVersion.get('v3')!.sha256,
         occurredAt: e.occurredAt,
         ...(e.expiresAt ? { expiresAt: e.expiresAt } : {}),
+        receiptId: r.body.receiptId,
         requestId: r.headers.get('x-request-id'),
         ipHash: hmac(ip),
         userAgentHash: hmac(userAgent),

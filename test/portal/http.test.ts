@@ -577,7 +577,7 @@ describe('choices: what is shown, and what saving records', () => {
     expect(text).toContain('What you allow now You allow no use of your information.');
   });
 
-  it('saving records only what changed, and the confirmation lists exactly that, each with its receipt', async () => {
+  it('saving records only what changed, and the confirmation lists exactly that, with its one receipt', async () => {
     const { client, accountId } = await signedIn();
     await putConsents(svc, admin, accountId, [{ purpose: 'data_sale', category: 'name', choice: 'grant' }]);
     const r = await save(client, {
@@ -600,17 +600,15 @@ describe('choices: what is shown, and what saving records', () => {
       expect.stringMatching(
         new RegExp(
           '^Targeted advertising: The addresses your traffic comes from and goes to ' +
-            'You allowed it \\(allowed until \\w+ \\d+, \\d{4}\\) Receipt [0-9a-f-]{36}$',
+            'You allowed it \\(allowed until \\w+ \\d+, \\d{4}\\)$',
         ),
       ),
-      expect.stringMatching(/^Targeted advertising: Health information You said no Receipt [0-9a-f-]{36}$/),
-      expect.stringMatching(
-        /^Improving our products: Other information about your account \(not personal\) You said no Receipt [\w-]{36}$/,
-      ),
+      'Targeted advertising: Health information You said no',
+      'Improving our products: Other information about your account (not personal) You said no',
     ]);
     const { rows } = await svc.sql.query(
-      "select event_id, purpose, category, kind from consent_events where account_id = $1 and channel = 'portal' " +
-        'order by id',
+      'select event_id, purpose, category, kind, receipt_id from consent_events ' +
+        "where account_id = $1 and channel = 'portal' order by id",
       [accountId],
     );
     expect(rows.map((e) => `${e.purpose}:${e.category}:${e.kind}`)).toEqual([
@@ -618,7 +616,9 @@ describe('choices: what is shown, and what saving records', () => {
       'ad_targeting:health:declined',
       'product_analytics:other_customer_info:opted_out',
     ]);
-    expect(receiptIdsOf(saved.body)).toEqual(rows.map((e) => e.event_id));
+    // One act, one receipt.
+    expect(receiptIdsOf(saved.body)).toEqual([rows[0].receipt_id]);
+    expect(new Set(rows.map((e) => e.receipt_id)).size).toBe(1);
 
     expect((await decision(accountId, 'ad_targeting', ['ip_addresses'])).results[0]!.reason).toBe('consent_granted');
     expect((await decision(accountId, 'ad_targeting', ['health'])).results[0]!.reason).toBe('no_consent');
@@ -818,20 +818,18 @@ describe('receipts', () => {
         { purpose: 'data_sale', category: 'name', choice: 'grant', recipients: ['databroker-one'] },
       ]);
       expect(put.status).toBe(200);
-      const [event] = put.body.events;
-      expect(event.receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${event.eventId}`);
-      const page = textOf((await client.get(`/receipts/${event.eventId}`)).body);
+      const { receiptId } = put.body;
+      expect(put.body.events[0].receiptUrl).toBe(`${svc.config.portal.baseUrl}/receipts/${receiptId}`);
+      const page = textOf((await client.get(`/receipts/${receiptId}`)).body);
       expect(page).toContain('Our staff, on your instruction');
       expect(page).toContain('How we checked it was you Your account PIN');
       expect(page).toContain('Call or ticket CALL-20261203-0042');
-      expect(page).toContain('Companies it covers Data Broker One, Inc.');
-      const jws = (await client.get(`/receipts/${event.eventId}/receipt.jws`)).body.trim();
+      expect(page).toContain('Companies it covers: Data Broker One, Inc.');
+      const jws = (await client.get(`/receipts/${receiptId}/receipt.jws`)).body.trim();
       const payload = JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString());
       expect(payload).toMatchObject({
-        actor: 'staff',
-        verification: 'account_pin',
-        reference: 'CALL-20261203-0042',
-        recipients: [{ id: 'databroker-one', legalName: 'Data Broker One, Inc.' }],
+        actor: { type: 'staff', verification: 'account_pin', reference: 'CALL-20261203-0042' },
+        changes: [{ recipients: [{ id: 'databroker-one', legalName: 'Data Broker One, Inc.' }] }],
       });
       const choices = textOf((await client.get('/choices')).body);
       expect(choices).toContain('If you allow it, it goes to: Acme Advertising LLC; Data Broker One, Inc.');
@@ -854,14 +852,14 @@ describe('receipts', () => {
     async () => {
       const { client, accountId } = await signedIn();
       await save(client, { 'c:third_party_disclosure:precise_geolocation': 'allow' });
-      const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
-      const { rows } = await svc.sql.query('select * from consent_events where event_id = $1', [eventId]);
+      const [receiptId] = receiptIdsOf((await client.get('/choices/saved')).body);
+      const { rows } = await svc.sql.query('select * from consent_events where receipt_id = $1', [receiptId]);
       const event = rows[0];
 
-      const download = await client.get(`/receipts/${eventId}/receipt.jws`);
+      const download = await client.get(`/receipts/${receiptId}/receipt.jws`);
       expect(download.status).toBe(200);
       expect(download.headers.get('content-disposition')).toMatch(
-        new RegExp(`^attachment; filename="?optgate-receipt-${eventId}\\.jws"?$`),
+        new RegExp(`^attachment; filename="?optgate-receipt-${receiptId}\\.jws"?$`),
       );
       const jws = download.body.trim();
 
@@ -873,57 +871,58 @@ describe('receipts', () => {
       expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'optgate-receipt+jws', kid: jwks.body.keys[0].kid });
       const receipt = JSON.parse(new TextDecoder().decode(payload));
       const notices = (await call(svc.url, 'GET', '/v1/notices')).body;
-      expect(receipt).toEqual({
-        iss: 'optgate',
-        sub: accountId,
-        eventId,
-        change: 'granted',
-        purpose: 'third_party_disclosure',
-        category: 'precise_geolocation',
-        channel: 'portal',
-        actor: 'subscriber',
-        noticeVersion: 'v3',
-        noticeSha256: notices.versions.find((v: { version: string }) => v.version === 'v3').sha256,
-        occurredAt: event.occurred_at.toISOString(),
-        expiresAt: event.expires_at.toISOString(),
-        // A grant from the portal covers every registered recipient of an allowed kind, each named.
-        recipients: [
-          { id: 'acme-ads', legalName: 'Acme Advertising LLC' },
-          { id: 'databroker-one', legalName: 'Data Broker One, Inc.' },
-          { id: 'cloudproc', legalName: 'CloudProc Analytics Ltd.' },
+      const noticeSha256 = notices.versions.find((v: { version: string }) => v.version === 'v3').sha256;
+      expect(receipt).toMatchObject({
+        consentReceiptID: receiptId,
+        piiPrincipalId: accountId,
+        collectionMethod: 'portal',
+        actor: { type: 'subscriber' },
+        notice: { version: 'v3', sha256: noticeSha256 },
+        recordedAt: event.occurred_at.toISOString(),
+        changes: [
+          {
+            eventId: event.event_id,
+            change: 'granted',
+            purpose: 'third_party_disclosure',
+            category: 'precise_geolocation',
+            expiresAt: event.expires_at.toISOString(),
+            // A grant from the portal covers every registered recipient of an allowed kind, each named.
+            recipients: [
+              { id: 'acme-ads', legalName: 'Acme Advertising LLC' },
+              { id: 'databroker-one', legalName: 'Data Broker One, Inc.' },
+              { id: 'cloudproc', legalName: 'CloudProc Analytics Ltd.' },
+            ],
+          },
         ],
-        issuedAt: expect.any(String),
       });
       expect(
         Math.abs(
-          Date.parse(receipt.expiresAt) -
-            Date.parse(receipt.occurredAt) -
+          Date.parse(receipt.changes[0].expiresAt) -
+            Date.parse(receipt.recordedAt) -
             svc.config.catalog.consentTermDays * 86_400_000,
         ),
       ).toBeLessThan(1000);
 
       // A doctored receipt does not verify.
       const [h, , s] = jws.split('.');
-      const forged = `${h}.${b64url({ ...receipt, change: 'revoked' })}.${s}`;
+      const forged = `${h}.${b64url({ ...receipt, changes: [{ ...receipt.changes[0], change: 'revoked' }] })}.${s}`;
       await expect(compactVerify(forged, createLocalJWKSet(jwks.body))).rejects.toThrow();
 
       // The human-readable view shows the same facts and the same signed receipt.
-      const view = await client.get(`/receipts/${eventId}`);
+      const view = await client.get(`/receipts/${receiptId}`);
       const text = textOf(view.body);
       for (const fact of [
+        'you allowed: Sharing with other companies: Your precise location',
         `Account ${accountId}`,
-        'Change You allowed it',
-        'Use Sharing with other companies',
-        'Information Your precise location',
         'How Here, in the privacy portal',
         'Who You',
         'Notice version v3',
-        `Notice SHA-256 ${receipt.noticeSha256}`,
+        `Notice SHA-256 ${noticeSha256}`,
       ]) {
         expect(text).toContain(fact);
       }
-      expect(text).toMatch(/When \w{3} \d+, \d{4}, \d+:\d\d [AP]M UTC Expires/);
-      expect(view.body).toContain(`href="/receipts/${eventId}/receipt.jws"`);
+      expect(text).toMatch(/When \w{3} \d+, \d{4}, \d+:\d\d [AP]M UTC How/);
+      expect(view.body).toContain(`href="/receipts/${receiptId}/receipt.jws"`);
       const shown = /<pre class="jws">([^<]+)<\/pre>/.exec(view.body)![1]!;
       expect((await compactVerify(shown, createLocalJWKSet(jwks.body))).payload).toBeTruthy();
     },
@@ -932,8 +931,8 @@ describe('receipts', () => {
   it('the download is labelled application/jose with the receipt type', async () => {
     const { client } = await signedIn();
     await save(client, { 'c:ad_targeting:name': 'allow' });
-    const [eventId] = receiptIdsOf((await client.get('/choices/saved')).body);
-    const download = await client.get(`/receipts/${eventId}/receipt.jws`);
+    const [receiptId] = receiptIdsOf((await client.get('/choices/saved')).body);
+    const download = await client.get(`/receipts/${receiptId}/receipt.jws`);
     expect(download.status).toBe(200);
     expect(download.headers.get('content-type')).toMatch(/^application\/jose; typ=optgate-receipt\+jws/);
   });
@@ -943,19 +942,21 @@ describe('receipts', () => {
     const put = await putConsents(svc, admin, accountId, [
       { purpose: 'ad_targeting', category: 'financial', choice: 'grant' },
     ]);
+    const { receiptId } = put.body;
     const eventId = put.body.events[0].eventId;
-    const text = textOf((await client.get(`/receipts/${eventId}`)).body);
+    // The event's id leads to its act's receipt.
+    expect((await client.get(`/receipts/${eventId}`)).location).toBe(`/receipts/${receiptId}`);
+    const text = textOf((await client.get(`/receipts/${receiptId}`)).body);
     expect(text).toContain('How By phone, with our staff');
     expect(text).toContain('Who Our staff, on your instruction');
     const jwks = (await call(svc.url, 'GET', '/.well-known/jwks.json')).body;
-    const jws = (await client.get(`/receipts/${eventId}/receipt.jws`)).body;
+    const jws = (await client.get(`/receipts/${receiptId}/receipt.jws`)).body;
     const payload = JSON.parse(new TextDecoder().decode((await compactVerify(jws, createLocalJWKSet(jwks))).payload));
     expect(payload).toMatchObject({
-      sub: accountId,
-      eventId,
-      change: 'granted',
-      channel: 'call_center',
-      actor: 'staff',
+      piiPrincipalId: accountId,
+      collectionMethod: 'call_center',
+      actor: { type: 'staff' },
+      changes: [{ eventId, change: 'granted' }],
     });
   });
 });
@@ -968,27 +969,50 @@ const grantsOf = (purpose: string) =>
     .map((category) => ({ purpose, category, choice: 'grant' as const }));
 
 describe('history and activity: newest first, 25 a page', () => {
-  it('history pages through more than 25 changes without losing or repeating one', async () => {
+  it('history pages through more than 25 acts, one entry each, never splitting, losing or repeating one', async () => {
     const { client, accountId } = await signedIn();
-    const grants = ['ad_targeting', 'data_sale', 'third_party_disclosure'].map(grantsOf);
-    for (const changes of grants) await putConsents(svc, admin, accountId, changes);
-    await save(client, { 'c:product_analytics:demographics': 'allow', 'c:product_analytics:ip_addresses': 'deny' });
-    const { rows } = await svc.sql.query('select event_id from consent_events where account_id = $1 order by id desc', [
-      accountId,
-    ]);
-    expect(rows).toHaveLength(grants.flat().length + 2);
+    const optIn = grantsOf('product_analytics').map((g) => g.category);
+    const single = (i: number) =>
+      putConsents(svc, admin, accountId, [
+        { purpose: 'product_analytics', category: optIn[i % optIn.length]!, choice: 'grant' },
+      ]);
+    for (let i = 0; i < 20; i++) await single(i);
+    // One act of 200 changes (every opt-in item each purpose asks for granted, revoked, granted again…): more events
+    // than the history reads at a time, so the act spans two reads.
+    const items = [...svc.config.catalog.purposes.keys()].flatMap(grantsOf);
+    const big = Array.from({ length: 200 }, (_, i) => ({
+      ...items[i % items.length]!,
+      choice: (Math.floor(i / items.length) % 2 ? 'revoke' : 'grant') as 'grant' | 'revoke',
+    }));
+    expect((await putConsents(svc, admin, accountId, big)).status).toBe(200);
+    for (let i = 0; i < 9; i++) await single(i);
+    await save(client, {
+      'c:product_analytics:demographics': 'deny',
+      'c:product_analytics:app_usage_history': 'deny',
+    });
+    const { rows } = await svc.sql.query(
+      'select receipt_id, max(id) as last from consent_events where account_id = $1 group by receipt_id ' +
+        'order by last desc',
+      [accountId],
+    );
+    expect(rows).toHaveLength(31);
 
     const first = await client.get('/history');
     const page1 = receiptIdsOf(first.body);
     expect(page1).toHaveLength(25);
-    // Newest first: the portal changes lead.
+    // Newest first: the portal save leads, both its changes in one entry.
     expect(textOf(first.body)).toMatch(
       new RegExp(
-        '^.*?When What Change How Receipt \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
-          'Improving our products: The addresses your traffic comes from and goes to You said no ' +
-          'Here, in the privacy portal',
+        '^.*?When What changed How Receipt \\S+ \\S+ \\S+ \\S+ [AP]M UTC ' +
+          'Improving our products: Demographic information \\(such as age\\): You took it back ' +
+          'Improving our products: Apps you use: You took it back Here, in the privacy portal',
       ),
     );
+    // The big act is one entry, whole.
+    const rowOf = (html: string, id: string) => new RegExp(`<tr>(?:(?!</tr>)[\\s\\S])*${id}`).exec(html)![0];
+    const bigId = rows[10].receipt_id;
+    expect(page1[10]).toBe(bigId);
+    expect(rowOf(first.body, bigId).match(/<li>/g)).toHaveLength(200);
     expect(first.body).not.toContain('Newest changes');
     const older = /href="(\/history\?before=\d+)">Older changes</.exec(first.body)?.[1];
     expect(older).toBeTruthy();
@@ -997,16 +1021,21 @@ describe('history and activity: newest first, 25 a page', () => {
     expect(page2).toHaveLength(rows.length - 25);
     expect(second.body).toContain('href="/history">Newest changes<');
     expect(second.body).not.toContain('Older changes');
-    expect([...page1, ...page2]).toEqual(rows.map((r) => r.event_id));
+    expect([...page1, ...page2]).toEqual(rows.map((r) => r.receipt_id));
   });
 
   // A full page must not offer an empty older page (which would say, untruly, that there are no changes).
-  it('exactly 25 changes: no link to an empty older page', async () => {
+  it('exactly 25 acts: no link to an empty older page', async () => {
     const { client, accountId } = await signedIn();
-    const grants = [...grantsOf('ad_targeting'), ...grantsOf('data_sale')];
-    await putConsents(svc, admin, accountId, grants);
-    await putConsents(svc, admin, accountId, grantsOf('third_party_disclosure').slice(0, 25 - grants.length));
-    expect(await eventCount(accountId)).toBe(25);
+    const optIn = grantsOf('data_sale').map((g) => g.category);
+    const targeting = grantsOf('ad_targeting');
+    await putConsents(svc, admin, accountId, targeting);
+    for (let i = 0; i < 24; i++) {
+      await putConsents(svc, admin, accountId, [
+        { purpose: 'data_sale', category: optIn[i % optIn.length]!, choice: 'grant' },
+      ]);
+    }
+    expect(await eventCount(accountId)).toBe(targeting.length + 24);
     const first = await client.get('/history');
     expect(receiptIdsOf(first.body)).toHaveLength(25);
     expect(first.body).not.toContain('Older changes');

@@ -130,6 +130,8 @@ it('every signed-in page in French shows only words from the French file', async
 
   const saved = await client.get('/choices/saved');
   const receipt = /href="(\/receipts\/[0-9a-f-]{36})"/.exec(saved.body)![1]!;
+  // The receipt records the language the choice was made in.
+  expect(JSON.parse((await client.get(`${receipt}/receipt.json`)).body)).toMatchObject({ language: 'fr' });
   const data = [
     FRENCH_DATE,
     FRENCH_SHORT_DATE,

@@ -27,6 +27,11 @@ const brandFileSchema = z.strictObject({
   /** Where a subscriber gets a new sign-in link (the ISP's account page). */
   signInUrl: https,
   policyUrl: https.optional(),
+  /** The law the ISP answers to, as an ISO 3166-2 code (a country, or a country and a subdivision). */
+  jurisdiction: z
+    .string()
+    .regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, 'must be an ISO 3166-2 code, such as US-ME')
+    .default('US-ME'),
 });
 
 export interface Brand {
@@ -44,6 +49,8 @@ export interface Brand {
   };
   readonly signInUrl: string;
   readonly policyUrl?: string;
+  /** ISO 3166-2 code of the law the ISP answers to (default US-ME), named on every consent receipt. */
+  readonly jurisdiction: string;
 }
 
 const PAPER = '#ffffff';
@@ -102,6 +109,7 @@ export function loadBrand(configDir: string): { brand?: Brand; problems: string[
       contact: { ...b.contact, phoneHref: `tel:${b.contact.phone.replace(/[^+0-9]/g, '')}` },
       signInUrl: b.signInUrl,
       ...(b.policyUrl ? { policyUrl: b.policyUrl } : {}),
+      jurisdiction: b.jurisdiction,
     },
   };
 }

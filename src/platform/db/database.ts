@@ -15,7 +15,7 @@ import type {
   AuditVerdictTable,
 } from '../../audit/audit.table';
 import type { AccountChangeTable } from '../../cache/cache.table';
-import type { ConsentEventTable, ConsentStateTable } from '../../consent/consent.table';
+import type { ConsentEventTable, ConsentReceiptTable, ConsentStateTable } from '../../consent/consent.table';
 import type { NoticeDeliveryTable } from '../../notices/notice.table';
 import type { Logger } from '../logger';
 
@@ -25,6 +25,7 @@ export interface Database {
   account_plan_changes: AccountPlanChangeTable;
   consent_events: ConsentEventTable;
   consent_state: ConsentStateTable;
+  consent_receipts: ConsentReceiptTable;
   audit_records: AuditRecordTable;
   audit_decisions: AuditDecisionTable;
   audit_verdicts: AuditVerdictTable;

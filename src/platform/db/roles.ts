@@ -23,6 +23,8 @@ export const RUNTIME_PRIVILEGES: Readonly<
   account_plan_changes: 'select, insert',
   consent_events: 'select, insert',
   consent_state: 'select, insert, update, delete',
+  // Append-only: a receipt is kept as it was signed (triggers refuse changes too).
+  consent_receipts: 'select, insert',
   audit_records: 'select, insert',
   audit_decisions: 'select, insert',
   audit_verdicts: 'select, insert',
