@@ -276,7 +276,7 @@ it('an event the system recorded gets its own receipt on first request, stored: 
   const { client, accountId } = await signedIn();
   await putConsents(svc, admin, accountId, [
     { purpose: 'ad_targeting', category: 'name', choice: 'grant' },
-    { purpose: 'ad_targeting', category: 'health', choice: 'grant' },
+    { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
   ]);
   // Closing the account ends both opt-ins: two `lapsed` events, each its own entry.
   const closed = await call(svc.url, 'POST', '/v1/accounts', {
