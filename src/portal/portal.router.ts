@@ -23,6 +23,7 @@ import { parse } from '../platform/http/validate';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
 import { activityDays } from './activity';
+import { KEPT_COOKIE, KEPT_MS, keptSelections, selectionsOf } from './kept-selections';
 import { noticePrintPage } from './notice-print';
 import { type ChoicesView, NoticeChangedError, type PortalService, withSelections } from './portal.service';
 import type { Views } from './render';
@@ -47,39 +48,6 @@ export interface PortalRouterDeps {
 }
 
 const sessionOf = (res: Response) => res.locals.session as PortalSession;
-
-/** The cookie that keeps a choices form's selections across a session that ended: choices only, briefly. */
-const PENDING = 'optgate_pending';
-const PENDING_MS = 15 * 60_000;
-const SELECTION = /^(?:p:[a-z][a-z0-9_]{0,63}|c:[a-z][a-z0-9_]{0,63}:[a-z][a-z0-9_]{0,63})$/;
-
-/** A form's allow/deny selections (nothing else), as a cookie value; none when there are none or too many. */
-function selectionsCookie(form: unknown): string | undefined {
-  if (!form || typeof form !== 'object') return undefined;
-  const picked = Object.entries(form).filter(([k, v]) => SELECTION.test(k) && (v === 'allow' || v === 'deny'));
-  const value = Buffer.from(JSON.stringify(Object.fromEntries(picked))).toString('base64url');
-  return picked.length && value.length <= 3_500 ? value : undefined;
-}
-
-const originOf = (origin: string | undefined) => {
-  try {
-    return origin ? new URL(origin).host : undefined;
-  } catch {
-    return undefined;
-  }
-};
-
-/** The selections a pending cookie holds, checked as strictly as when they were kept; none if it is unreadable. */
-function selectionsOf(cookie: string | undefined): Record<string, string> | undefined {
-  if (!cookie) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(Buffer.from(cookie, 'base64url').toString());
-    const value = selectionsCookie(parsed);
-    return value ? (parsed as Record<string, string>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The message a page shows for a problem, by its status (the status itself comes from the one error table). */
 const MESSAGES: Record<number, string> = {
@@ -143,11 +111,9 @@ export function portalRouter(d: PortalRouterDeps): Router {
   const requireSession: RequestHandler = (req, res, next) => {
     if (res.locals.session) return next();
     if (req.method === 'GET') return res.redirect(303, '/?ended=1');
-    // Only from this site's own page: another site must not be able to plant selections for the next sign-in.
-    const sameSite = req.get('sec-fetch-site') === 'same-origin' || originOf(req.get('origin')) === req.host;
-    const pending = req.path === '/choices' && sameSite ? selectionsCookie(req.body) : undefined;
-    if (pending) res.cookie(PENDING, pending, { ...cookieOptions, maxAge: PENDING_MS });
-    const message = pending ? 'signIn.sessionEndedKept' : 'signIn.sessionEnded';
+    const kept = req.path === '/choices' ? keptSelections(req) : undefined;
+    if (kept) res.cookie(KEPT_COOKIE, kept, { ...cookieOptions, maxAge: KEPT_MS });
+    const message = kept ? 'signIn.sessionEndedKept' : 'signIn.sessionEnded';
     views.render(res, 'message.njk', { title: 'signIn.title', message, home: false, signInLink: true }, 401);
   };
 
@@ -225,17 +191,17 @@ export function portalRouter(d: PortalRouterDeps): Router {
   pages.post('/logout', context, ...signedInForm, async (_req, res) => {
     await sessions.destroy(sessionOf(res).id);
     res.clearCookie(COOKIE, { path: '/' });
-    res.clearCookie(PENDING, { path: '/' });
+    res.clearCookie(KEPT_COOKIE, { path: '/' });
     res.redirect(303, '/?signedOut=1');
   });
 
   pages.get('/choices', context, ...signedIn, async (req, res) => {
     const view = await portal.choices(sessionOf(res).accountId);
     // Selections a form carried when its session ended: shown again, to confirm (nothing was saved).
-    const pending = selectionsOf(parseCookies(req.headers.cookie ?? '')[PENDING]);
-    if (pending) {
-      res.clearCookie(PENDING, { path: '/' });
-      return views.render(res, 'choices.njk', choicesPage(withSelections(view, pending), { sessionEnded: true }));
+    const kept = selectionsOf(parseCookies(req.headers.cookie ?? '')[KEPT_COOKIE]);
+    if (kept) {
+      res.clearCookie(KEPT_COOKIE, { path: '/' });
+      return views.render(res, 'choices.njk', choicesPage(withSelections(view, kept), { sessionEnded: true }));
     }
     views.render(res, 'choices.njk', choicesPage(view, { noticeChanged: req.query.noticeChanged === '1' }));
   });

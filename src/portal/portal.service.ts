@@ -103,8 +103,8 @@ export class PortalService {
   }
 
   /**
-   * Every purpose × category with its state, judged by the decision engine itself, so that the page says what pipelines
-   * are told.
+   * Every purpose, with each category it asks for (and any other it still holds an opt-in for) in its state, judged by
+   * the decision engine itself, so that the page says what pipelines are told.
    */
   async choices(accountId: string): Promise<ChoicesView> {
     const now = this.deps.clock();

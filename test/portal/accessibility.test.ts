@@ -125,6 +125,8 @@ describe('every page: axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa) clean, no si
           'Our advertising system asked to share “Financial information” and “Health information” with ' +
             'Acme Advertising LLC for “Selling your data”, and we refused. You had not allowed this.',
         );
+        await visit('/activity?outcome=refused', 'activity-refused', { h1: /^Who used my data$/ });
+        expect(await page.locator('li.entry').count()).toBe(1);
         await visit('/receipts/00000000-0000-4000-8000-000000000000', 'receipt-not-found', { status: 404 });
         await visit('/choices', 'choices', { h1: /^My choices$/ });
         expect(await page.locator('input[type=radio]:checked').count()).toBe(4);

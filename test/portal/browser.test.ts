@@ -418,6 +418,8 @@ describe('choosing in the browser', () => {
       );
       expect(await allowOf(wholePurpose(page, 'product_analytics')).isChecked()).toBe(true);
       expect(await allowOf(await item(page, 'data_sale', 'Your name')).isChecked()).toBe(true);
+      expect(await axeViolations(page)).toEqual([]);
+      await screenshot(page, 'choices-kept');
       await page.getByRole('button', { name: 'Save my choices' }).first().click();
       await page.waitForURL('**/choices/saved');
       expect((await decision(accountId, 'data_sale', ['name'])).allow).toBe(true);
