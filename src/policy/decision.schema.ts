@@ -82,7 +82,9 @@ export const decisionResponseSchema = z.object({
   purpose: z.string(),
   allow: z.boolean(),
   evaluatedAt: isoTime,
-  validUntil: isoTime.optional().describe('An allow may be reused until then, never beyond'),
+  validUntil: isoTime
+    .optional()
+    .describe('An allow may be reused until then, never beyond: at most the reuse window (decisionReuseSeconds) away'),
   results: z.array(categoryResult),
 });
 

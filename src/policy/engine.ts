@@ -131,19 +131,22 @@ function lastMaterialChange(catalog: Catalog, purpose: string, now: Date): Notic
 }
 
 /**
- * An allow may be reused until the earliest expiry of the consents it relied on. With no consent
- * to rely on (exceptions, opt-out categories), the catalog's reuse window bounds it. A material
- * notice change scheduled before then ends it early, since the consents stop counting at that moment.
+ * An allow may be reused for the catalog's reuse window at most (`decisionReuseSeconds`), so that a revocation reaches
+ * a caller that honours validUntil within that window, even one that never reads the change feed; sooner when a
+ * consent it relied on expires first, or when a notice version material for the purpose takes effect first (the
+ * consents stop counting at that moment).
  */
 function validUntil(purpose: string, results: readonly CategoryResult[], catalog: Catalog, now: Date): Date {
-  let until = Number.POSITIVE_INFINITY;
-  for (const r of results) if (r.allow && r.expiresAt) until = Math.min(until, r.expiresAt.getTime());
-  if (until === Number.POSITIVE_INFINITY) until = now.getTime() + catalog.decisionReuseSeconds * 1000;
-  else {
-    const nextMaterial = catalog.notices.find(
-      (n) => n.effectiveAt.getTime() > now.getTime() && n.materialFor.includes(purpose),
-    );
-    if (nextMaterial) until = Math.min(until, nextMaterial.effectiveAt.getTime());
+  let until = now.getTime() + catalog.decisionReuseSeconds * 1000;
+  let reliesOnConsent = false;
+  for (const r of results) {
+    if (!r.allow || !r.expiresAt) continue;
+    reliesOnConsent = true;
+    until = Math.min(until, r.expiresAt.getTime());
   }
+  const nextMaterial = reliesOnConsent
+    ? catalog.notices.find((n) => n.effectiveAt.getTime() > now.getTime() && n.materialFor.includes(purpose))
+    : undefined;
+  if (nextMaterial) until = Math.min(until, nextMaterial.effectiveAt.getTime());
   return new Date(until);
 }

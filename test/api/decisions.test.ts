@@ -70,7 +70,8 @@ describe('POST /v1/decisions: the decision table', () => {
 
   it('consent_granted: cites the consent record and its expiry; validUntil is the earliest expiry', async () => {
     const id = await createAccount(svc, admin);
-    const soon = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    // Within the reuse window (15 minutes), so that the expiry decides.
+    const soon = new Date(Date.now() + 10 * 60_000).toISOString();
     const put = await putConsents(svc, admin, id, [
       { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
       { purpose: 'ad_targeting', category: 'demographics', choice: 'grant', expiresAt: soon },
@@ -100,6 +101,20 @@ describe('POST /v1/decisions: the decision table', () => {
       },
     ]);
     expect(r.body.validUntil).toBe(soon);
+  });
+
+  it('an allow is reused for the reuse window at most, however far away the consent expires', async () => {
+    const id = await createAccount(svc, admin);
+    await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+    const r = await decide(svc, admin, {
+      accountId: id,
+      purpose: 'ad_targeting',
+      categories: ['web_browsing_history'],
+    });
+    expect(r.body.allow).toBe(true);
+    expect(svc.config.catalog.decisionReuseSeconds).toBe(900);
+    expect(Date.parse(r.body.validUntil)).toBe(Date.parse(r.body.evaluatedAt) + 900_000);
+    expect(Date.parse(r.body.results[0].expiresAt)).toBeGreaterThan(Date.now() + 364 * 86_400_000);
   });
 
   it('no_consent: nothing recorded, or declined without a grant', async () => {

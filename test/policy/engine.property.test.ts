@@ -47,6 +47,8 @@ describe('engine properties', () => {
         if (i.account!.status !== 'active') expect(exception?.survivesClosure).toBe(true);
         expect(i.categories.length).toBeGreaterThan(0);
         expect(verdict.validUntil.getTime()).toBeGreaterThan(i.now.getTime());
+        // Never reused beyond the reuse window, however far away the consent's expiry.
+        expect(verdict.validUntil.getTime()).toBeLessThanOrEqual(i.now.getTime() + catalog.decisionReuseSeconds * 1000);
         if (i.recipient !== undefined) expect(catalog.recipients.has(i.recipient)).toBe(true);
         if (kinds) expect(kinds).toContain(catalog.recipients.get(i.recipient!)?.kind);
         for (const r of verdict.results) {

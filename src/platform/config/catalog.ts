@@ -81,7 +81,7 @@ const catalogFileSchema = z
   .strictObject({
     consentTermDays: z.number().int().positive(),
     maxConsentTermDays: z.number().int().positive().optional(),
-    decisionReuseSeconds: z.number().int().min(0).max(86_400).default(300),
+    decisionReuseSeconds: z.number().int().min(0).max(86_400).default(900),
     categories: z.array(z.strictObject({ id, regime: z.enum(['opt_in', 'opt_out']), label: z.string().min(1) })).min(1),
     purposes: z
       .array(
@@ -241,7 +241,7 @@ export interface Notice {
 export interface Catalog {
   readonly consentTermDays: number;
   readonly maxConsentTermDays: number;
-  /** How long a caller may reuse an allow that relies on no expiring consent. */
+  /** How long a caller may reuse any allow, at most (sooner when a consent it relies on expires first). */
   readonly decisionReuseSeconds: number;
   readonly categories: ReadonlyMap<string, Category>;
   readonly purposes: ReadonlyMap<string, Purpose>;
