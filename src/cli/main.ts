@@ -2,6 +2,7 @@
 import { ConfigError } from '../platform/config';
 import { UsageError } from './args';
 import { auditCommand } from './audit.command';
+import { demoCommand } from './demo.command';
 import { keysCommand } from './keys.command';
 import { migrateCommand } from './migrate.command';
 import { portalLinkCommand } from './portal-link.command';
@@ -16,6 +17,12 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
       'the audit log: verify FILE --manifest M --jwks J | verify --db [--archives DIR] | archive | prove | ' +
       'verify-proof | verify-consistency',
     run: auditCommand,
+  },
+  demo: {
+    summary:
+      'seed demo data into the running service and print a portal link, a token and curl commands: ' +
+      '[--accounts 200] [--url http://localhost:8080] [--seed 1]',
+    run: demoCommand,
   },
   keys: { summary: 'rotate the signing key: keys rotate (the old key stays in the JWKS, retired)', run: keysCommand },
   'portal-link': {
