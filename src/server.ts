@@ -46,6 +46,8 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       queueDepths: () => queues.depths(),
       auditPending: () => auditWriter.pending,
       cache: () => ({ entries: subjects.entries, bytes: subjects.bytes, coherent: coherence.coherent() }),
+      auditSigning: () => services.audit.signingState(),
+      jobs: () => ({ lastCompleted: queues.lastCompleted, intervals: queues.intervals }),
     });
     // A worker-only instance answers no decisions: it holds no cache and no lease.
     coherence.start(config.cache.enabled && config.workers.serveApi);

@@ -511,6 +511,18 @@ export async function findTreeHead(db: Db, size?: number): Promise<AuditCheckpoi
   return query.executeTakeFirst();
 }
 
+/** The chain head and the latest checkpoint (its size and signing time): two single-row index reads, for /metrics. */
+export async function signingState(db: Db): Promise<{ headSeq: number; signedSeq: number; signedAt?: Date }> {
+  const head = await readHead(db);
+  const latest = await db
+    .selectFrom('audit_checkpoints')
+    .select(['seq', 'signed_at'])
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return { headSeq: head.seq, signedSeq: Number(latest?.seq ?? 0), signedAt: latest?.signed_at };
+}
+
 /** The latest checkpoint at or below `seq` (any, when no bound). */
 export async function latestCheckpoint(db: Db, atOrBelow?: number): Promise<AuditCheckpointRow | undefined> {
   let query = db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'desc').limit(1);

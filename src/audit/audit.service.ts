@@ -121,6 +121,15 @@ export class AuditService {
     return signTreeHeads(this.deps);
   }
 
+  /**
+   * For /metrics: records no signed tree head covers yet, and when the latest was signed. An idle log signs nothing
+   * new, so the age alone is no alarm; unsigned records with an old signature are (the signing job is not running).
+   */
+  async signingState(): Promise<{ unsignedRecords: number; signedAt?: Date }> {
+    const { headSeq, signedSeq, signedAt } = await repo.signingState(this.deps.db);
+    return { unsignedRecords: Math.max(0, headSeq - signedSeq), signedAt };
+  }
+
   async checkpoints(o: { beforeSeq?: number; limit: number }) {
     const page = await keysetPage(o.limit, (limit) => repo.findCheckpoints(this.deps.db, { ...o, limit }));
     return { checkpoints: page.items.map(checkpointView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };

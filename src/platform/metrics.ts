@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { withTimeout } from './timeout';
 
 /** Prometheus metrics. Labels are bounded values (catalog ids, reasons, outcomes): never subscriber data. */
 export function createMetrics() {
@@ -92,8 +93,61 @@ export function registerGauges(
     queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>;
     auditPending: () => number;
     cache: () => { entries: number; bytes: number; coherent: boolean };
+    /** Read from PostgreSQL: the same on every instance, whichever signs. */
+    auditSigning: () => Promise<{ unsignedRecords: number; signedAt?: Date }>;
+    /** This instance's periodic jobs: when each last completed, and its interval (epoch ms; ms). */
+    jobs: () => { lastCompleted: ReadonlyMap<string, number>; intervals: ReadonlyMap<string, number> };
   },
 ): void {
+  // Both audit gauges come from one read per scrape; a scrape must not fail (or hang) because PostgreSQL does.
+  let signing: { at: number; read: Promise<{ unsignedRecords: number; signedAt?: Date } | undefined> } | undefined;
+  const auditSigning = () => {
+    if (!signing || Date.now() - signing.at > 1000) {
+      const read = withTimeout(sources.auditSigning(), 1000, () => new Error('audit signing state: timeout'));
+      signing = { at: Date.now(), read: read.catch(() => undefined) };
+    }
+    return signing.read;
+  };
+  new Gauge({
+    name: 'optgate_audit_unsigned_records',
+    help: 'Audit records no signed tree head covers yet (empty while PostgreSQL does not answer)',
+    registers: [metrics.registry],
+    async collect() {
+      const state = await auditSigning();
+      this.reset();
+      if (state) this.set(state.unsignedRecords);
+    },
+  });
+  new Gauge({
+    name: 'optgate_audit_tree_head_signed_timestamp_seconds',
+    help: 'When the latest tree head (checkpoint) was signed, Unix seconds; 0: none yet',
+    registers: [metrics.registry],
+    async collect() {
+      const state = await auditSigning();
+      this.reset();
+      if (state) this.set(state.signedAt ? state.signedAt.getTime() / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: 'optgate_job_last_success_timestamp_seconds',
+    help: 'When a job of the queue last completed on this instance, Unix seconds (none since the start: no sample)',
+    labelNames: ['queue'] as const,
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      for (const [queue, at] of sources.jobs().lastCompleted) this.set({ queue }, at / 1000);
+    },
+  });
+  new Gauge({
+    name: 'optgate_job_interval_seconds',
+    help: 'The interval of each periodic job this instance runs (the expiry sweep, the signing of tree heads, …)',
+    labelNames: ['queue'] as const,
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      for (const [queue, ms] of sources.jobs().intervals) this.set({ queue }, ms / 1000);
+    },
+  });
   new Gauge({
     name: 'optgate_cache_entries',
     help: "Accounts held in this instance's consent cache",

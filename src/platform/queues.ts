@@ -72,6 +72,7 @@ export class Queues {
     this.work(d.queue, d.handler);
     if (d.schedule) {
       const { id, everyMs, data } = d.schedule;
+      this.intervals.set(d.queue, everyMs);
       await this.queue(d.queue).upsertJobScheduler(id, { every: everyMs }, { name: id, data });
     }
   }
@@ -82,6 +83,7 @@ export class Queues {
       connection: this.connection,
       prefix: this.prefix,
     });
+    worker.on('completed', () => this.lastCompleted.set(name, Date.now()));
     worker.on('failed', (job, err) =>
       this.logger.error(
         { queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: { message: err.message, name: err.name } },
@@ -134,4 +136,13 @@ export class Queues {
 
   /** True once close() was called: nothing new is started. */
   closed = false;
+
+  /**
+   * When a job of each queue last completed on this instance (epoch ms), for /metrics: a periodic job that stops
+   * running (a sweep, the signing of tree heads) shows as a time that no longer moves.
+   */
+  readonly lastCompleted = new Map<QueueName, number>();
+
+  /** The interval of each periodic job this instance runs (ms), for /metrics: alerts compare the times above to it. */
+  readonly intervals = new Map<QueueName, number>();
 }
