@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { adminToken, createAccount, decide } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
@@ -7,9 +8,6 @@ import { call, startTestService, type TestService } from '../support/harness';
  * The Grafana dashboard and the Prometheus alert rules name only metrics a running service exports: a renamed or
  * removed metric breaks this test, not a dashboard nobody looks at until the night it is needed.
  */
-
-// js-yaml comes with jest (@istanbuljs/load-nyc-config), not as a dependency of its own; it has no types here.
-const yaml = require('js-yaml') as { load(text: string): unknown };
 
 /** Metrics of work still being built (webhook delivery). Once it has landed, this list is empty. */
 const NOT_YET_EXPORTED = new Set([
@@ -23,7 +21,7 @@ const GRAFANA_DATASOURCE = '$' + '{DS_PROMETHEUS}';
 
 const root = path.join(__dirname, '../..');
 const dashboard = JSON.parse(readFileSync(path.join(root, 'config/grafana/optgate.json'), 'utf8'));
-const rules = yaml.load(readFileSync(path.join(root, 'config/prometheus/alerts.yml'), 'utf8')) as {
+const rules = parseYaml(readFileSync(path.join(root, 'config/prometheus/alerts.yml'), 'utf8')) as {
   groups: { name: string; rules: Record<string, any>[] }[];
 };
 
