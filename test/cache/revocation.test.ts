@@ -61,6 +61,7 @@ it('1,000 cycles of grant, decisions on B and C, revoke on A, decisions on B and
   );
   expect(staleAllows).toBe(0);
   expect(missingAllows).toBe(0);
-  // The grants were served from the caches: at least one hit per instance per cycle.
-  expect(hitsAfter - hitsBefore).toBeGreaterThanOrEqual(2000);
+  // The grants were served from the caches: one hit per instance per cycle, nearly always. (An instance starved of CPU
+  // may miss a lease renewal, and then rightly reads through PostgreSQL until it holds a lease again: a few cycles.)
+  expect(hitsAfter - hitsBefore).toBeGreaterThanOrEqual(1900);
 }, 240_000);
