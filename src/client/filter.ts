@@ -51,10 +51,17 @@ export class FilterStream implements AsyncIterable<string> {
       req.once('error', reject);
     });
     // Sending runs beside reading: the service answers while it reads, and stops reading while its answer waits.
+    // A failure of the input is the pipeline's own error: it is thrown as it is, not as a cut answer.
+    let inputFailed: { error: unknown } | undefined;
     const sending = send(this.input, req);
-    sending.catch((err: unknown) => req.destroy(err instanceof Error ? err : new Error(String(err))));
+    sending.catch((error: unknown) => {
+      inputFailed = { error };
+      req.destroy();
+    });
     try {
-      const res = await answered;
+      const res = await answered.catch((err: unknown) => {
+        throw inputFailed ? inputFailed.error : err;
+      });
       if (res.statusCode !== 200) {
         const text = await readAll(res);
         throw new OptgateProblemError(
@@ -70,6 +77,7 @@ export class FilterStream implements AsyncIterable<string> {
           yield* lines;
         }
       } catch (err) {
+        if (inputFailed) throw inputFailed.error;
         throw new OptgateStreamCutError('The filter answer was cut before its end: it is not the whole answer', {
           cause: err,
         });

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,3 +67,34 @@ it('a failing call leaves no output file', async () => {
   await expect(stat(output)).rejects.toThrow();
   await expect(stat(`${output}.partial`)).rejects.toThrow();
 });
+
+it('runs as a program from the build: stdin to stdout, counts on stderr', async () => {
+  const admin = await adminToken(svc);
+  const yes = await createAccount(svc, admin);
+  await putConsents(svc, admin, yes, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
+  const records = [
+    { accountId: yes, url: 'https://example.org/1', lat: 43.66, ts: 1 },
+    { accountId: 'A-unknown', url: 'https://example.org/2', ts: 2 },
+  ];
+  const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'examples', 'pipeline.js')], {
+    env: {
+      ...process.env,
+      OPTGATE_URL: svc.url,
+      OPTGATE_TOKEN: await svc.token('decisions', ['ad_targeting']),
+      OPTGATE_PURPOSE: 'ad_targeting',
+      OPTGATE_SCHEMA: 'clickstream',
+    },
+  });
+  child.stdin.end(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const [stdout, stderr] = [text(child.stdout), text(child.stderr)];
+  const [code] = await once(child, 'close');
+  expect(code).toBe(0);
+  expect(await stdout).toBe(`{"accountId":"${yes}","ts":1,"url":"https://example.org/1"}\n`);
+  expect(JSON.parse(await stderr)).toEqual({ received: 2, allowed: 1, invalid: 0, redacted: 1 });
+});
+
+async function text(stream: NodeJS.ReadableStream): Promise<string> {
+  let all = '';
+  for await (const chunk of stream) all += chunk.toString();
+  return all;
+}

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient, OptgateProblemError, OptgateStreamCutError, type TokenSource } from 'optgate/client';
 import { adminToken, createAccount, putConsents } from '../support/fixtures';
 import { startTestService, type TestService } from '../support/harness';
@@ -60,6 +61,23 @@ it('a refused request is a typed error before any record', async () => {
   expect(err).toBeInstanceOf(OptgateProblemError);
   expect(err).toMatchObject({ status: 422, problemType: 'validation' });
   expect(err.errors).toEqual([expect.objectContaining({ path: 'schema' })]);
+});
+
+it("a failing input is thrown as the pipeline's own error, and the call is abandoned", async () => {
+  const client = createClient({ baseUrl: svc.url, getToken });
+  const broken = new Error('the source broke');
+  async function* records() {
+    yield { accountId: yes, url: 'https://example.org/a', ts: 1 };
+    await sleep(50);
+    throw broken;
+  }
+  const out: string[] = [];
+  const stream = client.filter(records(), { purpose, schema: 'clickstream' });
+  const err = await (async () => {
+    for await (const line of stream) out.push(line);
+  })().catch((e) => e);
+  expect(err).toBe(broken);
+  expect(stream.counts).toBeUndefined();
 });
 
 describe('a cut answer raises (a fake server, only for the failure)', () => {
