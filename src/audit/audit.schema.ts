@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineRoute } from '../platform/http/route';
-import { accountId, channel, consentEventKind, outcome } from '../platform/vocabulary';
+import { accountId, outcome } from '../platform/vocabulary';
+import { consentChangesQuerySchema, consentChangesResponseSchema } from './changes.contract';
 import { auditType, exportFiltersSchema, exportFormat } from './formats';
 import { auditRecordSchema } from './records';
 
@@ -33,11 +34,6 @@ const eventsQuery = z.strictObject({
     .optional()
     .describe('One or more of consent_event, decision, staff_action, comma-separated'),
   include: z.literal('consents').optional().describe('Add to each decision the consent events it relied on'),
-});
-
-const changesQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 export const exportRequestSchema = exportFiltersSchema.extend({ format: exportFormat });
@@ -77,27 +73,11 @@ export const auditRoutes = {
     description: 'Poll with `after` = the last `next`; the feed never skips an event.',
     tag: 'consents',
     scopes: ['decisions'],
-    query: changesQuery,
+    query: consentChangesQuerySchema,
     responses: {
       200: {
         description: 'A page of the feed',
-        schema: z.object({
-          changes: z.array(
-            z.object({
-              seq: z.int(),
-              eventId: z.uuid(),
-              accountId,
-              kind: consentEventKind,
-              purpose: z.string(),
-              category: z.string(),
-              channel,
-              occurredAt: z.iso.datetime(),
-              expiresAt: z.iso.datetime().optional(),
-              recipients: z.array(z.string()).optional().describe('A grant that names its recipients: their ids'),
-            }),
-          ),
-          next: z.int(),
-        }),
+        schema: consentChangesResponseSchema,
       },
     },
   }),

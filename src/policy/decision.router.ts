@@ -3,7 +3,8 @@ import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import { decodedBody, requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
-import { FILTER_TRAILERS, decisionRoutes as routes } from './decision.schema';
+import { FILTER_TRAILERS } from './decision.contract';
+import { decisionRoutes as routes } from './decision.schema';
 import type { Caller, DecisionService } from './decision.service';
 import { filterRecords } from './filter';
 

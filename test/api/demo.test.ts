@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => svc.stop());
 
-it('seeds a mix of accounts and choices through the API, and prints a working link, token and curl commands', async () => {
+it('seeds accounts and choices through the API; prints a working link, token and curl commands', async () => {
   const seeded = await run(CLI, ['demo', '--accounts', '60', '--url', svc.url, '--seed', '7'], env);
   expect(seeded.stderr).toBe('');
   expect(seeded.code).toBe(0);
