@@ -73,6 +73,12 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000],
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'optgate_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (to be retried), dead (retries used up)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     httpRequests: new Histogram({
       name: 'optgate_http_request_duration_seconds',
       help: 'HTTP requests by method, route pattern and status',
@@ -92,8 +98,29 @@ export function registerGauges(
     queueDepths: () => Promise<{ queue: string; state: string; count: number }[]>;
     auditPending: () => number;
     cache: () => { entries: number; bytes: number; coherent: boolean };
+    /** Pending webhook deliveries, and the age of the oldest (read from PostgreSQL at scrape time). */
+    webhooks: () => Promise<{ pending: number; oldestSeconds: number }>;
   },
 ): void {
+  const webhooks = () => sources.webhooks().catch(() => undefined);
+  new Gauge({
+    name: 'optgate_webhook_queue_depth',
+    help: 'Webhook deliveries pending (not yet delivered nor dead)',
+    registers: [metrics.registry],
+    async collect() {
+      const w = await webhooks();
+      if (w) this.set(w.pending);
+    },
+  });
+  new Gauge({
+    name: 'optgate_webhook_oldest_undelivered_seconds',
+    help: 'Age of the oldest pending webhook delivery (0 when none is pending)',
+    registers: [metrics.registry],
+    async collect() {
+      const w = await webhooks();
+      if (w) this.set(w.oldestSeconds);
+    },
+  });
   new Gauge({
     name: 'optgate_cache_entries',
     help: "Accounts held in this instance's consent cache",

@@ -17,6 +17,7 @@ import type {
 import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentReceiptTable, ConsentStateTable } from '../../consent/consent.table';
 import type { NoticeDeliveryTable } from '../../notices/notice.table';
+import type { WebhookCursorTable, WebhookDeliveryTable, WebhookEndpointTable } from '../../webhooks/webhook.table';
 import type { Logger } from '../logger';
 
 export interface Database {
@@ -38,6 +39,9 @@ export interface Database {
   audit_archives: AuditArchiveTable;
   audit_archive_edge: AuditArchiveEdgeTable;
   notice_deliveries: NoticeDeliveryTable;
+  webhook_endpoints: WebhookEndpointTable;
+  webhook_deliveries: WebhookDeliveryTable;
+  webhook_cursor: WebhookCursorTable;
 }
 
 export type Db = Kysely<Database>;
