@@ -6,7 +6,8 @@ import { type Kysely, sql } from 'kysely';
  * Signed webhooks (issue 12). `webhook_endpoints`: a client's receivers (the client is the token's `sub`); a
  * deleted endpoint keeps its row (`deleted_at`) so that its deliveries stay listed. `webhook_deliveries`: one row per
  * event and endpoint, its `seq` the order in which an endpoint gets them. `webhook_cursor`: how far the dispatcher has
- * read the change feed (one row, moved in the transaction that creates the deliveries).
+ * read the change feed (one row, moved in the transaction that creates the deliveries). `webhook_expiring`: the
+ * consents whose coming expiry was announced.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`
@@ -48,9 +49,16 @@ export async function up(db: Kysely<any>): Promise<void> {
       feed_seq bigint not null
     )`.execute(db);
   await sql`insert into webhook_cursor (id, feed_seq) values (1, 0)`.execute(db);
+  // The consents whose coming expiry was announced (consent.expiring): once per consent.
+  await sql`
+    create table webhook_expiring (
+      consent_id uuid primary key,
+      announced_at timestamptz not null
+    )`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await sql`drop table webhook_expiring`.execute(db);
   await sql`drop table webhook_cursor`.execute(db);
   await sql`drop table webhook_deliveries`.execute(db);
   await sql`drop table webhook_endpoints`.execute(db);

@@ -129,13 +129,15 @@ export function createServices(infra: Infrastructure) {
     expiringDays: config.portal.expiringDays,
   });
   const compliance = new ComplianceService({ accounts, consents });
-  const { allowPrivate, allowList, retryScheduleMs, timeoutMs } = config.webhooks;
+  const { allowPrivate, allowList, retryScheduleMs, timeoutMs, expiringDays } = config.webhooks;
   const webhooks = new WebhookService({
     db,
     clock,
     metrics,
     logger: infra.logger,
     feed: (after, limit) => audit.webhookFeed(after, limit),
+    expiringGrants: (withinMs, limit, after) => consents.grantsExpiring(withinMs, limit, after),
+    expiringDays,
     policy: urlPolicy(allowPrivate, allowList),
     retryScheduleMs,
     timeoutMs,

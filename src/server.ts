@@ -59,7 +59,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
         ...auditJobs({ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs }),
         ...cacheJobs({ db, logger, clock }),
-        ...webhookJobs({ webhooks, logger, tickMs: config.webhooks.tickMs }),
+        ...webhookJobs({ webhooks, logger, ...config.webhooks }),
       ]);
     }
     server = await listen(app, config.http);

@@ -24,6 +24,8 @@ export interface QueuePayloads {
   'webhook-dispatch': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Attempts the due deliveries: each endpoint's oldest pending one. */
   'webhook-deliver': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Announces grants whose term ends within WEBHOOK_EXPIRING_DAYS (consent.expiring), once per consent. */
+  'webhook-expiring': { readonly scheduledBy: 'scheduler' | 'manual' };
 }
 
 export type QueueName = keyof QueuePayloads;

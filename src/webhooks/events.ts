@@ -6,6 +6,7 @@ export const webhookEvent = z.enum([
   'consent.granted',
   'consent.revoked',
   'consent.expired',
+  'consent.expiring',
   'consent.lapsed',
   'account.closed',
 ]);
@@ -13,7 +14,8 @@ export type WebhookEvent = z.infer<typeof webhookEvent>;
 
 /**
  * What a delivery's `data` holds: no more than a pipeline needs to act (no evidence, no IP or user-agent hashes, no
- * actor). A renewal is announced as `consent.granted` with `kind: "renewed"`.
+ * actor). A renewal is announced as `consent.granted` with `kind: "renewed"`; `consent.expiring` has `kind: "expiring"`
+ * and the grant's event id (its consent id).
  */
 export type EventData =
   | {

@@ -6,12 +6,14 @@ export interface WebhookJobDeps {
   readonly webhooks: WebhookService;
   readonly logger: Logger;
   readonly tickMs: number;
+  readonly expiringScanMs: number;
 }
 
 /**
- * Two periodic jobs, every tick: the dispatcher turns new feed events into deliveries; the deliverer attempts what is
- * due. Retries are scheduled in PostgreSQL (`next_attempt_at`), not as BullMQ retries: a delivery's place in its
- * endpoint's order, and its schedule over more than a day, must outlive Redis.
+ * Periodic jobs: every tick, the dispatcher turns new feed events into deliveries and the deliverer attempts what
+ * is due; less often, the grants coming to their end are announced. Retries are scheduled in PostgreSQL
+ * (`next_attempt_at`), not as BullMQ retries: a delivery's place in its endpoint's order, and its schedule over more
+ * than a day, must outlive Redis.
  */
 export function webhookJobs(d: WebhookJobDeps): JobDefinition[] {
   return [
@@ -28,6 +30,11 @@ export function webhookJobs(d: WebhookJobDeps): JobDefinition[] {
       queue: 'webhook-deliver',
       schedule: { id: 'webhook-deliver', everyMs: d.tickMs, data: { scheduledBy: 'scheduler' } },
       handler: async () => ({ attempted: await d.webhooks.deliverDue() }),
+    }),
+    job({
+      queue: 'webhook-expiring',
+      schedule: { id: 'webhook-expiring', everyMs: d.expiringScanMs, data: { scheduledBy: 'scheduler' } },
+      handler: async () => ({ announced: await d.webhooks.announceExpiring() }),
     }),
   ];
 }

@@ -62,6 +62,29 @@ export async function insertDeliveries(db: Db, rows: readonly NewDelivery[]): Pr
     .execute();
 }
 
+/** Of these consents, those whose coming expiry was announced already. */
+export async function findAnnounced(db: Db, consentIds: readonly string[]): Promise<Set<string>> {
+  if (!consentIds.length) return new Set();
+  const rows = await db
+    .selectFrom('webhook_expiring')
+    .select('consent_id')
+    .where('consent_id', 'in', [...consentIds])
+    .execute();
+  return new Set(rows.map((r) => r.consent_id));
+}
+
+/** Marks consents announced; returns those this call marked (not another instance before it). */
+export async function markAnnounced(db: Db, consentIds: readonly string[], now: Date): Promise<Set<string>> {
+  if (!consentIds.length) return new Set();
+  const rows = await db
+    .insertInto('webhook_expiring')
+    .values(consentIds.map((consent_id) => ({ consent_id, announced_at: now })))
+    .onConflict((oc) => oc.column('consent_id').doNothing())
+    .returning('consent_id')
+    .execute();
+  return new Set(rows.map((r) => r.consent_id));
+}
+
 export async function readCursor(db: Db): Promise<number> {
   const row = await db.selectFrom('webhook_cursor').select('feed_seq').where('id', '=', 1).executeTakeFirstOrThrow();
   return Number(row.feed_seq);

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebhookFeedItem } from '../audit';
+import type { ExpiringGrant } from '../consent';
 import type { Db } from '../platform/db/database';
 import { AppError, validationError } from '../platform/errors';
 import type { Logger } from '../platform/logger';
@@ -18,6 +19,10 @@ export interface WebhookDeps {
   readonly logger: Logger;
   /** The audit component's feed of consent events and account closures, in chain order (injected). */
   readonly feed: (afterSeq: number, limit: number) => Promise<{ items: WebhookFeedItem[]; next: number }>;
+  /** The consent component's grants in force that end within `withinMs`, a page at a time (injected). */
+  readonly expiringGrants: (withinMs: number, limit: number, after?: ExpiringGrant) => Promise<ExpiringGrant[]>;
+  /** `consent.expiring` goes out this many days before a grant's term ends. */
+  readonly expiringDays: number;
   readonly policy: UrlPolicy;
   /** Waits before each retry; an attempt after the last of them that fails makes the delivery dead. */
   readonly retryScheduleMs: readonly number[];
@@ -198,6 +203,46 @@ export class WebhookService {
   }
 
   /**
+   * The `consent.expiring` job: every grant in force whose term ends within `expiringDays` and that was not announced
+   * yet is announced once, to the live endpoints that subscribe to it (a renewal is a new consent: announced again).
+   * While no endpoint subscribes, nothing is marked, so that the first one to subscribe hears of every grant then in
+   * the window.
+   */
+  async announceExpiring(pageSize = 500): Promise<number> {
+    const { db, clock, expiringDays } = this.deps;
+    const subscribed = (await repo.findLiveEndpoints(db)).some((e) => e.events.includes('consent.expiring'));
+    if (!subscribed) return 0;
+    let announced = 0;
+    let after: ExpiringGrant | undefined;
+    for (;;) {
+      const grants = await this.deps.expiringGrants(expiringDays * 86_400_000, pageSize, after);
+      const known = await repo.findAnnounced(
+        db,
+        grants.map((g) => g.consentId),
+      );
+      const fresh = grants.filter((g) => !known.has(g.consentId));
+      if (fresh.length) {
+        announced += await db.transaction().execute(async (trx) => {
+          const now = clock();
+          const marked = await repo.markAnnounced(
+            trx,
+            fresh.map((g) => g.consentId),
+            now,
+          );
+          const endpoints = (await repo.findLiveEndpoints(trx)).filter((e) => e.events.includes('consent.expiring'));
+          const rows = fresh
+            .filter((g) => marked.has(g.consentId))
+            .flatMap((g) => endpoints.map((e) => expiringDelivery(e.id, g, now)));
+          await repo.insertDeliveries(trx, rows);
+          return marked.size;
+        });
+      }
+      if (grants.length < pageSize) return announced;
+      after = grants[grants.length - 1];
+    }
+  }
+
+  /**
    * The delivery job: attempts each endpoint's oldest pending delivery, when due. Only the oldest is ever attempted,
    * so an endpoint gets its events in feed order; a dead delivery no longer holds the ones after it.
    */
@@ -262,6 +307,32 @@ export class WebhookService {
     if (!row) throw notFound();
     return row;
   }
+}
+
+function expiringDelivery(endpointId: string, g: ExpiringGrant, now: Date): repo.NewDelivery {
+  const data = {
+    accountId: g.accountId,
+    purpose: g.purpose,
+    category: g.category,
+    kind: 'expiring',
+    eventId: g.consentId,
+    occurredAt: now.toISOString(),
+    expiresAt: g.expiresAt,
+    ...(g.recipients ? { recipients: g.recipients } : {}),
+  };
+  return {
+    id: randomUUID(),
+    endpoint_id: endpointId,
+    event: 'consent.expiring',
+    feed_seq: null,
+    payload: JSON.stringify({ type: 'consent.expiring', seq: null, timestamp: now.toISOString(), data }),
+    next_attempt_at: now,
+    created_at: now,
+    last_status: null,
+    last_error: null,
+    locked_until: null,
+    completed_at: null,
+  };
 }
 
 /** Another instance moved the cursor first: this page is theirs (the transaction rolls back). */

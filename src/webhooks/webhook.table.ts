@@ -44,5 +44,11 @@ export interface WebhookCursorTable {
   feed_seq: string;
 }
 
+/** A consent whose coming expiry was announced: `consent.expiring` goes out once per consent. */
+export interface WebhookExpiringTable {
+  consent_id: string;
+  announced_at: Date;
+}
+
 export type WebhookEndpointRow = Selectable<WebhookEndpointTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveryTable>;

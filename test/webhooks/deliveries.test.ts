@@ -20,6 +20,8 @@ beforeAll(async () => {
     WEBHOOK_RETRY_SCHEDULE_MS: '100,150,200',
     WEBHOOK_TICK_MS: '100',
     WEBHOOK_TIMEOUT_MS: '2000',
+    WEBHOOK_EXPIRING_DAYS: '7',
+    WEBHOOK_EXPIRING_SCAN_MS: '200',
   });
   admin = await adminToken(svc);
 });
@@ -219,6 +221,35 @@ it('announces an account closure after the opt-ins it lapsed, and sends a test e
     seq: null,
     data: { endpointId: id },
   });
+});
+
+it('announces a grant coming to its end once, WEBHOOK_EXPIRING_DAYS before, and a renewal again', async () => {
+  const receiver = await newReceiver();
+  await register(receiver, ['consent.expiring']);
+  const accountId = await createAccount(svc, admin);
+  const inDays = (d: number) => new Date(Date.now() + d * 86_400_000).toISOString();
+  const soon = [{ purpose: 'ad_targeting', category: 'name', choice: 'grant' as const, expiresAt: inDays(3) }];
+  expect((await putConsents(svc, admin, accountId, soon)).status).toBe(200);
+  // Ends well after the window: not announced.
+  expect((await grant(accountId, 'demographics')).status).toBe(200);
+  await eventually(() => receiver.delivered(accountId).length === 1, 15_000, 'expiring');
+  const [first] = receiver.delivered(accountId);
+  expect(first).toMatchObject({
+    type: 'consent.expiring',
+    seq: null,
+    data: { accountId, purpose: 'ad_targeting', category: 'name', kind: 'expiring', expiresAt: soon[0]!.expiresAt },
+  });
+  // Several scans later, still once.
+  await new Promise((r) => setTimeout(r, 1000));
+  expect(receiver.delivered(accountId)).toHaveLength(1);
+
+  // A renewal is a new consent: announced again.
+  const renewal = [{ ...soon[0]!, expiresAt: inDays(5) }];
+  expect((await putConsents(svc, admin, accountId, renewal)).status).toBe(200);
+  await eventually(() => receiver.delivered(accountId).length === 2, 15_000, 'renewal expiring');
+  const second = receiver.delivered(accountId)[1]!;
+  expect(second.data).toMatchObject({ category: 'name', expiresAt: renewal[0]!.expiresAt });
+  expect(second.data.eventId).not.toBe(first!.data.eventId);
 });
 
 it('lets a client see and manage only its own endpoints', async () => {

@@ -82,6 +82,8 @@ const envSchema = z.object({
     .default(DEFAULT_RETRY_SCHEDULE_MS.join(',')),
   WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
   WEBHOOK_TICK_MS: int(50, 60_000).default(1000),
+  WEBHOOK_EXPIRING_DAYS: int(1, 365).default(7),
+  WEBHOOK_EXPIRING_SCAN_MS: int(100, 86_400_000).default(300_000),
   RUN_WORKERS: z.enum(['true', 'false', '1', '0', 'only']).default('true'),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -173,6 +175,10 @@ export interface AppConfig {
     readonly timeoutMs: number;
     /** How often the workers look for new events and due deliveries. */
     readonly tickMs: number;
+    /** `consent.expiring` goes out this many days before a grant's term ends. */
+    readonly expiringDays: number;
+    /** How often the grants coming to their end are looked for. */
+    readonly expiringScanMs: number;
   };
   readonly portal: {
     readonly tokenAudience: string;
@@ -294,6 +300,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryScheduleMs: e.WEBHOOK_RETRY_SCHEDULE_MS.split(',').map(Number),
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,
       tickMs: e.WEBHOOK_TICK_MS,
+      expiringDays: e.WEBHOOK_EXPIRING_DAYS,
+      expiringScanMs: e.WEBHOOK_EXPIRING_SCAN_MS,
     },
     portal: {
       tokenAudience: e.PORTAL_TOKEN_AUDIENCE,

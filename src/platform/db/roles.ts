@@ -44,6 +44,7 @@ export const RUNTIME_PRIVILEGES: Readonly<
   webhook_endpoints: 'select, insert, update',
   webhook_deliveries: 'select, insert, update',
   webhook_cursor: 'select, update',
+  webhook_expiring: 'select, insert',
   kysely_migration: 'select',
   kysely_migration_lock: 'select',
 };
