@@ -1,4 +1,6 @@
+import { send } from '../../src/webhooks/sender';
 import { addressAllowed, guardedLookup, resolveAllowed, unmapIpv4, urlPolicy } from '../../src/webhooks/url-guard';
+import { Receiver } from './receiver';
 
 /** The SSRF guard's address rules, as a table: address → may a receiver be there (allow list off, not development). */
 const CASES: [string, boolean][] = [
@@ -66,4 +68,23 @@ it('refuses a name when any of its addresses is private, and hands the connectio
     lookupPublic('public.example', { all: true }, (_err, addresses) => resolve(addresses)),
   );
   expect(connected).toEqual([{ address: '93.184.216.34', family: 4 }]);
+});
+
+it('refuses to send to a refused address at delivery time, literal or resolved, without connecting', async () => {
+  const receiver = await new Receiver().start();
+  try {
+    const req = { secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}`, id: 'd-1', body: '{}', now: new Date() };
+    for (const url of [receiver.url, receiver.url.replace('127.0.0.1', 'localhost')]) {
+      const r = await send({ ...req, url }, strict, 2000);
+      expect(r).toEqual({ ok: false, status: null, error: expect.stringMatching(/^refused: /) });
+    }
+    expect(receiver.received).toHaveLength(0);
+    // The same receiver, allowed: delivered.
+    expect(await send({ ...req, url: receiver.url }, urlPolicy(false, ['127.0.0.1']), 2000)).toEqual({
+      ok: true,
+      status: 200,
+    });
+  } finally {
+    await receiver.stop();
+  }
 });
