@@ -79,11 +79,17 @@ it('refuses to send to a refused address at delivery time, literal or resolved, 
       expect(r).toEqual({ ok: false, status: null, error: expect.stringMatching(/^refused: /) });
     }
     expect(receiver.received).toHaveLength(0);
-    // The same receiver, allowed: delivered.
+    // The same receiver, allowed: delivered, by address and by a listed name (connected through the guarded lookup).
     expect(await send({ ...req, url: receiver.url }, urlPolicy(false, ['127.0.0.1']), 2000)).toEqual({
       ok: true,
       status: 200,
     });
+    const byName = receiver.url.replace('127.0.0.1', 'localhost');
+    expect(await send({ ...req, url: byName }, urlPolicy(false, ['localhost']), 2000)).toEqual({
+      ok: true,
+      status: 200,
+    });
+    expect(receiver.received).toHaveLength(2);
   } finally {
     await receiver.stop();
   }
