@@ -48,7 +48,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       id integer primary key check (id = 1),
       feed_seq bigint not null
     )`.execute(db);
-  await sql`insert into webhook_cursor (id, feed_seq) values (1, 0)`.execute(db);
+  // From now on: a receiver registered on a database with years of history gets new events, not the history.
+  await sql`insert into webhook_cursor (id, feed_seq) select 1, coalesce(max(seq), 0) from audit_records`.execute(db);
   // The consents whose coming expiry was announced (consent.expiring): once per consent.
   await sql`
     create table webhook_expiring (

@@ -1,4 +1,6 @@
 import { Webhook } from 'standardwebhooks';
+import type { RouteSpec } from '../../src/platform/http/route';
+import { webhookRoutes } from '../../src/webhooks';
 import { adminToken, createAccount, putConsents } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 import { eventually, Receiver } from './receiver';
@@ -30,6 +32,14 @@ afterAll(async () => {
   await svc.stop();
 });
 
+/** The answer matches the schema the route documents for its status (what /openapi.json says). */
+function documented(spec: RouteSpec, r: { status: number; body: unknown }) {
+  const schema = spec.responses[r.status]?.schema;
+  if (!schema) throw new Error(`${spec.operationId} documents no JSON answer for ${r.status}`);
+  const parsed = schema.safeParse(r.body);
+  if (!parsed.success) throw new Error(`${spec.operationId} ${r.status}: ${JSON.stringify(parsed.error.issues)}`);
+}
+
 const ALL_EVENTS = ['consent.granted', 'consent.revoked', 'consent.expired', 'consent.lapsed', 'account.closed'];
 
 async function register(receiver: Receiver, events = ALL_EVENTS) {
@@ -38,6 +48,7 @@ async function register(receiver: Receiver, events = ALL_EVENTS) {
     body: { url: receiver.url, events, description: 'test receiver' },
   });
   expect(r.status).toBe(201);
+  documented(webhookRoutes.create, r);
   return r.body as { id: string; secret: string };
 }
 
@@ -194,6 +205,8 @@ it('marks a delivery dead once its retries are used up, goes on with the next, a
   refusing = false;
   const replayed = await call(svc.url, 'POST', `/v1/webhooks/${id}/deliveries/${dead.id}/replay`, { token: admin });
   expect(replayed.status).toBe(202);
+  documented(webhookRoutes.replay, replayed);
+  documented(webhookRoutes.deliveries, await call(svc.url, 'GET', `/v1/webhooks/${id}/deliveries`, { token: admin }));
   expect(replayed.body).toMatchObject({ id: dead.id, status: 'pending', attempts: 0 });
   await eventually(() => receiver.delivered(accountId).some((b) => b.id === dead.id), 15_000, 'replayed delivery');
   expect((await deliveries(id)).find((d) => d.id === dead.id)).toMatchObject({ status: 'delivered' });
@@ -216,6 +229,7 @@ it('announces an account closure after the opt-ins it lapsed, and sends a test e
 
   const test = await call(svc.url, 'POST', `/v1/webhooks/${id}/test`, { token: admin });
   expect(test.status).toBe(202);
+  documented(webhookRoutes.test, test);
   await eventually(() => receiver.delivered().some((b) => b.id === test.body.deliveryId), 15_000, 'test event');
   expect(receiver.delivered().find((b) => b.id === test.body.deliveryId)).toMatchObject({
     type: 'webhook.test',
@@ -258,7 +272,11 @@ it('lets a client see and manage only its own endpoints', async () => {
   const { id } = await register(receiver);
   const mine = await call(svc.url, 'GET', `/v1/webhooks/${id}`, { token: admin });
   expect(mine.status).toBe(200);
+  documented(webhookRoutes.get, mine);
   expect(mine.body).not.toHaveProperty('secret');
+  const list = await call(svc.url, 'GET', '/v1/webhooks', { token: admin });
+  documented(webhookRoutes.list, list);
+  expect(list.body.webhooks.map((w: { id: string }) => w.id)).toEqual([id]);
   const other = await svc.token('webhooks:write', [], { subject: 'another-client' });
   expect((await call(svc.url, 'GET', `/v1/webhooks/${id}`, { token: other })).status).toBe(404);
   expect((await call(svc.url, 'GET', `/v1/webhooks/${id}/deliveries`, { token: other })).status).toBe(404);
