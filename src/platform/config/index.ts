@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -209,6 +210,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.JWKS_URL && e.JWKS_FILE) problems.push('JWKS_URL and JWKS_FILE: set one, not both');
+  for (const entry of e.WEBHOOK_ALLOWED_HOSTS?.split(',') ?? []) {
+    const [address = '', bits] = entry.split('/');
+    const family = isIP(address);
+    const badNetwork =
+      bits !== undefined && (!family || !/^\d+$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128));
+    if (badNetwork || (!family && /^[\d.]+$/.test(address))) {
+      problems.push(`WEBHOOK_ALLOWED_HOSTS: ${entry} is not a host name, an address or a CIDR network`);
+    }
+  }
   if (e.NODE_ENV === 'production') {
     // No default secrets in production: every key comes from the operator.
     if (!e.JWKS_URL && !e.JWKS_FILE) problems.push('JWKS_URL or JWKS_FILE: required in production');
