@@ -105,10 +105,10 @@ export async function advanceCursor(db: Db, from: number, to: number): Promise<b
  * Each live endpoint's oldest pending delivery, when it is due and not claimed: only the oldest may be attempted, so
  * that an endpoint gets its events in order.
  */
-export async function findDueHeads(db: Db, now: Date, limit: number): Promise<{ id: string }[]> {
-  const { rows } = await sql<{ id: string; next_attempt_at: Date; locked_until: Date | null }>`
-    select h.id from (
-      select distinct on (d.endpoint_id) d.id, d.next_attempt_at, d.locked_until
+export async function findDueHeads(db: Db, now: Date, limit: number): Promise<{ id: string; endpoint_id: string }[]> {
+  const { rows } = await sql<{ id: string; endpoint_id: string }>`
+    select h.id, h.endpoint_id from (
+      select distinct on (d.endpoint_id) d.id, d.endpoint_id, d.next_attempt_at, d.locked_until
       from webhook_deliveries d join webhook_endpoints e on e.id = d.endpoint_id
       where d.status = 'pending' and e.deleted_at is null
       order by d.endpoint_id, d.seq
@@ -117,6 +117,22 @@ export async function findDueHeads(db: Db, now: Date, limit: number): Promise<{ 
     order by h.next_attempt_at
     limit ${limit}`.execute(db);
   return rows;
+}
+
+/** The live endpoint's oldest pending delivery, if it is due and not claimed. */
+export async function findEndpointHead(db: Db, endpointId: string, now: Date): Promise<string | undefined> {
+  const head = await db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
+    .select(['d.id', 'd.next_attempt_at', 'd.locked_until'])
+    .where('d.endpoint_id', '=', endpointId)
+    .where('e.deleted_at', 'is', null)
+    .where('d.status', '=', 'pending')
+    .orderBy('d.seq')
+    .limit(1)
+    .executeTakeFirst();
+  if (!head || head.next_attempt_at > now || (head.locked_until && head.locked_until > now)) return undefined;
+  return head.id;
 }
 
 /** Claims a pending delivery for one attempt until `until`; undefined when another attempt holds it. */

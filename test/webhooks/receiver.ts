@@ -6,6 +6,8 @@ export interface Received {
   readonly body: string;
   /** The status this receiver answered with. */
   readonly status: number;
+  /** When it came (ms since the epoch). */
+  readonly at: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export class Receiver {
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString();
         const status = this.answer(body);
-        this.received.push({ headers: req.headers as Record<string, string>, body, status });
+        this.received.push({ headers: req.headers as Record<string, string>, body, status, at: Date.now() });
         res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
       });
     });
