@@ -30,6 +30,7 @@ import {
 } from './policy';
 import { createViews, PortalService, portalRouter, SessionStore, SignInService } from './portal';
 import { API_ROUTES } from './routes';
+import { urlPolicy, WebhookService, webhookRouter } from './webhooks';
 
 /** What the services run on: opened and closed by server.ts, handed to the composition here. */
 export interface Infrastructure {
@@ -128,6 +129,19 @@ export function createServices(infra: Infrastructure) {
     expiringDays: config.portal.expiringDays,
   });
   const compliance = new ComplianceService({ accounts, consents });
+  const { allowPrivate, allowList, retryScheduleMs, timeoutMs, expiringDays } = config.webhooks;
+  const webhooks = new WebhookService({
+    db,
+    clock,
+    metrics,
+    logger: infra.logger,
+    feed: (after, limit) => audit.webhookFeed(after, limit),
+    expiringGrants: (withinMs, limit, after) => consents.grantsExpiring(withinMs, limit, after),
+    expiringDays,
+    policy: urlPolicy(allowPrivate, allowList),
+    retryScheduleMs,
+    timeoutMs,
+  });
   return {
     verifier,
     accounts,
@@ -142,6 +156,7 @@ export function createServices(infra: Infrastructure) {
     signIn,
     portal,
     compliance,
+    webhooks,
   };
 }
 
@@ -178,6 +193,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(consentRouter({ consents: s.consents, verifier }));
   app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
   app.use(complianceRouter({ compliance: s.compliance, verifier }));
+  app.use(webhookRouter({ webhooks: s.webhooks, verifier }));
   // Below the API's own paths, anything unknown is a problem, never a portal page.
   app.use(apiPrefixes(), notFound);
   app.use(

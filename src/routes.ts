@@ -6,6 +6,7 @@ import { noticeRoutes } from './notices';
 import { opsRoutes } from './ops';
 import type { RouteSpec } from './platform/http/route';
 import { decisionRoutes } from './policy';
+import { webhookRoutes } from './webhooks';
 
 /**
  * The route table: every API operation, each described once beside its component's schemas and
@@ -19,5 +20,6 @@ export const API_ROUTES: readonly RouteSpec[] = [
   ...Object.values(decisionRoutes),
   ...Object.values(auditRoutes),
   ...Object.values(complianceRoutes),
+  ...Object.values(webhookRoutes),
   ...Object.values(opsRoutes),
 ] as RouteSpec[];

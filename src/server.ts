@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './platform/logger';
 import { createMetrics, registerGauges } from './platform/metrics';
 import { Queues } from './platform/queues';
 import { createRedis } from './platform/redis';
+import { webhookJobs } from './webhooks';
 
 export interface StartOptions {
   readonly logger?: Logger;
@@ -41,13 +42,14 @@ export async function startService(config: AppConfig, options: StartOptions = {}
   try {
     const { metrics, queues, auditWriter, coherence, db, clock } = infra.infrastructure;
     const services = createServices(infra.infrastructure);
-    const { subjects } = services;
+    const { subjects, webhooks } = services;
     registerGauges(metrics, {
       queueDepths: () => queues.depths(),
       auditPending: () => auditWriter.pending,
       cache: () => ({ entries: subjects.entries, bytes: subjects.bytes, coherent: coherence.coherent() }),
       auditSigning: () => services.audit.signingState(),
       jobs: () => ({ lastCompleted: queues.lastCompleted, intervals: queues.intervals }),
+      webhooks: () => webhooks.pendingSummary(),
     });
     // A worker-only instance answers no decisions: it holds no cache and no lease.
     coherence.start(config.cache.enabled && config.workers.serveApi);
@@ -59,6 +61,7 @@ export async function startService(config: AppConfig, options: StartOptions = {}
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
         ...auditJobs({ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs }),
         ...cacheJobs({ db, logger, clock }),
+        ...webhookJobs({ webhooks, logger, ...config.webhooks }),
       ]);
     }
     server = await listen(app, config.http);

@@ -3,7 +3,7 @@ import { signJws } from '../platform/auth/signing';
 import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
 import { encodeCursor, keysetPage } from '../platform/pagination';
-import type { Outcome } from '../platform/vocabulary';
+import type { ConsentEventKind, Outcome } from '../platform/vocabulary';
 import * as repo from './audit.repository';
 import type { AuditCheckpointRow } from './audit.table';
 import type { AuditWriter } from './audit.writer';
@@ -17,6 +17,22 @@ import { AuditTree } from './tree';
 
 /** The consent component's public lookup of consent events by id (injected: audit does not import consent). */
 export type ConsentEventLookup = (eventIds: readonly string[]) => Promise<readonly { readonly eventId: string }[]>;
+
+/** An item of the webhook feed: a consent event, or an account's closure. */
+export type WebhookFeedItem =
+  | {
+      readonly type: 'consent';
+      readonly seq: number;
+      readonly eventId: string;
+      readonly accountId: string;
+      readonly kind: ConsentEventKind;
+      readonly purpose: string;
+      readonly category: string;
+      readonly occurredAt: string;
+      readonly expiresAt?: string;
+      readonly recipients?: readonly string[];
+    }
+  | { readonly type: 'account_closed'; readonly seq: number; readonly accountId: string; readonly occurredAt: string };
 
 /** A stored record: what was hashed, parsed, with its links. */
 export type AuditEventView = OmitEach<AuditRecord, 'recordedAt'> & {
@@ -101,6 +117,49 @@ export class AuditService {
       ];
     });
     return { changes, next: rows[rows.length - 1]?.seq ?? afterSeq };
+  }
+
+  /**
+   * What webhooks announce, in chain order: consent events and account closures (the account import's record). The
+   * same ordering argument as the change feed: a reader that has seen seq N has seen every record before it. `next`
+   * is the last seq read (whatever its kind), so that a reader never reads a record twice.
+   */
+  async webhookFeed(afterSeq: number, limit: number): Promise<{ items: WebhookFeedItem[]; next: number }> {
+    const rows = await repo.findPlainRecords(this.deps.db, {
+      types: ['consent_event', 'staff_action'],
+      afterSeq,
+      limit,
+    });
+    const items = rows.flatMap((row): WebhookFeedItem[] => {
+      const r = parseRecord(row.content);
+      if (r.type === 'consent_event') {
+        const d = r.data;
+        return [
+          {
+            type: 'consent',
+            seq: r.seq,
+            eventId: d.eventId,
+            accountId: r.accountId,
+            kind: d.kind,
+            purpose: d.purpose,
+            category: d.category,
+            occurredAt: d.occurredAt,
+            ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
+            ...(d.recipients ? { recipients: d.recipients } : {}),
+          },
+        ];
+      }
+      if (
+        r.type === 'staff_action' &&
+        r.accountId &&
+        r.data.action === 'account_changed' &&
+        r.data.change === 'closed'
+      ) {
+        return [{ type: 'account_closed', seq: r.seq, accountId: r.accountId, occurredAt: r.recordedAt }];
+      }
+      return [];
+    });
+    return { items, next: rows[rows.length - 1]?.seq ?? afterSeq };
   }
 
   /**

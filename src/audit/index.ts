@@ -10,7 +10,13 @@ export { type ArchivedMonth, AuditArchiver } from './archive';
 export { auditJobs } from './audit.jobs';
 export { auditRouter } from './audit.router';
 export { auditRoutes } from './audit.schema';
-export { type AuditEventView, AuditService, type ConsentEventLookup, signTreeHeads } from './audit.service';
+export {
+  type AuditEventView,
+  AuditService,
+  type ConsentEventLookup,
+  signTreeHeads,
+  type WebhookFeedItem,
+} from './audit.service';
 export { AuditWriter, appendWithin } from './audit.writer';
 export {
   accountCommitment,

@@ -78,6 +78,35 @@ export async function lockOverdueGrants(trx: Db, now: Date, limit: number): Prom
     .execute();
 }
 
+/**
+ * Grants in force whose term ends in (now, until], in expiry order, after the keyset `after` (along the partial index
+ * of granted expiries).
+ */
+export async function findGrantsExpiring(
+  db: Db,
+  o: { now: Date; until: Date; after?: { expiresAt: Date; consentId: string }; limit: number },
+): Promise<ConsentStateRow[]> {
+  let q = db
+    .selectFrom('consent_state')
+    .selectAll()
+    .where('state', '=', 'granted')
+    .where('expires_at', '>', o.now)
+    .where('expires_at', '<=', o.until)
+    .orderBy('expires_at')
+    .orderBy('consent_id')
+    .limit(o.limit);
+  const after = o.after;
+  if (after) {
+    q = q.where((eb) =>
+      eb.or([
+        eb('expires_at', '>', after.expiresAt),
+        eb.and([eb('expires_at', '=', after.expiresAt), eb('consent_id', '>', after.consentId)]),
+      ]),
+    );
+  }
+  return q.execute();
+}
+
 /** The grants still in force of these accounts, locked for the caller's transaction. */
 export async function lockGrantsInForce(trx: Db, accountIds: readonly string[], now: Date): Promise<GrantRow[]> {
   if (accountIds.length === 0) return [];

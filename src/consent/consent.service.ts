@@ -168,6 +168,16 @@ const DAY_MS = 86_400_000;
 const HISTORY_CHUNK = 200;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** A grant in force whose term ends soon: its consent id (the granted or renewed event) and what it covers. */
+export interface ExpiringGrant {
+  readonly consentId: string;
+  readonly accountId: string;
+  readonly purpose: string;
+  readonly category: string;
+  readonly expiresAt: string;
+  readonly recipients?: readonly string[];
+}
+
 export class ConsentService {
   constructor(private readonly deps: ConsentDeps) {}
 
@@ -182,6 +192,25 @@ export class ConsentService {
   async eventsByIds(eventIds: readonly string[]): Promise<ConsentEventView[]> {
     const ids = eventIds.filter((id) => UUID.test(id));
     return (await repo.findEventsByIds(this.deps.db, ids)).map(eventView);
+  }
+
+  /**
+   * Grants in force whose term ends within `withinMs` from now, in expiry order, a page at a time (`after`: the last
+   * one of the previous page). For the webhooks' `consent.expiring`.
+   */
+  async grantsExpiring(withinMs: number, limit: number, after?: ExpiringGrant): Promise<ExpiringGrant[]> {
+    const now = this.deps.clock();
+    const until = new Date(now.getTime() + withinMs);
+    const keyset = after && { expiresAt: new Date(after.expiresAt), consentId: after.consentId };
+    const rows = await repo.findGrantsExpiring(this.deps.db, { now, until, after: keyset, limit });
+    return rows.map((r) => ({
+      consentId: r.consent_id,
+      accountId: r.account_id,
+      purpose: r.purpose,
+      category: r.category,
+      expiresAt: r.expires_at!.toISOString(),
+      ...(r.recipients ? { recipients: r.recipients } : {}),
+    }));
   }
 
   /** The consent choices of these accounts made in [from, to] (by the subscriber or staff; not expiries or lapses). */

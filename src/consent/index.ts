@@ -8,6 +8,7 @@ export {
   type ConsentEventView,
   ConsentService,
   type ConsentView,
+  type ExpiringGrant,
   type HistoryEntry,
   type Provenance,
   type RecordedEvent,

@@ -113,6 +113,7 @@ const TAGS: Record<string, string> = {
   decisions: 'Ask before using subscriber data: one account, a batch, or a stream of records',
   notices: 'The versioned privacy notice every channel records',
   audit: 'The tamper-evident audit log: records, signed checkpoints, exports',
+  webhooks: 'Signed deliveries of consent events to receivers a client registers',
   operations: 'Health, readiness, metrics, this description, public keys',
 };
 

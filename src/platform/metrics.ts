@@ -74,6 +74,12 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000],
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'optgate_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (to be retried), dead (retries used up)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     httpRequests: new Histogram({
       name: 'optgate_http_request_duration_seconds',
       help: 'HTTP requests by method, route pattern and status',
@@ -97,8 +103,31 @@ export function registerGauges(
     auditSigning: () => Promise<{ unsignedRecords: number; signedAt?: Date }>;
     /** This instance's periodic jobs: when each last completed, and its interval (epoch ms; ms). */
     jobs: () => { lastCompleted: ReadonlyMap<string, number>; intervals: ReadonlyMap<string, number> };
+    /** Pending webhook deliveries, and the age of the oldest (read from PostgreSQL at scrape time). */
+    webhooks: () => Promise<{ pending: number; oldestSeconds: number }>;
   },
 ): void {
+  // Read at scrape time, bounded: a scrape must not fail (or hang) because PostgreSQL does.
+  const webhooks = () =>
+    withTimeout(sources.webhooks(), 1000, () => new Error('webhook backlog: timeout')).catch(() => undefined);
+  new Gauge({
+    name: 'optgate_webhook_queue_depth',
+    help: 'Webhook deliveries pending (not yet delivered nor dead)',
+    registers: [metrics.registry],
+    async collect() {
+      const w = await webhooks();
+      if (w) this.set(w.pending);
+    },
+  });
+  new Gauge({
+    name: 'optgate_webhook_oldest_undelivered_seconds',
+    help: 'Age of the oldest pending webhook delivery (0 when none is pending)',
+    registers: [metrics.registry],
+    async collect() {
+      const w = await webhooks();
+      if (w) this.set(w.oldestSeconds);
+    },
+  });
   // Both audit gauges come from one read per scrape; a scrape must not fail (or hang) because PostgreSQL does.
   let signing: { at: number; read: Promise<{ unsignedRecords: number; signedAt?: Date } | undefined> } | undefined;
   const auditSigning = () => {

@@ -20,6 +20,12 @@ export interface QueuePayloads {
   'audit-retention': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Forgets old rows of the account change log (the consent caches' catch-up). */
   'cache-changes-prune': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Reads the change feed from the webhooks' cursor and creates the deliveries it calls for. */
+  'webhook-dispatch': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Attempts the due deliveries: each endpoint's oldest pending one. */
+  'webhook-deliver': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Announces grants whose term ends within WEBHOOK_EXPIRING_DAYS (consent.expiring), once per consent. */
+  'webhook-expiring': { readonly scheduledBy: 'scheduler' | 'manual' };
 }
 
 export type QueueName = keyof QueuePayloads;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -18,6 +19,11 @@ export type { PipelineNames } from './pipelines';
 
 const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Waits before each retry of a webhook delivery: 5 s, 30 s, 2 min, 10 min, 1 h, 3 h, 6 h, 12 h, 12 h (34 h in all). */
+const DEFAULT_RETRY_SCHEDULE_MS = [
+  5_000, 30_000, 120_000, 600_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000, 43_200_000,
+];
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -67,6 +73,18 @@ const envSchema = z.object({
   CACHE_MAX_ENTRIES: int(1, 100_000_000).default(2_000_000),
   CACHE_MAX_MB: int(1, 1_000_000).default(1024),
   CACHE_LEASE_MS: int(200, 60_000).default(2000),
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .regex(/^[A-Za-z0-9.:/_-]+(,[A-Za-z0-9.:/_-]+)*$/, 'comma-separated host names, addresses or CIDR networks')
+    .optional(),
+  WEBHOOK_RETRY_SCHEDULE_MS: z
+    .string()
+    .regex(/^\d{1,9}(,\d{1,9}){0,29}$/, 'comma-separated waits in milliseconds')
+    .default(DEFAULT_RETRY_SCHEDULE_MS.join(',')),
+  WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
+  WEBHOOK_TICK_MS: int(50, 60_000).default(1000),
+  WEBHOOK_EXPIRING_DAYS: int(1, 365).default(7),
+  WEBHOOK_EXPIRING_SCAN_MS: int(100, 86_400_000).default(300_000),
   RUN_WORKERS: z.enum(['true', 'false', '1', '0', 'only']).default('true'),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -146,6 +164,23 @@ export interface AppConfig {
   readonly brand: Brand;
   /** What subscribers call the ISP's systems, by client id (config/pipelines.json; empty without it). */
   readonly pipelines: PipelineNames;
+  /** Signed webhooks (docs/webhooks.md). */
+  readonly webhooks: {
+    /** Development: receivers may be anywhere, loopback and private networks included. */
+    readonly allowPrivate: boolean;
+    /** Host names, addresses or CIDR networks a receiver may use although not public. */
+    readonly allowList: readonly string[];
+    /** Waits before each retry; once they are used up, the delivery is dead. */
+    readonly retryScheduleMs: readonly number[];
+    /** One attempt, connection to answer. */
+    readonly timeoutMs: number;
+    /** How often the workers look for new events and due deliveries. */
+    readonly tickMs: number;
+    /** `consent.expiring` goes out this many days before a grant's term ends. */
+    readonly expiringDays: number;
+    /** How often the grants coming to their end are looked for. */
+    readonly expiringScanMs: number;
+  };
   readonly portal: {
     readonly tokenAudience: string;
     /** Where subscribers reach the portal: sign-in links point here. */
@@ -175,6 +210,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.JWKS_URL && e.JWKS_FILE) problems.push('JWKS_URL and JWKS_FILE: set one, not both');
+  for (const entry of e.WEBHOOK_ALLOWED_HOSTS?.split(',') ?? []) {
+    const [address = '', bits] = entry.split('/');
+    const family = isIP(address);
+    const badNetwork =
+      bits !== undefined && (!family || !/^\d+$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128));
+    if (badNetwork || (!family && /^[\d.]+$/.test(address))) {
+      problems.push(`WEBHOOK_ALLOWED_HOSTS: ${entry} is not a host name, an address or a CIDR network`);
+    }
+  }
   if (e.NODE_ENV === 'production') {
     // No default secrets in production: every key comes from the operator.
     if (!e.JWKS_URL && !e.JWKS_FILE) problems.push('JWKS_URL or JWKS_FILE: required in production');
@@ -260,6 +304,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     messages: loaded.messages,
     brand: branded.brand,
     pipelines: named.pipelines,
+    webhooks: {
+      allowPrivate: e.NODE_ENV === 'development',
+      allowList: e.WEBHOOK_ALLOWED_HOSTS?.split(',') ?? [],
+      retryScheduleMs: e.WEBHOOK_RETRY_SCHEDULE_MS.split(',').map(Number),
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      tickMs: e.WEBHOOK_TICK_MS,
+      expiringDays: e.WEBHOOK_EXPIRING_DAYS,
+      expiringScanMs: e.WEBHOOK_EXPIRING_SCAN_MS,
+    },
     portal: {
       tokenAudience: e.PORTAL_TOKEN_AUDIENCE,
       baseUrl: (e.PORTAL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, ''),

@@ -17,6 +17,12 @@ import type {
 import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentReceiptTable, ConsentStateTable } from '../../consent/consent.table';
 import type { NoticeDeliveryTable } from '../../notices/notice.table';
+import type {
+  WebhookCursorTable,
+  WebhookDeliveryTable,
+  WebhookEndpointTable,
+  WebhookExpiringTable,
+} from '../../webhooks/webhook.table';
 import type { Logger } from '../logger';
 
 export interface Database {
@@ -38,6 +44,10 @@ export interface Database {
   audit_archives: AuditArchiveTable;
   audit_archive_edge: AuditArchiveEdgeTable;
   notice_deliveries: NoticeDeliveryTable;
+  webhook_endpoints: WebhookEndpointTable;
+  webhook_deliveries: WebhookDeliveryTable;
+  webhook_cursor: WebhookCursorTable;
+  webhook_expiring: WebhookExpiringTable;
 }
 
 export type Db = Kysely<Database>;

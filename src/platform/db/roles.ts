@@ -40,6 +40,11 @@ export const RUNTIME_PRIVILEGES: Readonly<
   audit_archive_edge: 'select, insert',
   // Append-only: what was given to a subscriber is never rewritten (triggers refuse it too).
   notice_deliveries: 'select, insert',
+  // A deleted endpoint keeps its row (deleted_at): its deliveries stay listed.
+  webhook_endpoints: 'select, insert, update',
+  webhook_deliveries: 'select, insert, update',
+  webhook_cursor: 'select, update',
+  webhook_expiring: 'select, insert',
   kysely_migration: 'select',
   kysely_migration_lock: 'select',
 };
