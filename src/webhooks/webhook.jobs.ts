@@ -10,10 +10,10 @@ export interface WebhookJobDeps {
 }
 
 /**
- * Periodic jobs: every tick, the dispatcher turns new feed events into deliveries and the deliverer attempts what
- * is due; less often, the grants coming to their end are announced. Retries are scheduled in PostgreSQL
- * (`next_attempt_at`), not as BullMQ retries: a delivery's place in its endpoint's order, and its schedule over more
- * than a day, must outlive Redis.
+ * Periodic jobs: every tick, the dispatcher turns new feed events into deliveries (and attempts them at once) and the
+ * deliverer attempts what is due (retries); less often, the grants coming to their end are announced. Retries are
+ * scheduled in PostgreSQL (`next_attempt_at`), not as BullMQ retries: a delivery's place in its endpoint's order, and
+ * its schedule over more than a day, must outlive Redis.
  */
 export function webhookJobs(d: WebhookJobDeps): JobDefinition[] {
   return [
@@ -22,8 +22,11 @@ export function webhookJobs(d: WebhookJobDeps): JobDefinition[] {
       schedule: { id: 'webhook-dispatch', everyMs: d.tickMs, data: { scheduledBy: 'scheduler' } },
       handler: async () => {
         const created = await d.webhooks.dispatch();
-        if (created) d.logger.debug({ created }, 'webhook deliveries created');
-        return { created };
+        if (!created) return { created, attempted: 0 };
+        d.logger.debug({ created }, 'webhook deliveries created');
+        // New deliveries go out at once, in the same run, rather than a tick later: a revocation reaches a receiver
+        // within about one tick of its commit.
+        return { created, attempted: await d.webhooks.deliverDue() };
       },
     }),
     job({

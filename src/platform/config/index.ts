@@ -82,7 +82,7 @@ const envSchema = z.object({
     .regex(/^\d{1,9}(,\d{1,9}){0,29}$/, 'comma-separated waits in milliseconds')
     .default(DEFAULT_RETRY_SCHEDULE_MS.join(',')),
   WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
-  WEBHOOK_TICK_MS: int(50, 60_000).default(1000),
+  WEBHOOK_TICK_MS: int(50, 60_000).default(250),
   WEBHOOK_EXPIRING_DAYS: int(1, 365).default(7),
   WEBHOOK_EXPIRING_SCAN_MS: int(100, 86_400_000).default(300_000),
   RUN_WORKERS: z.enum(['true', 'false', '1', '0', 'only']).default('true'),
