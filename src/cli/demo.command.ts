@@ -10,7 +10,8 @@ import { recordStaffAction } from './staff-action';
  * `optgate demo --accounts N`: demo data in one command, against the running service (`npm start`), through its own
  * API, so that everything it records is on the audit log and in the change feed like any other change. It creates N
  * accounts with a realistic mix of choices (the proportions of the benchmark's data), then prints a token for a sample
- * pipeline, a portal sign-in link and ready-to-paste curl commands.
+ * pipeline, a portal sign-in link and ready-to-paste curl commands; with --webhook-url, it registers that receiver for
+ * the sample pipeline and prints its signing secret.
  */
 
 const CONCURRENCY = 8;
@@ -65,6 +66,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     accounts: { type: 'string', default: '200' },
     url: { type: 'string' },
     seed: { type: 'string', default: '1' },
+    'webhook-url': { type: 'string' },
   });
   const count = Number(values.accounts);
   if (!Number.isInteger(count) || count < 1 || count > MAX_ACCOUNTS)
@@ -84,6 +86,17 @@ export async function demoCommand(args: string[]): Promise<number> {
     throw new UsageError(`${base} does not answer (${err.message}): start optgate first (npm start), or pass --url`);
   });
   const noticeVersion = (notices as { current: string }).current;
+  const pipelineToken = await demoToken(config, keys, PIPELINE, ['decisions', 'webhooks:write'], purposes);
+  // The sample pipeline's webhook receiver, registered before the seeding (when one is given), so that it receives
+  // the demo's changes.
+  const webhookUrl = values['webhook-url'];
+  const webhook = webhookUrl
+    ? ((await apiClient(base, pipelineToken)('POST', '/v1/webhooks', {
+        url: webhookUrl,
+        events: ['consent.granted', 'consent.revoked', 'consent.expired', 'consent.lapsed', 'account.closed'],
+        description: 'optgate demo receiver',
+      })) as { id: string; secret: string })
+    : undefined;
   const accounts = demoAccounts(count, seed, purposes);
   const started = Date.now();
   for (let i = 0; i < accounts.length; i += 1000) {
@@ -111,7 +124,6 @@ export async function demoCommand(args: string[]): Promise<number> {
   const closed = accounts.filter((a) => a.closed).map((a) => ({ accountId: a.accountId, status: 'closed' }));
   if (closed.length) await api('POST', '/v1/accounts', { accounts: closed });
 
-  const pipelineToken = await demoToken(config, keys, PIPELINE, ['decisions'], purposes);
   const allowed = accounts.find((a) => !a.closed && a.changes.some((c) => c.choice === 'grant') && !a.later.length);
   const someone = allowed ?? accounts[0]!;
   const link = await signInLink(config, keys, someone.accountId);
@@ -142,6 +154,21 @@ export async function demoCommand(args: string[]): Promise<number> {
   say();
   say('Every change, in order (the change feed), and the subscriber’s side in the portal above.');
   say(`  curl -s '${base}/v1/consent-changes?limit=5' -H "authorization: Bearer $TOKEN"`);
+  say();
+  if (webhook) {
+    say(`Webhook ${webhook.id} registered for ${webhookUrl}: grants, revocations, expiries and closures`);
+    say(
+      'are POSTed there, signed with this secret (check it with verifyWebhook from optgate/client, docs/webhooks.md):',
+    );
+    say(`  export WEBHOOK_SECRET=${webhook.secret}`);
+    say('Its deliveries:');
+    say(`  curl -s ${base}/v1/webhooks/${webhook.id}/deliveries -H "authorization: Bearer $TOKEN"`);
+  } else {
+    say('Have changes pushed to a receiver of yours (signed webhooks, see docs/webhooks.md), or run the demo with');
+    say('--webhook-url URL to have it registered:');
+    say(`  curl -s ${base}/v1/webhooks -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`);
+    say(`    -d '{"url":"https://receiver.example/optgate","events":["consent.revoked","consent.granted"]}'`);
+  }
   return 0;
 }
 

@@ -21,7 +21,7 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
   demo: {
     summary:
       'seed demo data into the running service and print a portal link, a token and curl commands: ' +
-      '[--accounts 200] [--url http://localhost:8080] [--seed 1]',
+      '[--accounts 200] [--url http://localhost:8080] [--seed 1] [--webhook-url URL]',
     run: demoCommand,
   },
   keys: { summary: 'rotate the signing key: keys rotate (the old key stays in the JWKS, retired)', run: keysCommand },

@@ -1,5 +1,7 @@
+import { verifyWebhook } from 'optgate/client';
 import { call, startTestService, type TestService } from '../support/harness';
 import { CLI, run } from '../support/processes';
+import { eventually, Receiver } from '../webhooks/receiver';
 
 /**
  * `npx optgate demo --accounts N`, through the built CLI, against a running service: the accounts and their choices go
@@ -10,7 +12,7 @@ let svc: TestService;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  svc = await startTestService();
+  svc = await startTestService({ RUN_WORKERS: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
   env = {
     DATABASE_URL: svc.databaseUrl,
     REDIS_PREFIX: svc.config.redis.prefix,
@@ -60,9 +62,25 @@ it('seeds accounts and choices through the API; prints a working link, token and
   expect(signIn.status).toBe(303);
   expect(signIn.headers.get('location')).toBe('/choices');
 
-  // Run again: the same accounts, nothing refused.
-  const again = await run(CLI, ['demo', '--accounts', '60', '--url', svc.url, '--seed', '7'], env);
-  expect(again.code).toBe(0);
+  // Run again, with a webhook receiver: the same accounts, nothing refused, and the receiver gets the changes, signed.
+  const receiver = await new Receiver().start();
+  try {
+    const again = await run(
+      CLI,
+      ['demo', '--accounts', '60', '--url', svc.url, '--seed', '7', '--webhook-url', receiver.url],
+      env,
+    );
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    const secret = /export WEBHOOK_SECRET=(\S+)/.exec(again.stdout)![1]!;
+    await eventually(() => receiver.received.length > 0, 10_000);
+    const first = receiver.received[0]!;
+    expect(verifyWebhook(secret, first.body, first.headers)).toMatchObject({
+      type: expect.stringMatching(/^(consent|account)\./),
+    });
+  } finally {
+    await receiver.stop();
+  }
 }, 60_000);
 
 it('says what is wrong: a bad count, or no service at the address', async () => {
