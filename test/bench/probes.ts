@@ -9,7 +9,7 @@ import { BENCH_PURPOSE, type SeedResult } from './seed';
  * the services through their API and /metrics, and to PostgreSQL only for sizes.
  */
 
-const json = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+export const json = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
 
 /** The audit tables on disk (heap, indexes, TOAST) and the records in the chain. */
 export interface AuditFootprint {

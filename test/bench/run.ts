@@ -34,6 +34,7 @@ import {
 import { bareRoute, batchCallSize, batchDecisions, type Scenario, singleDecisions } from './scenarios';
 import { BENCH_PURPOSE, resetDatabase, type SeedResult, seed } from './seed';
 import { type Column, int, num, percent, renderMarkdown, renderText } from './table';
+import { measureWebhooks, type WebhookResult } from './webhooks';
 
 /**
  * `npm run bench`: seeds optgate_bench, starts optgate (one instance per variant, then three
@@ -78,6 +79,9 @@ const REVOCATION_CYCLES = 400;
 const AUDIT_LOG_RECORDS = 1_000_000;
 /** Exports requested at once while decisions are measured. */
 const CONCURRENT_EXPORTS = 30;
+/** Webhook phase: writes one after another (latency), then writes at once (throughput). */
+const WEBHOOK_WRITES = 200;
+const WEBHOOK_BURST = 2_000;
 
 interface Row {
   readonly scenario: string;
@@ -352,6 +356,37 @@ async function main(argv: string[]): Promise<number> {
     cluster.forEach(collectProblems);
   }
 
+  // Webhook delivery: an API instance, a worker that delivers, a receiver in this process.
+  let webhooks: WebhookResult | undefined;
+  {
+    log('starting optgate and a worker for the webhooks phase');
+    const env = { databaseUrl: DATABASE_URL, keysDir, redisPrefix: REDIS_PREFIX };
+    const api = await startOptgate(env, 'optgate (webhooks phase)');
+    const worker = await startOptgate({ ...env, extra: { RUN_WORKERS: 'only' } }, 'optgate worker (webhooks phase)');
+    try {
+      const token = await mintToken(env, 'bench-webhooks', 'webhooks:write consents:write accounts:write', [
+        BENCH_PURPOSE,
+      ]);
+      const notice = currentNotice(config.catalog, new Date());
+      if (!notice) throw new Error('the catalog has no notice in force: the webhooks phase cannot write consents');
+      webhooks = await measureWebhooks({
+        url: api.url,
+        token,
+        noticeVersion: notice.version,
+        writes: WEBHOOK_WRITES,
+        burst: WEBHOOK_BURST,
+        log,
+      });
+    } catch (err) {
+      problems.push(`webhooks: ${(err as Error).message.slice(0, 500)}`);
+    } finally {
+      await worker.stop();
+      await api.stop();
+      collectProblems(api);
+      collectProblems(worker);
+    }
+  }
+
   log('starting the bare express baseline');
   const bare = await startBare();
   let bareRow: Row;
@@ -379,6 +414,7 @@ async function main(argv: string[]): Promise<number> {
     auditLog,
     archive,
     exportsCompared,
+    webhooks,
   });
   return problems.length ? 1 : 0;
 }
@@ -399,6 +435,7 @@ function report(r: {
   auditLog?: AuditLogResult;
   archive?: ArchiveResult;
   exportsCompared: Row[];
+  webhooks?: WebhookResult;
 }): void {
   const { options, data } = r;
   const cpus = os.cpus();
@@ -533,6 +570,17 @@ function report(r: {
       `revocation acknowledged by ${CLUSTER_SIZE} instances holding the account: consent write p50 ` +
         `${num(quantile(ms, 0.5))} ms, p99 ${num(quantile(ms, 0.99))} ms, max ${num(Math.max(...ms))} ms over ` +
         `${ms.length} writes; decisions that then gave the state before the write: ${r.revocation.stale}`,
+    );
+  }
+  if (r.webhooks) {
+    const ms = r.webhooks.latencyMs;
+    const { count, seconds, drainSeconds } = r.webhooks.burst;
+    out.push(
+      `webhook delivery, write answered → receiver (${ms.length} writes one after another, one endpoint): p50 ` +
+        `${num(quantile(ms, 0.5))} ms, p99 ${num(quantile(ms, 0.99))} ms, max ${num(Math.max(...ms))} ms`,
+      `webhook delivery throughput: ${int(count)} writes at once → all delivered in ${seconds.toFixed(1)} s = ` +
+        `${int(count / seconds)} deliveries/s to one endpoint (in order); the last arrived ` +
+        `${drainSeconds.toFixed(1)} s after the last write was answered`,
     );
   }
   out.push('', ...goals(r));
