@@ -128,6 +128,15 @@ export const staffActionData = z.discriminatedUnion('action', [
     subscriberChannel: z.literal(true).optional(),
   }),
   z.strictObject({ action: z.literal('portal_link_issued'), actor, ttlSeconds: z.int().positive(), jti: uuid }),
+  /** A client registered a webhook receiver: a new place consent events are sent to. */
+  z.strictObject({
+    action: z.literal('webhook_registered'),
+    actor,
+    webhookId: uuid,
+    url: z.string(),
+    events: z.array(z.string()),
+  }),
+  z.strictObject({ action: z.literal('webhook_deleted'), actor, webhookId: uuid }),
   z.strictObject({ action: z.literal('signing_key_rotated'), actor, retiredKid: z.string(), kid: z.string() }),
   /** A notice version given to the subscriber (the record names the account); `actor` is the calling client. */
   z.strictObject({

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { WebhookFeedItem } from '../audit';
+import { appendWithin, staffActionRecord, type WebhookFeedItem } from '../audit';
 import type { ExpiringGrant } from '../consent';
 import type { Db } from '../platform/db/database';
 import { AppError, validationError } from '../platform/errors';
@@ -76,15 +76,24 @@ export class WebhookService {
       if (err instanceof UrlRefused) throw validationError([{ path: 'url', message: err.message }]);
       throw err;
     }
-    const row = await repo.insertEndpoint(this.deps.db, {
-      id: randomUUID(),
-      client_id: clientId,
-      url: input.url,
-      events: [...new Set(input.events)],
-      description: input.description ?? '',
-      secret: newSecret(),
-      created_at: this.deps.clock(),
-      deleted_at: null,
+    const now = this.deps.clock();
+    const events = [...new Set(input.events)];
+    const id = randomUUID();
+    // A new place consent events go to: on the audit log, in the transaction that registers it.
+    const row = await this.deps.db.transaction().execute(async (trx) => {
+      const inserted = await repo.insertEndpoint(trx, {
+        id,
+        client_id: clientId,
+        url: input.url,
+        events,
+        description: input.description ?? '',
+        secret: newSecret(),
+        created_at: now,
+        deleted_at: null,
+      });
+      const action = { action: 'webhook_registered' as const, actor: clientId, webhookId: id, url: input.url, events };
+      await appendWithin(trx, [staffActionRecord(action)], now);
+      return inserted;
     });
     return { ...endpointView(row), secret: row.secret };
   }
@@ -99,7 +108,11 @@ export class WebhookService {
 
   /** Stops deliveries to the endpoint (pending ones are not attempted); its deliveries stay listed. */
   async remove(clientId: string, id: string): Promise<void> {
-    if (!(await repo.markEndpointDeleted(this.deps.db, clientId, id, this.deps.clock()))) throw notFound();
+    const now = this.deps.clock();
+    await this.deps.db.transaction().execute(async (trx) => {
+      if (!(await repo.markEndpointDeleted(trx, clientId, id, now))) throw notFound();
+      await appendWithin(trx, [staffActionRecord({ action: 'webhook_deleted', actor: clientId, webhookId: id })], now);
+    });
   }
 
   /** Queues a `webhook.test` delivery: it goes the way every delivery goes, behind those already pending. */

@@ -288,4 +288,15 @@ it('lets a client see and manage only its own endpoints', async () => {
 
   expect((await call(svc.url, 'DELETE', `/v1/webhooks/${id}`, { token: admin })).status).toBe(204);
   expect((await call(svc.url, 'GET', `/v1/webhooks/${id}`, { token: admin })).status).toBe(404);
+  // Registering and deleting a receiver are on the audit log (who, which receiver, where to, for which events); the
+  // other client's refused delete is not.
+  const { rows } = await svc.sql.query(
+    "select content from audit_records where type = 'staff_action' and content like '%' || $1 || '%' order by seq",
+    [id],
+  );
+  const { sub } = JSON.parse(Buffer.from(admin.split('.')[1]!, 'base64url').toString());
+  expect(rows.map((r) => JSON.parse(r.content).data)).toEqual([
+    { action: 'webhook_registered', actor: sub, webhookId: id, url: receiver.url, events: expect.any(Array) },
+    { action: 'webhook_deleted', actor: sub, webhookId: id },
+  ]);
 });
