@@ -3,6 +3,7 @@ import os from 'node:os';
 import { loadKeys, type ServiceKeys } from '../platform/auth/keys';
 import { issueToken } from '../platform/auth/tokens';
 import { type AppConfig, loadConfig } from '../platform/config';
+import { prng } from '../platform/random';
 import { parseOptions, UsageError } from './args';
 import { recordStaffAction } from './staff-action';
 
@@ -34,7 +35,7 @@ interface DemoAccount {
  * allow product analytics on the apps they use; 5% of accounts are closed at the end.
  */
 export function demoAccounts(count: number, seed: number, purposes: readonly string[]): DemoAccount[] {
-  const random = mulberry32(seed);
+  const random = prng(seed);
   return Array.from({ length: count }, (_, i): DemoAccount => {
     const accountId = `DEMO-${String(i + 1).padStart(6, '0')}`;
     const changes: DemoAccount['changes'] = [];
@@ -226,16 +227,4 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
     while (next < items.length) await work(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/** A small seeded generator, so that `--seed` gives the same accounts every time. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }

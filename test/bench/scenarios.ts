@@ -1,5 +1,6 @@
+import { prng } from '../../src/platform/random';
 import type { LoadSpec, NextRequest, Tally } from './load';
-import { BENCH_PURPOSE, expectedAllow, prng, type SeedResult } from './seed';
+import { BENCH_PURPOSE, expectedAllow, type SeedResult } from './seed';
 
 /**
  * What each phase sends and how its answers are checked. A scenario is a LoadSpec minus the

@@ -4,6 +4,7 @@ import { type Catalog, currentNotice, type Notice } from '../../src/platform/con
 import { createDb, ensureDatabase } from '../../src/platform/db/database';
 import { migrateToLatest } from '../../src/platform/db/migrator';
 import { createLogger } from '../../src/platform/logger';
+import { prng } from '../../src/platform/random';
 import { dropDatabase } from '../support/database';
 
 /**
@@ -64,18 +65,6 @@ export async function resetDatabase(url: string): Promise<string[]> {
   } finally {
     await db.destroy();
   }
-}
-
-/** A small, fast, seedable generator (mulberry32): the same seed gives the same data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export const accountId = (i: number) => `acct-${String(i + 1).padStart(8, '0')}`;
