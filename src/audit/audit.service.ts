@@ -99,22 +99,7 @@ export class AuditService {
     const rows = await repo.findPlainRecords(this.deps.db, { types: ['consent_event'], afterSeq, limit });
     const changes = rows.flatMap((row) => {
       const r = parseRecord(row.content);
-      if (r.type !== 'consent_event') return [];
-      const d = r.data;
-      return [
-        {
-          seq: r.seq,
-          eventId: d.eventId,
-          accountId: r.accountId,
-          kind: d.kind,
-          purpose: d.purpose,
-          category: d.category,
-          channel: d.channel,
-          occurredAt: d.occurredAt,
-          ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
-          ...(d.recipients ? { recipients: d.recipients } : {}),
-        },
-      ];
+      return r.type === 'consent_event' ? [{ ...changeOf(r), channel: r.data.channel }] : [];
     });
     return { changes, next: rows[rows.length - 1]?.seq ?? afterSeq };
   }
@@ -132,23 +117,7 @@ export class AuditService {
     });
     const items = rows.flatMap((row): WebhookFeedItem[] => {
       const r = parseRecord(row.content);
-      if (r.type === 'consent_event') {
-        const d = r.data;
-        return [
-          {
-            type: 'consent',
-            seq: r.seq,
-            eventId: d.eventId,
-            accountId: r.accountId,
-            kind: d.kind,
-            purpose: d.purpose,
-            category: d.category,
-            occurredAt: d.occurredAt,
-            ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
-            ...(d.recipients ? { recipients: d.recipients } : {}),
-          },
-        ];
-      }
+      if (r.type === 'consent_event') return [{ type: 'consent', ...changeOf(r) }];
       if (
         r.type === 'staff_action' &&
         r.accountId &&
@@ -324,3 +293,19 @@ const checkpointView = (c: AuditCheckpointRow) => ({
   kid: c.kid,
   jws: c.jws,
 });
+
+/** A consent event as the change feed and webhooks give it: what a pipeline needs to act, no evidence. */
+function changeOf(r: Extract<AuditRecord, { type: 'consent_event' }>) {
+  const d = r.data;
+  return {
+    seq: r.seq,
+    eventId: d.eventId,
+    accountId: r.accountId,
+    kind: d.kind,
+    purpose: d.purpose,
+    category: d.category,
+    occurredAt: d.occurredAt,
+    ...(d.expiresAt ? { expiresAt: d.expiresAt } : {}),
+    ...(d.recipients ? { recipients: d.recipients } : {}),
+  };
+}
