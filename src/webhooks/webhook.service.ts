@@ -119,28 +119,10 @@ export class WebhookService {
   async test(clientId: string, id: string) {
     const endpoint = await this.endpoint(clientId, id);
     const now = this.deps.clock();
-    const deliveryId = randomUUID();
-    await repo.insertDeliveries(this.deps.db, [
-      {
-        id: deliveryId,
-        endpoint_id: endpoint.id,
-        event: 'webhook.test',
-        feed_seq: null,
-        payload: JSON.stringify({
-          type: 'webhook.test',
-          seq: null,
-          timestamp: now.toISOString(),
-          data: { endpointId: endpoint.id, message: 'A test event, sent on request.' },
-        }),
-        next_attempt_at: now,
-        created_at: now,
-        last_status: null,
-        last_error: null,
-        locked_until: null,
-        completed_at: null,
-      },
-    ]);
-    return { deliveryId, status: 'pending' as const };
+    const data = { endpointId: endpoint.id, message: 'A test event, sent on request.' };
+    const delivery = newDelivery(endpoint.id, 'webhook.test', null, now.toISOString(), data, now);
+    await repo.insertDeliveries(this.deps.db, [delivery]);
+    return { deliveryId: delivery.id, status: 'pending' as const };
   }
 
   async deliveries(clientId: string, id: string, o: { beforeSeq?: number; status?: DeliveryStatus; limit: number }) {
@@ -195,20 +177,7 @@ export class WebhookService {
         if (!e) continue;
         for (const endpoint of endpoints) {
           if (!endpoint.events.includes(e.event)) continue;
-          const body = { type: e.event, seq: item.seq, timestamp: item.occurredAt, data: e.data };
-          rows.push({
-            id: randomUUID(),
-            endpoint_id: endpoint.id,
-            event: e.event,
-            feed_seq: String(item.seq),
-            payload: JSON.stringify(body),
-            next_attempt_at: now,
-            created_at: now,
-            last_status: null,
-            last_error: null,
-            locked_until: null,
-            completed_at: null,
-          });
+          rows.push(newDelivery(endpoint.id, e.event, item.seq, item.occurredAt, e.data, now));
         }
       }
       if (!(await repo.advanceCursor(trx, after, next))) throw new CursorMoved();
@@ -338,6 +307,30 @@ export class WebhookService {
   }
 }
 
+/** A new delivery, pending now: the body every delivery carries, `{type, seq, timestamp, data}`. */
+function newDelivery(
+  endpointId: string,
+  event: string,
+  seq: number | null,
+  timestamp: string,
+  data: unknown,
+  now: Date,
+): repo.NewDelivery {
+  return {
+    id: randomUUID(),
+    endpoint_id: endpointId,
+    event,
+    feed_seq: seq === null ? null : String(seq),
+    payload: JSON.stringify({ type: event, seq, timestamp, data }),
+    next_attempt_at: now,
+    created_at: now,
+    last_status: null,
+    last_error: null,
+    locked_until: null,
+    completed_at: null,
+  };
+}
+
 function expiringDelivery(endpointId: string, g: ExpiringGrant, now: Date): repo.NewDelivery {
   const data = {
     accountId: g.accountId,
@@ -349,19 +342,7 @@ function expiringDelivery(endpointId: string, g: ExpiringGrant, now: Date): repo
     expiresAt: g.expiresAt,
     ...(g.recipients ? { recipients: g.recipients } : {}),
   };
-  return {
-    id: randomUUID(),
-    endpoint_id: endpointId,
-    event: 'consent.expiring',
-    feed_seq: null,
-    payload: JSON.stringify({ type: 'consent.expiring', seq: null, timestamp: now.toISOString(), data }),
-    next_attempt_at: now,
-    created_at: now,
-    last_status: null,
-    last_error: null,
-    locked_until: null,
-    completed_at: null,
-  };
+  return newDelivery(endpointId, 'consent.expiring', null, now.toISOString(), data, now);
 }
 
 /** Another instance moved the cursor first: this page is theirs (the transaction rolls back). */
