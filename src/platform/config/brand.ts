@@ -1,6 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readConfigFile } from './config-file';
 
 /**
  * The ISP's brand and contacts (config/brand.json): its names, logo, colours, and where a subscriber
@@ -59,21 +60,9 @@ const MIN_CONTRAST = 4.5;
 /** Reads and checks config/brand.json; returns its problems, each naming file and field. */
 export function loadBrand(configDir: string): { brand?: Brand; problems: string[] } {
   const file = path.join(configDir, 'brand.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    return { problems: [`${file}: ${(err as Error).message}`] };
-  }
-  const withoutComments =
-    raw && typeof raw === 'object' && !Array.isArray(raw)
-      ? Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('$')))
-      : raw;
-  const parsed = brandFileSchema.safeParse(withoutComments);
-  if (!parsed.success) {
-    return { problems: parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`) };
-  }
-  const b = parsed.data;
+  const read = readConfigFile(file, brandFileSchema);
+  if (!read.data) return { problems: read.problems };
+  const b = read.data;
   const problems: string[] = [];
   const { accent, accentText } = b.colours;
   // The accent is the colour of links and outlined buttons on the page, and the background of filled buttons.

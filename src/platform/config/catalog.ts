@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { type RecipientKind, recipientKind } from '../vocabulary';
+import { readConfigFile } from './config-file';
 
 /**
  * The catalog says what counts as data and as use. It is configuration, not code:
@@ -264,11 +265,9 @@ const DEFAULT_SENSITIVE = ['ssn', 'health', 'financial', 'children', 'precise_ge
 
 export function loadCatalog(configDir: string): Catalog {
   const file = path.join(configDir, 'catalog.json');
-  const c = readConfigFile(file, catalogFileSchema);
+  const c = readOrThrow(file, catalogFileSchema);
   const recipientsFile = path.join(configDir, 'recipients.json');
-  const { recipients } = existsSync(recipientsFile)
-    ? readConfigFile(recipientsFile, recipientsFileSchema)
-    : { recipients: [] };
+  const { recipients } = readOrThrow(recipientsFile, recipientsFileSchema, { absent: { recipients: [] } });
   const seen = new Set<string>();
   recipients.forEach((r, i) => {
     if (seen.has(r.id)) throw new CatalogError(`${recipientsFile}: recipients.${i}.id: "${r.id}" is declared twice`);
@@ -317,9 +316,7 @@ export function loadCatalog(configDir: string): Catalog {
 /** config/schemas.json, when there is one: every mapped category must be in the catalog. */
 function loadSchemas(configDir: string, categories: ReadonlySet<string>): Pick<Catalog, 'schemas' | 'pipelineSchemas'> {
   const file = path.join(configDir, 'schemas.json');
-  const { schemas, pipelines } = existsSync(file)
-    ? readConfigFile(file, schemasFileSchema)
-    : { schemas: [], pipelines: {} };
+  const { schemas, pipelines } = readOrThrow(file, schemasFileSchema, { absent: { schemas: [], pipelines: {} } });
   const problems: string[] = [];
   schemas.forEach((s, i) => {
     for (const [field, category] of Object.entries(s.fields)) {
@@ -346,20 +343,11 @@ function loadSchemas(configDir: string, categories: ReadonlySet<string>): Pick<C
   };
 }
 
-function readConfigFile<T>(file: string, schema: z.ZodType<T, unknown>): T {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new CatalogError(`${file}: ${(err as Error).message}`);
-  }
-  const parsed = schema.safeParse(withoutComments(raw));
-  if (!parsed.success) {
-    throw new CatalogError(
-      parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n'),
-    );
-  }
-  return parsed.data;
+/** A config file as its schema reads it; a problem stops the start. */
+function readOrThrow<T>(file: string, schema: z.ZodType<T, unknown>, o: { absent?: T } = {}): T {
+  const { data, problems } = readConfigFile(file, schema, o);
+  if (problems.length) throw new CatalogError(problems.join('\n'));
+  return data!;
 }
 
 /** What a purpose or an exception asks of a request's recipient: none, or one of these kinds. */
@@ -372,17 +360,4 @@ export function currentNotice(catalog: Catalog, now: Date): Notice | undefined {
   let current: Notice | undefined;
   for (const n of catalog.notices) if (n.effectiveAt.getTime() <= now.getTime()) current = n;
   return current;
-}
-
-/** Keys starting with "$" are comments, at any depth; every other unknown key is a typo and refused. */
-export function withoutComments(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutComments);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([k]) => !k.startsWith('$'))
-        .map(([k, v]) => [k, withoutComments(v)]),
-    );
-  }
-  return value;
 }

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { withoutComments } from './catalog';
+import { readConfigFile } from './config-file';
 
 /**
  * What subscribers call the ISP's systems (config/pipelines.json): a display name per client id (a token's `sub`),
@@ -33,20 +32,11 @@ export type PipelineNames = ReadonlyMap<string, string>;
 /** Reads and checks config/pipelines.json (absent: no names); returns its problems, each naming file and field. */
 export function loadPipelines(configDir: string): { pipelines?: PipelineNames; problems: string[] } {
   const file = path.join(configDir, 'pipelines.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { pipelines: new Map(), problems: [] };
-    return { problems: [`${file}: ${(err as Error).message}`] };
-  }
-  const parsed = pipelinesFileSchema.safeParse(withoutComments(raw));
-  if (!parsed.success) {
-    return { problems: parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`) };
-  }
+  const read = readConfigFile(file, pipelinesFileSchema, { absent: { pipelines: [] } });
+  if (!read.data) return { problems: read.problems };
   const names = new Map<string, string>();
   const problems: string[] = [];
-  parsed.data.pipelines.forEach(({ clientId, displayName }, i) => {
+  read.data.pipelines.forEach(({ clientId, displayName }, i) => {
     if (names.has(clientId)) problems.push(`${file}: pipelines.${i}.clientId: "${clientId}" is named twice`);
     names.set(clientId, displayName);
   });
