@@ -1,6 +1,6 @@
 import { verifyWebhook } from 'optgate/client';
 import { call, startTestService, type TestService } from '../support/harness';
-import { CLI, run } from '../support/processes';
+import { CLI, cliEnv, run } from '../support/processes';
 import { eventually, Receiver } from '../webhooks/receiver';
 
 /**
@@ -13,13 +13,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   svc = await startTestService({ RUN_WORKERS: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
-  env = {
-    DATABASE_URL: svc.databaseUrl,
-    REDIS_PREFIX: svc.config.redis.prefix,
-    KEYS_DIR: svc.config.auth.keysDir,
-    PORTAL_BASE_URL: svc.url,
-    LOG_LEVEL: 'silent',
-  };
+  env = cliEnv(svc);
 });
 afterAll(() => svc.stop());
 

@@ -1,7 +1,7 @@
 import { PortalClient, textOf } from '../support/browser';
 import { adminToken, createAccount } from '../support/fixtures';
 import { startTestService, type TestService } from '../support/harness';
-import { CLI, run } from '../support/processes';
+import { CLI, cliEnv, run } from '../support/processes';
 
 /**
  * `npx optgate portal-link --account A-1`, through the built CLI (npm test builds dist/ first), against a running
@@ -14,13 +14,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   svc = await startTestService();
   // The CLI and the service share the database, the Redis prefix and the development keys.
-  env = {
-    DATABASE_URL: svc.databaseUrl,
-    REDIS_PREFIX: svc.config.redis.prefix,
-    KEYS_DIR: svc.config.auth.keysDir,
-    PORTAL_BASE_URL: svc.url,
-    LOG_LEVEL: 'silent',
-  };
+  env = cliEnv(svc);
 });
 afterAll(() => svc.stop());
 

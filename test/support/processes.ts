@@ -6,6 +6,21 @@ export const ROOT = path.join(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist/src/main.js');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
+/** The environment under which the CLI shares a test service's database, Redis prefix, keys and portal address. */
+export function cliEnv(svc: {
+  databaseUrl: string;
+  url: string;
+  config: { redis: { prefix: string }; auth: { keysDir: string } };
+}): Record<string, string> {
+  return {
+    DATABASE_URL: svc.databaseUrl,
+    REDIS_PREFIX: svc.config.redis.prefix,
+    KEYS_DIR: svc.config.auth.keysDir,
+    PORTAL_BASE_URL: svc.url,
+    LOG_LEVEL: 'silent',
+  };
+}
+
 export interface Finished {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
