@@ -136,7 +136,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   say(`Sign in to the portal as ${someone.accountId} (valid 10 minutes, once):`);
   say(`  ${link}`);
   say();
-  say(`A token for the sample pipeline "${PIPELINE}" (scope decisions, valid 1 hour):`);
+  say(`A token for the sample pipeline "${PIPELINE}" (scopes decisions and webhooks:write, valid 1 hour):`);
   say(`  export TOKEN=${pipelineToken}`);
   say();
   say('Ask whether the pipeline may use the account’s browsing history for targeted advertising:');
