@@ -24,6 +24,8 @@ COPY --chown=root:root config config
 # The portal's templates and stylesheet are read at run time from the source tree's place.
 COPY --chown=root:root src/portal/views src/portal/views
 COPY --chown=root:root src/portal/static src/portal/static
+COPY --chown=root:root src/console/views src/console/views
+COPY --chown=root:root src/console/static src/console/static
 COPY --from=deps --chown=root:root /app/node_modules node_modules
 COPY --from=build --chown=root:root /app/dist dist
 # The code is owned by root and read-only to the service user.

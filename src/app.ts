@@ -7,6 +7,7 @@ import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportServi
 import { AccountCache, type CacheCoherence } from './cache';
 import { ComplianceService, complianceRouter } from './compliance';
 import { ConsentService, consentRouter } from './consent';
+import { consoleRouter, type StaffSessions, StaffSignInService } from './console';
 import { NoticeService, noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
 import type { ServiceKeys } from './platform/auth/keys';
@@ -20,6 +21,7 @@ import { errorHandler, notFound } from './platform/http/problem';
 import type { Logger } from './platform/logger';
 import type { Metrics } from './platform/metrics';
 import type { Queues } from './platform/queues';
+import { SessionStore } from './platform/sessions';
 import {
   type AccountState,
   DecisionService,
@@ -28,7 +30,7 @@ import {
   sizeOfAccountState,
   UNKNOWN_ACCOUNT,
 } from './policy';
-import { createViews, PortalService, portalRouter, SessionStore, SignInService } from './portal';
+import { createViews, PortalService, type PortalSessions, portalRouter, SignInService } from './portal';
 import { API_ROUTES } from './routes';
 import { urlPolicy, WebhookService, webhookRouter } from './webhooks';
 
@@ -103,9 +105,10 @@ export function createServices(infra: Infrastructure) {
   });
   const { prefix } = config.redis;
   const { idleSeconds, sessionMaxHours, tokenAudience, signInPerMinute } = config.portal;
-  const sessions = new SessionStore({
+  const sessions: PortalSessions = new SessionStore({
     redis,
     prefix,
+    namespace: 'portal',
     idleMs: idleSeconds * 1000,
     maxMs: sessionMaxHours * 3_600_000,
     clock,
@@ -127,6 +130,24 @@ export function createServices(infra: Infrastructure) {
     audit,
     clock,
     expiringDays: config.portal.expiringDays,
+  });
+  const staffSessions: StaffSessions = new SessionStore({
+    redis,
+    prefix,
+    namespace: 'console',
+    idleMs: config.console.idleSeconds * 1000,
+    maxMs: config.console.sessionMaxHours * 3_600_000,
+    clock,
+  });
+  const staffSignIn = new StaffSignInService({
+    redis,
+    prefix,
+    tokens: verifier,
+    sessions: staffSessions,
+    audit,
+    clock,
+    audience: config.console.tokenAudience,
+    perMinute: config.console.signInPerMinute,
   });
   const compliance = new ComplianceService({ accounts, consents });
   const { allowPrivate, allowList, retryScheduleMs, timeoutMs, expiringDays } = config.webhooks;
@@ -155,6 +176,8 @@ export function createServices(infra: Infrastructure) {
     sessions,
     signIn,
     portal,
+    staffSessions,
+    staffSignIn,
     compliance,
     webhooks,
   };
@@ -196,32 +219,45 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(webhookRouter({ webhooks: s.webhooks, verifier }));
   // Below the API's own paths, anything unknown is a problem, never a portal page.
   app.use(apiPrefixes(), notFound);
-  app.use(
-    // Pages get the full set of browser protections, and a strict policy: their own stylesheet and forms, nothing
-    // else, no script at all.
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
+  // Pages get the full set of browser protections, and a strict policy: their own stylesheet and forms, nothing else,
+  // no script at all.
+  const pageHeaders = helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
       },
+    },
+  });
+  const pageDeps = { catalog: config.catalog, brand: config.brand, pipelines: config.pipelines, clock, logger };
+  app.use(
+    '/console',
+    pageHeaders,
+    consoleRouter({
+      ...pageDeps,
+      signIn: s.staffSignIn,
+      sessions: s.staffSessions,
+      accounts: s.accounts,
+      audit: s.audit,
+      exports: s.exports,
+      views: createViews(config.messages, config.brand, 'src/console/views'),
+      cookieSecure: config.portal.cookieSecure,
+      integrityAlerts: async () => [],
     }),
+  );
+  app.use(
+    pageHeaders,
     portalRouter({
-      catalog: config.catalog,
+      ...pageDeps,
       portal: s.portal,
       signIn: s.signIn,
       sessions: s.sessions,
       views: createViews(config.messages, config.brand),
-      brand: config.brand,
-      pipelines: config.pipelines,
-      clock,
-      logger,
       cookieSecure: config.portal.cookieSecure,
     }),
   );

@@ -9,6 +9,7 @@ import {
   decisionEndpoint,
   denyReason,
   noticeDeliveryChannel,
+  staffRole,
   verificationMethod,
 } from '../platform/vocabulary';
 import { exportFiltersSchema } from './formats';
@@ -115,6 +116,33 @@ export const staffActionData = z.discriminatedUnion('action', [
     exportId: uuid,
     format: z.enum(['ndjson', 'csv']),
     filters: exportFiltersSchema,
+    /** Started from the compliance console: the staff member's role (and ticket, for support). */
+    role: staffRole.optional(),
+    reference: z.string().optional(),
+  }),
+  /** A staff member signed in to the compliance console. */
+  z.strictObject({ action: z.literal('console_signed_in'), actor, role: staffRole }),
+  /** A one-use console sign-in link printed by `npx optgate staff-link` (development). */
+  z.strictObject({
+    action: z.literal('staff_link_issued'),
+    actor,
+    subject: z.string(),
+    role: staffRole,
+    ttlSeconds: z.int().positive(),
+    jti: uuid,
+  }),
+  /**
+   * A console page showed account data: the record names the account (null: data of any account, such as the
+   * regulator's question asked of all accounts). `view` is the page, `filters` what was asked of it, `reference`
+   * the ticket support gave.
+   */
+  z.strictObject({
+    action: z.literal('console_viewed'),
+    actor,
+    role: staffRole,
+    view: z.enum(['timeline', 'question', 'export']),
+    reference: z.string().optional(),
+    filters: z.record(z.string(), z.string()).optional(),
   }),
   z.strictObject({
     action: z.literal('token_issued'),

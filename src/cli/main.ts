@@ -6,6 +6,7 @@ import { demoCommand } from './demo.command';
 import { keysCommand } from './keys.command';
 import { migrateCommand } from './migrate.command';
 import { portalLinkCommand } from './portal-link.command';
+import { staffLinkCommand } from './staff-link.command';
 import { tokenCommand } from './token.command';
 
 /** `optgate <command>`: operator tools. Results go to stdout, problems to stderr; exit 2 is a usage error. */
@@ -28,6 +29,11 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
   'portal-link': {
     summary: 'print a portal sign-in URL: --account ID [--ttl 10m] [--base URL]',
     run: portalLinkCommand,
+  },
+  'staff-link': {
+    summary:
+      'print a one-use compliance console sign-in URL: --sub NAME --role compliance|support [--ttl 10m] [--base URL]',
+    run: staffLinkCommand,
   },
   token: {
     summary:

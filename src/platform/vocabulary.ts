@@ -45,6 +45,16 @@ export type ConsentState = z.infer<typeof consentState>;
 export const actorType = z.enum(['subscriber', 'staff', 'system']);
 export type ActorType = z.infer<typeof actorType>;
 
+/** Roles of staff in the compliance console (the `roles` claim of their sign-in token). */
+export const staffRole = z.enum(['compliance', 'support']);
+export type StaffRole = z.infer<typeof staffRole>;
+
+/** A support ticket or case reference, as staff type it (what a support user must give before seeing an account). */
+export const ticketReference = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._:#/-]{0,63}$/, 'a ticket reference: 1–64 letters, digits, spaces or . _ : # / -');
+
 export const channel = z.enum(['portal', 'api', 'call_center', 'point_of_sale', 'system']);
 export type Channel = z.infer<typeof channel>;
 

@@ -22,12 +22,13 @@ import { fromParserError } from '../platform/http/problem';
 import { parse } from '../platform/http/validate';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
+import { sameToken } from '../platform/sessions';
 import { activityDays } from './activity';
 import { KEPT_COOKIE, KEPT_MS, keptSelections, selectionsOf } from './kept-selections';
 import { noticePrintPage } from './notice-print';
 import { type ChoicesView, NoticeChangedError, type PortalService, withSelections } from './portal.service';
 import type { Views } from './render';
-import { type PortalSession, type SessionStore, sameToken } from './session';
+import type { PortalSession, PortalSessions } from './session';
 import { SignInError, type SignInService } from './sign-in.service';
 
 const COOKIE = 'optgate_session';
@@ -40,7 +41,7 @@ export interface PortalRouterDeps {
   readonly pipelines: PipelineNames;
   readonly portal: PortalService;
   readonly signIn: SignInService;
-  readonly sessions: SessionStore;
+  readonly sessions: PortalSessions;
   readonly views: Views;
   readonly clock: () => Date;
   readonly logger: Logger;

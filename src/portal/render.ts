@@ -11,9 +11,9 @@ import { projectRoot } from '../platform/config/project-root';
  * says `| safe`, which only the notice text, from config/, does), and every word from the
  * message catalog of the negotiated language.
  */
-export function createViews(messages: Messages, brand: Brand) {
+export function createViews(messages: Messages, brand: Brand, views = 'src/portal/views') {
   // Templates are read from the source tree in development and in the image alike (the Dockerfile copies them).
-  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(path.join(projectRoot(), 'src/portal/views')), {
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(path.join(projectRoot(), views)), {
     autoescape: true,
     throwOnUndefined: true,
     trimBlocks: true,

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { errors as joseErrors } from 'jose';
 import type { AccountService } from '../accounts';
 import type { TokenVerifier } from '../platform/auth/tokens';
 import { AppError, type ProblemType } from '../platform/errors';
+import { firstUse, hashed, underLimit } from '../platform/sessions';
 import { ACCOUNT_ID } from '../platform/vocabulary';
-import type { PortalSession, SessionStore } from './session';
+import type { PortalSession, PortalSessions } from './session';
 
 export type SignInProblem = 'invalid' | 'expired' | 'used' | 'unknownAccount' | 'missing' | 'tooMany';
 
@@ -31,7 +31,7 @@ export interface SignInDeps {
   readonly prefix: string;
   readonly tokens: TokenVerifier;
   readonly accounts: AccountService;
-  readonly sessions: SessionStore;
+  readonly sessions: PortalSessions;
   readonly clock: () => Date;
   /** Required `aud` of sign-in tokens. */
   readonly audience: string;
@@ -63,7 +63,7 @@ export class SignInService {
       throw err instanceof AppError && err.type === 'not-found' ? new SignInError('unknownAccount') : err;
     });
     if (previous) await sessions.destroy(previous.id);
-    return sessions.create(accountId);
+    return sessions.create({ accountId });
   }
 
   private async verify(token: string): Promise<{ sub: string; jti: string; exp: number }> {
@@ -81,17 +81,4 @@ export class SignInService {
       throw new SignInError(err instanceof joseErrors.JWTExpired ? 'expired' : 'invalid');
     }
   }
-}
-
-const hashed = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 32);
-
-/** A fixed-window counter shared by every instance. False once `limit` is reached within the window. */
-async function underLimit(redis: Redis, key: string, limit: number, windowMs: number): Promise<boolean> {
-  const [[, count]] = (await redis.multi().incr(key).pexpire(key, windowMs, 'NX').exec()) as [[Error | null, number]];
-  return count <= limit;
-}
-
-/** Sign-in links are single use: true the first time a token id is seen, for as long as the token would live. */
-async function firstUse(redis: Redis, key: string, ttlMs: number): Promise<boolean> {
-  return (await redis.set(key, '1', 'PX', Math.max(1, ttlMs), 'NX')) === 'OK';
 }

@@ -223,6 +223,8 @@ export class PortalClient {
   constructor(
     readonly base: string,
     readonly headers: Record<string, string> = {},
+    /** The session cookie it keeps: the portal's, or the console's (`optgate_console`). */
+    readonly sessionCookie = 'optgate_session',
   ) {}
 
   async request(
@@ -250,7 +252,7 @@ export class PortalClient {
       this.setCookies.push(c);
       const [pair] = c.split(';');
       const [name, value] = pair!.split('=');
-      if (name !== 'optgate_session') continue;
+      if (name !== this.sessionCookie) continue;
       this.cookie = value && !/expires=Thu, 01 Jan 1970/i.test(c) ? `${name}=${value}` : undefined;
     }
     const location = res.headers.get('location') ?? undefined;

@@ -68,6 +68,10 @@ const envSchema = z.object({
   PORTAL_SESSION_MAX_HOURS: int(1, 72).default(8),
   PORTAL_COOKIE_SECURE: boolean.optional(),
   PORTAL_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
+  CONSOLE_TOKEN_AUDIENCE: z.string().min(1).default('optgate-console'),
+  CONSOLE_IDLE_SECONDS: int(60, 86_400).default(900),
+  CONSOLE_SESSION_MAX_HOURS: int(1, 24).default(8),
+  CONSOLE_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
 
   CACHE_ENABLED: boolean.default(true),
   CACHE_MAX_ENTRIES: int(1, 100_000_000).default(2_000_000),
@@ -190,6 +194,13 @@ export interface AppConfig {
     readonly expiringDays: number;
     readonly sessionMaxHours: number;
     readonly cookieSecure: boolean;
+    readonly signInPerMinute: number;
+  };
+  /** The compliance console (staff): sign-in tokens, sessions. Its cookie's `secure` follows the portal's. */
+  readonly console: {
+    readonly tokenAudience: string;
+    readonly idleSeconds: number;
+    readonly sessionMaxHours: number;
     readonly signInPerMinute: number;
   };
 }
@@ -321,6 +332,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       sessionMaxHours: e.PORTAL_SESSION_MAX_HOURS,
       cookieSecure: e.PORTAL_COOKIE_SECURE ?? e.NODE_ENV === 'production',
       signInPerMinute: e.PORTAL_SIGNIN_PER_MINUTE,
+    },
+    console: {
+      tokenAudience: e.CONSOLE_TOKEN_AUDIENCE,
+      idleSeconds: e.CONSOLE_IDLE_SECONDS,
+      sessionMaxHours: e.CONSOLE_SESSION_MAX_HOURS,
+      signInPerMinute: e.CONSOLE_SIGNIN_PER_MINUTE,
     },
   });
 }
