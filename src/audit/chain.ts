@@ -74,8 +74,11 @@ export interface ChainHead {
  */
 export const rawJson = JSON as unknown as {
   rawJSON(text: string): Json;
-  isRawJSON(value: unknown): boolean;
+  isRawJSON?(value: unknown): boolean;
 };
+
+/** Node 20 has no JSON.isRawJSON (nor the source text that would make one): there, nothing is raw JSON. */
+const isRawJson = (value: unknown): boolean => rawJson.isRawJSON?.(value) ?? false;
 
 export function canonicalJson(value: Json | undefined): string {
   if (value === null) return 'null';
@@ -87,7 +90,7 @@ export function canonicalJson(value: Json | undefined): string {
       if (!Number.isSafeInteger(value)) throw new TypeError(`canonical JSON holds integers only, not ${value}`);
       return String(value);
     case 'object': {
-      if (rawJson.isRawJSON(value)) return JSON.stringify(value);
+      if (isRawJson(value)) return JSON.stringify(value);
       if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
       const entries = Object.entries(value as Record<string, Json | undefined>)
         .filter(([, v]) => v !== undefined)

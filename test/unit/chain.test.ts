@@ -40,6 +40,17 @@ describe('audit chain encoding', () => {
     expect(() => canonicalJson({ n: 1.5 })).toThrow(/integers/);
   });
 
+  it('canonical JSON works on Node 20, which has no JSON.isRawJSON (engines: >=20.19)', () => {
+    const json = JSON as { isRawJSON?: unknown };
+    const isRawJSON = json.isRawJSON;
+    delete json.isRawJSON;
+    try {
+      expect(canonicalJson({ b: { c: 1 }, a: [] })).toBe('{"a":[],"b":{"c":1}}');
+    } finally {
+      json.isRawJSON = isRawJSON;
+    }
+  });
+
   it('the prepared fast path encodes exactly the canonical content', () => {
     fc.assert(
       fc.property(
