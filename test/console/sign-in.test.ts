@@ -113,7 +113,7 @@ describe('npx optgate staff-link', () => {
     expect(out.stderr).toBe('');
     expect(out.code).toBe(0);
     const url = out.stdout.trim();
-    expect(url).toMatch(/^http:\/\/localhost:\d+\/console\/login\?token=[\w.-]+$/);
+    expect(url).toMatch(/^http:\/\/[\w.]+:\d+\/console\/login\?token=[\w.-]+$/);
     const client = new ConsoleClient(svc.url);
     await client.signIn(`${svc.url}${new URL(url).pathname}${new URL(url).search}`);
     expect(textOf((await client.get('/console')).body)).toContain('grace · Customer support');
