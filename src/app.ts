@@ -18,6 +18,7 @@ import { currentNotice } from './platform/config/catalog';
 import { type Db, ping } from './platform/db/database';
 import { accessLog, requestId } from './platform/http/middleware';
 import { errorHandler, notFound } from './platform/http/problem';
+import { createViews } from './platform/http/views';
 import type { Logger } from './platform/logger';
 import type { Metrics } from './platform/metrics';
 import type { Queues } from './platform/queues';
@@ -30,7 +31,7 @@ import {
   sizeOfAccountState,
   UNKNOWN_ACCOUNT,
 } from './policy';
-import { createViews, PortalService, type PortalSessions, portalRouter, SignInService } from './portal';
+import { PortalService, type PortalSessions, portalRouter, SignInService } from './portal';
 import { API_ROUTES } from './routes';
 import { urlPolicy, WebhookService, webhookRouter } from './webhooks';
 

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { type Catalog, currentNotice } from '../platform/config/catalog';
 import { AppError } from '../platform/errors';
-import type { Views } from './render';
+import type { Views } from '../platform/http/views';
 
 /** A notice version as the catalog names them. */
 const VERSION = /^[A-Za-z0-9._-]{1,32}$/;

@@ -20,6 +20,7 @@ import { AppError } from '../platform/errors';
 import { requestIdOf } from '../platform/http/middleware';
 import { fromParserError } from '../platform/http/problem';
 import { parse } from '../platform/http/validate';
+import type { Views } from '../platform/http/views';
 import type { Logger } from '../platform/logger';
 import { decodeCursor } from '../platform/pagination';
 import { sameToken } from '../platform/sessions';
@@ -27,7 +28,6 @@ import { activityDays } from './activity';
 import { KEPT_COOKIE, KEPT_MS, keptSelections, selectionsOf } from './kept-selections';
 import { noticePrintPage } from './notice-print';
 import { type ChoicesView, NoticeChangedError, type PortalService, withSelections } from './portal.service';
-import type { Views } from './render';
 import type { PortalSession, PortalSessions } from './session';
 import { SignInError, type SignInService } from './sign-in.service';
 

@@ -2,12 +2,12 @@ import path from 'node:path';
 import type { Request, Response } from 'express';
 import { marked } from 'marked';
 import nunjucks from 'nunjucks';
-import type { Brand } from '../platform/config/brand';
-import { type Messages, type Translate, translator } from '../platform/config/messages';
-import { projectRoot } from '../platform/config/project-root';
+import type { Brand } from '../config/brand';
+import { type Messages, type Translate, translator } from '../config/messages';
+import { projectRoot } from '../config/project-root';
 
 /**
- * Server-rendered pages: nunjucks with autoescape on (every value is escaped unless a template
+ * Server-rendered pages (the portal's, in `views`, and the console's): nunjucks with autoescape on (every value is escaped unless a template
  * says `| safe`, which only the notice text, from config/, does), and every word from the
  * message catalog of the negotiated language.
  */
