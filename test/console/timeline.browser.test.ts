@@ -38,7 +38,7 @@ beforeAll(async () => {
     { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
     { purpose: 'data_sale', category: 'financial', choice: 'opt_out' },
   ]);
-  await decide(svc, pipeline, { accountId, purpose: 'ad_targeting', categories: ['web_browsing_history', 'health'] });
+  await decide(svc, pipeline, { accountId, purpose: 'ad_targeting', categories: ['web_browsing_history'] });
   await decide(svc, pipeline, {
     accountId,
     purpose: 'data_sale',
