@@ -246,6 +246,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
       accounts: s.accounts,
       audit: s.audit,
       exports: s.exports,
+      consents: s.consents,
       views: createViews(config.messages, config.brand, 'src/console/views'),
       cookieSecure: config.portal.cookieSecure,
       integrityAlerts: async () => [],

@@ -249,7 +249,14 @@ export interface RecordQuery extends ExportFilters {
   readonly limit: number;
   /** Sequence order (the default) or newest first. */
   readonly order?: 'asc' | 'desc';
+  /** Decisions and consent events for this purpose only (staff actions name none: they are left out). */
+  readonly purpose?: string;
+  /** Staff actions of these kinds only (records of the other types are not affected). */
+  readonly staffActions?: readonly string[];
 }
+
+/** Where canonical JSON holds a key with a string value: a needle no escaped string inside a value can hold. */
+const jsonField = (key: string, value: string) => `${JSON.stringify(key)}:${JSON.stringify(value)}`;
 
 type SeqQuery<O> = SelectQueryBuilder<Database, 'audit_records' | 'audit_decisions' | 'audit_verdicts', O>;
 
@@ -270,6 +277,22 @@ export async function findPlainRecords(db: Db, q: RecordQuery): Promise<ChainedR
   if (q.accountId) query = query.where('account_id', '=', q.accountId);
   if (q.types?.length) query = query.where('type', 'in', [...q.types]);
   if (q.outcome) query = query.where('outcome', '=', q.outcome);
+  if (q.purpose !== undefined) {
+    // Content only: the (account_id, seq) index bounds what is scanned, the page's limit where it stops.
+    const needle = jsonField('purpose', q.purpose);
+    query = query
+      .where('type', 'in', ['consent_event', 'decision'])
+      .where(sql<boolean>`strpos(content, ${needle}) > 0`);
+  }
+  const actions = q.staffActions;
+  if (actions?.length) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('type', '!=', 'staff_action'),
+        ...actions.map((a) => sql<boolean>`strpos(content, ${jsonField('action', a)}) > 0`),
+      ]),
+    );
+  }
   return (await paged(query, q, 'seq').execute()).map(fromRow);
 }
 
@@ -310,6 +333,8 @@ const fromRow = (r: AuditRecordRow): ChainedRecord => ({
 });
 
 const allows = sql<number>`get_byte(verdict, 0) & 1`;
+const batchPurpose = sql<string>`(select h.purpose from audit_decisions h
+  where h.account_id is null and h.seq <= audit_verdicts.seq order by h.seq desc limit 1)`;
 
 /** Single decisions (a header with its one verdict inline). */
 export async function findSingleDecisions(db: Db, q: RecordQuery): Promise<AuditDecisionRow[]> {
@@ -318,6 +343,7 @@ export async function findSingleDecisions(db: Db, q: RecordQuery): Promise<Audit
   if (q.to) query = query.where('recorded_at', '<', new Date(q.to));
   if (q.accountId) query = query.where('account_id', '=', q.accountId);
   if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
+  if (q.purpose !== undefined) query = query.where('purpose', '=', q.purpose);
   return paged(query, q, 'seq').execute();
 }
 
@@ -353,6 +379,8 @@ export async function findVerdicts(db: Db, q: RecordQuery): Promise<AuditVerdict
     let query = db.selectFrom('audit_verdicts').selectAll();
     if (q.accountId) query = query.where('account_id', '=', q.accountId);
     if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
+    // A verdict's purpose is its header's: the batch header at or before it (one probe of the batches index).
+    if (q.purpose !== undefined) query = query.where(batchPurpose, '=', q.purpose);
     return query;
   };
   if (q.accountId) {

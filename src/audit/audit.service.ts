@@ -45,6 +45,27 @@ export type AuditEventView = OmitEach<AuditRecord, 'recordedAt'> & {
   readonly consents?: readonly unknown[];
 };
 
+/** The kinds of entries of an account's timeline: consent events, decisions, exports, console views. */
+export const TIMELINE_KINDS = ['consent', 'decision', 'export', 'view'] as const;
+export type TimelineKind = (typeof TIMELINE_KINDS)[number];
+const TIMELINE_TYPES = {
+  consent: 'consent_event',
+  decision: 'decision',
+  export: 'staff_action',
+  view: 'staff_action',
+} as const satisfies Record<TimelineKind, AuditRecord['type']>;
+
+export interface TimelineQuery {
+  readonly kinds?: readonly TimelineKind[];
+  /** A purpose or exception id. */
+  readonly purpose?: string;
+  /** ISO 8601 times: recorded at or after `from`, before `to`. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly beforeSeq?: number;
+  readonly limit: number;
+}
+
 export interface AuditDeps {
   readonly db: Db;
   readonly writer: AuditWriter;
@@ -142,6 +163,62 @@ export class AuditService {
       readRecords(this.deps.db, { accountId, types: ['decision'], order: 'desc', beforeSeq, outcome, limit }),
     );
     return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
+  }
+
+  /**
+   * One account's timeline for the console, newest first: its consent events, the decisions about it, the exports
+   * that named it and the console views of it (the `kinds` asked, all four by default). With `purpose`, only the
+   * decisions and consent events for that purpose (exports and views have none). Filtered in the database along each
+   * table's (account_id, seq) index, keyset-paged by seq: a page is short only when it is the last.
+   */
+  async accountTimeline(accountId: string, o: TimelineQuery) {
+    const kinds = new Set(o.kinds?.length ? o.kinds : TIMELINE_KINDS);
+    if (o.purpose !== undefined) {
+      kinds.delete('export');
+      kinds.delete('view');
+    }
+    const types = [...new Set([...kinds].map((k) => TIMELINE_TYPES[k]))];
+    const staffActions = [...kinds].flatMap((k) =>
+      k === 'export' ? ['export_requested'] : k === 'view' ? ['console_viewed'] : [],
+    );
+    if (!types.length) return { events: [] as AuditEventView[], nextCursor: null };
+    const page = await keysetPage(o.limit, (limit) =>
+      readRecords(this.deps.db, {
+        accountId,
+        types,
+        staffActions,
+        purpose: o.purpose,
+        from: o.from,
+        to: o.to,
+        order: 'desc',
+        beforeSeq: o.beforeSeq,
+        limit,
+      }),
+    );
+    return { events: page.items.map(toView), nextCursor: page.next ? encodeCursor(page.next.seq) : null };
+  }
+
+  /** The console's views of one account, newest first (at most `limit`): for the subscriber's activity page. */
+  async accountViews(accountId: string, limit: number) {
+    const rows = await readRecords(this.deps.db, {
+      accountId,
+      types: ['staff_action'],
+      staffActions: ['console_viewed'],
+      order: 'desc',
+      limit,
+    });
+    return rows.flatMap((row) => {
+      const r = parseRecord(row.content);
+      if (r.type !== 'staff_action' || r.data.action !== 'console_viewed') return [];
+      return [{ at: row.recordedAt, role: r.data.role, ...(r.data.reference ? { reference: r.data.reference } : {}) }];
+    });
+  }
+
+  /** One record of the log, parsed, with its content as it was hashed; undefined when it is not online. */
+  async recordAt(seq: number): Promise<{ view: AuditEventView; content: string } | undefined> {
+    const [stored] = await readRecords(this.deps.db, { afterSeq: seq - 1, limit: 1 });
+    if (!stored || stored.seq !== seq) return undefined;
+    return { view: toView(stored), content: stored.content };
   }
 
   /** Signs tree heads (the job): see signTreeHeads. */

@@ -15,6 +15,9 @@ export {
   AuditService,
   type ConsentEventLookup,
   signTreeHeads,
+  TIMELINE_KINDS,
+  type TimelineKind,
+  type TimelineQuery,
   type WebhookFeedItem,
 } from './audit.service';
 export { AuditWriter, appendWithin } from './audit.writer';

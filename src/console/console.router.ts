@@ -10,6 +10,7 @@ import express, {
 import { z } from 'zod';
 import type { AccountService } from '../accounts';
 import type { AuditService, ExportService } from '../audit';
+import type { ConsentService } from '../consent';
 import type { Catalog } from '../platform/config/catalog';
 import type { PipelineNames } from '../platform/config/pipelines';
 import { projectRoot } from '../platform/config/project-root';
@@ -40,6 +41,8 @@ export interface ConsoleDeps {
   readonly accounts: AccountService;
   readonly audit: AuditService;
   readonly exports: ExportService;
+  /** For the consent receipts the account timeline links to. */
+  readonly consents: ConsentService;
   readonly catalog: Catalog;
   /** What the ISP calls its systems, by client id (config/pipelines.json). */
   readonly pipelines: PipelineNames;

@@ -284,9 +284,10 @@ export function portalRouter(d: PortalRouterDeps): Router {
     const { outcome, before } = parse(activityQuery, req.query);
     const beforeSeq = before === undefined ? undefined : decodeCursor(before, 'before');
     const { accountId } = sessionOf(res);
-    const [page, gpcSince] = await Promise.all([
+    const [page, gpcSince, staffViews] = await Promise.all([
       portal.activity(accountId, { beforeSeq, outcome }),
       portal.gpcSince(accountId),
+      portal.staffViews(accountId),
     ]);
     views.render(res, 'activity.njk', {
       days: activityDays(page.events, { catalog, pipelines: d.pipelines, recipientName: portal.recipientName }),
@@ -294,6 +295,7 @@ export function portalRouter(d: PortalRouterDeps): Router {
       filter: outcome ?? null,
       first: beforeSeq === undefined,
       gpcSince,
+      staffViews,
     });
   });
 

@@ -278,6 +278,19 @@ export class PortalService {
     return this.deps.audit.accountActivity(accountId, { beforeSeq: o.beforeSeq, outcome, limit: PAGE });
   }
 
+  /**
+   * When staff looked at the account in the compliance console, newest first: one line per day, role and ticket (a
+   * timeline and the receipt it links to, seen together, are one visit), from the last 50 views, at most 10 lines.
+   */
+  async staffViews(accountId: string): Promise<{ at: Date; role: 'compliance' | 'support'; reference?: string }[]> {
+    const seen = new Map<string, { at: Date; role: 'compliance' | 'support'; reference?: string }>();
+    for (const v of await this.deps.audit.accountViews(accountId, 50)) {
+      const key = `${v.at.toISOString().slice(0, 10)} ${v.role} ${v.reference ?? ''}`;
+      if (!seen.has(key)) seen.set(key, v);
+    }
+    return [...seen.values()].slice(0, 10);
+  }
+
   /** Changes of this account, in the order asked; another account's event is not found. */
   async events(accountId: string, eventIds: readonly string[]) {
     const found = new Map((await this.consents.eventsByIds(eventIds)).map((e) => [e.eventId, e] as const));
