@@ -126,7 +126,7 @@ it('the fixture holds batch and single decisions of both purposes, allowed and r
   }
 });
 
-it('GET /v1/audit/events?purpose= pages through exactly the records of the purpose; unknown purposes are 422', async () => {
+it('GET /v1/audit/events?purpose= gives exactly the records of the purpose; unknown purposes are 422', async () => {
   const token = await svc.token('audit:read');
   const seqs: number[] = [];
   for (let cursor = ''; ; ) {

@@ -213,7 +213,7 @@ describe('the question and its answer', () => {
 });
 
 describe('exporting the answer', () => {
-  it('exports exactly the answer, recorded with the role; the page prints a command that verifies the files', async () => {
+  it('exports exactly the answer, recorded with the role; the command the page prints verifies it', async () => {
     const sub = uniqueId('erin');
     const client = await staffClient(svc, sub, 'compliance');
     const q: Ask = { purpose: 'ad_targeting', from: yesterday(), to: today() };
@@ -276,7 +276,8 @@ describe('exporting the answer', () => {
 
     const command = textOf(/<pre class="command"><code>([^<]+)<\/code><\/pre>/.exec(page)![1]!);
     expect(command).toBe(
-      `npx optgate audit verify optgate-export-${id}.ndjson --manifest optgate-export-${id}.manifest.jws --jwks jwks.json`,
+      `npx optgate audit verify optgate-export-${id}.ndjson --manifest optgate-export-${id}.manifest.jws ` +
+        '--jwks jwks.json',
     );
     const [, , ...args] = command.split(' ');
     const [, , file, , manifest, , jwks] = args;
