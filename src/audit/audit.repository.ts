@@ -520,23 +520,32 @@ export async function countRecords(db: Db, q: ExportFilters & { throughSeq: numb
 }
 
 /**
- * Batch verdicts of one purpose, up to a sequence number: the headers of that purpose, each joined to its span of
- * audit_verdicts (a range the BRIN index on seq finds, or the account's index).
+ * Batch verdicts of one purpose, up to a sequence number, header by header (a lateral join: the planner may not turn
+ * it around and probe the headers once per verdict). Without an account or outcome, the headers' spans alone say how
+ * many; otherwise each header's span is counted in audit_verdicts, through the account's index or the BRIN on seq.
  */
 async function countVerdictsOfPurpose(
   db: Db,
   q: ExportFilters & { throughSeq: number; purpose: string },
   range: { lo?: number; hi?: number },
 ): Promise<number> {
-  const lo = range.lo === undefined ? sql`` : sql`and v.seq >= ${range.lo}`;
-  const hi = range.hi === undefined ? sql`` : sql`and v.seq <= ${range.hi}`;
+  const lo = range.lo ?? 1;
+  const hi = Math.min(range.hi ?? Number.MAX_SAFE_INTEGER, q.throughSeq);
+  const headers = sql`select seq, count from audit_decisions
+    where account_id is null and purpose = ${q.purpose} and seq <= ${hi} and seq + count - 1 >= ${lo}`;
+  if (!q.accountId && !q.outcome) {
+    const { rows } = await sql<{ n: string | null }>`
+      select sum(least(h.seq + h.count - 1, ${hi}) - greatest(h.seq, ${lo}) + 1) as n from (${headers}) h`.execute(db);
+    return Number(rows[0]?.n ?? 0);
+  }
   const account = q.accountId ? sql`and v.account_id = ${q.accountId}` : sql``;
   const outcome = q.outcome ? sql`and get_byte(v.verdict, 0) & 1 = ${q.outcome === 'allow' ? 1 : 0}` : sql``;
-  const { rows } = await sql<{ n: string }>`
-    select count(*) as n from audit_decisions h
-    join audit_verdicts v on v.seq >= h.seq and v.seq < h.seq + h.count
-    where h.account_id is null and h.purpose = ${q.purpose} and h.seq <= ${q.throughSeq}
-      and v.seq <= ${q.throughSeq} ${lo} ${hi} ${account} ${outcome}`.execute(db);
+  const { rows } = await sql<{ n: string | null }>`
+    select sum(c.n) as n from (${headers}) h
+    cross join lateral (
+      select count(*) as n from audit_verdicts v
+      where v.seq >= greatest(h.seq, ${lo}) and v.seq <= least(h.seq + h.count - 1, ${hi}) ${account} ${outcome}
+    ) c`.execute(db);
   return Number(rows[0]?.n ?? 0);
 }
 
