@@ -1,11 +1,34 @@
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { readRecords } from '../../src/audit';
 import { countRecords, type RecordQuery } from '../../src/audit/audit.repository';
 import { createDb, type Db } from '../../src/platform/db/database';
 import { createLogger } from '../../src/platform/logger';
-import { type AuditRow, auditRows, exportAndWait, fetchExport, tempDir, verifyFile } from '../support/audit';
+import { type AuditRow, auditRows, exportAndWait, fetchExport, tempDir } from '../support/audit';
 import { adminToken, createAccount, putConsents } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
+import { CLI, finished } from '../support/processes';
+
+/** The built CLI's `audit verify`, with the V8 flags this process runs under (Node 20 needs one for JSON.rawJSON). */
+const verifyFile = (file: string, manifest: string, jwks: string) =>
+  finished(
+    spawn(
+      process.execPath,
+      [
+        ...process.execArgv.filter((a) => a.startsWith('--harmony')),
+        CLI,
+        'audit',
+        'verify',
+        file,
+        '--manifest',
+        manifest,
+        '--jwks',
+        jwks,
+      ],
+      { env: { PATH: process.env.PATH ?? '' } },
+    ),
+    60_000,
+  );
 
 /**
  * The purpose filter: decisions by their header's purpose (single decisions and the verdicts of
@@ -28,7 +51,8 @@ beforeAll(async () => {
   svc = await startTestService({ RUN_WORKERS: 'true', EXPORT_PACE_PERCENT: '100' });
   ({ db } = createDb({ url: svc.databaseUrl, poolSize: 2, statementTimeoutMs: 30_000 }, createLogger('silent')));
   admin = await adminToken(svc);
-  accounts = await Promise.all(Array.from({ length: 6 }, () => createAccount(svc, admin)));
+  accounts = [];
+  for (let i = 0; i < 6; i++) accounts.push(await createAccount(svc, admin));
   for (const id of accounts.slice(0, 3)) {
     await putConsents(svc, admin, id, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]);
   }

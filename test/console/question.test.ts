@@ -31,7 +31,8 @@ beforeAll(async () => {
   audit = await svc.token('audit:read');
   // A pipeline with a display name in config/pipelines.json.
   const pipeline = await svc.token('decisions', ['ad_targeting', 'product_analytics'], { subject: 'ad-pipeline' });
-  accounts = await Promise.all(Array.from({ length: 3 }, () => createAccount(svc, admin)));
+  accounts = [];
+  for (let i = 0; i < 3; i++) accounts.push(await createAccount(svc, admin));
   const [a, b, c] = accounts as [string, string, string];
   expect(
     (await putConsents(svc, admin, a, [{ purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' }]))
@@ -310,7 +311,10 @@ describe('exporting the answer', () => {
 
     // The command as printed, in the folder of the downloads, with the built CLI.
     const run = await finished(
-      spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' } }),
+      spawn(process.execPath, [...process.execArgv.filter((a) => a.startsWith('--harmony')), CLI, ...args], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent' },
+      }),
       60_000,
     );
     expect(run.stdout).toContain('RESULT: INTACT');
