@@ -215,7 +215,7 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
   app.use(noticeRouter({ catalog: config.catalog, clock, notices: s.notices, verifier }));
   app.use(accountRouter({ accounts: s.accounts, verifier }));
   app.use(consentRouter({ consents: s.consents, verifier }));
-  app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier }));
+  app.use(auditRouter({ audit: s.audit, exports: s.exports, verifier, catalog: config.catalog }));
   app.use(complianceRouter({ compliance: s.compliance, verifier }));
   app.use(webhookRouter({ webhooks: s.webhooks, verifier }));
   // Below the API's own paths, anything unknown is a problem, never a portal page.

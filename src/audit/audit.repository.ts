@@ -249,8 +249,6 @@ export interface RecordQuery extends ExportFilters {
   readonly limit: number;
   /** Sequence order (the default) or newest first. */
   readonly order?: 'asc' | 'desc';
-  /** Decisions and consent events for this purpose only (staff actions name none: they are left out). */
-  readonly purpose?: string;
   /** Staff actions of these kinds only (records of the other types are not affected). */
   readonly staffActions?: readonly string[];
 }
@@ -277,13 +275,7 @@ export async function findPlainRecords(db: Db, q: RecordQuery): Promise<ChainedR
   if (q.accountId) query = query.where('account_id', '=', q.accountId);
   if (q.types?.length) query = query.where('type', 'in', [...q.types]);
   if (q.outcome) query = query.where('outcome', '=', q.outcome);
-  if (q.purpose !== undefined) {
-    // Content only: the (account_id, seq) index bounds what is scanned, the page's limit where it stops.
-    const needle = jsonField('purpose', q.purpose);
-    query = query
-      .where('type', 'in', ['consent_event', 'decision'])
-      .where(sql<boolean>`strpos(content, ${needle}) > 0`);
-  }
+  if (q.purpose) query = query.where('type', 'in', PURPOSE_TYPES).where(plainPurpose, '=', q.purpose);
   const actions = q.staffActions;
   if (actions?.length) {
     query = query.where((eb) =>
@@ -333,8 +325,23 @@ const fromRow = (r: AuditRecordRow): ChainedRecord => ({
 });
 
 const allows = sql<number>`get_byte(verdict, 0) & 1`;
-const batchPurpose = sql<string>`(select h.purpose from audit_decisions h
-  where h.account_id is null and h.seq <= audit_verdicts.seq order by h.seq desc limit 1)`;
+
+/**
+ * The purpose filter on plain records: the records that have a purpose (consent events, and decisions written before
+ * format 2), by the purpose their content names. No index: it narrows what the other filters (the account's index, a
+ * time range, the page's sequence range) already bound, like `outcome` does.
+ */
+const PURPOSE_TYPES = ['decision', 'consent_event'] as const;
+const plainPurpose = sql<string>`(content::jsonb #>> '{data,purpose}')`;
+
+/**
+ * The purpose of a batch verdict is its header's: the last batch header at or before its seq (a batch's records are
+ * consecutive), one probe of audit_decisions_batches_idx per verdict. Used where the (account_id, seq) index already
+ * bounds the verdicts read to one account's.
+ */
+const verdictPurpose = (purpose: string) =>
+  sql<boolean>`(select h.purpose from audit_decisions h where h.account_id is null and h.seq <= audit_verdicts.seq
+    order by h.seq desc limit 1) = ${purpose}`;
 
 /** Single decisions (a header with its one verdict inline). */
 export async function findSingleDecisions(db: Db, q: RecordQuery): Promise<AuditDecisionRow[]> {
@@ -343,7 +350,7 @@ export async function findSingleDecisions(db: Db, q: RecordQuery): Promise<Audit
   if (q.to) query = query.where('recorded_at', '<', new Date(q.to));
   if (q.accountId) query = query.where('account_id', '=', q.accountId);
   if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
-  if (q.purpose !== undefined) query = query.where('purpose', '=', q.purpose);
+  if (q.purpose) query = query.where('purpose', '=', q.purpose);
   return paged(query, q, 'seq').execute();
 }
 
@@ -379,12 +386,11 @@ export async function findVerdicts(db: Db, q: RecordQuery): Promise<AuditVerdict
     let query = db.selectFrom('audit_verdicts').selectAll();
     if (q.accountId) query = query.where('account_id', '=', q.accountId);
     if (q.outcome) query = query.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
-    // A verdict's purpose is its header's: the batch header at or before it (one probe of the batches index).
-    if (q.purpose !== undefined) query = query.where(batchPurpose, '=', q.purpose);
     return query;
   };
   if (q.accountId) {
     let query = select();
+    if (q.purpose) query = query.where(verdictPurpose(q.purpose));
     if (range.lo !== undefined) query = query.where('seq', '>=', String(range.lo));
     if (range.hi !== undefined) query = query.where('seq', '<=', String(range.hi));
     return paged(query, q, 'seq').execute();
@@ -399,11 +405,17 @@ export async function findVerdicts(db: Db, q: RecordQuery): Promise<AuditVerdict
   );
   const out: AuditVerdictRow[] = [];
   for (let wanted = q.limit; out.length < q.limit && lo <= hi; wanted *= 2) {
-    const spans = await batchSpans(db, lo, hi, desc, wanted);
+    const spans = await batchSpans(db, lo, hi, desc, wanted, q.purpose);
     if (!spans) break;
-    const rows = await select()
-      .where('seq', '>=', String(spans.from))
-      .where('seq', '<=', String(spans.to))
+    let query = select().where('seq', '>=', String(spans.from)).where('seq', '<=', String(spans.to));
+    // Of one purpose: only the spans of its headers, not the other calls' records between them.
+    if (q.purpose) {
+      const { ranges } = spans;
+      query = query.where((eb) =>
+        eb.or(ranges.map(([a, b]) => eb.and([eb('seq', '>=', String(a)), eb('seq', '<=', String(b))]))),
+      );
+    }
+    const rows = await query
       .orderBy('seq', desc ? 'desc' : 'asc')
       .limit(q.limit - out.length)
       .execute();
@@ -414,10 +426,14 @@ export async function findVerdicts(db: Db, q: RecordQuery): Promise<AuditVerdict
   return out;
 }
 
+/** Headers read at most per span with a purpose filter: each is a range of the verdicts' query. */
+const PURPOSE_HEADERS = 200;
+
 /**
  * From the start of [lo, hi] in the given order (lo ascending, hi descending), the smallest range
  * that holds at least `wanted` verdicts (or all that are left), read from the batch headers;
- * undefined when no batch record lies in [lo, hi].
+ * undefined when no batch record lies in [lo, hi]. With a purpose, only its calls' headers count
+ * (at most PURPOSE_HEADERS of them), and `ranges` lists their spans within the range.
  */
 async function batchSpans(
   db: Db,
@@ -425,28 +441,32 @@ async function batchSpans(
   hi: number,
   desc: boolean,
   wanted: number,
-): Promise<{ from: number; to: number } | undefined> {
+  purpose?: string,
+): Promise<{ from: number; to: number; ranges: [number, number][] } | undefined> {
   // Headers overlapping [lo, hi], in order: the one that holds lo (it starts at or before it), then those after it.
   const { rows } = await sql<{ seq: string; count: number }>`
     select seq, count from audit_decisions
     where account_id is null and seq <= ${hi}
       and seq >= coalesce((select max(seq) from audit_decisions where account_id is null and seq <= ${lo}), ${lo})
       and seq + count - 1 >= ${lo}
+      ${purpose === undefined ? sql`` : sql`and purpose = ${purpose}`}
     order by seq ${sql.raw(desc ? 'desc' : 'asc')}
-    limit ${Math.min(wanted, 10_000)}`.execute(db);
+    limit ${Math.min(wanted, purpose === undefined ? 10_000 : PURPOSE_HEADERS)}`.execute(db);
   if (!rows.length) return undefined;
   let held = 0;
   let from = Number.MAX_SAFE_INTEGER;
   let to = 0;
+  const ranges: [number, number][] = [];
   for (const r of rows) {
     const start = Math.max(lo, Number(r.seq));
     const end = Math.min(hi, Number(r.seq) + r.count - 1);
     from = Math.min(from, start);
     to = Math.max(to, end);
+    ranges.push([start, end]);
     held += end - start + 1;
     if (held >= wanted) break;
   }
-  return { from, to };
+  return { from, to, ranges };
 }
 
 /** The headers of the batch records at these sequence numbers. */
@@ -485,6 +505,7 @@ export async function countRecords(db: Db, q: ExportFilters & { throughSeq: numb
   if (q.accountId) plain = plain.where('account_id', '=', q.accountId);
   if (q.types?.length) plain = plain.where('type', 'in', [...q.types]);
   if (q.outcome) plain = plain.where('outcome', '=', q.outcome);
+  if (q.purpose) plain = plain.where('type', 'in', PURPOSE_TYPES).where(plainPurpose, '=', q.purpose);
   let total = await count(plain);
   if (q.types?.length && !q.types.includes('decision')) return total;
   let singles = db
@@ -496,9 +517,11 @@ export async function countRecords(db: Db, q: ExportFilters & { throughSeq: numb
   if (q.to) singles = singles.where('recorded_at', '<', new Date(q.to));
   if (q.accountId) singles = singles.where('account_id', '=', q.accountId);
   if (q.outcome) singles = singles.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
+  if (q.purpose) singles = singles.where('purpose', '=', q.purpose);
   total += await count(singles);
   const range = await batchSeqRange(db, q);
   if (!range) return total;
+  if (q.purpose) return total + (await countVerdictsOfPurpose(db, { ...q, purpose: q.purpose }, range));
   let verdicts = db
     .selectFrom('audit_verdicts')
     .select((eb) => eb.fn.countAll<string>().as('n'))
@@ -508,6 +531,36 @@ export async function countRecords(db: Db, q: ExportFilters & { throughSeq: numb
   if (q.accountId) verdicts = verdicts.where('account_id', '=', q.accountId);
   if (q.outcome) verdicts = verdicts.where(allows, '=', q.outcome === 'allow' ? 1 : 0);
   return total + (await count(verdicts));
+}
+
+/**
+ * Batch verdicts of one purpose, up to a sequence number, header by header (a lateral join: the planner may not turn
+ * it around and probe the headers once per verdict). Without an account or outcome, the headers' spans alone say how
+ * many; otherwise each header's span is counted in audit_verdicts, through the account's index or the BRIN on seq.
+ */
+async function countVerdictsOfPurpose(
+  db: Db,
+  q: ExportFilters & { throughSeq: number; purpose: string },
+  range: { lo?: number; hi?: number },
+): Promise<number> {
+  const lo = range.lo ?? 1;
+  const hi = Math.min(range.hi ?? Number.MAX_SAFE_INTEGER, q.throughSeq);
+  const headers = sql`select seq, count from audit_decisions
+    where account_id is null and purpose = ${q.purpose} and seq <= ${hi} and seq + count - 1 >= ${lo}`;
+  if (!q.accountId && !q.outcome) {
+    const { rows } = await sql<{ n: string | null }>`
+      select sum(least(h.seq + h.count - 1, ${hi}) - greatest(h.seq, ${lo}) + 1) as n from (${headers}) h`.execute(db);
+    return Number(rows[0]?.n ?? 0);
+  }
+  const account = q.accountId ? sql`and v.account_id = ${q.accountId}` : sql``;
+  const outcome = q.outcome ? sql`and get_byte(v.verdict, 0) & 1 = ${q.outcome === 'allow' ? 1 : 0}` : sql``;
+  const { rows } = await sql<{ n: string | null }>`
+    select sum(c.n) as n from (${headers}) h
+    cross join lateral (
+      select count(*) as n from audit_verdicts v
+      where v.seq >= greatest(h.seq, ${lo}) and v.seq <= least(h.seq + h.count - 1, ${hi}) ${account} ${outcome}
+    ) c`.execute(db);
+  return Number(rows[0]?.n ?? 0);
 }
 
 export async function insertCheckpoint(

@@ -3,6 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
+import type { Catalog } from '../platform/config/catalog';
+import { validationError } from '../platform/errors';
 import { sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { decodeCursor } from '../platform/pagination';
@@ -14,9 +16,18 @@ export interface AuditRouterDeps {
   readonly audit: AuditService;
   readonly exports: ExportService;
   readonly verifier: TokenVerifier;
+  /** The purposes a `purpose` filter may name. */
+  readonly catalog: Catalog;
 }
 
-export function auditRouter({ audit, exports: exportService, verifier }: AuditRouterDeps): Router {
+/** A `purpose` filter must name a purpose or exception of the catalog: 422 otherwise, as for decisions. */
+export function checkPurposeFilter(catalog: Catalog, purpose: string | undefined, path = 'purpose'): void {
+  if (purpose !== undefined && !catalog.purposes.has(purpose) && !catalog.exceptions.has(purpose)) {
+    throw validationError([{ path, message: 'unknown purpose' }]);
+  }
+}
+
+export function auditRouter({ audit, exports: exportService, verifier, catalog }: AuditRouterDeps): Router {
   const router = Router();
   const route = mounter(router, verifier);
 
@@ -26,6 +37,7 @@ export function auditRouter({ audit, exports: exportService, verifier }: AuditRo
 
   route(routes.events, async ({ query }, _req, res) => {
     const { cursor, type: types, include, ...q } = query;
+    checkPurposeFilter(catalog, q.purpose);
     const afterSeq = cursor ? decodeCursor(cursor) : undefined;
     sendJson(res, await audit.events({ ...q, types, afterSeq, withConsents: include === 'consents' }));
   });
@@ -54,6 +66,7 @@ export function auditRouter({ audit, exports: exportService, verifier }: AuditRo
 
   route(routes.requestExport, async ({ body }, _req, res) => {
     const { format, ...filters } = body;
+    checkPurposeFilter(catalog, filters.purpose);
     const exportId = await exportService.request(principalOf(res).clientId, filters, format);
     res.setHeader('location', `/v1/audit/exports/${exportId}`);
     sendJson(res, { exportId, status: 'queued' }, 202);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineRoute } from '../platform/http/route';
 import { accountId, outcome } from '../platform/vocabulary';
 import { consentChangesQuerySchema, consentChangesResponseSchema } from './changes.contract';
-import { auditType, exportFiltersSchema, exportFormat } from './formats';
+import { auditType, exportFiltersSchema, exportFormat, purposeId } from './formats';
 import { auditRecordSchema } from './records';
 
 const page = {
@@ -26,6 +26,9 @@ const eventsQuery = z.strictObject({
   to: z.iso.datetime({ offset: true }).optional(),
   accountId: accountId.optional(),
   outcome: outcome.optional(),
+  purpose: purposeId
+    .optional()
+    .describe('Only the decisions about this purpose (or exception) and the consent events for it'),
   ...page,
   type: z
     .string()

@@ -95,7 +95,16 @@ export class AuditService {
    * Records in sequence order. With `withConsents`, each decision carries the consent events it
    * relied on: "every allowed use of account X between T1 and T2, and the consent behind each" is one call.
    */
-  async events(q: ExportFilters & { afterSeq?: number; limit: number; withConsents?: boolean }) {
+  async events(
+    q: ExportFilters & {
+      afterSeq?: number;
+      /** Newest first (`order: 'desc'`), from before this seq. */
+      beforeSeq?: number;
+      order?: 'asc' | 'desc';
+      limit: number;
+      withConsents?: boolean;
+    },
+  ) {
     const page = await keysetPage(q.limit, (limit) => readRecords(this.deps.db, { ...q, limit }));
     let events = page.items.map(toView);
     if (q.withConsents) {

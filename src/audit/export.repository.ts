@@ -95,3 +95,8 @@ export async function findChunk(db: Db, exportId: string, n: number): Promise<Bu
     .executeTakeFirst();
   return row?.data;
 }
+
+/** The latest exports, newest first. A sort of a small table (one row per export ever asked for, kept as a record). */
+export async function findRecentExports(db: Db, limit: number): Promise<AuditExportRow[]> {
+  return db.selectFrom('audit_exports').selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).execute();
+}

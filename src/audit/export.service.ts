@@ -7,6 +7,7 @@ import type { Db } from '../platform/db/database';
 import { AppError } from '../platform/errors';
 import type { Queues } from '../platform/queues';
 import { withTimeout } from '../platform/timeout';
+import type { StaffRole } from '../platform/vocabulary';
 import * as records from './audit.repository';
 import type { AuditService } from './audit.service';
 import type { AuditExportRow } from './audit.table';
@@ -53,7 +54,16 @@ export class ExportService {
     this.db = deps.db;
   }
 
-  async request(requestedBy: string, filters: ExportFilters, format: ExportFormat): Promise<string> {
+  /**
+   * Queues an export. `staff`: started from the compliance console, by a member of staff in this role (and, for
+   * support, the ticket): the `export_requested` record says so.
+   */
+  async request(
+    requestedBy: string,
+    filters: ExportFilters,
+    format: ExportFormat,
+    staff?: { readonly role: StaffRole; readonly reference?: string },
+  ): Promise<string> {
     const id = randomUUID();
     const { maxPendingPerClient } = this.deps.limits;
     const export_ = { id, requestedBy, filters, format, createdAt: this.deps.clock() };
@@ -66,7 +76,15 @@ export class ExportService {
       );
     }
     await this.deps.audit.recordStaffAction(
-      { action: 'export_requested', actor: requestedBy, exportId: id, format, filters },
+      {
+        action: 'export_requested',
+        actor: requestedBy,
+        exportId: id,
+        format,
+        filters,
+        ...(staff ? { role: staff.role } : {}),
+        ...(staff?.reference ? { reference: staff.reference } : {}),
+      },
       filters.accountId ?? null,
     );
     // The queue connection waits for Redis forever; a caller must not. An export that cannot be queued is
@@ -87,21 +105,12 @@ export class ExportService {
   }
 
   async status(id: string) {
-    const e = await this.find(id);
-    return {
-      exportId: e.id,
-      status: e.status,
-      progress: e.progress,
-      rows: Number(e.rows),
-      bytes: Number(e.bytes),
-      format: e.format,
-      filters: e.filters,
-      createdAt: e.created_at,
-      ...(e.completed_at ? { completedAt: e.completed_at } : {}),
-      ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
-      ...(e.sha256 ? { sha256: e.sha256 } : {}),
-      ...(e.error ? { error: e.error } : {}),
-    };
+    return statusOf(await this.find(id));
+  }
+
+  /** The latest exports, newest first (every client's and every staff member's): at most `limit`. */
+  async recent(limit: number) {
+    return (await repo.findRecentExports(this.db, limit)).map((e) => ({ ...statusOf(e), requestedBy: e.requested_by }));
   }
 
   /** The signed manifest outlives the file: it stays the record of what was exported. */
@@ -222,6 +231,24 @@ export class ExportService {
   }
 }
 
+/** An export as its status document says it. */
+function statusOf(e: AuditExportRow) {
+  return {
+    exportId: e.id,
+    status: e.status,
+    progress: e.progress,
+    rows: Number(e.rows),
+    bytes: Number(e.bytes),
+    format: e.format,
+    filters: e.filters,
+    createdAt: e.created_at,
+    ...(e.completed_at ? { completedAt: e.completed_at } : {}),
+    ...(e.expires_at ? { expiresAt: e.expires_at } : {}),
+    ...(e.sha256 ? { sha256: e.sha256 } : {}),
+    ...(e.error ? { error: e.error } : {}),
+  };
+}
+
 /** What a file of records is: its size, hash, and the ends of the chain it holds. */
 export interface RecordsFile {
   readonly rows: number;
@@ -305,7 +332,7 @@ export async function signManifest(
     completedAt: o.completedAt.toISOString(),
     format: o.format,
     filters,
-    contiguous: !filters.accountId && !filters.types?.length && !filters.outcome,
+    contiguous: !filters.accountId && !filters.types?.length && !filters.outcome && !filters.purpose,
     rows: file.rows,
     bytes: file.bytes,
     sha256: file.sha256,

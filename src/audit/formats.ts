@@ -19,6 +19,9 @@ import {
 
 export const auditType = z.enum(AUDIT_TYPES);
 
+/** A purpose or exception id, as the catalog spells them. */
+export const purposeId = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'not a purpose id');
+
 /** Which records an export holds: every filter is optional; `from` inclusive, `to` exclusive. */
 export const exportFiltersSchema = z.strictObject({
   from: z.iso.datetime({ offset: true }).optional(),
@@ -26,6 +29,11 @@ export const exportFiltersSchema = z.strictObject({
   accountId: accountId.optional(),
   types: z.array(auditType).min(1).optional(),
   outcome: outcome.optional(),
+  /**
+   * Only the records of one purpose (or exception): decisions about it and consent events for it; other records
+   * (staff actions) have none. Checked against the catalog where requests come in.
+   */
+  purpose: purposeId.optional(),
 });
 export type ExportFilters = z.infer<typeof exportFiltersSchema>;
 export const exportFormat = z.enum(['ndjson', 'csv']);

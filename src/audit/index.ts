@@ -8,7 +8,7 @@
  */
 export { type ArchivedMonth, AuditArchiver } from './archive';
 export { auditJobs } from './audit.jobs';
-export { auditRouter } from './audit.router';
+export { auditRouter, checkPurposeFilter } from './audit.router';
 export { auditRoutes } from './audit.schema';
 export {
   type AuditEventView,
@@ -55,6 +55,7 @@ export {
   manifestPayloadSchema,
   ndjsonLine,
   pseudonymisedLine,
+  purposeId,
   RECEIPT_TYP,
 } from './formats';
 export {

@@ -99,45 +99,49 @@ describe.each(WIDTHS)('at %i px, without JavaScript', (width) => {
 });
 
 describe('accessibility of the foundation pages (axe: WCAG 2.0 and 2.1, A and AA)', () => {
-  it.each(WIDTHS)('home, ticket form, sign-in problems and 403 pages at %i px have no violations', async (width) => {
-    const accountId = await createAccount(svc, admin);
-    const context = await newContext(browser, width);
-    const page = await context.newPage();
-    const checked: Record<string, unknown[]> = {};
-    const check = async (name: string) => {
-      checked[name] = await axeViolations(page);
-      expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
-    };
-    try {
-      await page.goto(`${svc.url}/console`);
-      await check('not signed in (401)');
-      await page.goto(`${svc.url}/console/login?token=not-a-token`);
-      await check('sign-in refused');
-      await staffSignInPage(svc, page, `axe-${width}`, 'compliance');
-      await check('compliance home');
-      await screenshot(page, 'console-home');
-      await page.goto(`${svc.url}/console/accounts?account=A-nobody`);
-      await check('account not found');
+  it.each(WIDTHS)(
+    'home, ticket form, sign-in problems and 403 pages at %i px have no violations',
+    async (width) => {
+      const accountId = await createAccount(svc, admin);
+      const context = await newContext(browser, width);
+      const page = await context.newPage();
+      const checked: Record<string, unknown[]> = {};
+      const check = async (name: string) => {
+        checked[name] = await axeViolations(page);
+        expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
+      };
+      try {
+        await page.goto(`${svc.url}/console`);
+        await check('not signed in (401)');
+        await page.goto(`${svc.url}/console/login?token=not-a-token`);
+        await check('sign-in refused');
+        await staffSignInPage(svc, page, `axe-${width}`, 'compliance');
+        await check('compliance home');
+        await screenshot(page, 'console-home');
+        await page.goto(`${svc.url}/console/accounts?account=A-nobody`);
+        await check('account not found');
 
-      const support = await newContext(browser, width);
-      const supportPage = await support.newPage();
-      await staffSignInPage(svc, supportPage, `axe-support-${width}`, 'support');
-      checked['support home'] = await axeViolations(supportPage);
-      await supportPage.goto(`${svc.url}/console/accounts/${accountId}`);
-      checked['ticket needed (403)'] = await axeViolations(supportPage);
-      await support.close();
+        const support = await newContext(browser, width);
+        const supportPage = await support.newPage();
+        await staffSignInPage(svc, supportPage, `axe-support-${width}`, 'support');
+        checked['support home'] = await axeViolations(supportPage);
+        await supportPage.goto(`${svc.url}/console/accounts/${accountId}`);
+        checked['ticket needed (403)'] = await axeViolations(supportPage);
+        await support.close();
 
-      // A subscriber's session at the console's door.
-      const subscriber = await newContext(browser, width);
-      const subscriberPage = await subscriber.newPage();
-      await signInPage(svc, subscriberPage, accountId);
-      const res = await subscriberPage.goto(`${svc.url}/console`);
-      expect(res?.status()).toBe(403);
-      checked['subscriber refused (403)'] = await axeViolations(subscriberPage);
-      await subscriber.close();
-    } finally {
-      await context.close();
-    }
-    for (const [name, violations] of Object.entries(checked)) expect([name, violations]).toEqual([name, []]);
-  }, 120_000);
+        // A subscriber's session at the console's door.
+        const subscriber = await newContext(browser, width);
+        const subscriberPage = await subscriber.newPage();
+        await signInPage(svc, subscriberPage, accountId);
+        const res = await subscriberPage.goto(`${svc.url}/console`);
+        expect(res?.status()).toBe(403);
+        checked['subscriber refused (403)'] = await axeViolations(subscriberPage);
+        await subscriber.close();
+      } finally {
+        await context.close();
+      }
+      for (const [name, violations] of Object.entries(checked)) expect([name, violations]).toEqual([name, []]);
+    },
+    120_000,
+  );
 });
