@@ -556,7 +556,7 @@ export async function insertVerification(db: Db, v: NewVerification): Promise<Au
   return db.insertInto('audit_verifications').values(v).returningAll().executeTakeFirstOrThrow();
 }
 
-/** The latest verifications, newest first; `result` to keep one kind. One read of the primary key or a partial index. */
+/** The latest verifications, newest first; `result`: one kind. One read of the primary key or a partial index. */
 export async function latestVerifications(
   db: Db,
   limit: number,

@@ -90,7 +90,11 @@ export async function verifyLog(
   // A start that was archived and dropped since it was verified: the online log starts after the archive.
   const resumed = o.from && !o.archiveDir && o.from.seq > (archiveAnchor?.seq ?? -1) ? o.from : undefined;
   const anchor = resumed ?? archiveAnchor;
-  const chain = new ChainVerifier({ contiguous: true, fromGenesis: !anchor, ...(anchor ? { after: anchor } : {}) });
+  const chain = new ChainVerifier({
+    contiguous: true,
+    fromGenesis: !anchor,
+    ...(anchor ? { after: { ...anchor, ...(resumed ? { what: 'the last one verified before' } : {}) } } : {}),
+  });
   // The Merkle tree, rebuilt leaf by leaf: each signed tree head's root must be the root of the records up to it.
   const tree = anchor
     ? MerkleAccumulator.resume(

@@ -220,6 +220,23 @@ describe('a tampered record', () => {
     expect(r.code).toBe(1);
     expect(await lastRun()).toMatchObject({ ran_by: 'cli', result: 'broken', from_seq: 1, problem_seq: target.seq });
   }, 90_000);
+
+  it("a run starts only where the recorded hash is the log's: the first record must follow it", async () => {
+    const start = (await integrity(1).startPoint())!;
+    // The recorded end of the last intact run and the log disagree (either may have been altered).
+    await asAttacker(svc.databaseUrl, (c) =>
+      c.query(`update audit_verifications set to_hash = $1 where result = 'intact' and to_seq = $2`, [
+        'f'.repeat(64),
+        start.seq,
+      ]),
+    );
+    const r = await integrity(1_000_000).run('job');
+    expect(r).toMatchObject({ result: 'broken', fromSeq: start.seq + 1, problemSeq: start.seq + 1 });
+    expect(r.problem).toBe(
+      `seq ${start.seq + 1}: broken link: the first record does not follow the last one verified before ` +
+        `(seq ${start.seq})`,
+    );
+  });
 });
 
 describe('late', () => {
