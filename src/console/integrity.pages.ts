@@ -25,6 +25,7 @@ export function integrityPages(d: ConsoleDeps, kit: ConsoleKit): Router {
     const [s, recent] = await Promise.all([d.integrity.state(), d.integrity.recent(RECENT_RUNS)]);
     const since = (at: Date) => durationInWords(s.now.getTime() - at.getTime());
     const run = (v: Verification) => ({
+      id: v.id,
       finishedAt: v.finishedAt,
       age: since(v.finishedAt),
       result: v.result,
@@ -55,7 +56,7 @@ export function integrityPages(d: ConsoleDeps, kit: ConsoleKit): Router {
       headSeq: fmt(s.headSeq),
       latest: s.latest ? run(s.latest) : null,
       lastIntact: s.lastIntact ? run(s.lastIntact) : null,
-      behind: s.lastIntact ? fmt(Math.max(0, s.headSeq - s.lastIntact.toSeq)) : null,
+      behind: s.lastIntact ? Math.max(0, s.headSeq - s.lastIntact.toSeq) : null,
       failure: s.openFailure ? run(s.openFailure) : null,
       verificationLate: s.verificationLate,
       interval: durationInWords(s.intervalMs),
