@@ -3,11 +3,11 @@ import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { AccountService, accountRouter } from './accounts';
-import { AuditArchiver, AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
+import { AuditArchiver, AuditIntegrity, AuditService, type AuditWriter, auditRouter, ExportService } from './audit';
 import { AccountCache, type CacheCoherence } from './cache';
 import { ComplianceService, complianceRouter } from './compliance';
 import { ConsentService, consentRouter } from './consent';
-import { consoleRouter, type StaffSessions, StaffSignInService } from './console';
+import { consoleRouter, integrityAlerts, type StaffSessions, StaffSignInService } from './console';
 import { NoticeService, noticeRouter } from './notices';
 import { openApiDocument, opsRouter } from './ops';
 import type { ServiceKeys } from './platform/auth/keys';
@@ -93,6 +93,14 @@ export function createServices(infra: Infrastructure) {
   const notices = new NoticeService({ db, catalog, clock, accounts });
   const audit = new AuditService({ db, writer, keys, clock, consentEvents: (ids) => consents.eventsByIds(ids) });
   const exports = new ExportService({ db, queues, audit, keys, clock, limits: config.exports });
+  const integrity = new AuditIntegrity({
+    db,
+    jwks: keys.publicJwks,
+    clock,
+    intervalMs: config.workers.verifyIntervalMs,
+    maxRecords: config.workers.verifyMaxRecords,
+    checkpointIntervalMs: config.workers.checkpointIntervalMs,
+  });
   const archiver = new AuditArchiver({ db, keys, clock, ...config.archive, signTreeHead: () => audit.checkpoint() });
   const decisions = new DecisionService({
     subjects,
@@ -172,6 +180,7 @@ export function createServices(infra: Infrastructure) {
     subjects,
     audit,
     exports,
+    integrity,
     archiver,
     decisions,
     sessions,
@@ -249,7 +258,8 @@ export function createApp(infra: Infrastructure, s: Services, isShuttingDown: ()
       consents: s.consents,
       views: createViews(config.messages, config.brand, 'src/console/views'),
       cookieSecure: config.portal.cookieSecure,
-      integrityAlerts: async () => [],
+      integrity: s.integrity,
+      integrityAlerts: integrityAlerts(s.integrity, logger),
     }),
   );
   app.use(

@@ -50,16 +50,30 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       auditSigning: () => services.audit.signingState(),
       jobs: () => ({ lastCompleted: queues.lastCompleted, intervals: queues.intervals }),
       webhooks: () => webhooks.pendingSummary(),
+      auditVerification: () => services.integrity.state(),
     });
     // A worker-only instance answers no decisions: it holds no cache and no lease.
     coherence.start(config.cache.enabled && config.workers.serveApi);
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
       const { audit, exports, archiver, consents } = services;
-      const { checkpointIntervalMs, expirySweepIntervalMs } = config.workers;
+      const { checkpointIntervalMs, expirySweepIntervalMs, verifyIntervalMs } = config.workers;
+      const { integrity } = services;
+      // A run stopped by its bound continues after a pause as long as it ran (once per point: the job id).
+      const verifyAgain = (afterSeq: number, delayMs: number) =>
+        queues
+          .queue('audit-verify')
+          .add(
+            'audit-verify-continue',
+            { scheduledBy: 'manual' },
+            { jobId: `continue-after-${afterSeq}`, delay: delayMs },
+          );
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
-        ...auditJobs({ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs }),
+        ...auditJobs({
+          ...{ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs },
+          ...{ integrity, verifyIntervalMs, verifyAgain },
+        }),
         ...cacheJobs({ db, logger, clock }),
         ...webhookJobs({ webhooks, logger, ...config.webhooks }),
       ]);

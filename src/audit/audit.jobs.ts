@@ -4,6 +4,7 @@ import { type JobDefinition, job } from '../platform/queues';
 import type { AuditArchiver } from './archive';
 import type { AuditService } from './audit.service';
 import type { ExportService } from './export.service';
+import type { AuditIntegrity } from './integrity';
 
 export interface AuditJobDeps {
   readonly audit: AuditService;
@@ -13,14 +14,26 @@ export interface AuditJobDeps {
   readonly checkpointIntervalMs: number;
   /** How often expired export files are looked for (the consent expiry sweep's interval). */
   readonly expirySweepIntervalMs: number;
+  /** The scheduled verification of the log (optional: absent, no audit-verify job). */
+  readonly integrity?: AuditIntegrity;
+  readonly verifyIntervalMs?: number;
+  /**
+   * Queues another verification run after `delayMs`: a run stopped by its bound before the head continues soon (it
+   * paused as long as it ran), not an interval later, so that verification keeps up with the log.
+   */
+  readonly verifyAgain?: (afterSeq: number, delayMs: number) => Promise<unknown>;
 }
 
 /** How often the retention job looks for months to archive (and partitions to create). */
 const RETENTION_EVERY_MS = 3_600_000;
 
-/** Signs the chain head every interval, runs exports, deletes expired export files, archives old months. */
+/**
+ * Signs the chain head every interval, runs exports, deletes expired export files, archives old months, verifies the
+ * log a part at a time.
+ */
 export function auditJobs(d: AuditJobDeps): JobDefinition[] {
   return [
+    ...(d.integrity ? [verifyJob(d, d.integrity)] : []),
     job({
       queue: 'audit-checkpoint',
       schedule: { id: 'audit-checkpoint', everyMs: d.checkpointIntervalMs, data: { scheduledBy: 'scheduler' } },
@@ -60,4 +73,23 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
       },
     }),
   ];
+}
+
+/** audit-verify: one bounded, recorded run from where the last intact one stopped (src/audit/integrity.ts). */
+function verifyJob(d: AuditJobDeps, integrity: AuditIntegrity): JobDefinition {
+  return job({
+    queue: 'audit-verify',
+    schedule: { id: 'audit-verify', everyMs: d.verifyIntervalMs ?? 3_600_000, data: { scheduledBy: 'scheduler' } },
+    handler: async () => {
+      // A run that cannot finish is recorded as an error, not retried at once: the next run is an interval away.
+      const run = await integrity.run('job');
+      const fields = { fromSeq: run.fromSeq, toSeq: run.toSeq, records: run.recordsChecked, result: run.result };
+      if (run.result === 'intact') d.logger.info(fields, 'audit log verified');
+      else d.logger.error({ ...fields, problem: run.problem }, 'audit log verification failed');
+      if (run.result === 'intact' && !run.reachedHead && d.verifyAgain) {
+        await d.verifyAgain(run.toSeq, run.finishedAt.getTime() - run.startedAt.getTime());
+      }
+      return fields;
+    },
+  });
 }

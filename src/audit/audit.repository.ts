@@ -1,11 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CompiledQuery, type SelectQueryBuilder, sql } from 'kysely';
+import { CompiledQuery, type Insertable, type SelectQueryBuilder, sql } from 'kysely';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database, Db } from '../platform/db/database';
-import type { AuditCheckpointRow, AuditDecisionRow, AuditRecordRow, AuditVerdictRow } from './audit.table';
+import type {
+  AuditCheckpointRow,
+  AuditDecisionRow,
+  AuditRecordRow,
+  AuditVerdictRow,
+  AuditVerificationRow,
+  AuditVerificationTable,
+} from './audit.table';
 import { type ChainedRecord, type ChainHead, type PreparedDraft, seal } from './chain';
 import { type DecisionItem, type SealedDecision, sealDecision } from './decisions';
 import type { ExportFilters } from './formats';
@@ -620,4 +627,39 @@ export async function checkpointsAfter(db: Db, afterSeq: number, limit: number):
     .orderBy('seq')
     .limit(limit)
     .execute();
+}
+
+// ---- Verifications of the log (audit_verifications, migration 0019) ----
+
+export type NewVerification = Insertable<AuditVerificationTable>;
+
+export async function insertVerification(db: Db, v: NewVerification): Promise<AuditVerificationRow> {
+  return db.insertInto('audit_verifications').values(v).returningAll().executeTakeFirstOrThrow();
+}
+
+/** The latest verifications, newest first; `result`: one kind. One read of the primary key or a partial index. */
+export async function latestVerifications(
+  db: Db,
+  limit: number,
+  o: { readonly result?: 'intact' | 'broken'; readonly afterId?: string; readonly toSeqBelow?: number } = {},
+): Promise<AuditVerificationRow[]> {
+  let query = db.selectFrom('audit_verifications').selectAll().orderBy('id', 'desc').limit(limit);
+  if (o.result) query = query.where('result', '=', o.result);
+  if (o.afterId !== undefined) query = query.where('id', '>', o.afterId);
+  if (o.toSeqBelow !== undefined) query = query.where('to_seq', '<', String(o.toSeqBelow));
+  return query.execute();
+}
+
+/** An intact verification after run `afterId` that checked record `seq`: a problem found there is gone. */
+export async function verifiedSince(db: Db, afterId: string, seq: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('audit_verifications')
+    .select('id')
+    .where('result', '=', 'intact')
+    .where('id', '>', afterId)
+    .where('from_seq', '<=', String(seq))
+    .where('to_seq', '>=', String(seq))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }

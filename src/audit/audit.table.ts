@@ -149,3 +149,25 @@ export interface AuditArchiveEdgeTable {
 
 export type AuditDecisionRow = Selectable<AuditDecisionTable>;
 export type AuditVerdictRow = Selectable<AuditVerdictTable>;
+
+/** One verification of the log in the database (migration 0019): the scheduled job's, the CLI's or the console's. */
+export interface AuditVerificationTable {
+  id: ColumnType<string, never, never>;
+  started_at: Date;
+  finished_at: Date;
+  /** The first and last sequence numbers checked (from_seq > to_seq: nothing new to check). */
+  from_seq: BigintColumn;
+  to_seq: BigintColumn;
+  /** The hash of record `to_seq`, as verified (null unless intact). */
+  to_hash: string | null;
+  /** The Merkle tree's frontier after `to_seq` (JSON, hex), computed from the verified records (null unless intact). */
+  frontier: string | null;
+  records_checked: BigintColumn;
+  result: 'intact' | 'broken' | 'error';
+  /** The first problem: a short text naming a sequence number, no subscriber data. */
+  problem: string | null;
+  problem_seq: BigintColumn | null;
+  ran_by: 'job' | 'cli' | 'console';
+}
+
+export type AuditVerificationRow = Selectable<AuditVerificationTable>;

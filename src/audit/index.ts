@@ -59,6 +59,15 @@ export {
   RECEIPT_TYP,
 } from './formats';
 export {
+  AuditIntegrity,
+  headLateAfterMs,
+  type IntegrityState,
+  recordVerification,
+  VERIFY_GRACE_MS,
+  type Verification,
+  type VerificationRunner,
+} from './integrity';
+export {
   consistencyProof,
   type Hash,
   inclusionProof,
@@ -83,7 +92,7 @@ export {
 } from './records';
 export { AuditTree } from './tree';
 export { ChainVerifier } from './verify';
-export { verifyDatabase } from './verify-db';
+export { type LogVerification, type VerifiedPoint, verifyDatabase, verifyLog } from './verify-db';
 export { verifyExportFile } from './verify-file';
 export {
   type InclusionProofFile,

@@ -35,7 +35,42 @@ export async function verifyDatabase(
   jwks: JSONWebKeySet,
   o: { readonly archiveDir?: string } = {},
 ): Promise<VerifyReport> {
+  return (await verifyLog(db, jwks, o)).report;
+}
+
+/** Where a verification of the log stopped, intact: the next one may start there instead of at the genesis. */
+export interface VerifiedPoint {
+  readonly seq: number;
+  readonly hash: string;
+  /** The Merkle tree's frontier after `seq` (hex), made from the verified records themselves. */
+  readonly frontier: readonly string[];
+}
+
+export interface LogVerification {
+  readonly report: VerifyReport;
+  /** The first record checked (the start's seq + 1 when nothing new was there). */
+  readonly fromSeq: number;
+  /** Records checked. */
+  readonly checked: number;
+  /** The last record checked and the tree there; undefined when nothing was checked or the chain broke. */
+  readonly end: VerifiedPoint | undefined;
+  /** false when `maxRecords` stopped it before the head: the next run continues from `end`. */
+  readonly reachedHead: boolean;
+}
+
+/**
+ * The verification behind `verifyDatabase`, also run in parts: `from` starts after a point an earlier intact run
+ * verified (the first record's prevHash must be its hash; the tree continues from its frontier), and `maxRecords` stops
+ * it after so many records. The head row is read first: records appended meanwhile are left to the next run, so a log
+ * being written to verifies as intact (records beyond the head row are still found).
+ */
+export async function verifyLog(
+  db: Db,
+  jwks: JSONWebKeySet,
+  o: { readonly archiveDir?: string; readonly from?: VerifiedPoint; readonly maxRecords?: number } = {},
+): Promise<LogVerification> {
   const report = new VerifyReport();
+  const headAtStart = await repo.readHead(db);
   // Oldest first: the legacy partition (the log before it was partitioned), then the months.
   const archives = (await db.selectFrom('audit_archives').selectAll().execute()).sort((a, b) =>
     a.period === 'legacy' ? -1 : b.period === 'legacy' ? 1 : a.period.localeCompare(b.period),
@@ -44,14 +79,27 @@ export async function verifyDatabase(
     .filter((a) => a.last_seq !== null)
     .sort((a, b) => Number(a.first_seq) - Number(b.first_seq));
   const lastArchived = archived[archived.length - 1];
-  const anchor =
-    lastArchived && !o.archiveDir ? { seq: Number(lastArchived.last_seq), hash: lastArchived.last_hash! } : undefined;
-  const chain = new ChainVerifier({ contiguous: true, fromGenesis: !anchor, ...(anchor ? { after: anchor } : {}) });
+  const archiveAnchor =
+    lastArchived && !o.archiveDir
+      ? {
+          seq: Number(lastArchived.last_seq),
+          hash: lastArchived.last_hash!,
+          frontier: JSON.parse(lastArchived.frontier!) as string[],
+        }
+      : undefined;
+  // A start that was archived and dropped since it was verified: the online log starts after the archive.
+  const resumed = o.from && !o.archiveDir && o.from.seq > (archiveAnchor?.seq ?? -1) ? o.from : undefined;
+  const anchor = resumed ?? archiveAnchor;
+  const chain = new ChainVerifier({
+    contiguous: true,
+    fromGenesis: !anchor,
+    ...(anchor ? { after: { ...anchor, ...(resumed ? { what: 'the last one verified before' } : {}) } } : {}),
+  });
   // The Merkle tree, rebuilt leaf by leaf: each signed tree head's root must be the root of the records up to it.
   const tree = anchor
     ? MerkleAccumulator.resume(
         anchor.seq,
-        (JSON.parse(lastArchived!.frontier!) as string[]).map((h) => Buffer.from(h, 'hex')),
+        anchor.frontier.map((h) => Buffer.from(h, 'hex')),
       )
     : new MerkleAccumulator();
   const hashes = new Map<number, string>();
@@ -59,6 +107,7 @@ export async function verifyDatabase(
   let checkpointAfter = anchor?.seq ?? 0;
   const treeHeads = new TreeHeadQueue(db, anchor?.seq ?? 0);
   let treeHeadsChecked = 0;
+  let hashAtHead: string | undefined;
 
   const checkCheckpoints = async (throughSeq: number) => {
     for (;;) {
@@ -105,6 +154,7 @@ export async function verifyDatabase(
       });
     }
     if (!chain.problem && r.recordedAt) checkColumns(r as ChainedRecord, report);
+    if (r.seq === headAtStart.seq) hashAtHead = r.hash;
     hashes.set(r.seq, r.hash);
     if (hashes.size >= PAGE) await flush(r.seq);
   };
@@ -119,18 +169,35 @@ export async function verifyDatabase(
     if (chain.last) await flush(chain.last.seq);
   }
   let afterSeq = anchor?.seq ?? chain.last?.seq ?? 0;
+  const max = o.maxRecords ?? Number.MAX_SAFE_INTEGER;
+  let onlineChecked = 0;
+  let limited = false;
   for (;;) {
-    const page = await readRecords(db, { afterSeq, limit: PAGE });
+    if (afterSeq >= headAtStart.seq) break;
+    const limit = Math.min(PAGE, max - onlineChecked);
+    if (limit <= 0) {
+      limited = true;
+      break;
+    }
+    const page = await readRecords(db, { afterSeq, throughSeq: headAtStart.seq, limit });
     for (const r of page) await take(r);
+    onlineChecked += page.length;
     if (!page.length) break;
     afterSeq = page[page.length - 1]!.seq;
     await flush(afterSeq);
-    if (page.length < PAGE) break;
+    if (page.length < limit) break;
   }
-  await checkCheckpoints(Number.MAX_SAFE_INTEGER);
+  const lastSeq = chain.last?.seq ?? anchor?.seq ?? 0;
+  await checkCheckpoints(lastSeq);
+  // What lies after the last record read was written since the start (left to the next run), unless the head row,
+  // read after it, is behind it: records or signed checkpoints beyond the head.
+  const beyond = limited ? [] : await repo.checkpointsAfter(db, lastSeq, 1000);
+  const [next] = limited ? [] : await readRecords(db, { afterSeq: lastSeq, limit: 1 });
+  const head = await repo.readHead(db);
+  for (const c of beyond.filter((c) => Number(c.seq) > head.seq))
+    report.fail('checkpoint', `seq ${c.seq}: signed, but there is no such record`);
   if (chain.problem) report.badRecord(chain.problem);
 
-  const head = await repo.readHead(db);
   if (archived.length) {
     const upTo = Number(lastArchived!.last_seq);
     report.note(
@@ -146,22 +213,43 @@ export async function verifyDatabase(
     'chain',
     chain.problem
       ? `FAILED at seq ${chain.problem.seq}: ${chain.problem.problem}`
-      : anchor
-        ? `every hash recomputed from the last archived record (seq ${anchor.seq}), every link and sequence ` +
-          'number checked'
-        : 'every hash recomputed from the genesis, every link and sequence number checked',
+      : resumed
+        ? `every hash recomputed from seq ${resumed.seq}, verified before, every link and sequence number checked`
+        : anchor
+          ? `every hash recomputed from the last archived record (seq ${anchor.seq}), every link and sequence ` +
+            'number checked'
+          : 'every hash recomputed from the genesis, every link and sequence number checked',
   );
-  if (
-    head.seq !== (chain.last?.seq ?? anchor?.seq ?? 0) ||
-    head.hash !== (chain.last?.hash ?? anchor?.hash ?? head.hash)
-  ) {
-    report.fail('head', `the head row (seq ${head.seq}) is not the last record (seq ${chain.last?.seq ?? 0})`);
-  } else report.note('head', `seq ${head.seq}, matches the last record`);
+  const headHash = headAtStart.seq === (anchor?.seq ?? -1) ? anchor!.hash : hashAtHead;
+  if (next && next.seq > head.seq) {
+    report.fail('head', `the head row (seq ${head.seq}) is not the last record (seq ${next.seq} follows it)`);
+  } else if (limited) {
+    report.note(
+      'head',
+      `seq ${headAtStart.seq}, not reached: ${headAtStart.seq - lastSeq} records left for a next run`,
+    );
+  } else if (headAtStart.seq > lastSeq || (headAtStart.seq > 0 && headHash !== headAtStart.hash)) {
+    report.fail('head', `the head row (seq ${headAtStart.seq}) is not the last record (seq ${lastSeq})`);
+  } else report.note('head', `seq ${headAtStart.seq}, matches the last record`);
   if (!report.failures.some((f) => f.startsWith('checkpoint')))
     report.note('checkpoints', `${checkpoints} signed heads, every signature valid and matching its record`);
   if (!report.failures.some((f) => f.startsWith('tree head')))
     report.note('tree heads', `${treeHeadsChecked} Merkle roots recomputed from the records, each as signed`);
-  return report;
+  const last = chain.last;
+  return {
+    report,
+    fromSeq: chain.first?.seq ?? (anchor?.seq ?? 0) + 1,
+    checked: chain.count,
+    end:
+      report.ok && (last || anchor)
+        ? {
+            seq: last?.seq ?? anchor!.seq,
+            hash: last?.hash ?? anchor!.hash,
+            frontier: tree.frontier().map((h) => h.toString('hex')),
+          }
+        : undefined,
+    reachedHead: !limited,
+  };
 }
 
 /**

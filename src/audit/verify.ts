@@ -29,7 +29,12 @@ export class ChainVerifier {
     private readonly o: {
       readonly contiguous: boolean;
       readonly fromGenesis?: boolean;
-      readonly after?: { readonly seq: number; readonly hash: string };
+      readonly after?: {
+        readonly seq: number;
+        readonly hash: string;
+        /** What that record is, for the report: the last archived one unless said. */
+        readonly what?: string;
+      };
     },
   ) {}
 
@@ -65,7 +70,8 @@ export class ChainVerifier {
             ? `broken link: prevHash is not the hash of seq ${prev.seq} (a record before it was altered, ` +
                 `inserted or removed)`
             : start?.seq
-              ? `broken link: the first record does not follow the last archived one (seq ${start.seq})`
+              ? `broken link: the first record does not follow ${this.o.after?.what ?? 'the last archived one'} ` +
+                `(seq ${start.seq})`
               : 'broken link: the first record does not follow the genesis hash',
         );
       }

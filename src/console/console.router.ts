@@ -9,7 +9,7 @@ import express, {
 } from 'express';
 import { z } from 'zod';
 import type { AccountService } from '../accounts';
-import type { AuditService, ExportService } from '../audit';
+import type { AuditIntegrity, AuditService, ExportService } from '../audit';
 import type { ConsentService } from '../consent';
 import type { Catalog } from '../platform/config/catalog';
 import type { PipelineNames } from '../platform/config/pipelines';
@@ -50,6 +50,8 @@ export interface ConsoleDeps {
   readonly clock: () => Date;
   readonly logger: Logger;
   readonly cookieSecure: boolean;
+  /** The log's signed head and its verifications (the integrity page; "Verify now"). */
+  readonly integrity: AuditIntegrity;
   /** What the banner on every page warns of: the log's signed head or its verification late or failed. */
   readonly integrityAlerts: () => Promise<readonly string[]>;
 }

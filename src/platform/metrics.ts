@@ -105,8 +105,11 @@ export function registerGauges(
     jobs: () => { lastCompleted: ReadonlyMap<string, number>; intervals: ReadonlyMap<string, number> };
     /** Pending webhook deliveries, and the age of the oldest (read from PostgreSQL at scrape time). */
     webhooks: () => Promise<{ pending: number; oldestSeconds: number }>;
+    /** The recorded verifications of the audit log (read from PostgreSQL at scrape time). */
+    auditVerification?: () => Promise<VerificationState>;
   },
 ): void {
+  if (sources.auditVerification) registerVerificationGauges(metrics, sources.auditVerification);
   // Read at scrape time, bounded: a scrape must not fail (or hang) because PostgreSQL does.
   const webhooks = () =>
     withTimeout(sources.webhooks(), 1000, () => new Error('webhook backlog: timeout')).catch(() => undefined);
@@ -219,6 +222,40 @@ export function registerGauges(
     registers: [metrics.registry],
     collect() {
       this.set(sources.auditPending());
+    },
+  });
+}
+
+type VerificationState = { lastIntact?: { finishedAt: Date }; latest?: { result: string }; openFailure?: unknown };
+
+/** When the audit log was last verified intact, and whether the latest verification was (alerts.yml). */
+function registerVerificationGauges(metrics: Metrics, source: () => Promise<VerificationState>): void {
+  let cached: { at: number; read: Promise<VerificationState | undefined> } | undefined;
+  const state = () => {
+    if (!cached || Date.now() - cached.at > 1000) {
+      const read = withTimeout(source(), 1000, () => new Error('audit verification state: timeout'));
+      cached = { at: Date.now(), read: read.catch(() => undefined) };
+    }
+    return cached.read;
+  };
+  new Gauge({
+    name: 'optgate_audit_verify_last_success_timestamp_seconds',
+    help: 'When a verification of the audit log in the database last finished intact, Unix seconds; 0: never',
+    registers: [metrics.registry],
+    async collect() {
+      const s = await state();
+      this.reset();
+      if (s) this.set(s.lastIntact ? s.lastIntact.finishedAt.getTime() / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: 'optgate_audit_verify_last_result',
+    help: '1 when the latest verification of the audit log was intact and no problem found is outstanding; 0 otherwise',
+    registers: [metrics.registry],
+    async collect() {
+      const s = await state();
+      this.reset();
+      if (s?.latest) this.set(s.latest.result === 'intact' && !s.openFailure ? 1 : 0);
     },
   });
 }

@@ -16,6 +16,8 @@ export interface QueuePayloads {
   'audit-export': { readonly exportId: string };
   /** Deletes the files of expired exports. */
   'audit-export-expiry': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Verifies the audit log in the database from where the last intact run stopped, and records the result. */
+  'audit-verify': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Creates the coming months' partitions of the audit log; archives and drops the months past the retention. */
   'audit-retention': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Forgets old rows of the account change log (the consent caches' catch-up). */

@@ -114,6 +114,8 @@ describe('the files', () => {
       'OptgateDecisionsUnavailable',
       'OptgateAuditCommitSlow',
       'OptgateTreeHeadNotSigned',
+      'OptgateAuditVerificationFailed',
+      'OptgateAuditVerificationLate',
       'OptgateExpirySweepNotRun',
       'OptgateWebhookBacklogOld',
     ]);

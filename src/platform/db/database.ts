@@ -13,6 +13,7 @@ import type {
   AuditSettingsTable,
   AuditTreeNodeTable,
   AuditVerdictTable,
+  AuditVerificationTable,
 } from '../../audit/audit.table';
 import type { AccountChangeTable } from '../../cache/cache.table';
 import type { ConsentEventTable, ConsentReceiptTable, ConsentStateTable } from '../../consent/consent.table';
@@ -43,6 +44,7 @@ export interface Database {
   audit_settings: AuditSettingsTable;
   audit_archives: AuditArchiveTable;
   audit_archive_edge: AuditArchiveEdgeTable;
+  audit_verifications: AuditVerificationTable;
   notice_deliveries: NoticeDeliveryTable;
   webhook_endpoints: WebhookEndpointTable;
   webhook_deliveries: WebhookDeliveryTable;

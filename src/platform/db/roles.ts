@@ -38,6 +38,8 @@ export const RUNTIME_PRIVILEGES: Readonly<
   audit_settings: 'select',
   audit_archives: 'select, insert',
   audit_archive_edge: 'select, insert',
+  // Append-only: a verification's result is kept as recorded (triggers refuse changes too).
+  audit_verifications: 'select, insert',
   // Append-only: what was given to a subscriber is never rewritten (triggers refuse it too).
   notice_deliveries: 'select, insert',
   // A deleted endpoint keeps its row (deleted_at): its deliveries stay listed.
