@@ -56,10 +56,18 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
       const { audit, exports, archiver, consents } = services;
-      const { checkpointIntervalMs, expirySweepIntervalMs } = config.workers;
+      const { checkpointIntervalMs, expirySweepIntervalMs, rollupIntervalMs } = config.workers;
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
-        ...auditJobs({ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs }),
+        ...auditJobs({
+          audit,
+          exports,
+          archiver,
+          logger,
+          checkpointIntervalMs,
+          expirySweepIntervalMs,
+          rollupIntervalMs,
+        }),
         ...cacheJobs({ db, logger, clock }),
         ...webhookJobs({ webhooks, logger, ...config.webhooks }),
       ]);

@@ -13,12 +13,17 @@ export interface AuditJobDeps {
   readonly checkpointIntervalMs: number;
   /** How often expired export files are looked for (the consent expiry sweep's interval). */
   readonly expirySweepIntervalMs: number;
+  /** How often the charts' hourly counts are brought up to date (AUDIT_ROLLUP_INTERVAL_MS). */
+  readonly rollupIntervalMs: number;
 }
 
 /** How often the retention job looks for months to archive (and partitions to create). */
 const RETENTION_EVERY_MS = 3_600_000;
 
-/** Signs the chain head every interval, runs exports, deletes expired export files, archives old months. */
+/**
+ * Signs the chain head every interval, runs exports, deletes expired export files, archives old months, counts the
+ * log for the console's charts.
+ */
 export function auditJobs(d: AuditJobDeps): JobDefinition[] {
   return [
     job({
@@ -57,6 +62,16 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
         for (const a of archived)
           d.logger.info({ period: a.period, rows: a.rows, file: a.file }, 'audit month archived');
         return { archived: archived.map((a) => a.period) };
+      },
+    }),
+    job({
+      queue: 'audit-rollup',
+      schedule: { id: 'audit-rollup', everyMs: d.rollupIntervalMs, data: { scheduledBy: 'scheduler' } },
+      handler: async () => {
+        const run = await d.audit.rollUp();
+        if (run)
+          d.logger.debug({ from: run.from, to: run.to, counted: run.counted }, 'audit records counted for charts');
+        return run ?? {};
       },
     }),
   ];

@@ -77,6 +77,7 @@ export {
   type StaffActionData,
   staffActionRecord,
 } from './records';
+export { ROLLUP_STEP, type RollupCounts, type RollupRun, type RollupState } from './rollups';
 export { AuditTree } from './tree';
 export { ChainVerifier } from './verify';
 export { verifyDatabase } from './verify-db';

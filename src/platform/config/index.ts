@@ -55,6 +55,7 @@ const envSchema = z.object({
   BATCH_CONCURRENCY: int(1, 64).default(2),
   BATCH_QUEUE_TIMEOUT_MS: int(100, 600_000).default(15_000),
   AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
+  AUDIT_ROLLUP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   EXPORT_MAX_PENDING: int(1, 100).default(2),
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
   EXPORT_PACE_PERCENT: int(1, 100).default(50),
@@ -136,6 +137,8 @@ export interface AppConfig {
     readonly serveApi: boolean;
     readonly expirySweepIntervalMs: number;
     readonly checkpointIntervalMs: number;
+    /** How often the console charts' hourly counts are brought up to date. */
+    readonly rollupIntervalMs: number;
   };
   /** Per client: exports queued or running at once; how long a finished export's file is kept. */
   readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number; readonly pace: number };
@@ -289,6 +292,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       serveApi: e.RUN_WORKERS !== 'only',
       expirySweepIntervalMs: e.EXPIRY_SWEEP_INTERVAL_MS,
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
+      rollupIntervalMs: e.AUDIT_ROLLUP_INTERVAL_MS,
     },
     exports: {
       maxPendingPerClient: e.EXPORT_MAX_PENDING,
