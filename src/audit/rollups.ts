@@ -59,7 +59,9 @@ class Counts {
       const [kind, hour, ...rest] = JSON.parse(key) as [string, number, ...string[]];
       cols.kind.push(kind);
       cols.hour.push(new Date(hour).toISOString());
-      rest.forEach((v, i) => cols.rest[i]!.push(v));
+      rest.forEach((v, i) => {
+        cols.rest[i]!.push(v);
+      });
       cols.n.push(String(n));
     }
     return cols;
