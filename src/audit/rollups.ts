@@ -114,7 +114,7 @@ export async function rollUp(db: Db, step = ROLLUP_STEP): Promise<RollupRun | un
     const [plain, singles, headers, verdicts] = await Promise.all([
       sql<{ seq: string; recorded_at: Date; type: string; outcome: string | null; content: string }>`
         select seq, recorded_at, type, outcome, content from audit_records
-        where seq > ${lo} and seq <= ${hi} and type in ('decision', 'consent_event')`.execute(trx),
+        where seq > ${lo} and seq <= ${hi}`.execute(trx),
       sql<HeaderRow & { verdict: Buffer }>`
         select seq, count, recorded_at, client_id, purpose, categories, verdict from audit_decisions
         where seq > ${lo} and seq <= ${hi} and verdict is not null`.execute(trx),
@@ -132,8 +132,8 @@ export async function rollUp(db: Db, step = ROLLUP_STEP): Promise<RollupRun | un
     const counts = new Counts();
     let counted = 0;
     let lastAt = state.rows[0]!.last_recorded_at;
-    const seen = (at: Date) => {
-      counted++;
+    const seen = (at: Date, count = true) => {
+      if (count) counted++;
       if (!lastAt || at > lastAt) lastAt = at;
     };
     const decision = (h: HeaderRow, allow: boolean, denied: readonly string[] | undefined) => {
@@ -144,6 +144,11 @@ export async function rollUp(db: Db, step = ROLLUP_STEP): Promise<RollupRun | un
     };
 
     for (const r of plain.rows) {
+      // A staff action is not counted, but it is as far as the counts go.
+      if (r.type === 'staff_action') {
+        seen(r.recorded_at, false);
+        continue;
+      }
       const data = JSON.parse(r.content).data as Record<string, unknown>;
       const hour = hourOf(r.recorded_at);
       const clientId = typeof data.clientId === 'string' ? data.clientId : '';
@@ -246,7 +251,8 @@ export async function rollupCounts(
       from audit_rollup_hourly where kind = 'decision' and hour >= ${from} and hour < ${to}
       group by 1, 2 order by 1, 2`.execute(db),
     sql<{ week: string; event: string; count: string }>`
-      select to_char(date_trunc('week', hour at time zone 'UTC'), 'YYYY-MM-DD') as week, event, sum(count)::text as count
+      select to_char(date_trunc('week', hour at time zone 'UTC'), 'YYYY-MM-DD') as week, event,
+        sum(count)::text as count
       from audit_rollup_hourly where kind = 'consent' and hour >= ${from} and hour < ${to}
         and event = any(${[...events]}::text[])
       group by 1, 2 order by 1, 2`.execute(db),

@@ -395,7 +395,8 @@ function allowRatePerPipeline(counts: CountsInput, period: string, pipelines: Re
   const lo = rows.at(-1)!;
   const desc =
     rows.length === 1
-      ? `${period}: one pipeline, ${hi.name}, allowed ${percent(hi.allow, hi.total)} of ${formatCount(hi.total)} decisions.`
+      ? `${period}: one pipeline, ${hi.name}, allowed ${percent(hi.allow, hi.total)} of ` +
+        `${formatCount(hi.total)} decisions.`
       : `${period}: ${rows.length} pipelines. The highest allow rate is ${hi.name}'s, ${percent(hi.allow, hi.total)} ` +
         `of ${formatCount(hi.total)} decisions; the lowest is ${lo.name}'s, ${percent(lo.allow, lo.total)} of ` +
         `${formatCount(lo.total)}.`;

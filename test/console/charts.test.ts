@@ -154,7 +154,7 @@ describe('the charts page', () => {
     expect(page.body).toMatch(/Nothing has been counted yet|holds no records/);
   });
 
-  it("shows in its tables exactly what the log holds, counted once even by two runs at once, and '<&' escaped", async () => {
+  it("shows in its tables what the log holds, counted once even by two runs at once, '<&' escaped", async () => {
     await seed();
     const db1 = runtimeDb();
     const db2 = runtimeDb();
