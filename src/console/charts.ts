@@ -37,6 +37,9 @@ export interface Series {
 const num = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/\.?0+$/, ''));
 const fmt = new Intl.NumberFormat('en-GB');
 export const formatCount = (n: number) => fmt.format(n);
+/** An axis' count, short: 1.5K, 2M. */
+const compact = new Intl.NumberFormat('en', { notation: 'compact' });
+export const formatTick = (n: number) => compact.format(n);
 
 /** A round top for an axis and its step (1, 2 or 5 × 10^k), with `ticks` steps from 0 to at least `max`. */
 export function niceScale(max: number, ticks = 4): { top: number; step: number } {
@@ -53,7 +56,7 @@ export const clip = (s: string, max = 48) => (s.length > max ? `${s.slice(0, max
 function open(c: ChartText, height: number, defs: string): string {
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" viewBox="0 0 ${WIDTH} ${height}" role="img" ` +
-    `aria-labelledby="${esc(c.id)}-title ${esc(c.id)}-desc" font-size="${FONT}" font-family="inherit" fill="${INK}">` +
+    `aria-labelledby="${esc(c.id)}-title ${esc(c.id)}-desc" font-size="${FONT}" fill="${INK}">` +
     `<title id="${esc(c.id)}-title">${esc(c.title)}</title><desc id="${esc(c.id)}-desc">${esc(c.desc)}</desc>` +
     (defs ? `<defs>${defs}</defs>` : '')
   );
@@ -119,7 +122,7 @@ export function columnChart(
   for (let v = 0; v <= max; v += step) {
     out += `<line x1="${left}" y1="${num(y(v))}" x2="${WIDTH - right}" y2="${num(y(v))}" stroke="${GRID}" `;
     out += `stroke-width="${v === 0 ? 1.5 : 0.5}"/>`;
-    out += `<text x="${left - 6}" y="${num(y(v) + 5)}" text-anchor="end">${esc(formatCount(v))}</text>`;
+    out += `<text x="${left - 6}" y="${num(y(v) + 5)}" text-anchor="end">${esc(formatTick(v))}</text>`;
   }
   out += `<text x="0" y="${top - 12}">${esc(c.yTitle)}</text>`;
   c.labels.forEach((label, i) => {
@@ -187,7 +190,7 @@ export function barChart(
     out += `stroke-width="${v === 0 ? 1.5 : 0.5}"/>`;
     const anchor = v === 0 ? 'start' : v >= max - 1e-9 ? 'end' : 'middle';
     out += `<text x="${num(x(v))}" y="${axisY + 18}" text-anchor="${anchor}">`;
-    out += `${esc(c.tick ? c.tick(v) : formatCount(v))}</text>`;
+    out += `${esc(c.tick ? c.tick(v) : formatTick(v))}</text>`;
   }
   c.items.forEach((item, i) => {
     const y0 = top + i * row;
