@@ -9,9 +9,9 @@
 export const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
-/** Width of every chart's viewBox: at 390 px wide a 14-unit text is still about 11 px. */
-export const WIDTH = 440;
-const FONT = 14;
+/** Width of every chart's viewBox: on a 390 px screen a 15-unit text is still about 13 px. */
+export const WIDTH = 400;
+const FONT = 15;
 const INK = '#1b1f24';
 const GRID = '#8a94a3';
 
@@ -51,7 +51,7 @@ export function niceScale(max: number, ticks = 4): { top: number; step: number }
 }
 
 /** Shortens a label for the picture (the table beside it has it whole). */
-export const clip = (s: string, max = 48) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+export const clip = (s: string, max = 44) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
 function open(c: ChartText, height: number, defs: string): string {
   return (
@@ -79,7 +79,7 @@ function legend(c: ChartText, series: readonly Series[], y: number): string {
     out +=
       `<rect x="${x + 0.75}" y="${y - 12.25}" width="13.5" height="13.5" fill="${fillOf(c, s, i)}" ` +
       `stroke="${esc(s.colour)}" stroke-width="1.5"/><text x="${x + 20}" y="${y}">${esc(s.name)}</text>`;
-    x += 28 + s.name.length * 8;
+    x += 28 + s.name.length * 8.5;
   });
   return `<g class="legend">${out}</g>`;
 }
@@ -98,10 +98,10 @@ export function columnChart(
     readonly labelEvery?: number;
   },
 ): string {
-  const height = 280;
+  const height = 290;
   const left = 52;
   const right = 8;
-  const top = 44;
+  const top = 52;
   const bottom = 60;
   const plotW = WIDTH - left - right;
   const plotH = height - top - bottom;
@@ -124,7 +124,7 @@ export function columnChart(
     out += `stroke-width="${v === 0 ? 1.5 : 0.5}"/>`;
     out += `<text x="${left - 6}" y="${num(y(v) + 5)}" text-anchor="end">${esc(formatTick(v))}</text>`;
   }
-  out += `<text x="0" y="${top - 12}">${esc(c.yTitle)}</text>`;
+  out += `<text x="0" y="${top - 10}">${esc(c.yTitle)}</text>`;
   c.labels.forEach((label, i) => {
     const x0 = left + i * band;
     if (c.mode === 'stacked') {
@@ -255,6 +255,8 @@ export interface CountsInput {
 export interface ChartTable {
   readonly caption: string;
   readonly head: readonly string[];
+  /** Which columns hold numbers (aligned right). */
+  readonly numeric: readonly boolean[];
   readonly rows: readonly (readonly string[])[];
 }
 
@@ -288,6 +290,8 @@ export function chartViews(
 }
 
 const NO_DECISIONS = 'No decisions in this period.';
+/** A name and, when it differs, the code it stands for: `No consent (no_consent)`. */
+const withCode = (name: string, code: string) => (name === code ? code : `${name} (${code})`);
 
 function decisionsPerDay(counts: CountsInput, days: readonly string[], period: string): ChartView {
   const allow = new Map<string, number>();
@@ -306,7 +310,7 @@ function decisionsPerDay(counts: CountsInput, days: readonly string[], period: s
   if (!total) return { ...base, empty: NO_DECISIONS };
   const busiest = days.reduce((best, _day, i) => (a[i]! + n[i]! > a[best]! + n[best]! ? i : best), 0);
   const desc =
-    `${period}: ${formatCount(total)} decisions, ${formatCount(totalAllow)} allowed (${percent(totalAllow, total)}) ` +
+    `${formatCount(total)} decisions, ${formatCount(totalAllow)} allowed (${percent(totalAllow, total)}) ` +
     `and ${formatCount(totalDeny)} denied (${percent(totalDeny, total)}). The busiest day was ` +
     `${dayLabel(days[busiest]!, true)}, with ${formatCount(a[busiest]! + n[busiest]!)} decisions.`;
   return {
@@ -328,6 +332,7 @@ function decisionsPerDay(counts: CountsInput, days: readonly string[], period: s
     table: {
       caption: `Decisions per day by outcome, ${period}. ${desc}`,
       head: ['Day', 'Allowed', 'Denied', 'Total'],
+      numeric: [false, true, true, true],
       rows: [
         ...days.map((d, i) => [dayLabel(d, true), formatCount(a[i]!), formatCount(n[i]!), formatCount(a[i]! + n[i]!)]),
         ['All days', formatCount(totalAllow), formatCount(totalDeny), formatCount(total)],
@@ -352,7 +357,7 @@ function denialsByReason(counts: CountsInput, period: string): ChartView {
   const label = (reason: string) => REASON_LABELS[reason] ?? reason;
   const top = rows[0]!;
   const desc =
-    `${period}: ${formatCount(total)} refused categories under ${rows.length} ` +
+    `${formatCount(total)} refused categories under ${rows.length} ` +
     `${rows.length === 1 ? 'reason' : 'reasons'}. The most common reason is ${label(top.reason)}, ` +
     `${formatCount(top.count)} (${percent(top.count, total)}).`;
   return {
@@ -367,10 +372,11 @@ function denialsByReason(counts: CountsInput, period: string): ChartView {
     }),
     table: {
       caption: `Denied categories by reason, ${period}. ${desc}`,
-      head: ['Reason', 'Code in the log', 'Refused categories', 'Share'],
+      head: ['Reason (its code in the log)', 'Refused categories', 'Share'],
+      numeric: [false, true, true],
       rows: [
-        ...rows.map((r) => [label(r.reason), r.reason, formatCount(r.count), percent(r.count, total)]),
-        ['All reasons', '', formatCount(total), '100.0%'],
+        ...rows.map((r) => [withCode(label(r.reason), r.reason), formatCount(r.count), percent(r.count, total)]),
+        ['All reasons', formatCount(total), '100.0%'],
       ],
     },
   };
@@ -398,9 +404,8 @@ function allowRatePerPipeline(counts: CountsInput, period: string, pipelines: Re
   const lo = rows.at(-1)!;
   const desc =
     rows.length === 1
-      ? `${period}: one pipeline, ${hi.name}, allowed ${percent(hi.allow, hi.total)} of ` +
-        `${formatCount(hi.total)} decisions.`
-      : `${period}: ${rows.length} pipelines. The highest allow rate is ${hi.name}'s, ${percent(hi.allow, hi.total)} ` +
+      ? `One pipeline, ${hi.name}, allowed ${percent(hi.allow, hi.total)} of ` + `${formatCount(hi.total)} decisions.`
+      : `${rows.length} pipelines. The highest allow rate is ${hi.name}'s, ${percent(hi.allow, hi.total)} ` +
         `of ${formatCount(hi.total)} decisions; the lowest is ${lo.name}'s, ${percent(lo.allow, lo.total)} of ` +
         `${formatCount(lo.total)}.`;
   return {
@@ -416,10 +421,10 @@ function allowRatePerPipeline(counts: CountsInput, period: string, pipelines: Re
     }),
     table: {
       caption: `Allow rate per pipeline, ${period}. ${desc}`,
-      head: ['Pipeline', 'Client id', 'Decisions', 'Allowed', 'Allow rate'],
+      head: ['Pipeline (its client id)', 'Decisions', 'Allowed', 'Allow rate'],
+      numeric: [false, true, true, true],
       rows: rows.map((r) => [
-        r.name,
-        r.clientId,
+        withCode(r.name, r.clientId),
         formatCount(r.total),
         formatCount(r.allow),
         percent(r.allow, r.total),
@@ -456,7 +461,7 @@ function consentsPerWeek(counts: CountsInput, days: readonly string[], period: s
   if (!totalG && !totalV) return { ...base, empty: 'No grants or revocations in this period.' };
   const most = mondays.reduce((best, _, i) => (g[i]! > g[best]! ? i : best), 0);
   const desc =
-    `${period}: ${formatCount(totalG)} ${totalG === 1 ? 'grant' : 'grants'} and ${formatCount(totalV)} ` +
+    `${formatCount(totalG)} ${totalG === 1 ? 'grant' : 'grants'} and ${formatCount(totalV)} ` +
     `${totalV === 1 ? 'revocation' : 'revocations'}` +
     (totalG
       ? `. The most grants were in week ${isoWeek(mondays[most]!)} (from ${dayLabel(mondays[most]!, true)}), ` +
@@ -481,6 +486,7 @@ function consentsPerWeek(counts: CountsInput, days: readonly string[], period: s
     table: {
       caption: `Grants and revocations per week, ${period}. ${desc}`,
       head: ['Week', 'Grants', 'Revocations'],
+      numeric: [false, true, true],
       rows: [
         ...mondays.map((m, i) => [`${isoWeek(m)} (from ${dayLabel(m, true)})`, formatCount(g[i]!), formatCount(v[i]!)]),
         ['All weeks', formatCount(totalG), formatCount(totalV)],

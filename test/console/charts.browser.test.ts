@@ -56,7 +56,7 @@ it('without data: says so, and is accessible', async () => {
     expect(await scrollWidth(page)).toBeLessThanOrEqual(width);
     await context.close();
   }
-});
+}, 120_000);
 
 it('with data: four charts, each an image with its table, accessible at 1280 and 390 px', async () => {
   const admin = await adminToken(svc);
@@ -100,4 +100,4 @@ it('with data: four charts, each an image with its table, accessible at 1280 and
     await screenshot(page, 'console-charts');
     await context.close();
   }
-});
+}, 120_000);

@@ -199,19 +199,21 @@ describe('the charts page', () => {
     expect(perDay.at(-1)).toEqual(['All days', fmt(e.allow), fmt(e.deny), fmt(decisions)]);
     expect(perDay.at(-2)!.slice(1)).toEqual([fmt(e.allow), fmt(e.deny), fmt(decisions)]); // all of it today
 
+    // Each row: `Label (code)`, the count, the share.
     const reasons = tableOf(html, 'chart-denials')
       .slice(1, -1)
-      .map((r) => [r[1], r[2]]);
+      .map((r) => [/\(([a-z_]+)\)$/.exec(r[0]!)?.[1], r[1]]);
     expect(new Map(reasons as [string, string][])).toEqual(
       new Map([...e.reasons].map(([reason, n]) => [reason, fmt(n)])),
     );
-    expect(tableOf(html, 'chart-denials').at(-1)).toEqual(['All reasons', '', fmt(denied), '100.0%']);
+    expect(tableOf(html, 'chart-denials').at(-1)).toEqual(['All reasons', fmt(denied), '100.0%']);
 
     const pipelines = tableOf(html, 'chart-pipelines').slice(1);
-    expect(pipelines.map((r) => r[1]).sort()).toEqual(['ad-pipeline', 'pipe-<beta>&co']);
+    expect(pipelines.map((r) => r[0]).sort()).toEqual(['Our advertising system (ad-pipeline)', 'pipe-<beta>&co']);
     for (const [clientId, c] of e.perClient) {
-      const name = svc.config.pipelines.get(clientId) ?? clientId;
-      expect(pipelines).toContainEqual([name, clientId, fmt(c.total), fmt(c.allow), pct(c.allow, c.total)]);
+      const named = svc.config.pipelines.get(clientId);
+      const name = named ? `${named} (${clientId})` : clientId;
+      expect(pipelines).toContainEqual([name, fmt(c.total), fmt(c.allow), pct(c.allow, c.total)]);
     }
     expect(html).toContain('pipe-&lt;beta&gt;&amp;co');
     expect(html).not.toContain('pipe-<beta>');

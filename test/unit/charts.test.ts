@@ -101,7 +101,7 @@ describe('SVG builders', () => {
     expect(stacked).toContain('fill="url(#s-hatch-1)"');
     const hs = bars(stacked);
     expect(hs.map((h) => h.value)).toEqual([3, 1, 2, 6]);
-    for (const h of hs) expect(h.height / h.value).toBeCloseTo(hs[0]!.height / 3, 5);
+    for (const h of hs) expect(h.height / h.value).toBeCloseTo(hs[0]!.height / 3, 1);
     const grouped = columnChart({
       id: 'g',
       title: 't',
@@ -186,11 +186,12 @@ describe('the charts page model', () => {
     expect(perDay!.table!.rows).toHaveLength(8);
     expect(perDay!.table!.rows[1]).toEqual(['28 Nov 2026', '5', '2', '7']);
     expect(perDay!.table!.rows.at(-1)).toEqual(['All days', '5', '3', '8']);
-    expect(denials!.table!.rows[0]).toEqual(['No consent', 'no_consent', '3', '75.0%']);
+    expect(denials!.table!.rows[0]).toEqual(['No consent (no_consent)', '3', '75.0%']);
+    expect(denials!.table!.rows[1]).toEqual(['odd<reason>', '1', '25.0%']);
     expect(denials!.svg).toContain('odd&lt;reason&gt;');
     expect(pipelines!.table!.rows).toEqual([
-      ['bill&co', 'bill&co', '4', '4', '100.0%'],
-      ['Ads <platform>', 'ads', '4', '1', '25.0%'],
+      ['bill&co', '4', '4', '100.0%'],
+      ['Ads <platform> (ads)', '4', '1', '25.0%'],
     ]);
     expect(pipelines!.svg).toContain('Ads &lt;platform&gt;');
     expect(pipelines!.svg).toContain('bill&amp;co');
