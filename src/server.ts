@@ -56,9 +56,8 @@ export async function startService(config: AppConfig, options: StartOptions = {}
     coherence.start(config.cache.enabled && config.workers.serveApi);
     const app = createApp(infra.infrastructure, services, () => shuttingDown);
     if (config.workers.enabled) {
-      const { audit, exports, archiver, consents } = services;
-      const { checkpointIntervalMs, expirySweepIntervalMs, verifyIntervalMs } = config.workers;
-      const { integrity } = services;
+      const { audit, exports, archiver, consents, integrity } = services;
+      const { checkpointIntervalMs, expirySweepIntervalMs, verifyIntervalMs, rollupIntervalMs } = config.workers;
       // A run stopped by its bound continues after a pause as long as it ran (once per point: the job id).
       const verifyAgain = (afterSeq: number, delayMs: number) =>
         queues
@@ -71,8 +70,16 @@ export async function startService(config: AppConfig, options: StartOptions = {}
       startWorkers(infra.infrastructure, [
         ...consentJobs({ consents, logger, expirySweepIntervalMs }),
         ...auditJobs({
-          ...{ audit, exports, archiver, logger, checkpointIntervalMs, expirySweepIntervalMs },
-          ...{ integrity, verifyIntervalMs, verifyAgain },
+          audit,
+          exports,
+          archiver,
+          logger,
+          checkpointIntervalMs,
+          expirySweepIntervalMs,
+          integrity,
+          verifyIntervalMs,
+          verifyAgain,
+          rollupIntervalMs,
         }),
         ...cacheJobs({ db, logger, clock }),
         ...webhookJobs({ webhooks, logger, ...config.webhooks }),

@@ -22,6 +22,8 @@ export interface AuditJobDeps {
    * paused as long as it ran), not an interval later, so that verification keeps up with the log.
    */
   readonly verifyAgain?: (afterSeq: number, delayMs: number) => Promise<unknown>;
+  /** How often the charts' hourly counts are brought up to date (AUDIT_ROLLUP_INTERVAL_MS). */
+  readonly rollupIntervalMs: number;
 }
 
 /** How often the retention job looks for months to archive (and partitions to create). */
@@ -29,7 +31,7 @@ const RETENTION_EVERY_MS = 3_600_000;
 
 /**
  * Signs the chain head every interval, runs exports, deletes expired export files, archives old months, verifies the
- * log a part at a time.
+ * log a part at a time, counts the log for the console's charts.
  */
 export function auditJobs(d: AuditJobDeps): JobDefinition[] {
   return [
@@ -70,6 +72,16 @@ export function auditJobs(d: AuditJobDeps): JobDefinition[] {
         for (const a of archived)
           d.logger.info({ period: a.period, rows: a.rows, file: a.file }, 'audit month archived');
         return { archived: archived.map((a) => a.period) };
+      },
+    }),
+    job({
+      queue: 'audit-rollup',
+      schedule: { id: 'audit-rollup', everyMs: d.rollupIntervalMs, data: { scheduledBy: 'scheduler' } },
+      handler: async () => {
+        const run = await d.audit.rollUp();
+        if (run)
+          d.logger.debug({ from: run.from, to: run.to, counted: run.counted }, 'audit records counted for charts');
+        return run ?? {};
       },
     }),
   ];

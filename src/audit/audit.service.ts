@@ -13,6 +13,7 @@ import { CHECKPOINT_TYP, type CheckpointPayload, type ExportFilters } from './fo
 import { proveConsistency, proveInclusion } from './proofs';
 import { readRecords } from './record-reader';
 import { type AuditDraft, type AuditRecord, type OmitEach, parseRecord, type StaffActionData } from './records';
+import { type RollupCounts, type RollupRun, type RollupState, rollUp, rollupCounts, rollupState } from './rollups';
 import { AuditTree } from './tree';
 
 /** The consent component's public lookup of consent events by id (injected: audit does not import consent). */
@@ -231,6 +232,21 @@ export class AuditService {
   }
 
   /** Signs tree heads (the job): see signTreeHeads. */
+  /** Counts the log's new records into the charts' hourly counts (the audit-rollup job): one bounded step. */
+  rollUp(step?: number): Promise<RollupRun | undefined> {
+    return rollUp(this.deps.db, step);
+  }
+
+  /** How far the charts' counts go. */
+  rollupState(): Promise<RollupState> {
+    return rollupState(this.deps.db);
+  }
+
+  /** The charts' counts for records in [from, to): read from the hourly counts only, never the log. */
+  rollupCounts(from: Date, to: Date): Promise<RollupCounts> {
+    return rollupCounts(this.deps.db, from, to);
+  }
+
   checkpoint(): Promise<CheckpointPayload | undefined> {
     return signTreeHeads(this.deps);
   }

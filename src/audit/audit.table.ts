@@ -171,3 +171,21 @@ export interface AuditVerificationTable {
 }
 
 export type AuditVerificationRow = Selectable<AuditVerificationTable>;
+/** Hourly counts of the log for the console's charts (migration 0020, src/audit/rollups.ts). */
+export interface AuditRollupHourlyTable {
+  kind: 'decision' | 'denial' | 'consent';
+  hour: Date;
+  client_id: string;
+  purpose: string;
+  outcome: '' | 'allow' | 'deny';
+  reason: string;
+  event: string;
+  count: BigintColumn;
+}
+
+/** How far the log has been counted into audit_rollup_hourly (one row). */
+export interface AuditRollupStateTable {
+  id: number;
+  last_seq: BigintColumn;
+  last_recorded_at: Date | null;
+}

@@ -90,6 +90,7 @@ export {
   type StaffActionData,
   staffActionRecord,
 } from './records';
+export { ROLLUP_STEP, type RollupCounts, type RollupRun, type RollupState } from './rollups';
 export { AuditTree } from './tree';
 export { ChainVerifier } from './verify';
 export { type LogVerification, type VerifiedPoint, verifyDatabase, verifyLog } from './verify-db';

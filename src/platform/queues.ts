@@ -20,6 +20,8 @@ export interface QueuePayloads {
   'audit-verify': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Creates the coming months' partitions of the audit log; archives and drops the months past the retention. */
   'audit-retention': { readonly scheduledBy: 'scheduler' | 'manual' };
+  /** Counts the audit log's new records into the console charts' hourly counts (a bounded step per run). */
+  'audit-rollup': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Forgets old rows of the account change log (the consent caches' catch-up). */
   'cache-changes-prune': { readonly scheduledBy: 'scheduler' | 'manual' };
   /** Reads the change feed from the webhooks' cursor and creates the deliveries it calls for. */

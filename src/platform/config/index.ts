@@ -57,6 +57,7 @@ const envSchema = z.object({
   AUDIT_CHECKPOINT_INTERVAL_MS: int(100, 86_400_000).default(1000),
   AUDIT_VERIFY_INTERVAL_MS: int(1000, 7 * 86_400_000).default(3_600_000),
   AUDIT_VERIFY_MAX_RECORDS: int(100, 1_000_000_000).default(1_000_000),
+  AUDIT_ROLLUP_INTERVAL_MS: int(1000, 86_400_000).default(60_000),
   EXPORT_MAX_PENDING: int(1, 100).default(2),
   EXPORT_RETENTION_HOURS: int(1, 87_600).default(168),
   EXPORT_PACE_PERCENT: int(1, 100).default(50),
@@ -141,6 +142,8 @@ export interface AppConfig {
     /** The scheduled verification of the log (audit-verify): its interval, and the records one run checks at most. */
     readonly verifyIntervalMs: number;
     readonly verifyMaxRecords: number;
+    /** How often the console charts' hourly counts are brought up to date. */
+    readonly rollupIntervalMs: number;
   };
   /** Per client: exports queued or running at once; how long a finished export's file is kept. */
   readonly exports: { readonly maxPendingPerClient: number; readonly retentionMs: number; readonly pace: number };
@@ -296,6 +299,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       checkpointIntervalMs: e.AUDIT_CHECKPOINT_INTERVAL_MS,
       verifyIntervalMs: e.AUDIT_VERIFY_INTERVAL_MS,
       verifyMaxRecords: e.AUDIT_VERIFY_MAX_RECORDS,
+      rollupIntervalMs: e.AUDIT_ROLLUP_INTERVAL_MS,
     },
     exports: {
       maxPendingPerClient: e.EXPORT_MAX_PENDING,

@@ -10,6 +10,8 @@ import type {
   AuditExportTable,
   AuditHeadTable,
   AuditRecordTable,
+  AuditRollupHourlyTable,
+  AuditRollupStateTable,
   AuditSettingsTable,
   AuditTreeNodeTable,
   AuditVerdictTable,
@@ -45,6 +47,8 @@ export interface Database {
   audit_archives: AuditArchiveTable;
   audit_archive_edge: AuditArchiveEdgeTable;
   audit_verifications: AuditVerificationTable;
+  audit_rollup_hourly: AuditRollupHourlyTable;
+  audit_rollup_state: AuditRollupStateTable;
   notice_deliveries: NoticeDeliveryTable;
   webhook_endpoints: WebhookEndpointTable;
   webhook_deliveries: WebhookDeliveryTable;

@@ -40,6 +40,9 @@ export const RUNTIME_PRIVILEGES: Readonly<
   audit_archive_edge: 'select, insert',
   // Append-only: a verification's result is kept as recorded (triggers refuse changes too).
   audit_verifications: 'select, insert',
+  // Counts for the console's charts, and how far the log has been counted (the rollup job).
+  audit_rollup_hourly: 'select, insert, update',
+  audit_rollup_state: 'select, update',
   // Append-only: what was given to a subscriber is never rewritten (triggers refuse it too).
   notice_deliveries: 'select, insert',
   // A deleted endpoint keeps its row (deleted_at): its deliveries stay listed.
