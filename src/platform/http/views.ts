@@ -7,8 +7,8 @@ import { type Messages, type Translate, translator } from '../config/messages';
 import { projectRoot } from '../config/project-root';
 
 /**
- * Server-rendered pages (the portal's, in `views`, and the console's): nunjucks with autoescape on (every value is escaped unless a template
- * says `| safe`, which only the notice text, from config/, does), and every word from the
+ * Server-rendered pages (the portal's; the console's, from `views`): nunjucks with autoescape on (every value is
+ * escaped unless a template says `| safe`, which only the notice text, from config/, does), and every word from the
  * message catalog of the negotiated language.
  */
 export function createViews(messages: Messages, brand: Brand, views = 'src/portal/views') {
