@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { tempDir } from '../support/audit';
 import {
   axeViolations,
   launchBrowser,
@@ -9,8 +12,9 @@ import {
   WIDTHS,
 } from '../support/browser';
 import { staffActions, staffSignInPage } from '../support/console';
-import { adminToken, createAccount } from '../support/fixtures';
+import { adminToken, createAccount, decide, putConsents } from '../support/fixtures';
 import { startTestService, type TestService } from '../support/harness';
+import { CLI, finished } from '../support/processes';
 
 /**
  * The console's own pages in the system Chromium, keyboard only and without JavaScript: sign in with a staff link,
@@ -22,7 +26,12 @@ let browser: Browser;
 let admin: string;
 
 beforeAll(async () => {
-  svc = await startTestService({ CONSOLE_SIGNIN_PER_MINUTE: '1000', PORTAL_SIGNIN_PER_MINUTE: '1000' });
+  svc = await startTestService({
+    CONSOLE_SIGNIN_PER_MINUTE: '1000',
+    PORTAL_SIGNIN_PER_MINUTE: '1000',
+    RUN_WORKERS: 'true',
+    EXPORT_PACE_PERCENT: '100',
+  });
   admin = await adminToken(svc);
   browser = await launchBrowser();
 }, 60_000);
@@ -31,16 +40,94 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-/** Presses Tab until the focused element matches, as a keyboard user would (at most 30 stops). */
-async function tabTo(page: Page, selector: string): Promise<void> {
-  for (let i = 0; i < 30; i++) {
+/** Presses Tab until the focused element matches a CSS selector, or has this text, as a keyboard user would. */
+async function tabTo(page: Page, target: string | { text: string }): Promise<void> {
+  for (let i = 0; i < 80; i++) {
     await page.keyboard.press('Tab');
-    if (await page.evaluate((s) => (globalThis as any).document.activeElement?.matches(s), selector)) return;
+    const found = await page.evaluate((t) => {
+      const el = (globalThis as any).document.activeElement;
+      if (!el) return false;
+      return typeof t === 'string' ? el.matches(t) : el.textContent?.trim() === t.text;
+    }, target);
+    if (found) return;
   }
-  throw new Error(`no keyboard stop matches ${selector}`);
+  throw new Error(`no keyboard stop matches ${JSON.stringify(target)}`);
 }
 
 describe.each(WIDTHS)('at %i px, without JavaScript', (width) => {
+  it("the whole journey by keyboard: sign in, find the account, its timeline, the regulator's question, export " +
+    'the answer, download it with its manifest and keys, and the CLI finds it intact', async () => {
+    const accountId = await createAccount(svc, admin);
+    await putConsents(svc, admin, accountId, [
+      { purpose: 'ad_targeting', category: 'web_browsing_history', choice: 'grant' },
+    ]);
+    const pipeline = await svc.token('decisions', ['ad_targeting'], { subject: 'ad-pipeline' });
+    const asked = { accountId, purpose: 'ad_targeting', categories: ['web_browsing_history'] };
+    expect((await decide(svc, pipeline, asked)).status).toBe(200);
+
+    const context = await newContext(browser, width, { javaScriptEnabled: false, acceptDownloads: true });
+    const page = await context.newPage();
+    const sub = `journey-${width}`;
+    try {
+      await staffSignInPage(svc, page, sub, 'compliance');
+      await tabTo(page, 'input#account');
+      await page.keyboard.type(accountId);
+      await Promise.all([page.waitForURL(`**/console/accounts/${accountId}`), page.keyboard.press('Enter')]);
+      const timeline = (await page.locator('main').textContent())?.replace(/\s+/g, ' ') ?? '';
+      expect(timeline).toContain('Decision: allowed');
+      expect(timeline).toContain('Consent event: granted');
+
+      await tabTo(page, 'a[href="/console/question"]');
+      await Promise.all([page.waitForURL('**/console/question'), page.keyboard.press('Enter')]);
+      await tabTo(page, 'input#account');
+      await page.keyboard.type(accountId);
+      await tabTo(page, { text: 'Ask' });
+      await Promise.all([page.waitForURL('**/console/question?**'), page.keyboard.press('Enter')]);
+      expect(await page.locator('ol.decisions > li').count()).toBe(1);
+
+      await tabTo(page, { text: 'Export this answer' });
+      await Promise.all([page.waitForURL(/\/console\/exports\/[0-9a-f-]{36}$/), page.keyboard.press('Enter')]);
+      const facts = async () => (await page.locator('main dl.facts').textContent())?.replace(/\s+/g, ' ') ?? '';
+      for (let i = 0; i < 100 && !(await facts()).includes('Completed:'); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        await tabTo(page, { text: 'Refresh' });
+        await Promise.all([page.waitForLoadState('load'), page.keyboard.press('Enter')]);
+      }
+      expect(await facts()).toContain('Completed: 1 record,');
+
+      // The three files, saved under the names the page gives them, and the command exactly as printed.
+      const dir = await tempDir();
+      for (const link of ['The file', 'The signed manifest', 'The public keys (JWKS)']) {
+        await tabTo(page, { text: link });
+        const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
+        await download.saveAs(path.join(dir, download.suggestedFilename()));
+      }
+      const command = (await page.locator('pre.command').textContent())!.trim();
+      const [npx, optgate, ...args] = command.split(' ');
+      expect([npx, optgate]).toEqual(['npx', 'optgate']);
+      const verified = await finished(
+        spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } }),
+        60_000,
+      );
+      expect(verified.stdout).toContain('RESULT: INTACT');
+      expect(verified.code).toBe(0);
+
+      // Every view of the account's data left its record: the timeline, the answer, the export and its download.
+      const mine = (await staffActions(svc)).filter((r) => r.data.actor === sub);
+      expect(mine.map((r) => [r.data.action, r.data.view ?? null, r.accountId])).toEqual([
+        ['console_signed_in', null, null],
+        ['console_viewed', 'timeline', accountId],
+        ['console_viewed', 'question', accountId],
+        ['export_requested', null, accountId],
+        ['console_viewed', 'export', accountId],
+      ]);
+      expect(mine.every((r) => r.data.role === 'compliance' || r.data.action === 'export_requested')).toBe(true);
+      expect(mine.find((r) => r.data.action === 'export_requested')!.data.role).toBe('compliance');
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
   it('compliance signs in with a staff link and finds an account with the keyboard only', async () => {
     const accountId = await createAccount(svc, admin);
     const context = await newContext(browser, width, { javaScriptEnabled: false });
