@@ -1,10 +1,6 @@
-import os from 'node:os';
-import { loadKeys } from '../platform/auth/keys';
-import { issueToken } from '../platform/auth/tokens';
-import { loadConfig } from '../platform/config';
 import { ACCOUNT_ID } from '../platform/vocabulary';
-import { parseDuration, parseOptions, UsageError } from './args';
-import { recordStaffAction } from './staff-action';
+import { parseOptions, UsageError } from './args';
+import { printSignInLink } from './sign-in-link';
 
 /**
  * Prints a working portal sign-in URL for an account, signed with the development key: what the
@@ -16,27 +12,15 @@ export async function portalLinkCommand(args: string[]): Promise<number> {
     ttl: { type: 'string', default: '10m' },
     base: { type: 'string' },
   });
-  if (!values.account || !ACCOUNT_ID.test(values.account))
+  const account = values.account;
+  if (!account || !ACCOUNT_ID.test(account))
     throw new UsageError('--account ACCOUNT_ID is required (1–64 letters, digits, ".", "_" or "-")');
-  const ttlSeconds = parseDuration(values.ttl);
-  if (ttlSeconds > 900) throw new UsageError('--ttl: a sign-in link lives at most 15 minutes');
-  const config = loadConfig();
-  const keys = await loadKeys(config.auth, config.env);
-  const jti = crypto.randomUUID();
-  const token = await issueToken(keys, config.auth, {
-    subject: values.account,
-    scopes: [],
-    purposes: [],
-    ttlSeconds,
-    audience: config.portal.tokenAudience,
-    jti,
+  return printSignInLink({
+    subject: account,
+    ttl: values.ttl,
+    base: values.base,
+    path: '/login',
+    audience: (config) => config.portal.tokenAudience,
+    record: (a) => ({ action: { action: 'portal_link_issued', ...a }, accountId: account }),
   });
-  await recordStaffAction(
-    config,
-    { action: 'portal_link_issued', actor: `cli:${os.userInfo().username}`, ttlSeconds, jti },
-    values.account,
-  );
-  const base = (values.base ?? config.portal.baseUrl).replace(/\/$/, '');
-  process.stdout.write(`${base}/login?token=${token}\n`);
-  return 0;
 }

@@ -1,10 +1,6 @@
-import os from 'node:os';
-import { loadKeys } from '../platform/auth/keys';
-import { issueToken } from '../platform/auth/tokens';
-import { loadConfig } from '../platform/config';
 import { staffRole } from '../platform/vocabulary';
-import { parseDuration, parseOptions, UsageError } from './args';
-import { recordStaffAction } from './staff-action';
+import { parseOptions, UsageError } from './args';
+import { printSignInLink } from './sign-in-link';
 
 /**
  * Prints a one-use compliance console sign-in URL for a member of staff, signed with the
@@ -24,29 +20,13 @@ export async function staffLinkCommand(args: string[]): Promise<number> {
   }
   const role = staffRole.safeParse(values.role);
   if (!role.success) throw new UsageError('--role compliance|support is required');
-  const ttlSeconds = parseDuration(values.ttl);
-  if (ttlSeconds > 900) throw new UsageError('--ttl: a sign-in link lives at most 15 minutes');
-  const config = loadConfig();
-  const keys = await loadKeys(config.auth, config.env);
-  const jti = crypto.randomUUID();
-  const token = await issueToken(keys, config.auth, {
+  return printSignInLink({
     subject: sub,
-    scopes: [],
-    purposes: [],
-    ttlSeconds,
-    audience: config.console.tokenAudience,
-    jti,
+    ttl: values.ttl,
+    base: values.base,
+    path: '/console/login',
+    audience: (config) => config.console.tokenAudience,
     extraClaims: { roles: [role.data] },
+    record: (a) => ({ action: { action: 'staff_link_issued', subject: sub, role: role.data, ...a } }),
   });
-  await recordStaffAction(config, {
-    action: 'staff_link_issued',
-    actor: `cli:${os.userInfo().username}`,
-    subject: sub,
-    role: role.data,
-    ttlSeconds,
-    jti,
-  });
-  const base = (values.base ?? config.portal.baseUrl).replace(/\/$/, '');
-  process.stdout.write(`${base}/console/login?token=${token}\n`);
-  return 0;
 }

@@ -30,12 +30,15 @@ const MiB = 1024 * 1024;
 /** The fixed bound on the service's RSS growth: well under half the export's size. */
 const BOUND_KIB = 256 * 1024;
 // The export alone: the million records are written behind the service's back, and the signing job would
-// otherwise build the Merkle tree over all of them at the same time (that catch-up is measured by the bench).
+// otherwise build the Merkle tree over all of them at the same time (that catch-up is measured by the bench); the
+// verification and the charts' counting jobs would read them too.
 // A V8 heap capped well under the export's size: an export that held its rows would die of it. Without a cap V8
 // grows its heap lazily to whatever the machine allows, and the RSS says more about the GC than about the export.
 const env = processEnv({
   RUN_WORKERS: 'true',
   AUDIT_CHECKPOINT_INTERVAL_MS: '86400000',
+  AUDIT_VERIFY_INTERVAL_MS: '86400000',
+  AUDIT_ROLLUP_INTERVAL_MS: '86400000',
   // Unpaced: the test measures the export's memory, not how it shares the machine.
   EXPORT_PACE_PERCENT: '100',
   NODE_OPTIONS: '--max-old-space-size=160',
