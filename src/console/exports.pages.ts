@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { ExportFilters } from '../audit';
 import { AppError } from '../platform/errors';
 import type { ConsoleDeps, ConsoleKit } from './console.router';
-import { purposeLabel, questionFilters, questionSchema } from './question.pages';
+import { purposeLabel } from './labels';
+import { questionFilters, questionSchema } from './question.pages';
 
 /** How many exports the list shows: the latest. */
 const RECENT = 50;
@@ -29,7 +30,7 @@ export function exportPages(d: ConsoleDeps, kit: ConsoleKit): Router {
     types: f.types ?? null,
     accountId: f.accountId ?? null,
     purpose: f.purpose ?? null,
-    purposeLabel: f.purpose ? purposeLabel(d.catalog, f.purpose) : null,
+    purposeLabel: f.purpose ? (purposeLabel(d.catalog, f.purpose).key ?? null) : null,
     outcome: f.outcome ?? null,
     from: f.from ? new Date(f.from) : null,
     // `to` is exclusive: the page shows the last moment included.

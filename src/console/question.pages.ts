@@ -6,6 +6,7 @@ import { AppError } from '../platform/errors';
 import { decodeCursor } from '../platform/pagination';
 import { accountId as accountIdSchema } from '../platform/vocabulary';
 import type { ConsoleDeps, ConsoleKit } from './console.router';
+import { categoryLabel, purposeLabel, purposeOptions } from './labels';
 
 /** Decisions per page of the answer. */
 const PAGE = 50;
@@ -72,21 +73,6 @@ export function problemsOf(err: unknown): Record<string, string> | undefined {
   return problems;
 }
 
-/** The purposes and exceptions of the catalog, as the form offers them: id and message key of its label. */
-export function purposeChoices(catalog: Catalog) {
-  return [
-    ...[...catalog.purposes.keys()].map((id) => ({ id, label: `purposes.${id}.label` })),
-    ...[...catalog.exceptions.keys()].map((id) => ({ id, label: `exceptions.${id}.label`, exception: true })),
-  ];
-}
-
-/** The message key of a purpose's label, or null for one the catalog does not (or no longer) lists. */
-export function purposeLabel(catalog: Catalog, purpose: string): string | null {
-  if (catalog.purposes.has(purpose)) return `purposes.${purpose}.label`;
-  if (catalog.exceptions.has(purpose)) return `exceptions.${purpose}.label`;
-  return null;
-}
-
 type Decision = Extract<AuditEventView, { type: 'decision' }>;
 
 /** The consent event a decision relied on, as the lookup gives it (or only its id, when it is missing). */
@@ -104,13 +90,13 @@ interface ConsentSeen {
 export function questionPages(d: ConsoleDeps, kit: ConsoleKit): Router {
   const router = Router();
   const schema = questionSchema(d.catalog);
-  const categoryLabel = (c: string) => (d.catalog.categories.has(c) ? `categories.${c}.label` : null);
+  const categoryKey = (c: string) => categoryLabel(d.catalog, c).key ?? null;
 
   const show = (res: Response, context: Record<string, unknown>, status = 200) =>
     kit.render(
       res,
       'question.njk',
-      { active: 'question', purposes: purposeChoices(d.catalog), problems: {}, answer: null, ...context },
+      { active: 'question', purposes: purposeOptions(d.catalog), problems: {}, answer: null, ...context },
       status,
     );
 
@@ -153,7 +139,7 @@ export function questionPages(d: ConsoleDeps, kit: ConsoleKit): Router {
       q,
       query: questionQuery(q),
       answer: { decisions, next: page.nextCursor, first: beforeSeq === undefined },
-      purposeName: q.purpose === 'any' ? null : purposeLabel(d.catalog, q.purpose),
+      purposeName: q.purpose === 'any' ? null : (purposeLabel(d.catalog, q.purpose).key ?? null),
     });
   });
 
@@ -161,7 +147,7 @@ export function questionPages(d: ConsoleDeps, kit: ConsoleKit): Router {
     const data = e.data;
     const consents = ((e.consents ?? []) as ConsentSeen[]).map((c) => ({
       ...c,
-      categoryLabel: c.category ? categoryLabel(c.category) : null,
+      categoryLabel: c.category ? categoryKey(c.category) : null,
       occurredAt: c.occurredAt ? new Date(c.occurredAt) : null,
     }));
     return {
@@ -171,12 +157,12 @@ export function questionPages(d: ConsoleDeps, kit: ConsoleKit): Router {
       clientId: data.clientId,
       clientName: d.pipelines.get(data.clientId) ?? null,
       purpose: data.purpose,
-      purposeLabel: purposeLabel(d.catalog, data.purpose),
-      categories: data.categories.map((c) => ({ id: c, label: categoryLabel(c) })),
+      purposeLabel: purposeLabel(d.catalog, data.purpose).key ?? null,
+      categories: data.categories.map((c) => ({ id: c, label: categoryKey(c) })),
       recipient: data.recipient ?? null,
       recipientName: data.recipient ? (d.catalog.recipients.get(data.recipient)?.legalName ?? null) : null,
       allowed: e.outcome === 'allow',
-      results: data.results.map((r) => ({ category: r.category, label: categoryLabel(r.category), reason: r.reason })),
+      results: data.results.map((r) => ({ category: r.category, label: categoryKey(r.category), reason: r.reason })),
       consents,
     };
   }

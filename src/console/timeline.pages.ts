@@ -4,17 +4,8 @@ import { AppError } from '../platform/errors';
 import { parse } from '../platform/http/validate';
 import { accountId as accountIdSchema } from '../platform/vocabulary';
 import type { ConsoleDeps, ConsoleKit } from './console.router';
-import {
-  categoryLabel,
-  filterParams,
-  purposeLabel,
-  purposeOptions,
-  TIMELINE_PAGE,
-  timelineAsk,
-  timelineHref,
-  timelineQuery,
-  timelineRows,
-} from './timeline';
+import { categoryLabel, purposeLabel, purposeOptions } from './labels';
+import { filterParams, TIMELINE_PAGE, timelineAsk, timelineHref, timelineQuery, timelineRows } from './timeline';
 
 const accountParams = z.object({ id: accountIdSchema });
 const receiptParams = z.object({ id: accountIdSchema, receiptId: z.uuid() });

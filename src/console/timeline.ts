@@ -3,6 +3,7 @@ import { type AuditEventView, TIMELINE_KINDS, type TimelineKind } from '../audit
 import type { Catalog } from '../platform/config/catalog';
 import type { PipelineNames } from '../platform/config/pipelines';
 import { decodeCursor } from '../platform/pagination';
+import { categoryLabel, type Label, purposeLabel } from './labels';
 
 /**
  * The account timeline's words: its filters (a GET form, checked with zod; a value the form never sends is a 422
@@ -59,29 +60,10 @@ export const timelineHref = (accountId: string, params: Record<string, string>) 
   return `/console/accounts/${encodeURIComponent(accountId)}${qs ? `?${qs}` : ''}`;
 };
 
-/** A label: a message key when the catalog knows the id, else the id itself. */
-export interface Label {
-  readonly id: string;
-  readonly key?: string;
-}
-
 export interface Names {
   readonly catalog: Catalog;
   readonly pipelines: PipelineNames;
 }
-
-export const purposeLabel = (catalog: Catalog, id: string): Label =>
-  catalog.purposes.has(id)
-    ? { id, key: `purposes.${id}.label` }
-    : catalog.exceptions.has(id)
-      ? { id, key: `exceptions.${id}.label` }
-      : { id };
-export const categoryLabel = (catalog: Catalog, id: string): Label =>
-  catalog.categories.has(id) ? { id, key: `categories.${id}.label` } : { id };
-
-/** The purposes and exceptions of the filter's menu. */
-export const purposeOptions = (catalog: Catalog): Label[] =>
-  [...catalog.purposes.keys(), ...catalog.exceptions.keys()].map((id) => purposeLabel(catalog, id));
 
 export type TimelineRow = {
   readonly seq: number;

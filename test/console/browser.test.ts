@@ -187,7 +187,7 @@ describe.each(WIDTHS)('at %i px, without JavaScript', (width) => {
 
 describe('accessibility of the foundation pages (axe: WCAG 2.0 and 2.1, A and AA)', () => {
   it.each(WIDTHS)(
-    'home, ticket form, sign-in problems and 403 pages at %i px have no violations',
+    'home, ticket form, sign-in problems, 403, 404 and signed-out pages at %i px have no violations',
     async (width) => {
       const accountId = await createAccount(svc, admin);
       const context = await newContext(browser, width);
@@ -207,6 +207,8 @@ describe('accessibility of the foundation pages (axe: WCAG 2.0 and 2.1, A and AA
         await screenshot(page, 'console-home');
         await page.goto(`${svc.url}/console/accounts?account=A-nobody`);
         await check('account not found');
+        await page.goto(`${svc.url}/console/no-such-page`);
+        await check('not found (404)');
 
         const support = await newContext(browser, width);
         const supportPage = await support.newPage();
@@ -224,6 +226,13 @@ describe('accessibility of the foundation pages (axe: WCAG 2.0 and 2.1, A and AA
         expect(res?.status()).toBe(403);
         checked['subscriber refused (403)'] = await axeViolations(subscriberPage);
         await subscriber.close();
+
+        // Signing out: the page that says so.
+        await page.goto(`${svc.url}/console`);
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.waitForLoadState('load');
+        expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Signed out');
+        await check('signed out');
       } finally {
         await context.close();
       }

@@ -129,3 +129,38 @@ describe('npx optgate staff-link', () => {
     expect((await cli(['staff-link', '--sub', 'grace', '--role', 'support', '--ttl', '1h'])).code).toBe(2);
   });
 });
+
+describe('console session limits', () => {
+  let limited: TestService;
+  /** The service's clock runs this far ahead of real time (for the maximum age). */
+  let ahead = 0;
+  beforeAll(async () => {
+    limited = await startTestService(
+      { CONSOLE_IDLE_SECONDS: '2', CONSOLE_SESSION_MAX_HOURS: '1', CONSOLE_SIGNIN_PER_MINUTE: '1000' },
+      { clock: () => new Date(Date.now() + ahead) },
+    );
+  }, 60_000);
+  afterAll(() => limited?.stop());
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('activity keeps a session alive; two idle seconds end it, on the server', async () => {
+    const client = await staffClient(limited, uniqueId('ida'), 'compliance');
+    for (let i = 0; i < 3; i++) {
+      await sleep(1000);
+      expect((await client.get('/console')).status).toBe(200);
+    }
+    await sleep(2300);
+    expect((await client.get('/console')).status).toBe(401);
+  }, 20_000);
+
+  it('a session older than CONSOLE_SESSION_MAX_HOURS ends, however active', async () => {
+    const client = await staffClient(limited, uniqueId('max'), 'compliance');
+    expect((await client.get('/console')).status).toBe(200);
+    ahead = 3_600_000 + 1000;
+    try {
+      expect((await client.get('/console')).status).toBe(401);
+    } finally {
+      ahead = 0;
+    }
+  });
+});

@@ -72,7 +72,7 @@ const envSchema = z.object({
   PORTAL_COOKIE_SECURE: boolean.optional(),
   PORTAL_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
   CONSOLE_TOKEN_AUDIENCE: z.string().min(1).default('optgate-console'),
-  CONSOLE_IDLE_SECONDS: int(60, 86_400).default(900),
+  CONSOLE_IDLE_SECONDS: int(1, 86_400).default(900),
   CONSOLE_SESSION_MAX_HOURS: int(1, 24).default(8),
   CONSOLE_SIGNIN_PER_MINUTE: int(1, 10_000).default(20),
 
