@@ -57,6 +57,9 @@ export async function startTestService(
   // run.
   sql.on('error', () => undefined);
   const keys = await loadKeys(config.auth, config.env);
+  // Sessions, sign-in links and rate limits need Redis, whose connection may still be opening just after the start
+  // (its commands are not queued while it is): wait for it, unless a test points the service at another Redis.
+  if (env.REDIS_URL === undefined) await redisAnswering(service.url);
   return {
     ...service,
     config,
@@ -102,4 +105,13 @@ export async function call<T = any>(
   const text = await res.text();
   const type = res.headers.get('content-type') ?? '';
   return { status: res.status, headers: res.headers, body: /json/.test(type) && text ? JSON.parse(text) : text };
+}
+
+/** Waits (at most 5 s) until /readyz reports Redis answering. */
+async function redisAnswering(base: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const ready = await call(base, 'GET', '/readyz').catch(() => undefined);
+    if (ready?.body?.checks?.redis === 'ok') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
