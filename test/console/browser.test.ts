@@ -171,8 +171,10 @@ describe.each(WIDTHS)('at %i px, without JavaScript', (width) => {
       await tabTo(page, 'input#reference');
       await page.keyboard.type(`T-${width}`);
       await page.keyboard.press('Enter');
-      await page.waitForURL(`**/console/accounts/${accountId}`);
-      expect(await page.locator('header .who').textContent()).toContain(`ticket T-${width}`);
+      // The ticket form is on the account's own address, so waiting for that address would not wait at all:
+      // wait for the page that names the ticket.
+      await page.locator('header .who', { hasText: `ticket T-${width}` }).waitFor();
+      expect(new URL(page.url()).pathname).toBe(`/console/accounts/${accountId}`);
 
       // Another account is still closed to this ticket.
       expect((await page.goto(`${svc.url}/console/accounts/${other}`))?.status()).toBe(403);
