@@ -66,6 +66,16 @@ async function someRecords(n: number): Promise<void> {
   expect(batch.status).toBe(200);
 }
 
+/**
+ * The metrics once they show the result: the gauge is read from PostgreSQL at most once a second, so a scrape right
+ * after a run may still show the one before.
+ */
+const metricsShowingResult = (value: 0 | 1) =>
+  until(`optgate_audit_verify_last_result ${value}`, async () => {
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    return new RegExp(`^optgate_audit_verify_last_result ${value}$`, 'm').test(text) && text;
+  });
+
 const alertOf = (html: string) => /<div class="banner warning" role="alert">([\s\S]*?)<\/div>/.exec(html)?.[1];
 
 async function verifyNow(client: ConsoleClient) {
@@ -138,8 +148,7 @@ describe('the scheduled verification', () => {
     expect(text).toContain('npx optgate audit verify --db');
     expect(alertOf((await client.get('/console')).body)).toBeUndefined();
 
-    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    expect(metrics).toMatch(/^optgate_audit_verify_last_result 1$/m);
+    const metrics = await metricsShowingResult(1);
     expect(metrics).toMatch(/^optgate_audit_verify_last_success_timestamp_seconds \d{10}/m);
   });
 
@@ -211,8 +220,7 @@ describe('a tampered record', () => {
       problemSeq: target.seq,
     });
     expect((await integrity(1).startPoint())!.seq).toBe(from);
-    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    expect(metrics).toMatch(/^optgate_audit_verify_last_result 0$/m);
+    await metricsShowingResult(0);
 
     // The CLI finds it too, and records it.
     const r = await run(CLI, ['audit', 'verify', '--db'], cliEnv(svc), 60_000);
