@@ -66,6 +66,8 @@ export interface OptgateEnv {
   readonly redisPrefix: string;
   /** Extra environment, e.g. to switch a feature on or off for a variant of the benchmark. */
   readonly extra?: Record<string, string>;
+  /** Options for node itself, before the script (e.g. --cpu-prof). */
+  readonly nodeOptions?: readonly string[];
 }
 
 function optgateEnvironment(o: OptgateEnv, port?: number): NodeJS.ProcessEnv {
@@ -88,7 +90,8 @@ function optgateEnvironment(o: OptgateEnv, port?: number): NodeJS.ProcessEnv {
 /** Starts optgate and waits until GET /readyz answers 200. */
 export async function startOptgate(o: OptgateEnv, name = 'optgate'): Promise<ChildService> {
   const port = await freePort();
-  return startChild(name, [OPTGATE_MAIN], optgateEnvironment(o, port), `http://127.0.0.1:${port}`, '/readyz');
+  const args = [...(o.nodeOptions ?? []), OPTGATE_MAIN];
+  return startChild(name, args, optgateEnvironment(o, port), `http://127.0.0.1:${port}`, '/readyz');
 }
 
 /** Starts the bare express baseline and waits until it answers. */
