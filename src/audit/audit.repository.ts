@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompiledQuery, type Insertable, type SelectQueryBuilder, sql } from 'kysely';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database, Db } from '../platform/db/database';
+import { secureRandomBytes } from '../platform/random';
 import type {
   AuditCheckpointRow,
   AuditDecisionRow,
@@ -200,8 +200,7 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
 /** JSON as a dollar-quoted literal: no escaping at all, with a tag the text does not hold. */
 function literal(rows: unknown): string {
   const json = JSON.stringify(rows);
-  for (;;) {
-    const tag = `$j${randomBytes(6).toString('hex')}$`;
+  for (let tag = '$j$'; ; tag = `$j${secureRandomBytes(6).toString('hex')}$`) {
     if (!json.includes(tag)) return `${tag}${json}${tag}`;
   }
 }

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
+import { secureRandomBytes } from '../platform/random';
 import type { Outcome } from '../platform/vocabulary';
 
 /**
@@ -102,7 +103,8 @@ export function canonicalJson(value: Json | undefined): string {
   }
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** One-shot hashing (node 20.12+): no Hash object per call, on a path that hashes several times per decision. */
+const sha256 = (text: string) => hash('sha256', text, 'hex');
 
 /** Format 1. */
 export const chainHashV1 = (prevHash: string, content: string) =>
@@ -118,7 +120,7 @@ export const contentHashOf = (body: string) => sha256(body);
 export const accountCommitment = (salt: string, accountId: string) => sha256(`optgate-account\n${salt}\n${accountId}`);
 
 /** A fresh account salt: 128 random bits, hex. */
-export const newAccountSalt = () => randomBytes(16).toString('hex');
+export const newAccountSalt = () => secureRandomBytes(16).toString('hex');
 
 /** The canonical head of a body, `{"accountId":…,"data":…,"outcome":…,` (keys sort: accountId, data, outcome). */
 export const bodyHead = (accountId: string | null, data: string, outcome: Outcome | null) =>

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { secureRandomBytes } from '../platform/random';
 import type { AllowReason, CategoryResult, DecisionEndpoint, DenyReason } from '../platform/vocabulary';
 import { linkHash, type PreparedDraft, prepared } from './chain';
 
@@ -187,7 +188,7 @@ export class DecisionBodies {
  * a record's salt can be given out (in an export) without giving out any other.
  */
 export const saltAt = (seed: Uint8Array, position: number) =>
-  createHash('sha256').update(seed).update(`\n${position}`).digest('hex').slice(0, 32);
+  hash('sha256', Buffer.concat([seed, Buffer.from(`\n${position}`)]), 'hex').slice(0, 32);
 
 /**
  * A link is kept (in the header) before every TILE-th record: rebuilding any record's link reads at most TILE - 1
@@ -205,7 +206,7 @@ export interface DecisionItem {
 
 export function prepareDecision(header: DecisionHeader, verdicts: readonly AccountVerdict[]): DecisionItem {
   const bodies = new DecisionBodies(header);
-  const seed = randomBytes(16);
+  const seed = secureRandomBytes(16);
   return {
     header,
     seed,
