@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics';
 import { withTimeout } from './timeout';
 
 /** Prometheus metrics. Labels are bounded values (catalog ids, reasons, outcomes): never subscriber data. */
@@ -7,13 +8,13 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'optgate_' });
   return {
     registry,
-    decisions: new Counter({
+    decisions: new HotCounter({
       name: 'optgate_decisions_total',
       help: 'Account decisions by purpose, outcome and deciding reason',
       labelNames: ['purpose', 'outcome', 'reason'] as const,
       registers: [registry],
     }),
-    decisionDuration: new Histogram({
+    decisionDuration: new HotHistogram({
       name: 'optgate_decision_duration_seconds',
       help: 'Time to answer a decision request, from parsed request to response',
       labelNames: ['endpoint'] as const,
@@ -26,7 +27,7 @@ export function createMetrics() {
       labelNames: ['kind', 'channel'] as const,
       registers: [registry],
     }),
-    cacheRequests: new Counter({
+    cacheRequests: new HotCounter({
       name: 'optgate_cache_requests_total',
       help:
         'Account lookups of the decision path: hit, miss (loaded and kept), bypass (cache not ' +
@@ -80,7 +81,7 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
-    httpRequests: new Histogram({
+    httpRequests: new HotHistogram({
       name: 'optgate_http_request_duration_seconds',
       help: 'HTTP requests by method, route pattern and status',
       labelNames: ['method', 'route', 'status'] as const,

@@ -295,17 +295,27 @@ export class DecisionService {
 
   /** One counter update per (outcome, reason), not per account: a batch has 10,000 verdicts. */
   private count(purpose: string, verdicts: readonly Verdict[]): void {
-    const tally = new Map<string, number>();
+    const { decisions } = this.deps.metrics;
+    if (verdicts.length === 1) {
+      decisions.inc({ purpose, ...decisiveOf(verdicts[0]!) });
+      return;
+    }
+    const tally = new Map<string, { outcome: string; reason: string; n: number }>();
     for (const v of verdicts) {
-      const decisive = v.results.find((r) => r.allow === v.allow) ?? v.results[0];
-      const key = `${v.allow ? 'allow' : 'deny'} ${decisive?.reason ?? 'none'}`;
-      tally.set(key, (tally.get(key) ?? 0) + 1);
+      const { outcome, reason } = decisiveOf(v);
+      const key = `${outcome} ${reason}`;
+      const t = tally.get(key);
+      if (t) t.n++;
+      else tally.set(key, { outcome, reason, n: 1 });
     }
-    for (const [key, n] of tally) {
-      const [outcome, reason] = key.split(' ') as [string, string];
-      this.deps.metrics.decisions.inc({ purpose, outcome, reason }, n);
-    }
+    for (const { outcome, reason, n } of tally.values()) decisions.inc({ purpose, outcome, reason }, n);
   }
+}
+
+/** The answer and the reason that decided it, as the decisions counter labels them. */
+function decisiveOf(v: Verdict): { outcome: string; reason: string } {
+  const decisive = v.results.find((r) => r.allow === v.allow) ?? v.results[0];
+  return { outcome: v.allow ? 'allow' : 'deny', reason: decisive?.reason ?? 'none' };
 }
 
 /** What every account judged by one call shares, for its audit records. */
