@@ -5,8 +5,27 @@ import { decodedBody, requestIdOf, sendJson } from '../platform/http/middleware'
 import { mounter } from '../platform/http/route';
 import { FILTER_TRAILERS } from './decision.contract';
 import { decisionRoutes as routes } from './decision.schema';
-import type { Caller, DecisionService } from './decision.service';
+import type { BatchDecision, Caller, Decision, DecisionService } from './decision.service';
 import { filterRecords } from './filter';
+
+/*
+ * The answers with their times as text: JSON.stringify calls each Date's toJSON on a slow path, which made encoding
+ * a single decision about twice as slow. The bytes are the same.
+ */
+const iso = (d: Date | undefined) => d?.toISOString();
+
+const decisionJson = (d: Decision) => ({
+  ...d,
+  evaluatedAt: iso(d.evaluatedAt),
+  validUntil: iso(d.validUntil),
+  results: d.results.map((r) => (r.allow && r.expiresAt ? { ...r, expiresAt: iso(r.expiresAt) } : r)),
+});
+
+const batchJson = (b: BatchDecision) => ({
+  ...b,
+  evaluatedAt: iso(b.evaluatedAt),
+  results: b.results.map((r) => (r.validUntil ? { ...r, validUntil: iso(r.validUntil) } : r)),
+});
 
 const callerOf = (res: Response): Caller => ({ principal: principalOf(res), requestId: requestIdOf(res) });
 
@@ -19,11 +38,11 @@ export function decisionRouter({ decisions, verifier }: { decisions: DecisionSer
   });
 
   route(routes.decide, async ({ body }, _req, res) => {
-    sendJson(res, await decisions.decide(callerOf(res), body));
+    sendJson(res, decisionJson(await decisions.decide(callerOf(res), body)));
   });
 
   route(routes.decideBatch, async ({ body }, _req, res) => {
-    sendJson(res, await decisions.decideBatch(callerOf(res), body));
+    sendJson(res, batchJson(await decisions.decideBatch(callerOf(res), body)));
   });
 
   /**
