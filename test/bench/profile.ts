@@ -3,17 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../src/platform/config';
-import { deleteRedisPrefix } from '../support/database';
+import { deleteRedisPrefix, dropDatabase } from '../support/database';
 import { failures, runLoad } from './load';
 import { fillCache, untilCoherent } from './probes';
 import { killAllChildren, mintToken, ROOT, startOptgate } from './processes';
-import { singleDecisions } from './scenarios';
+import { batchDecisions, singleDecisions } from './scenarios';
 import { BENCH_PURPOSE, resetDatabase, seed } from './seed';
 import { type Column, int, num, renderMarkdown } from './table';
 
 /**
- * `npm run bench:profile`: where one instance spends its CPU on single decisions with a warm cache. Seeds
- * optgate_bench, starts optgate under `node --cpu-prof`, fills its cache, loads POST /v1/decisions for the given
+ * `npm run bench:profile`: where one instance spends its CPU on decisions with a warm cache. Seeds optgate_profile,
+ * starts optgate under `node --cpu-prof`, fills its cache, loads POST /v1/decisions (or /batch) for the given
  * seconds, stops it, and prints the profile's top frames by self time and the same time by area (optgate's own
  * components, each package, node's internals, the garbage collector). The whole life of the process is in the
  * profile (start, the cache fill): with a load of 20 s or more they are a small part of it.
@@ -23,14 +23,17 @@ const USAGE = `usage: npm run bench:profile -- [options]
 
   --accounts N        accounts to seed (default 20000)
   --duration SECONDS  load on single decisions (default 20)
-  --connections C     concurrent connections (default 64)
+  --connections C     concurrent connections (default 64; 4 for batches, as npm run bench)
   --audit on|off      decisions durably recorded, as deployed (default on), or not
+  --endpoint single|batch
+                      POST /v1/decisions (default), or /v1/decisions/batch with 10,000 accounts a call
   --top N             frames to list (default 25)
   --keep DIR          keep the .cpuprofile in DIR (for a flame graph tool)
 `;
 
-const DATABASE_URL = 'postgres://localhost:5432/optgate_bench';
-const REDIS_PREFIX = 'optgate-bench';
+/** Its own database and keys, dropped at the end: never npm run bench's. */
+const DATABASE_URL = 'postgres://localhost:5432/optgate_profile';
+const REDIS_PREFIX = 'optgate-profile';
 const log = (message: string) => process.stderr.write(`[profile] ${message}\n`);
 
 interface ProfileNode {
@@ -99,8 +102,9 @@ async function main(argv: string[]): Promise<number> {
     options: {
       accounts: { type: 'string', default: '20000' },
       duration: { type: 'string', default: '20' },
-      connections: { type: 'string', default: '64' },
+      connections: { type: 'string' },
       audit: { type: 'string', default: 'on' },
+      endpoint: { type: 'string', default: 'single' },
       top: { type: 'string', default: '25' },
       keep: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -112,17 +116,23 @@ async function main(argv: string[]): Promise<number> {
   }
   const accounts = Number(values.accounts);
   const duration = Number(values.duration);
-  const connections = Number(values.connections);
   const top = Number(values.top);
-  for (const [name, n] of Object.entries({ accounts, duration, connections, top })) {
+  for (const [name, n] of Object.entries({ accounts, duration, top })) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer\n\n${USAGE}`);
   }
   if (values.audit !== 'on' && values.audit !== 'off') throw new Error(`--audit: on or off\n\n${USAGE}`);
+  const batch = values.endpoint === 'batch';
+  if (!batch && values.endpoint !== 'single') throw new Error(`--endpoint: single or batch\n\n${USAGE}`);
+  const what = `${batch ? 'batch' : 'single'} decisions (audit ${values.audit})`;
+  const connections = Number(values.connections ?? (batch ? 4 : 64));
+  if (!Number.isInteger(connections) || connections < 1) throw new Error(`--connections: a positive integer`);
+  const perCall = batch ? Math.min(10_000, accounts) : 1;
 
   const keysDir = mkdtempSync(path.join(os.tmpdir(), 'optgate-profile-keys-'));
   const profileDir = values.keep ?? mkdtempSync(path.join(os.tmpdir(), 'optgate-profile-'));
+  // The same resolution as the service: the user name filled into the URL.
+  const config = loadConfig({ DATABASE_URL, KEYS_DIR: keysDir, PGUSER: process.env.PGUSER, LOG_LEVEL: 'warn' });
   try {
-    const config = loadConfig({ DATABASE_URL, KEYS_DIR: keysDir, PGUSER: process.env.PGUSER, LOG_LEVEL: 'warn' });
     log(`resetting ${new URL(config.db.url).pathname.slice(1)} and seeding ${int(accounts)} accounts`);
     await resetDatabase(config.db.url);
     await deleteRedisPrefix(REDIS_PREFIX);
@@ -141,9 +151,11 @@ async function main(argv: string[]): Promise<number> {
       await untilCoherent([service.url]);
       const token = await mintToken(env, 'bench', 'decisions', [BENCH_PURPOSE]);
       await fillCache(service.url, token, data, 10_000, 2);
-      log(`single decisions, audit ${values.audit}: ${connections} connections for ${duration} s`);
+      log(`${what}: ${connections} connections for ${duration} s`);
       result = await runLoad({
-        ...singleDecisions(service.url, token, data, 2),
+        ...(batch
+          ? batchDecisions(service.url, token, data, 2, perCall)
+          : singleDecisions(service.url, token, data, 2)),
         connections,
         duration,
         warmup: 0,
@@ -161,8 +173,9 @@ async function main(argv: string[]): Promise<number> {
       { header: 'samples', align: 'right', value: (s) => int(s.samples) },
     ];
     const out = [
-      `Single decisions (audit ${values.audit}), ${int(accounts)} accounts, ${connections} connections, ${duration} s:`,
-      `${int(result.ok)} answered 2xx, ${num(result.ok / duration)} req/s, p99 ${num(result.latencyMs.p99)} ms` +
+      `${what}, ${int(accounts)} accounts, ${connections} connections, ${duration} s:`,
+      `${int(result.ok)} answered 2xx, ${num(result.ok / duration)} req/s, ${num((result.ok * perCall) / duration)} ` +
+        `decisions/s, p99 ${num(result.latencyMs.p99)} ms` +
         ` (the profiler slows the process; compare with npm run bench only in kind).`,
       `Busy ${int(summary.busy)} of ${int(summary.total)} samples; shares below are of the busy ones.`,
       '',
@@ -187,6 +200,8 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     rmSync(keysDir, { recursive: true, force: true });
     if (!values.keep) rmSync(profileDir, { recursive: true, force: true });
+    await dropDatabase(config.db.url).catch(() => undefined);
+    await deleteRedisPrefix(REDIS_PREFIX).catch(() => undefined);
   }
 }
 
