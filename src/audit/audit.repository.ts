@@ -155,7 +155,8 @@ export const groupCommitSession = (client: pg.PoolClient): ChainSession => ({
         h.decisionId,
         h.endpoint,
         h.clientId,
-        h.requestId,
+        // The same id twice (a single decision of a request whose id optgate issued) is stored once.
+        h.requestId === h.decisionId ? null : h.requestId,
         h.purpose,
         h.categories.join(','),
         h.recipient ?? null,

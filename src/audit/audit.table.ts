@@ -83,7 +83,8 @@ export interface AuditDecisionTable {
   decision_id: string;
   endpoint: DecisionEndpoint;
   client_id: string;
-  request_id: string;
+  /** Null: the same as decision_id (migration 0021). */
+  request_id: string | null;
   purpose: string;
   /** The categories asked about, comma-separated, in the request's order. */
   categories: string;

@@ -50,7 +50,7 @@ const headerOf = (h: AuditDecisionRow): DecisionHeader => ({
   decisionId: h.decision_id,
   endpoint: h.endpoint,
   clientId: h.client_id,
-  requestId: h.request_id,
+  requestId: h.request_id ?? h.decision_id,
   purpose: h.purpose,
   categories: h.categories.split(','),
   ...(h.recipient === null ? {} : { recipient: h.recipient }),

@@ -1,7 +1,7 @@
 import { type Response, Router } from 'express';
 import { principalOf } from '../platform/auth/middleware';
 import type { TokenVerifier } from '../platform/auth/tokens';
-import { decodedBody, requestIdOf, sendJson } from '../platform/http/middleware';
+import { decodedBody, issuedRequestIdOf, requestIdOf, sendJson } from '../platform/http/middleware';
 import { mounter } from '../platform/http/route';
 import { FILTER_TRAILERS } from './decision.contract';
 import { decisionRoutes as routes } from './decision.schema';
@@ -27,7 +27,11 @@ const batchJson = (b: BatchDecision) => ({
   results: b.results.map((r) => (r.validUntil ? { ...r, validUntil: iso(r.validUntil) } : r)),
 });
 
-const callerOf = (res: Response): Caller => ({ principal: principalOf(res), requestId: requestIdOf(res) });
+const callerOf = (res: Response): Caller => ({
+  principal: principalOf(res),
+  requestId: requestIdOf(res),
+  issuedRequestId: issuedRequestIdOf(res),
+});
 
 export function decisionRouter({ decisions, verifier }: { decisions: DecisionService; verifier: TokenVerifier }) {
   const router = Router();

@@ -81,6 +81,11 @@ export interface DecisionDeps {
 export interface Caller {
   readonly principal: Principal;
   readonly requestId: string;
+  /**
+   * The request id when optgate issued it (a random UUID for this request alone): a single decision takes it as its
+   * decision id, and its audit header stores the one id once.
+   */
+  readonly issuedRequestId?: string;
 }
 
 /** The subject the engine judges: the account's status and its consents for one purpose. */
@@ -115,7 +120,7 @@ export class DecisionService {
     const evaluatedAt = this.deps.clock();
     const subject = subjectFor(states.get(request.accountId), request.purpose);
     const verdict = evaluate({ ...request, categories }, subject, this.deps.catalog, evaluatedAt);
-    const decisionId = randomUUID();
+    const decisionId = caller.issuedRequestId ?? randomUUID();
     const header = decisionHeader(caller, 'single', decisionId, request, categories, evaluatedAt);
     await this.record(header, [accountVerdict(request.accountId, verdict)]);
     this.count(request.purpose, [verdict]);

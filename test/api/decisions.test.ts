@@ -1,3 +1,4 @@
+import { auditRows } from '../support/audit';
 import { adminToken, createAccount, decide, putConsents, uniqueId } from '../support/fixtures';
 import { call, startTestService, type TestService } from '../support/harness';
 
@@ -267,6 +268,55 @@ describe('POST /v1/decisions: the decision table', () => {
       categories: ['billing_info', 'billing_info'],
     });
     expect(r.body.results).toEqual([{ category: 'billing_info', allow: true, reason: 'exception' }]);
+  });
+});
+
+describe('the decision id and the request id', () => {
+  const ask = (accountId: string, headers: Record<string, string> = {}) =>
+    call(svc.url, 'POST', '/v1/decisions', {
+      token: admin,
+      headers,
+      body: { accountId, purpose: 'ad_targeting', categories: ['web_browsing_history'] },
+    });
+  const headerOf = async (decisionId: string) =>
+    (await svc.sql.query('select request_id from audit_decisions where decision_id = $1', [decisionId])).rows;
+  const recordOf = async (decisionId: string) =>
+    (await auditRows(svc.databaseUrl, (r) => r.type === 'decision' && r.data.decisionId === decisionId))[0]!;
+
+  it("without the caller's X-Request-Id: one id, optgate's, for both; the audit header stores it once", async () => {
+    const id = await createAccount(svc, admin);
+    const r = await ask(id);
+    expect(r.status).toBe(200);
+    expect(r.body.decisionId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(r.headers.get('x-request-id')).toBe(r.body.decisionId);
+    expect(await headerOf(r.body.decisionId)).toEqual([{ request_id: null }]);
+    // The record is whole: it names the request, and its hash verifies (auditRows rebuilds it; chain-db checks).
+    expect((await recordOf(r.body.decisionId)).data).toMatchObject({
+      decisionId: r.body.decisionId,
+      requestId: r.body.decisionId,
+    });
+    // Each request its own id.
+    expect((await ask(id)).body.decisionId).not.toBe(r.body.decisionId);
+  });
+
+  it("with the caller's X-Request-Id: kept as the request id, never used as the decision id", async () => {
+    const id = await createAccount(svc, admin);
+    const mine = uniqueId('pipeline-request');
+    const first = await ask(id, { 'x-request-id': mine });
+    const second = await ask(id, { 'x-request-id': mine });
+    expect(first.headers.get('x-request-id')).toBe(mine);
+    expect(first.body.decisionId).not.toBe(mine);
+    expect(second.body.decisionId).not.toBe(first.body.decisionId);
+    expect(await headerOf(first.body.decisionId)).toEqual([{ request_id: mine }]);
+    expect((await recordOf(first.body.decisionId)).data).toMatchObject({
+      decisionId: first.body.decisionId,
+      requestId: mine,
+    });
+    // A caller's id that is itself a UUID is still the caller's: stored, not taken as the decision's.
+    const uuid = '0b6d4a8e-2f41-4c1e-9d7a-5b3c2a1f0e9d';
+    const third = await ask(id, { 'x-request-id': uuid });
+    expect(third.body.decisionId).not.toBe(uuid);
+    expect(await headerOf(third.body.decisionId)).toEqual([{ request_id: uuid }]);
   });
 });
 

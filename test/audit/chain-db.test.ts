@@ -269,6 +269,19 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     await expectTampered(url, target.seq, /altered: the content does not match its hash/);
   });
 
+  it("a single decision's request id, stored once as its decision id, given another behind the log's back", async () => {
+    const url = await copy();
+    const target = first('single', { outcome: 'deny', before: c1 });
+    // Written without an X-Request-Id: optgate issued the request id, and it is the decision id, stored once.
+    expect(target.data.requestId).toBe(target.data.decisionId);
+    await asAttacker(url, (c) =>
+      c.query(`update audit_decisions set request_id = 'another-request' where seq = $1 and request_id is null`, [
+        target.seq,
+      ]),
+    );
+    await expectTampered(url, target.seq, /altered: the content does not match its hash/);
+  });
+
   it('a changed payload: a deny of a batch turned into an allow of another account', async () => {
     const url = await copy();
     const target = first('batch', { outcome: 'deny', after: c1, before: c2 });

@@ -10,11 +10,17 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export const requestIdOf = (res: Response): string => res.locals.requestId as string;
 
+/** The request id when optgate issued it (a random UUID, used once): undefined when the caller sent its own. */
+export const issuedRequestIdOf = (res: Response): string | undefined =>
+  res.locals.requestIdIssued === true ? requestIdOf(res) : undefined;
+
 /** Accepts a well-formed X-Request-Id from the caller, or makes one; echoes it on the response. */
 export const requestId: RequestHandler = (req, res, next) => {
   const incoming = req.get('x-request-id');
-  const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  const issued = !(incoming && REQUEST_ID.test(incoming));
+  const id = issued ? randomUUID() : incoming;
   res.locals.requestId = id;
+  res.locals.requestIdIssued = issued;
   res.setHeader('x-request-id', id);
   next();
 };
