@@ -10,10 +10,7 @@ import { Counter, type Registry } from 'prom-client';
 type Labels<L extends string> = Readonly<Record<L, string>>;
 
 /** A label set's key: its values in labelNames order (built without an array: it is built per update). */
-function keyOf<K extends string | number>(
-  names: readonly K[],
-  labels: Readonly<Record<K, string | undefined>>,
-): string {
+function keyOf<L extends string>(names: readonly L[], labels: Readonly<Record<L, string | undefined>>): string {
   let key = '';
   for (const name of names) key += `${labels[name]}\u0000`;
   return key;
@@ -79,14 +76,12 @@ export class HotHistogram<L extends string> {
   }
 
   private seriesOf(values: readonly (string | undefined)[]): HistogramSeries {
-    const key = keyOf(
-      values.map((_, i) => i),
-      values,
-    );
+    if (values.length !== this.labelNames.length || values.some((v) => typeof v !== 'string'))
+      throw new Error(`${this.name}: labels ${this.labelNames.join(', ')} are required`);
+    // keyOf's key, from the values in order.
+    const key = values.map((v) => `${v}\u0000`).join('');
     let s = this.series.get(key);
     if (!s) {
-      if (values.length !== this.labelNames.length || values.some((v) => typeof v !== 'string'))
-        throw new Error(`${this.name}: labels ${this.labelNames.join(', ')} are required`);
       const labels = Object.fromEntries(this.labelNames.map((l, i) => [l, values[i]!]));
       s = { labels, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
       this.series.set(key, s);

@@ -298,22 +298,9 @@ export class DecisionService {
     return [...new Set(categories)];
   }
 
-  /** One counter update per (outcome, reason), not per account: a batch has 10,000 verdicts. */
+  /** Each verdict counted by its outcome and deciding reason (a HotCounter: a map update, not prom-client's). */
   private count(purpose: string, verdicts: readonly Verdict[]): void {
-    const { decisions } = this.deps.metrics;
-    if (verdicts.length === 1) {
-      decisions.inc({ purpose, ...decisiveOf(verdicts[0]!) });
-      return;
-    }
-    const tally = new Map<string, { outcome: string; reason: string; n: number }>();
-    for (const v of verdicts) {
-      const { outcome, reason } = decisiveOf(v);
-      const key = `${outcome} ${reason}`;
-      const t = tally.get(key);
-      if (t) t.n++;
-      else tally.set(key, { outcome, reason, n: 1 });
-    }
-    for (const { outcome, reason, n } of tally.values()) decisions.inc({ purpose, outcome, reason }, n);
+    for (const v of verdicts) this.deps.metrics.decisions.inc({ purpose, ...decisiveOf(v) });
   }
 }
 
