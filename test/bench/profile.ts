@@ -95,6 +95,16 @@ export function summarise(profile: CpuProfile): { busy: number; total: number; f
   return { busy, total: profile.samples.length, frames: shares(frames), areas: shares(areas) };
 }
 
+/** The audit's group commits over the whole run, from the instance's metrics: how long each took, how many records. */
+function groupCommits(metrics: string): string | undefined {
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN);
+  const commits = value('optgate_audit_commit_seconds_count');
+  if (!(commits > 0)) return undefined;
+  const ms = (value('optgate_audit_commit_seconds_sum') / commits) * 1000;
+  const records = value('optgate_audit_commit_records_sum') / commits;
+  return `Audit group commits: ${int(commits)}, on average ${num(ms)} ms and ${num(records)} records each.`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -147,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
     };
     const service = await startOptgate(env, `optgate (audit ${values.audit}, profiled)`);
     let result: Awaited<ReturnType<typeof runLoad>>;
+    let commits: string | undefined;
     try {
       await untilCoherent([service.url]);
       const token = await mintToken(env, 'bench', 'decisions', [BENCH_PURPOSE]);
@@ -160,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
         duration,
         warmup: 0,
       });
+      commits = groupCommits(await (await fetch(`${service.url}/metrics`)).text());
     } finally {
       await service.stop();
     }
@@ -177,6 +189,7 @@ async function main(argv: string[]): Promise<number> {
       `${int(result.ok)} answered 2xx, ${num(result.ok / duration)} req/s, ${num((result.ok * perCall) / duration)} ` +
         `decisions/s, p99 ${num(result.latencyMs.p99)} ms` +
         ` (the profiler slows the process; compare with npm run bench only in kind).`,
+      ...(commits ? [commits] : []),
       `Busy ${int(summary.busy)} of ${int(summary.total)} samples; shares below are of the busy ones.`,
       '',
       `Top ${top} frames by self time:`,
