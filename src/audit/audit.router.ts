@@ -87,7 +87,8 @@ export function auditRouter({ audit, exports: exportService, verifier, catalog }
     res.setHeader('content-disposition', `attachment; filename="optgate-audit-${id}.${file.format}"`);
     res.setHeader('x-content-sha256', file.sha256);
     // pipeline ends the response, and stops reading chunks when the caller hangs up (which is not an error of ours).
-    // One 1 MiB chunk read ahead, not Readable.from's default of 16: a download holds a few MiB, however many run.
+    // One piece read ahead, not Readable.from's default of 16; a stored chunk (1 MiB) is read at a time: a download
+    // holds a few MiB, however many run.
     await pipeline(Readable.from(exportService.download(id), { highWaterMark: 1 }), res).catch(
       (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;

@@ -120,13 +120,13 @@ export class ExportService {
     return e.manifest;
   }
 
-  /** The file's chunks in order, fetched one at a time. */
+  /** The file in order, a chunk fetched at a time (in pieces: see findChunk). */
   async *download(id: string): AsyncGenerator<Buffer> {
     await this.completed(id);
     for (let n = 0; ; n++) {
-      const chunk = await repo.findChunk(this.db, id, n);
-      if (!chunk) return;
-      yield chunk;
+      const pieces = await repo.findChunk(this.db, id, n);
+      if (!pieces) return;
+      yield* pieces;
     }
   }
 
