@@ -269,7 +269,7 @@ describe('tampering is detected: `audit verify --db` exits 1 naming the first ba
     await expectTampered(url, target.seq, /altered: the content does not match its hash/);
   });
 
-  it("a single decision's request id, stored once as its decision id, given another behind the log's back", async () => {
+  it("a single decision's request id (stored once, as its decision id) changed behind the log's back", async () => {
     const url = await copy();
     const target = first('single', { outcome: 'deny', before: c1 });
     // Written without an X-Request-Id: optgate issued the request id, and it is the decision id, stored once.
