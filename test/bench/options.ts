@@ -55,19 +55,20 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     }
   })();
   if (values.help) return 'help';
-  const connections = int('--connections', values.connections, 64, 1, 10_000);
+  const connections = intOption('--connections', values.connections, 64, 1, 10_000);
   return {
-    accounts: int('--accounts', values.accounts, 100_000, 1, 50_000_000),
-    duration: int('--duration', values.duration, 10, 1, 3600),
-    warmup: int('--warmup', values.warmup, 2, 0, 600),
+    accounts: intOption('--accounts', values.accounts, 100_000, 1, 50_000_000),
+    duration: intOption('--duration', values.duration, 10, 1, 3600),
+    warmup: intOption('--warmup', values.warmup, 2, 0, 600),
     connections,
-    batchConnections: int('--batch-connections', values['batch-connections'], 4, 1, 10_000),
-    batchSize: int('--batch-size', values['batch-size'], 10_000, 1, 10_000),
-    seed: int('--seed', values.seed, 1, 0, 2 ** 31 - 1),
+    batchConnections: intOption('--batch-connections', values['batch-connections'], 4, 1, 10_000),
+    batchSize: intOption('--batch-size', values['batch-size'], 10_000, 1, 10_000),
+    seed: intOption('--seed', values.seed, 1, 0, 2 ** 31 - 1),
   };
 }
 
-function int(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+/** An integer option from min to max (underscores allowed: 1_000_000), or the fallback when absent. */
+export function intOption(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   const n = Number(text.replace(/_/g, ''));
   if (!Number.isInteger(n) || n < min || n > max)

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../../src/platform/config';
 import { deleteRedisPrefix, dropDatabase } from '../support/database';
 import { failures, runLoad } from './load';
+import { intOption } from './options';
 import { fillCache, untilCoherent } from './probes';
 import { killAllChildren, mintToken, ROOT, startOptgate } from './processes';
 import { batchDecisions, singleDecisions } from './scenarios';
@@ -110,12 +111,12 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     strict: true,
     options: {
-      accounts: { type: 'string', default: '20000' },
-      duration: { type: 'string', default: '20' },
+      accounts: { type: 'string' },
+      duration: { type: 'string' },
       connections: { type: 'string' },
       audit: { type: 'string', default: 'on' },
       endpoint: { type: 'string', default: 'single' },
-      top: { type: 'string', default: '25' },
+      top: { type: 'string' },
       keep: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -124,18 +125,14 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const accounts = Number(values.accounts);
-  const duration = Number(values.duration);
-  const top = Number(values.top);
-  for (const [name, n] of Object.entries({ accounts, duration, top })) {
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer\n\n${USAGE}`);
-  }
+  const accounts = intOption('--accounts', values.accounts, 20_000, 1, 50_000_000);
+  const duration = intOption('--duration', values.duration, 20, 1, 3600);
+  const top = intOption('--top', values.top, 25, 1, 1000);
   if (values.audit !== 'on' && values.audit !== 'off') throw new Error(`--audit: on or off\n\n${USAGE}`);
   const batch = values.endpoint === 'batch';
   if (!batch && values.endpoint !== 'single') throw new Error(`--endpoint: single or batch\n\n${USAGE}`);
   const what = `${batch ? 'batch' : 'single'} decisions (audit ${values.audit})`;
-  const connections = Number(values.connections ?? (batch ? 4 : 64));
-  if (!Number.isInteger(connections) || connections < 1) throw new Error(`--connections: a positive integer`);
+  const connections = intOption('--connections', values.connections, batch ? 4 : 64, 1, 10_000);
   const perCall = batch ? Math.min(10_000, accounts) : 1;
 
   const keysDir = mkdtempSync(path.join(os.tmpdir(), 'optgate-profile-keys-'));

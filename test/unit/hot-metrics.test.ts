@@ -8,20 +8,14 @@ const ROUTES = ['/v1/decisions', '/v1/decisions/batch', '/readyz'];
 describe('the hot-path metrics are exposed exactly as prom-client exposes the same updates', () => {
   it('a histogram: by labels, through children, values on bucket bounds and beyond the last', async () => {
     const [ours, theirs] = [new Registry(), new Registry()];
-    const hot = new HotHistogram({
+    const options = {
       name: 'x_seconds',
       help: 'Test',
       labelNames: ['method', 'route', 'status'] as const,
       buckets: BUCKETS,
-      registers: [ours],
-    });
-    const reference = new Histogram({
-      name: 'x_seconds',
-      help: 'Test',
-      labelNames: ['method', 'route', 'status'] as const,
-      buckets: BUCKETS,
-      registers: [theirs],
-    });
+    };
+    const hot = new HotHistogram({ ...options, registers: [ours] });
+    const reference = new Histogram({ ...options, registers: [theirs] });
     const rand = prng(7);
     const child = hot.labels('GET', '/readyz', '200');
     for (let i = 0; i < 5000; i++) {
@@ -47,18 +41,9 @@ describe('the hot-path metrics are exposed exactly as prom-client exposes the sa
 
   it('a counter: increments added up until the scrape, then handed over', async () => {
     const [ours, theirs] = [new Registry(), new Registry()];
-    const hot = new HotCounter({
-      name: 'y_total',
-      help: 'Test',
-      labelNames: ['purpose', 'outcome'] as const,
-      registers: [ours],
-    });
-    const reference = new Counter({
-      name: 'y_total',
-      help: 'Test',
-      labelNames: ['purpose', 'outcome'] as const,
-      registers: [theirs],
-    });
+    const options = { name: 'y_total', help: 'Test', labelNames: ['purpose', 'outcome'] as const };
+    const hot = new HotCounter({ ...options, registers: [ours] });
+    const reference = new Counter({ ...options, registers: [theirs] });
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 100; i++) {
         const labels = { purpose: i % 2 ? 'ad_targeting' : 'data_sale', outcome: i % 5 ? 'allow' : 'deny' };
